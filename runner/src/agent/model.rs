@@ -1,0 +1,344 @@
+//! A client for any OpenAI-compatible Chat Completions endpoint, with tool calling.
+//!
+//! The key is sent only in the `Authorization` header of requests to the configured endpoint;
+//! it is never given to a sandbox, printed or logged.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::secret::Secret;
+
+/// Where and how to reach the model.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub request_timeout: Duration,
+    /// How many times a transient failure is retried.
+    pub max_retries: u32,
+    /// First back-off delay; doubles on each retry, at most 30 s.
+    pub retry_base: Duration,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:11434/v1".into(),
+            model: "gpt-4o-mini".into(),
+            api_key: None,
+            request_timeout: Duration::from_secs(300),
+            max_retries: 4,
+            retry_base: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One chat message, in the wire format.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Message {
+    System {
+        content: String,
+    },
+    User {
+        content: String,
+    },
+    Assistant {
+        #[serde(default)]
+        content: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool {
+        tool_call_id: String,
+        content: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FunctionCall {
+    pub name: String,
+    /// A JSON document as a string (the standard); some servers send an object, which is
+    /// re-encoded when read.
+    #[serde(deserialize_with = "string_or_json")]
+    pub arguments: String,
+}
+
+fn string_or_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
+/// How one rollout samples, so that the N rollouts differ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub seed: u64,
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    tools: &'a Value,
+    tool_choice: &'static str,
+    temperature: f32,
+    seed: u64,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ResponseMessage,
+}
+
+#[derive(Deserialize)]
+struct ResponseMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+}
+
+/// What the model said on one turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub content: Option<String>,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModelError {
+    #[error("the model endpoint could not be reached: {0}")]
+    Unreachable(String),
+    #[error("the model request timed out")]
+    Timeout,
+    #[error("the model endpoint is rate-limiting us (HTTP {status})")]
+    RateLimited {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("the model endpoint failed (HTTP {status}): {body}")]
+    Server { status: u16, body: String },
+    #[error("the model endpoint refused the request (HTTP {status}): {body}")]
+    Rejected { status: u16, body: String },
+    #[error("the model endpoint answered with something that is not a chat completion: {0}")]
+    Garbage(String),
+}
+
+impl ModelError {
+    /// Whether trying again may help. Exhaustive on purpose: a new kind of error must decide.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ModelError::Unreachable(_)
+            | ModelError::Timeout
+            | ModelError::RateLimited { .. }
+            | ModelError::Server { .. }
+            | ModelError::Garbage(_) => true,
+            ModelError::Rejected { .. } => false,
+        }
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// A Chat Completions client.
+#[derive(Clone)]
+pub struct ModelClient {
+    config: ModelConfig,
+    http: reqwest::Client,
+}
+
+impl ModelClient {
+    pub fn new(config: ModelConfig) -> Result<Self, ModelError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| ModelError::Unreachable(e.to_string()))?;
+        Ok(Self { config, http })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        )
+    }
+
+    /// One request, no retries.
+    pub async fn chat_once(
+        &self,
+        messages: &[Message],
+        tools: &Value,
+        sampling: Sampling,
+    ) -> Result<Reply, ModelError> {
+        let body = ChatRequest {
+            model: &self.config.model,
+            messages,
+            tools,
+            tool_choice: "auto",
+            temperature: sampling.temperature,
+            seed: sampling.seed,
+        };
+        let mut req = self.http.post(self.url()).json(&body);
+        if let Some(key) = self.config.api_key.as_ref().filter(|k| !k.is_empty()) {
+            req = req.bearer_auth(key.expose());
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                ModelError::Timeout
+            } else {
+                ModelError::Unreachable(e.without_url().to_string())
+            }
+        })?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = resp.text().await.map_err(|e| {
+            if e.is_timeout() {
+                ModelError::Timeout
+            } else {
+                ModelError::Unreachable(e.without_url().to_string())
+            }
+        })?;
+        match status {
+            200..=299 => {}
+            429 => {
+                return Err(ModelError::RateLimited {
+                    status,
+                    retry_after,
+                });
+            }
+            500..=599 => {
+                return Err(ModelError::Server {
+                    status,
+                    body: excerpt(&text),
+                });
+            }
+            _ => {
+                return Err(ModelError::Rejected {
+                    status,
+                    body: excerpt(&text),
+                });
+            }
+        }
+        let parsed: ChatResponse = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Garbage(format!("{e}; it began: {}", excerpt(&text))))?;
+        let choice = parsed
+            .choices
+            .into_iter()
+            .next()
+            .ok_or_else(|| ModelError::Garbage("no choices in the response".into()))?;
+        Ok(Reply {
+            content: choice.message.content,
+            tool_calls: choice.message.tool_calls.unwrap_or_default(),
+        })
+    }
+
+    /// A request with retries and exponential back-off for transient failures.
+    pub async fn chat(
+        &self,
+        messages: &[Message],
+        tools: &Value,
+        sampling: Sampling,
+    ) -> Result<Reply, ModelError> {
+        let mut attempt = 0;
+        loop {
+            match self.chat_once(messages, tools, sampling).await {
+                Ok(reply) => return Ok(reply),
+                Err(e) if e.is_transient() && attempt < self.config.max_retries => {
+                    let backoff = self.config.retry_base * 2u32.saturating_pow(attempt);
+                    let wait = match &e {
+                        ModelError::RateLimited {
+                            retry_after: Some(after),
+                            ..
+                        } => *after,
+                        _ => backoff,
+                    }
+                    .min(Duration::from_secs(30));
+                    tracing::warn!(error = %e, attempt, ?wait, "model call failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_use_the_wire_format() {
+        let m = Message::Assistant {
+            content: None,
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                kind: "function".into(),
+                function: FunctionCall {
+                    name: "run_command".into(),
+                    arguments: r#"{"command":"ls"}"#.into(),
+                },
+            }],
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["role"], "assistant");
+        assert_eq!(v["tool_calls"][0]["type"], "function");
+        assert_eq!(v["tool_calls"][0]["function"]["arguments"], r#"{"command":"ls"}"#);
+        let t = serde_json::to_value(Message::Tool {
+            tool_call_id: "call_1".into(),
+            content: "ok".into(),
+        })
+        .unwrap();
+        assert_eq!(t, serde_json::json!({"role":"tool","tool_call_id":"call_1","content":"ok"}));
+    }
+
+    #[test]
+    fn object_arguments_are_accepted() {
+        let call: ToolCall = serde_json::from_value(serde_json::json!({
+            "id": "c", "type": "function",
+            "function": {"name": "finish", "arguments": {"summary": "x", "confidence": 1}}
+        }))
+        .unwrap();
+        assert_eq!(call.function.arguments, r#"{"confidence":1,"summary":"x"}"#);
+    }
+}

@@ -1,0 +1,145 @@
+//! threadsmith's runner: sandboxes, the agent loop, best-of-N rollouts and their ranking.
+//!
+//! It knows nothing of chat, of the database or of GitHub. It is given a task plan (the spec as
+//! Markdown, the repository's settings, a seed made from the base commit) and reports what
+//! happens as [`RolloutEvent`]s and, at the end, [`RolloutResult`]s.
+
+pub mod agent;
+pub mod image;
+pub mod output;
+pub mod rank;
+pub mod repo;
+pub mod rollout;
+pub mod sandbox;
+pub mod secret;
+pub mod types;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use agent::model::{ModelClient, ModelConfig, Sampling};
+pub use repo::{PreparedRepo, RepoCache, RepoError, RepoSource};
+pub use sandbox::{Docker, Limits, SandboxError};
+pub use types::*;
+
+/// Runs rollouts. Holds the Docker connection and, for the built-in agent, the model client;
+/// nothing else (no chat or GitHub credentials).
+#[derive(Clone)]
+pub struct Runner {
+    docker: Docker,
+    model: Option<ModelClient>,
+}
+
+/// The sampling of rollout `index` (from 1): seeds and temperatures differ between rollouts.
+pub fn sampling_for(index: u32, temperatures: &[f32], base_seed: u64) -> Sampling {
+    let temperature = if temperatures.is_empty() {
+        0.7
+    } else {
+        temperatures[(index as usize - 1) % temperatures.len()]
+    };
+    Sampling {
+        temperature,
+        seed: base_seed + u64::from(index),
+    }
+}
+
+impl Runner {
+    pub fn new(docker: Docker, model: Option<ModelClient>) -> Self {
+        Self { docker, model }
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Makes the task's seed volume (one upload per task).
+    pub async fn prepare_seed(
+        &self,
+        task_id: &str,
+        cache: &RepoCache,
+        repo: &PreparedRepo,
+        image: &str,
+    ) -> Result<String, SeedError> {
+        self.docker.require_image(image).await?;
+        let archive = cache.seed_archive(repo).await?;
+        Ok(self.docker.create_seed(task_id, image, archive).await?)
+    }
+
+    /// Runs the given rollouts concurrently. Each ends with a result, whatever happens to the
+    /// others; the results come back in rollout order.
+    pub async fn run_rollouts(
+        &self,
+        plan: Arc<TaskPlan>,
+        rollouts: Vec<(u32, Sampling)>,
+        events: UnboundedSender<RolloutEvent>,
+        cancel: CancellationToken,
+    ) -> Vec<RolloutResult> {
+        let mut set = JoinSet::new();
+        for (index, sampling) in rollouts.iter().copied() {
+            let runner = self.clone();
+            let plan = plan.clone();
+            let events = events.clone();
+            let cancel = cancel.clone();
+            set.spawn(async move {
+                rollout::run_rollout(
+                    &runner.docker,
+                    runner.model.as_ref(),
+                    &plan,
+                    index,
+                    sampling,
+                    &events,
+                    &cancel,
+                )
+                .await
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(result) => results.push(result),
+                Err(e) => tracing::error!(error = %e, "a rollout task died"),
+            }
+        }
+        // A rollout whose task panicked still gets a result.
+        for (index, sampling) in rollouts {
+            if !results.iter().any(|r| r.index == index) {
+                let now = chrono::Utc::now();
+                results.push(RolloutResult {
+                    index,
+                    outcome: Outcome::Errored,
+                    detail: "the rollout crashed inside threadsmith (this is a bug)".into(),
+                    summary: None,
+                    confidence: None,
+                    test: None,
+                    diff: Diff::default(),
+                    commands: Vec::new(),
+                    sampling: Some(sampling),
+                    network: None,
+                    started_at: now,
+                    finished_at: now,
+                    agent_duration: std::time::Duration::ZERO,
+                });
+            }
+        }
+        results.sort_by_key(|r| r.index);
+        results
+    }
+
+    /// Removes every container and volume of the task (its seed included).
+    pub async fn release_task(&self, task_id: &str) {
+        if let Err(e) = self.docker.remove_task(task_id).await {
+            tracing::warn!(task = task_id, error = %e, "could not clean up the task's containers");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+}

@@ -1,0 +1,475 @@
+//! One rollout: a sandbox from the task's seed, an optional setup phase, the agent, the diff
+//! against the base, and the repository's tests — ending in a [`RolloutResult`] whatever happens.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::model::{ModelClient, Sampling};
+use crate::agent::{self, AgentEnd};
+use crate::output::OutputCap;
+use crate::sandbox::{Docker, ExecOutcome, ExecRequest, Sandbox, SandboxError, SandboxSpec};
+use crate::types::{
+    AgentKind, CommandKind, CommandRecord, Diff, FileChange, Outcome, Phase, RolloutEvent,
+    RolloutResult, TaskPlan, TestRun,
+};
+
+/// The largest diff a rollout may produce.
+pub const MAX_DIFF_BYTES: usize = 20 << 20;
+
+/// The state an agent works with: its sandbox, and the record of what it ran.
+pub struct RolloutCtx<'a> {
+    pub sandbox: &'a Sandbox,
+    pub index: u32,
+    pub events: &'a UnboundedSender<RolloutEvent>,
+    pub cancel: &'a CancellationToken,
+    pub command_timeout: Duration,
+    pub commands: Vec<CommandRecord>,
+}
+
+impl RolloutCtx<'_> {
+    pub fn phase(&self, phase: Phase) {
+        let _ = self.events.send(RolloutEvent::Phase {
+            index: self.index,
+            phase,
+        });
+    }
+
+    /// Runs a command in the sandbox and records it as a citation.
+    pub async fn run(
+        &mut self,
+        kind: CommandKind,
+        display: String,
+        req: ExecRequest,
+    ) -> Result<ExecOutcome, SandboxError> {
+        let started_at = Utc::now();
+        let out = self.sandbox.exec(req, self.cancel).await?;
+        let record = CommandRecord {
+            seq: self.commands.len() as u32 + 1,
+            kind,
+            command: display,
+            exit_code: out.exit_code,
+            timed_out: out.timed_out,
+            duration: out.duration,
+            output: out.output.to_text(),
+            output_bytes: out.output.total_bytes,
+            dropped_bytes: out.output.dropped_bytes(),
+            started_at,
+        };
+        self.commands.push(record.clone());
+        let _ = self.events.send(RolloutEvent::Command {
+            index: self.index,
+            record,
+        });
+        Ok(out)
+    }
+}
+
+/// What happened before the sandbox could be used, or while it was used.
+struct Partial {
+    outcome: Outcome,
+    detail: String,
+    summary: Option<String>,
+    confidence: Option<f64>,
+    test: Option<TestRun>,
+    diff: Diff,
+    network: Option<String>,
+    agent_duration: Duration,
+}
+
+impl Partial {
+    fn failed(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            detail: detail.into(),
+            summary: None,
+            confidence: None,
+            test: None,
+            diff: Diff::default(),
+            network: None,
+            agent_duration: Duration::ZERO,
+        }
+    }
+}
+
+/// Runs one rollout to its end. Never fails: every problem becomes the result's outcome.
+pub async fn run_rollout(
+    docker: &Docker,
+    model: Option<&ModelClient>,
+    plan: &TaskPlan,
+    index: u32,
+    sampling: Sampling,
+    events: &UnboundedSender<RolloutEvent>,
+    cancel: &CancellationToken,
+) -> RolloutResult {
+    let started_at = Utc::now();
+    let send_phase = |phase| {
+        let _ = events.send(RolloutEvent::Phase { index, phase });
+    };
+    send_phase(Phase::Starting);
+    let settings = &plan.settings;
+    let external_network = matches!(settings.agent, AgentKind::External { network: true, .. });
+    let spec = SandboxSpec {
+        image: settings.image.clone(),
+        limits: settings.limits.clone(),
+        task_id: plan.task_id.clone(),
+        rollout: index,
+        seed_volume: Some(plan.seed_volume.clone()),
+        start_with_network: (settings.setup.is_some() && settings.setup_network) || external_network,
+    };
+    let (partial, commands) = match docker.create_sandbox(&spec).await {
+        Err(e) => (
+            Partial::failed(
+                Outcome::Errored,
+                format!("could not start the sandbox: {e}"),
+            ),
+            Vec::new(),
+        ),
+        Ok(sandbox) => {
+            let mut ctx = RolloutCtx {
+                sandbox: &sandbox,
+                index,
+                events,
+                cancel,
+                command_timeout: settings.command_timeout,
+                commands: Vec::new(),
+            };
+            let partial = in_sandbox(&mut ctx, model, plan, sampling).await;
+            let commands = std::mem::take(&mut ctx.commands);
+            sandbox.remove().await;
+            (partial, commands)
+        }
+    };
+    send_phase(Phase::Done(partial.outcome));
+    RolloutResult {
+        index,
+        outcome: partial.outcome,
+        detail: partial.detail,
+        summary: partial.summary,
+        confidence: partial.confidence,
+        test: partial.test,
+        diff: partial.diff,
+        commands,
+        sampling: matches!(settings.agent, AgentKind::Builtin { .. }).then_some(sampling),
+        network: partial.network,
+        started_at,
+        finished_at: Utc::now(),
+        agent_duration: partial.agent_duration,
+    }
+}
+
+async fn in_sandbox(
+    ctx: &mut RolloutCtx<'_>,
+    model: Option<&ModelClient>,
+    plan: &TaskPlan,
+    sampling: Sampling,
+) -> Partial {
+    let settings = &plan.settings;
+    let mut network = None;
+
+    // The working copy: the seed's template checkout, copied into the sandbox's own workspace.
+    let copy = ExecRequest::shell(
+        format!("cp -a {}/tree/. {}/", crate::sandbox::SEED, crate::sandbox::WORKSPACE),
+        settings.command_timeout,
+    );
+    match ctx.sandbox.exec(copy, ctx.cancel).await {
+        Ok(o) if o.success() => {}
+        Ok(o) => {
+            return Partial::failed(
+                Outcome::Errored,
+                format!(
+                    "could not put the repository in the sandbox: {}",
+                    o.output.to_text().trim()
+                ),
+            );
+        }
+        Err(e) => return sandbox_failure(e),
+    }
+
+    if let Some(setup) = &settings.setup {
+        ctx.phase(Phase::Setup);
+        let req = ExecRequest::shell(setup.clone(), settings.command_timeout);
+        match ctx.run(CommandKind::Setup, setup.clone(), req).await {
+            Ok(o) if o.success() => {}
+            Ok(o) => {
+                return Partial::failed(
+                    Outcome::Errored,
+                    format!(
+                        "the setup command failed ({})",
+                        exit_words(o.exit_code, o.timed_out)
+                    ),
+                );
+            }
+            Err(e) => return sandbox_failure(e),
+        }
+        if settings.setup_network {
+            network = Some("the setup command had network access (opted in)".to_string());
+            if !matches!(settings.agent, AgentKind::External { network: true, .. })
+                && let Err(e) = ctx.sandbox.cut_network().await
+            {
+                return sandbox_failure(e);
+            }
+        }
+    }
+
+    let agent_started = Instant::now();
+    let deadline = agent_started + settings.rollout_timeout;
+    ctx.phase(Phase::Agent { step: 0 });
+    let end = match &settings.agent {
+        AgentKind::Builtin { max_steps } => match model {
+            Some(model) => {
+                agent::run_builtin(ctx, model, &plan.instructions, sampling, *max_steps, deadline)
+                    .await
+            }
+            None => AgentEnd::Errored {
+                reason: "no model endpoint is configured (set THREADSMITH_MODEL_BASE_URL)".into(),
+            },
+        },
+        AgentKind::External { command, network: net } => {
+            if *net {
+                network = Some(match network {
+                    Some(n) => format!("{n}; the external agent had network access (opted in)"),
+                    None => "the external agent had network access (opted in)".to_string(),
+                });
+            }
+            let end = agent::run_external(ctx, command, &plan.instructions, deadline).await;
+            if *net && let Err(e) = ctx.sandbox.cut_network().await {
+                return sandbox_failure(e);
+            }
+            end
+        }
+    };
+    let agent_duration = agent_started.elapsed();
+    if end == AgentEnd::Cancelled {
+        return Partial::failed(Outcome::Cancelled, "the task was cancelled");
+    }
+
+    ctx.phase(Phase::CollectingDiff);
+    let diff = match collect_diff(ctx).await {
+        Ok(d) => d,
+        Err(DiffError::Cancelled) => {
+            return Partial::failed(Outcome::Cancelled, "the task was cancelled");
+        }
+        Err(DiffError::Failed(why)) => {
+            let mut p = Partial::failed(Outcome::Errored, why);
+            p.agent_duration = agent_duration;
+            p.network = network;
+            if let AgentEnd::Finished {
+                summary,
+                confidence,
+            } = end
+            {
+                p.summary = Some(summary);
+                p.confidence = confidence;
+            }
+            return p;
+        }
+    };
+
+    let mut partial = Partial {
+        outcome: Outcome::Errored,
+        detail: String::new(),
+        summary: None,
+        confidence: None,
+        test: None,
+        diff,
+        network,
+        agent_duration,
+    };
+    match end {
+        AgentEnd::Finished {
+            summary,
+            confidence,
+        } => {
+            partial.summary = Some(summary);
+            partial.confidence = confidence;
+            if partial.diff.is_empty() {
+                partial.outcome = Outcome::GaveUp;
+                partial.detail = "the agent finished without changing any file".into();
+            } else if let Some(test) = &settings.test {
+                ctx.phase(Phase::Testing);
+                let req = ExecRequest::shell(test.clone(), settings.command_timeout);
+                match ctx.run(CommandKind::Test, test.clone(), req).await {
+                    Ok(o) => {
+                        let run = TestRun {
+                            passed: o.success(),
+                            exit_code: o.exit_code,
+                            timed_out: o.timed_out,
+                            output: o.output.to_text(),
+                            duration: o.duration,
+                        };
+                        (partial.outcome, partial.detail) = if run.passed {
+                            (Outcome::Succeeded, "the tests pass".to_string())
+                        } else {
+                            (
+                                Outcome::TestsFailed,
+                                format!("the tests failed ({})", exit_words(o.exit_code, o.timed_out)),
+                            )
+                        };
+                        partial.test = Some(run);
+                    }
+                    Err(SandboxError::Cancelled) => {
+                        partial.outcome = Outcome::Cancelled;
+                        partial.detail = "the task was cancelled".into();
+                    }
+                    Err(e) => {
+                        partial.outcome = Outcome::Errored;
+                        partial.detail = format!("could not run the tests: {e}");
+                    }
+                }
+            } else {
+                partial.outcome = Outcome::Succeeded;
+                partial.detail = "no test command is configured".into();
+            }
+        }
+        AgentEnd::GaveUp { reason } => {
+            partial.outcome = Outcome::GaveUp;
+            partial.detail = reason;
+        }
+        AgentEnd::TimedOut { reason } => {
+            partial.outcome = Outcome::TimedOut;
+            partial.detail = reason;
+        }
+        AgentEnd::Errored { reason } => {
+            partial.outcome = Outcome::Errored;
+            partial.detail = reason;
+        }
+        AgentEnd::Cancelled => {
+            partial.outcome = Outcome::Cancelled;
+            partial.detail = "the task was cancelled".into();
+        }
+    }
+    partial
+}
+
+fn sandbox_failure(e: SandboxError) -> Partial {
+    match e {
+        SandboxError::Cancelled => Partial::failed(Outcome::Cancelled, "the task was cancelled"),
+        e => Partial::failed(Outcome::Errored, e.to_string()),
+    }
+}
+
+fn exit_words(code: Option<i64>, timed_out: bool) -> String {
+    match (code, timed_out) {
+        (_, true) => "timed out".into(),
+        (Some(137), false) => "killed, exit code 137: out of memory?".into(),
+        (Some(c), false) => format!("exit code {c}"),
+        (None, false) => "killed".into(),
+    }
+}
+
+enum DiffError {
+    Cancelled,
+    Failed(String),
+}
+
+const PATCH_SEPARATOR: &[u8] = b"\0--threadsmith-patch--\0";
+
+/// The change against the base, taken with the seed's read-only git directory so that nothing
+/// the agent did to `/workspace/.git` matters.
+async fn collect_diff(ctx: &RolloutCtx<'_>) -> Result<Diff, DiffError> {
+    let script = r#"
+find /tmp -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null
+set -e
+export GIT_DIR=/seed/tree/.git GIT_WORK_TREE=/workspace GIT_INDEX_FILE=/tmp/.ts-index \
+       GIT_OBJECT_DIRECTORY=/tmp/.ts-objects GIT_ALTERNATE_OBJECT_DIRECTORIES=/seed/objects
+if [ ! -d /workspace ]; then echo "the workspace is gone" >&2; exit 3; fi
+cp /seed/tree/.git/index /tmp/.ts-index
+mkdir -p /tmp/.ts-objects
+git add -A
+git diff --cached --no-renames --numstat -z HEAD
+printf '\0--threadsmith-patch--\0'
+git diff --cached --no-renames --binary HEAD
+"#;
+    let mut req = ExecRequest::shell(script, ctx.command_timeout);
+    req.keep_stdout = Some(MAX_DIFF_BYTES);
+    req.cap = OutputCap {
+        head_bytes: 4096,
+        tail_bytes: 4096,
+    };
+    let out = match ctx.sandbox.exec(req, ctx.cancel).await {
+        Ok(o) => o,
+        Err(SandboxError::Cancelled) => return Err(DiffError::Cancelled),
+        Err(e) => return Err(DiffError::Failed(format!("could not collect the diff: {e}"))),
+    };
+    if out.stdout_overflow {
+        return Err(DiffError::Failed(format!(
+            "the change is larger than {} MB, so it was not kept",
+            MAX_DIFF_BYTES >> 20
+        )));
+    }
+    if !out.success() {
+        return Err(DiffError::Failed(format!(
+            "could not collect the diff ({}): {}",
+            exit_words(out.exit_code, out.timed_out),
+            last_line(&out.output.to_text())
+        )));
+    }
+    let stdout = out.stdout.unwrap_or_default();
+    let Some(at) = find(&stdout, PATCH_SEPARATOR) else {
+        return Err(DiffError::Failed(
+            "could not collect the diff: git's output was cut short".into(),
+        ));
+    };
+    let numstat = &stdout[..at];
+    let patch = &stdout[at + PATCH_SEPARATOR.len()..];
+    Ok(Diff {
+        patch: String::from_utf8_lossy(patch).into_owned(),
+        files: parse_numstat(numstat),
+    })
+}
+
+fn last_line(text: &str) -> String {
+    text.trim().lines().last().unwrap_or("").to_string()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses `git diff --numstat -z` (without renames).
+fn parse_numstat(raw: &[u8]) -> Vec<FileChange> {
+    raw.split(|b| *b == 0)
+        .filter(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let text = String::from_utf8_lossy(entry);
+            let mut parts = text.splitn(3, '\t');
+            let added = parts.next()?;
+            let removed = parts.next()?;
+            let path = parts.next()?;
+            Some(FileChange {
+                path: path.to_string(),
+                added: added.parse().ok(),
+                removed: removed.parse().ok(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numstat_is_parsed_with_binary_files() {
+        let raw = b"3\t1\tsrc/a b.rs\0-\t-\timg.png\0";
+        assert_eq!(
+            parse_numstat(raw),
+            vec![
+                FileChange {
+                    path: "src/a b.rs".into(),
+                    added: Some(3),
+                    removed: Some(1)
+                },
+                FileChange {
+                    path: "img.png".into(),
+                    added: None,
+                    removed: None
+                },
+            ]
+        );
+    }
+}

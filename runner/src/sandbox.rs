@@ -1,0 +1,750 @@
+//! Docker sandboxes, through bollard: one container per rollout.
+//!
+//! While an agent works its container has no network, no secret in its environment, a non-root
+//! user, no capabilities, `no-new-privileges`, memory / CPU / pids limits, a read-only root and
+//! size-limited writable `/workspace` and `/tmp`. Every command runs under a time limit and its
+//! output is capped (see [`crate::output`]). Containers and volumes carry labels so that
+//! threadsmith can find its own and remove the orphans of a dead process.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, NetworkDisconnectRequest,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    UploadToContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::output::{CappedBuffer, CappedOutput, OutputCap};
+
+/// Every container and volume threadsmith makes carries this label.
+pub const LABEL_MANAGED: &str = "dev.threadsmith.managed";
+pub const LABEL_TASK: &str = "dev.threadsmith.task";
+pub const LABEL_ROLLOUT: &str = "dev.threadsmith.rollout";
+/// `host:pid` of the process that made the container, to tell orphans from live ones.
+pub const LABEL_OWNER: &str = "dev.threadsmith.owner";
+
+/// The user agents run as inside the sandbox.
+pub const AGENT_USER: &str = "1000:1000";
+/// Where the repository's working copy lives in every sandbox.
+pub const WORKSPACE: &str = "/workspace";
+/// Where the task's read-only seed (base commit objects and a template checkout) is mounted.
+pub const SEED: &str = "/seed";
+/// Extra time the host waits past a command's own limit before it kills every process itself.
+const BACKSTOP: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "cannot reach the Docker engine ({0}). Start Docker, or point DOCKER_HOST at it, and make sure this user may use its socket."
+    )]
+    Unreachable(String),
+    #[error(
+        "the rollout image `{0}` is not in the local Docker engine. Build it with `threadsmith image build` (works offline), or set the repository's `image`."
+    )]
+    ImageMissing(String),
+    #[error("Docker failed while {action}: {source}")]
+    Docker {
+        action: &'static str,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the rollout was cancelled")]
+    Cancelled,
+}
+
+fn docker_err(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
+    move |source| SandboxError::Docker { action, source }
+}
+
+/// Resource limits of one sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub cpus: f64,
+    pub pids: i64,
+    pub workspace_bytes: u64,
+    pub tmp_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 2 << 30,
+            cpus: 1.0,
+            pids: 512,
+            workspace_bytes: 4 << 30,
+            tmp_bytes: 1 << 30,
+        }
+    }
+}
+
+/// What a sandbox is made from.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub image: String,
+    pub limits: Limits,
+    pub task_id: String,
+    pub rollout: u32,
+    /// The task's seed volume, mounted read-only at [`SEED`].
+    pub seed_volume: Option<String>,
+    /// Start attached to Docker's default bridge (for an opted-in setup phase or external agent).
+    /// [`Sandbox::cut_network`] takes it away again.
+    pub start_with_network: bool,
+}
+
+/// A command to run inside a sandbox.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    pub argv: Vec<String>,
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Duration,
+    pub cap: OutputCap,
+    /// Keep stdout whole, up to this many bytes, beside the capped combined output.
+    pub keep_stdout: Option<usize>,
+    pub env: Vec<String>,
+}
+
+impl ExecRequest {
+    /// `bash -c <script>` with the default cap.
+    pub fn shell(script: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            argv: vec!["bash".into(), "-c".into(), script.into()],
+            stdin: None,
+            timeout,
+            cap: OutputCap::default(),
+            keep_stdout: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone)]
+pub struct ExecOutcome {
+    /// `None` when the process was killed by the host before Docker reported an exit code.
+    pub exit_code: Option<i64>,
+    /// stdout and stderr, interleaved as they arrived, head and tail kept.
+    pub output: CappedOutput,
+    /// The whole of stdout when [`ExecRequest::keep_stdout`] asked for it and it fit.
+    pub stdout: Option<Vec<u8>>,
+    /// stdout was asked for whole but was larger than allowed.
+    pub stdout_overflow: bool,
+    pub duration: Duration,
+    pub timed_out: bool,
+}
+
+impl ExecOutcome {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+}
+
+/// A container made by threadsmith, as found by a listing.
+#[derive(Debug, Clone)]
+pub struct ManagedContainer {
+    pub id: String,
+    pub name: String,
+    pub task: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// Connection to the Docker engine.
+#[derive(Clone)]
+pub struct Docker {
+    inner: bollard::Docker,
+}
+
+/// This process, as written in [`LABEL_OWNER`].
+pub fn owner_label() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{host}:{}", std::process::id())
+}
+
+fn owner_is_dead(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return true;
+    };
+    let my_host = owner_label();
+    let same_host = my_host.rsplit_once(':').map(|(h, _)| h) == Some(host);
+    same_host && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn labels(task_id: &str, rollout: Option<u32>) -> HashMap<String, String> {
+    let mut labels = HashMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_TASK.to_string(), task_id.to_string()),
+        (LABEL_OWNER.to_string(), owner_label()),
+    ]);
+    if let Some(k) = rollout {
+        labels.insert(LABEL_ROLLOUT.to_string(), k.to_string());
+    }
+    labels
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+impl Docker {
+    /// Connects with the usual defaults (`DOCKER_HOST`, else the local socket) and pings.
+    pub async fn connect() -> Result<Self, SandboxError> {
+        let inner = bollard::Docker::connect_with_defaults()
+            .map_err(|e| SandboxError::Unreachable(e.to_string()))?;
+        inner
+            .ping()
+            .await
+            .map_err(|e| SandboxError::Unreachable(e.to_string()))?;
+        Ok(Self { inner })
+    }
+
+    pub fn client(&self) -> &bollard::Docker {
+        &self.inner
+    }
+
+    pub async fn server_version(&self) -> Result<String, SandboxError> {
+        let v = self
+            .inner
+            .version()
+            .await
+            .map_err(docker_err("asking its version"))?;
+        Ok(v.version.unwrap_or_else(|| "unknown".into()))
+    }
+
+    pub async fn image_exists(&self, image: &str) -> Result<bool, SandboxError> {
+        match self.inner.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(docker_err("looking up the image")(e)),
+        }
+    }
+
+    pub async fn require_image(&self, image: &str) -> Result<(), SandboxError> {
+        if self.image_exists(image).await? {
+            Ok(())
+        } else {
+            Err(SandboxError::ImageMissing(image.to_string()))
+        }
+    }
+
+    /// Makes the task's seed volume from a tar archive: one upload per task, shared read-only by
+    /// every rollout of it.
+    pub async fn create_seed(
+        &self,
+        task_id: &str,
+        image: &str,
+        archive: Vec<u8>,
+    ) -> Result<String, SandboxError> {
+        let name = format!("threadsmith-seed-{}-{}", short(task_id), short_random());
+        self.inner
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(labels(task_id, None)),
+                ..Default::default()
+            })
+            .await
+            .map_err(docker_err("creating the seed volume"))?;
+        // A short-lived loader container, so that the upload goes into the volume.
+        let loader = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["true".into()]),
+            labels: Some(labels(task_id, None)),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                mounts: Some(vec![Mount {
+                    target: Some(SEED.into()),
+                    source: Some(name.clone()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .inner
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&format!("{name}-loader"))
+                        .build(),
+                ),
+                loader,
+            )
+            .await
+            .map_err(docker_err("creating the seed loader"))?;
+        let upload = self
+            .inner
+            .upload_to_container(
+                &created.id,
+                Some(UploadToContainerOptionsBuilder::default().path(SEED).build()),
+                bollard::body_full(archive.into()),
+            )
+            .await
+            .map_err(docker_err("uploading the repository seed"));
+        self.remove_container(&created.id).await;
+        if let Err(e) = upload {
+            self.remove_volume(&name).await;
+            return Err(e);
+        }
+        Ok(name)
+    }
+
+    /// Creates and starts the sandbox of one rollout.
+    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        let base = format!(
+            "threadsmith-{}-{}-{}",
+            short(&spec.task_id),
+            spec.rollout,
+            short_random()
+        );
+        let workspace_volume = format!("{base}-ws");
+        let limits = &spec.limits;
+        self.inner
+            .create_volume(VolumeCreateRequest {
+                name: Some(workspace_volume.clone()),
+                driver: Some("local".into()),
+                driver_opts: Some(HashMap::from([
+                    ("type".to_string(), "tmpfs".to_string()),
+                    ("device".to_string(), "tmpfs".to_string()),
+                    (
+                        "o".to_string(),
+                        format!(
+                            "size={},uid=1000,gid=1000,mode=0755,nosuid,nodev",
+                            limits.workspace_bytes
+                        ),
+                    ),
+                ])),
+                labels: Some(labels(&spec.task_id, Some(spec.rollout))),
+                ..Default::default()
+            })
+            .await
+            .map_err(docker_err("creating the workspace volume"))?;
+
+        let mut mounts = vec![Mount {
+            target: Some(WORKSPACE.into()),
+            source: Some(workspace_volume.clone()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        }];
+        if let Some(seed) = &spec.seed_volume {
+            mounts.push(Mount {
+                target: Some(SEED.into()),
+                source: Some(seed.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            user: Some(AGENT_USER.into()),
+            working_dir: Some(WORKSPACE.into()),
+            env: Some(sandbox_env()),
+            labels: Some(labels(&spec.task_id, Some(spec.rollout))),
+            host_config: Some(HostConfig {
+                network_mode: Some(if spec.start_with_network {
+                    "bridge".into()
+                } else {
+                    "none".into()
+                }),
+                readonly_rootfs: Some(true),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                memory: Some(limits.memory_bytes),
+                memory_swap: Some(limits.memory_bytes),
+                nano_cpus: Some((limits.cpus * 1e9) as i64),
+                pids_limit: Some(limits.pids),
+                init: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_string(),
+                    format!("rw,nosuid,nodev,size={},mode=1777", limits.tmp_bytes),
+                )])),
+                mounts: Some(mounts),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = match self
+            .inner
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&base).build()),
+                body,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.remove_volume(&workspace_volume).await;
+                return Err(match e {
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404, ..
+                    } => SandboxError::ImageMissing(spec.image.clone()),
+                    e => docker_err("creating the sandbox")(e),
+                });
+            }
+        };
+        let sandbox = Sandbox {
+            docker: self.inner.clone(),
+            id: created.id,
+            name: base,
+            workspace_volume,
+        };
+        if let Err(e) = self.inner.start_container(&sandbox.id, None).await {
+            sandbox.remove().await;
+            return Err(docker_err("starting the sandbox")(e));
+        }
+        Ok(sandbox)
+    }
+
+    /// Every container labelled as threadsmith's.
+    pub async fn list_managed(&self) -> Result<Vec<ManagedContainer>, SandboxError> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_MANAGED}=true")],
+        )]);
+        let list = self
+            .inner
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(docker_err("listing containers"))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                ManagedContainer {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_string(),
+                    task: labels.get(LABEL_TASK).cloned(),
+                    owner: labels.get(LABEL_OWNER).cloned(),
+                }
+            })
+            .collect())
+    }
+
+    /// Removes threadsmith's containers and volumes that `doomed` selects (by task and owner).
+    async fn remove_where(
+        &self,
+        doomed: impl Fn(Option<&str>, Option<&str>) -> bool,
+    ) -> Result<usize, SandboxError> {
+        let mut removed = 0;
+        for c in self.list_managed().await? {
+            if doomed(c.task.as_deref(), c.owner.as_deref()) {
+                self.remove_container(&c.id).await;
+                removed += 1;
+            }
+        }
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_MANAGED}=true")],
+        )]);
+        let volumes = self
+            .inner
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(docker_err("listing volumes"))?;
+        for v in volumes.volumes.unwrap_or_default() {
+            let task = v.labels.get(LABEL_TASK).map(String::as_str);
+            let owner = v.labels.get(LABEL_OWNER).map(String::as_str);
+            if doomed(task, owner) {
+                self.remove_volume(&v.name).await;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the containers and volumes of one task (cancellation, clean-up).
+    pub async fn remove_task(&self, task_id: &str) -> Result<usize, SandboxError> {
+        self.remove_where(|task, _| task == Some(task_id)).await
+    }
+
+    /// Removes containers and volumes whose owning process on this host is gone.
+    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
+        self.remove_where(|_, owner| owner.is_none_or(owner_is_dead))
+            .await
+    }
+
+    async fn remove_container(&self, id: &str) {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(e) = self.inner.remove_container(id, Some(opts)).await
+            && !is_not_found(&e)
+        {
+            tracing::warn!(container = id, error = %e, "could not remove container");
+        }
+    }
+
+    pub async fn remove_volume(&self, name: &str) {
+        remove_volume(&self.inner, name).await
+    }
+}
+
+async fn remove_volume(docker: &bollard::Docker, name: &str) {
+    let opts = RemoveVolumeOptionsBuilder::default().force(true).build();
+    if let Err(e) = docker.remove_volume(name, Some(opts)).await
+        && !is_not_found(&e)
+    {
+        tracing::warn!(volume = name, error = %e, "could not remove volume");
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn short_random() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
+}
+
+/// The whole environment of a sandbox: an allow-list, never the host's.
+fn sandbox_env() -> Vec<String> {
+    [
+        "HOME=/tmp",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG=C.UTF-8",
+        "TERM=dumb",
+        "CI=1",
+        "GIT_AUTHOR_NAME=threadsmith",
+        "GIT_AUTHOR_EMAIL=threadsmith@localhost",
+        "GIT_COMMITTER_NAME=threadsmith",
+        "GIT_COMMITTER_EMAIL=threadsmith@localhost",
+        "GIT_PAGER=cat",
+        "PAGER=cat",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+/// One rollout's container.
+pub struct Sandbox {
+    docker: bollard::Docker,
+    pub id: String,
+    pub name: String,
+    workspace_volume: String,
+}
+
+impl Sandbox {
+    /// Runs a command under its time limit, cancellable, with capped output.
+    ///
+    /// The command runs under `timeout -k 5 <secs>`, which kills its whole process group; if even
+    /// that does not end it, the host kills every process of the sandbox's user after a backstop.
+    pub async fn exec(
+        &self,
+        req: ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutcome, SandboxError> {
+        let started = Instant::now();
+        let secs = req.timeout.as_secs().max(1);
+        let mut argv = vec![
+            "timeout".to_string(),
+            "-k".into(),
+            "5".into(),
+            secs.to_string(),
+        ];
+        argv.extend(req.argv);
+        let exec = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions {
+                    attach_stdin: Some(req.stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv),
+                    env: (!req.env.is_empty()).then_some(req.env),
+                    working_dir: Some(WORKSPACE.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_err("creating a command"))?;
+        let started_exec = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(docker_err("starting a command"))?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started_exec
+        else {
+            return Err(SandboxError::Docker {
+                action: "starting a command",
+                source: bollard::errors::Error::DockerStreamError {
+                    error: "Docker started the command detached".into(),
+                },
+            });
+        };
+        let stdin_task = req.stdin.map(|data| {
+            tokio::spawn(async move {
+                let _ = input.write_all(&data).await;
+                let _ = input.shutdown().await;
+            })
+        });
+
+        let mut combined = CappedBuffer::new(req.cap);
+        let mut stdout = req.keep_stdout.map(|_| Vec::new());
+        let mut stdout_overflow = false;
+        let deadline = tokio::time::Instant::now() + req.timeout + BACKSTOP;
+        let mut killed_by_host = false;
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    self.kill_all().await;
+                    return Err(SandboxError::Cancelled);
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.kill_all().await;
+                    killed_by_host = true;
+                    break;
+                }
+                item = output.next() => match item {
+                    Some(Ok(LogOutput::StdOut { message })) => {
+                        combined.push(&message);
+                        if let (Some(buf), Some(max)) = (stdout.as_mut(), req.keep_stdout) {
+                            if buf.len() + message.len() > max {
+                                stdout_overflow = true;
+                            } else {
+                                buf.extend_from_slice(&message);
+                            }
+                        }
+                    }
+                    Some(Ok(LogOutput::StdErr { message } | LogOutput::Console { message })) => {
+                        combined.push(&message);
+                    }
+                    Some(Ok(LogOutput::StdIn { .. })) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "command output stream ended with an error");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        if let Some(t) = stdin_task {
+            t.abort();
+        }
+        let exit_code = if killed_by_host {
+            None
+        } else {
+            self.docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(docker_err("reading a command's exit code"))?
+                .exit_code
+        };
+        let timed_out = killed_by_host || exit_code == Some(124);
+        Ok(ExecOutcome {
+            exit_code,
+            output: combined.finish(),
+            stdout: if stdout_overflow { None } else { stdout },
+            stdout_overflow,
+            duration: started.elapsed(),
+            timed_out,
+        })
+    }
+
+    /// Kills every process of the sandbox's user (all but the container's init).
+    async fn kill_all(&self) {
+        let killer = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions {
+                    cmd: Some(vec!["kill", "-9", "-1"]),
+                    ..Default::default()
+                },
+            )
+            .await;
+        if let Ok(exec) = killer {
+            let _ = self
+                .docker
+                .start_exec(
+                    &exec.id,
+                    Some(bollard::exec::StartExecOptions {
+                        detach: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+        }
+    }
+
+    /// Takes the sandbox off every network (after an opted-in setup phase).
+    pub async fn cut_network(&self) -> Result<(), SandboxError> {
+        let info = self
+            .docker
+            .inspect_container(&self.id, None::<InspectContainerOptions>)
+            .await
+            .map_err(docker_err("inspecting the sandbox"))?;
+        let networks = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        for name in networks.keys() {
+            self.docker
+                .disconnect_network(
+                    name,
+                    NetworkDisconnectRequest {
+                        container: self.id.clone(),
+                        force: Some(true),
+                    },
+                )
+                .await
+                .map_err(docker_err("taking the sandbox off the network"))?;
+        }
+        Ok(())
+    }
+
+    /// Kills and removes the container and its workspace.
+    pub async fn remove(&self) {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(e) = self.docker.remove_container(&self.id, Some(opts)).await
+            && !is_not_found(&e)
+        {
+            tracing::warn!(container = %self.name, error = %e, "could not remove sandbox");
+        }
+        remove_volume(&self.docker, &self.workspace_volume).await;
+    }
+}
