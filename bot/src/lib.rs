@@ -1,1 +1,9 @@
-pub fn x(){}
+//! threadsmith's bot: configuration, task specs, the task pipeline, the store and the CLI.
+//! Chat front-ends (Slack, Discord) live here too, behind their adapters; the runner crate does
+//! the sandboxed work and knows nothing of them.
+
+pub mod cli;
+pub mod config;
+pub mod pipeline;
+pub mod spec;
+pub mod store;

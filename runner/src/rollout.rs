@@ -143,8 +143,7 @@ pub async fn run_rollout(
             (partial, commands)
         }
     };
-    send_phase(Phase::Done(partial.outcome));
-    RolloutResult {
+    let result = RolloutResult {
         index,
         outcome: partial.outcome,
         detail: partial.detail,
@@ -158,7 +157,11 @@ pub async fn run_rollout(
         started_at,
         finished_at: Utc::now(),
         agent_duration: partial.agent_duration,
-    }
+    };
+    let _ = events.send(RolloutEvent::Finished {
+        result: Box::new(result.clone()),
+    });
+    result
 }
 
 async fn in_sandbox(

@@ -177,7 +177,6 @@ pub enum Phase {
     Agent { step: u32 },
     CollectingDiff,
     Testing,
-    Done(Outcome),
 }
 
 /// Reported while rollouts run.
@@ -185,6 +184,8 @@ pub enum Phase {
 pub enum RolloutEvent {
     Phase { index: u32, phase: Phase },
     Command { index: u32, record: CommandRecord },
+    /// The rollout's end, sent once, before [`crate::Runner::run_rollouts`] returns.
+    Finished { result: Box<RolloutResult> },
 }
 
 /// The test command's result.

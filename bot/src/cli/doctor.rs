@@ -1,0 +1,120 @@
+//! `threadsmith doctor`: checks what threadsmith needs and says exactly what to fix.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use threadsmith_runner::Docker;
+
+use crate::config::Config;
+
+struct Check {
+    name: &'static str,
+    result: Result<String, String>,
+}
+
+pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
+    let mut checks = Vec::new();
+
+    let git = tokio::process::Command::new("git").arg("--version").output().await;
+    checks.push(Check {
+        name: "git",
+        result: match git {
+            Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+            _ => Err("git is not installed on this machine. Fix: install git (apt-get install git).".into()),
+        },
+    });
+
+    let docker = Docker::connect().await;
+    checks.push(Check {
+        name: "docker",
+        result: match &docker {
+            Ok(d) => Ok(format!(
+                "engine {}",
+                d.server_version().await.unwrap_or_else(|_| "?".into())
+            )),
+            Err(e) => Err(format!("{e}")),
+        },
+    });
+
+    let image = config.image();
+    checks.push(Check {
+        name: "rollout image",
+        result: match &docker {
+            Ok(d) => match d.image_exists(&image).await {
+                Ok(true) => Ok(image.clone()),
+                Ok(false) => Err(format!(
+                    "{image} is missing. Fix: threadsmith image build (offline, needs root and debootstrap), or threadsmith image build --dockerfile deploy/rollout.Dockerfile"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(_) => Err("needs Docker (see above)".into()),
+        },
+    });
+    if let Ok(d) = &docker
+        && let Ok(list) = d.list_managed().await
+        && !list.is_empty()
+    {
+        checks.push(Check {
+            name: "sandboxes",
+            result: Ok(format!(
+                "{} threadsmith container(s) exist; `threadsmith cleanup` removes those of dead processes",
+                list.len()
+            )),
+        });
+    }
+
+    let url = config.database_url();
+    checks.push(Check {
+        name: "database",
+        result: match crate::store::open(&url).await {
+            Ok(_) => Ok(format!("{url} (migrations applied)")),
+            Err(e) => Err(format!("{e}. Fix: set THREADSMITH_DATABASE_URL to a writable sqlite://path.db")),
+        },
+    });
+
+    checks.push(Check {
+        name: "model endpoint",
+        result: match config.model_config() {
+            None => Err("not configured. Fix: set THREADSMITH_MODEL_BASE_URL (an OpenAI-compatible endpoint such as https://api.openai.com/v1), THREADSMITH_MODEL and THREADSMITH_MODEL_API_KEY".into()),
+            Some(m) => {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()?;
+                let mut req = client.get(format!("{}/models", m.base_url.trim_end_matches('/')));
+                if let Some(key) = m.api_key.as_ref().filter(|k| !k.is_empty()) {
+                    req = req.bearer_auth(key.expose());
+                }
+                match req.send().await {
+                    Ok(r) if r.status().is_success() => Ok(format!("{} answers (model {})", m.base_url, m.model)),
+                    Ok(r) if r.status().as_u16() == 401 || r.status().as_u16() == 403 => Err(format!(
+                        "{} refused the key (HTTP {}). Fix: set THREADSMITH_MODEL_API_KEY to a valid key",
+                        m.base_url,
+                        r.status().as_u16()
+                    )),
+                    Ok(r) => Err(format!(
+                        "{} answered HTTP {} to GET /models. Fix: check THREADSMITH_MODEL_BASE_URL (it usually ends in /v1)",
+                        m.base_url,
+                        r.status().as_u16()
+                    )),
+                    Err(e) => Err(format!(
+                        "cannot reach {}: {}. Fix: check THREADSMITH_MODEL_BASE_URL and that the server is up",
+                        m.base_url,
+                        e.without_url()
+                    )),
+                }
+            }
+        },
+    });
+
+    let mut ok = true;
+    for c in &checks {
+        match &c.result {
+            Ok(text) => println!("✓ {:<15} {text}", c.name),
+            Err(text) => {
+                ok = false;
+                println!("✗ {:<15} {text}", c.name);
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,292 @@
+//! The `threadsmith` command line.
+
+mod doctor;
+mod progress;
+mod show;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use threadsmith_runner::image::{self, OfflineBuild};
+use threadsmith_runner::secret::Secret;
+use threadsmith_runner::{Docker, ModelClient, RepoCache, Runner};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::pipeline::{self, Services, TaskRequest};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "threadsmith",
+    version,
+    about = "Turns \"fix this\" into ranked, tested fixes: best-of-N coding-agent rollouts in sandboxes."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings every command takes. The model key is read from THREADSMITH_MODEL_API_KEY or the
+/// config file only: a flag would show in the process list.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (TOML). Default: ./threadsmith.toml when it exists.
+    #[arg(long, global = true, env = "THREADSMITH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL. Default: sqlite://threadsmith.db
+    #[arg(long, global = true, env = "THREADSMITH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Where mirrors of repositories are cached. Default: ~/.local/share/threadsmith
+    #[arg(long, global = true, env = "THREADSMITH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OpenAI-compatible endpoint, e.g. https://api.openai.com/v1
+    #[arg(long, global = true, env = "THREADSMITH_MODEL_BASE_URL")]
+    pub model_base_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, global = true, env = "THREADSMITH_MODEL")]
+    pub model: Option<String>,
+    /// Rollout image. Default: threadsmith-rollout:latest
+    #[arg(long, global = true, env = "THREADSMITH_IMAGE")]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task on a repository: N sandboxed attempts, tested and ranked.
+    Run(RunArgs),
+    /// Print a stored task: its rollouts, ranks, commands; a diff or a transcript on request.
+    Show(show::ShowArgs),
+    /// Check Docker, the rollout image, the database and the model endpoint.
+    Doctor,
+    /// The rollout image.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Remove containers and volumes left behind by threadsmith processes that died.
+    Cleanup,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A configured repository's name, a git URL, or a local path.
+    #[arg(long)]
+    pub repo: String,
+    /// Branch, tag or commit to start from. Default: the repository's default branch.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// How many independent attempts (default 3, or `attempts` in the config).
+    #[arg(long, short = 'n', env = "THREADSMITH_ATTEMPTS")]
+    pub attempts: Option<u32>,
+    /// Where each rollout's patch is written.
+    #[arg(long, default_value = "threadsmith-out")]
+    pub out: PathBuf,
+    /// What to do, e.g. "the add test fails: fix add()".
+    #[arg(required = true, num_args = 1..)]
+    pub text: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the rollout image: offline with debootstrap (default), or from a Dockerfile.
+    Build {
+        /// Build from this Dockerfile instead (needs its base image or a registry).
+        #[arg(long)]
+        dockerfile: Option<PathBuf>,
+        /// Image tag. Default: the configured image.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Debian suite for the offline build.
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// Debian mirror (or apt proxy) for the offline build.
+        #[arg(long, default_value = "http://deb.debian.org/debian")]
+        mirror: String,
+        /// Do nothing when the image already exists.
+        #[arg(long)]
+        if_missing: bool,
+    },
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("THREADSMITH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The config file, with environment variables and flags applied over it.
+pub fn load_config(global: &Global) -> anyhow::Result<Config> {
+    let default = Path::new("threadsmith.toml");
+    let mut config = match &global.config {
+        Some(path) => Config::load(path)?,
+        None if default.exists() => Config::load(default)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &global.database_url {
+        config.database_url = Some(url.clone());
+    }
+    if let Some(dir) = &global.data_dir {
+        config.data_dir = Some(dir.clone());
+    }
+    if let Some(url) = &global.model_base_url {
+        config.model.base_url = Some(url.clone());
+    }
+    if let Some(model) = &global.model {
+        config.model.model = Some(model.clone());
+    }
+    if let Some(image) = &global.image {
+        config.sandbox.image = Some(image.clone());
+    }
+    if let Ok(key) = std::env::var("THREADSMITH_MODEL_API_KEY")
+        && !key.is_empty()
+    {
+        config.model.api_key = Some(Secret::new(key));
+    }
+    Ok(config)
+}
+
+/// Opens the store, connects to Docker and removes what dead processes left behind.
+pub async fn services(config: Config) -> anyhow::Result<Services> {
+    let store = crate::store::open(&config.database_url()).await?;
+    let docker = Docker::connect().await?;
+    match docker.remove_orphans().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed containers left by dead threadsmith processes"),
+        Err(e) => tracing::warn!(error = %e, "could not look for orphaned containers"),
+    }
+    let model = match config.model_config() {
+        Some(m) => Some(ModelClient::new(m).context("setting up the model client")?),
+        None => None,
+    };
+    let repos = RepoCache::new(config.data_dir());
+    Ok(Services {
+        config: Arc::new(config),
+        store,
+        runner: Runner::new(docker, model),
+        repos,
+    })
+}
+
+pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli.global)?;
+    match cli.command {
+        Command::Run(args) => run(config, args).await,
+        Command::Show(args) => show::show(config, args).await,
+        Command::Doctor => doctor::doctor(config).await,
+        Command::Image { command } => image_command(config, command).await,
+        Command::Cleanup => {
+            let docker = Docker::connect().await?;
+            let n = docker.remove_orphans().await?;
+            println!("removed {n} orphaned container(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let attempts = args.attempts.unwrap_or(config.attempts());
+    let svc = services(config).await?;
+    let cancel = CancellationToken::new();
+    {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("cancelling: stopping the rollouts and removing their containers …");
+                cancel.cancel();
+            }
+        });
+    }
+    let progress = progress::CliProgress::new();
+    let report = pipeline::run_task(
+        &svc,
+        TaskRequest {
+            text: args.text.join(" "),
+            repo: args.repo,
+            base: args.base,
+            attempts,
+            origin: "cli".into(),
+            requester: std::env::var("USER").ok(),
+            spec: None,
+        },
+        &progress,
+        cancel,
+    )
+    .await?;
+    progress.finish();
+    if let Some(error) = &report.task.error {
+        eprintln!("\nThe task failed: {error}");
+        println!("task {}", report.task.id);
+        return Ok(ExitCode::FAILURE);
+    }
+    println!();
+    print!("{}", show::ranked_table(&report.rollouts));
+    let dir = args.out.join(&report.task.id[..8]);
+    let mut written = 0;
+    for r in &report.rollouts {
+        if let Some(diff) = svc.store.diff(&report.task.id, r.index).await?
+            && !diff.is_empty()
+        {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join(format!("rollout-{}.patch", r.index));
+            std::fs::write(&path, &diff.patch)
+                .with_context(|| format!("writing {}", path.display()))?;
+            written += 1;
+        }
+    }
+    if written > 0 {
+        println!("\npatches: {}/rollout-<N>.patch", dir.display());
+    }
+    println!(
+        "details: threadsmith show {}  (add --diff N or --transcript N)",
+        &report.task.id[..8]
+    );
+    let succeeded = report
+        .rollouts
+        .iter()
+        .any(|r| r.outcome == Some(threadsmith_runner::Outcome::Succeeded));
+    Ok(if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn image_command(config: Config, command: ImageCommand) -> anyhow::Result<ExitCode> {
+    let ImageCommand::Build {
+        dockerfile,
+        tag,
+        suite,
+        mirror,
+        if_missing,
+    } = command;
+    let tag = tag.unwrap_or_else(|| config.image());
+    let docker = Docker::connect().await?;
+    if if_missing && docker.image_exists(&tag).await? {
+        println!("{tag} is already built");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let say = |line: &str| eprintln!("{line}");
+    match dockerfile {
+        Some(path) => image::build_dockerfile(&docker, &tag, &path, &say).await?,
+        None => {
+            let opts = OfflineBuild {
+                tag: tag.clone(),
+                suite,
+                mirror,
+                ..OfflineBuild::default()
+            };
+            image::build_offline(&docker, &opts, &say).await?
+        }
+    }
+    println!("built {tag}");
+    Ok(ExitCode::SUCCESS)
+}

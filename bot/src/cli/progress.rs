@@ -1,0 +1,138 @@
+//! Live progress of `threadsmith run`: a line per rollout in a terminal, plain lines otherwise.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use threadsmith_runner::{CommandRecord, Phase, RolloutEvent};
+
+use crate::pipeline::{ProgressSink, TaskEvent};
+
+pub struct CliProgress {
+    bars: Option<Bars>,
+}
+
+struct Bars {
+    multi: MultiProgress,
+    rollouts: Mutex<HashMap<u32, ProgressBar>>,
+}
+
+fn phase_text(phase: &Phase) -> String {
+    match phase {
+        Phase::Starting => "starting the sandbox".into(),
+        Phase::Setup => "running the setup command".into(),
+        Phase::Agent { step: 0 } => "agent starting".into(),
+        Phase::Agent { step } => format!("agent step {step}"),
+        Phase::CollectingDiff => "collecting the diff".into(),
+        Phase::Testing => "running the tests".into(),
+    }
+}
+
+fn command_text(c: &CommandRecord) -> String {
+    let mut line: String = c.command.lines().next().unwrap_or("").chars().take(70).collect();
+    if line.len() < c.command.len() {
+        line.push('…');
+    }
+    let status = match (c.exit_code, c.timed_out) {
+        (_, true) => "timed out".to_string(),
+        (Some(code), false) => format!("exit {code}"),
+        (None, false) => "killed".to_string(),
+    };
+    format!("$ {line}  ({status}, {:.1}s)", c.duration.as_secs_f64())
+}
+
+impl CliProgress {
+    pub fn new() -> Self {
+        let bars = std::io::stderr().is_terminal().then(|| Bars {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            rollouts: Mutex::default(),
+        });
+        Self { bars }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bars) = &self.bars {
+            let _ = bars.multi.clear();
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.multi.println(text);
+            }
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn rollout(&self, index: u32, message: String, done: bool) {
+        match &self.bars {
+            Some(bars) => {
+                let Ok(map) = bars.rollouts.lock() else { return };
+                if let Some(bar) = map.get(&index) {
+                    if done {
+                        bar.finish_with_message(message);
+                    } else {
+                        bar.set_message(message);
+                    }
+                }
+            }
+            None => eprintln!("rollout {index}: {message}"),
+        }
+    }
+}
+
+impl Default for CliProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgressSink for CliProgress {
+    fn on_event(&self, event: &TaskEvent<'_>) {
+        match event {
+            TaskEvent::Created { task_id, title } => {
+                self.line(&format!("task {}: {title}", &task_id[..8]));
+            }
+            TaskEvent::Preparing { repo } => self.line(&format!("fetching {repo} …")),
+            TaskEvent::Started {
+                base_ref,
+                commit,
+                rollouts,
+            } => {
+                self.line(&format!(
+                    "base {base_ref} @ {}; {} rollout(s)",
+                    &commit[..commit.len().min(10)],
+                    rollouts.len()
+                ));
+                if let Some(bars) = &self.bars
+                    && let Ok(mut map) = bars.rollouts.lock()
+                {
+                    let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                    for k in rollouts.iter() {
+                        let bar = bars.multi.add(ProgressBar::new_spinner());
+                        bar.set_style(style.clone());
+                        bar.set_prefix(format!("rollout {k}"));
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        map.insert(*k, bar);
+                    }
+                }
+            }
+            TaskEvent::Rollout(RolloutEvent::Phase { index, phase }) => {
+                self.rollout(*index, phase_text(phase), false)
+            }
+            TaskEvent::Rollout(RolloutEvent::Command { index, record }) => {
+                self.rollout(*index, command_text(record), false)
+            }
+            TaskEvent::Rollout(RolloutEvent::Finished { result }) => self.rollout(
+                result.index,
+                format!("{} — {}", result.outcome.label(), result.detail),
+                true,
+            ),
+            TaskEvent::Failed { error } => self.line(&format!("failed: {error}")),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `threadsmith show`: a stored task, as text.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::config::Config;
+use crate::store::RolloutRow;
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The task's id, or the start of it.
+    pub task: String,
+    /// Print rollout N's patch.
+    #[arg(long, value_name = "N")]
+    pub diff: Option<u32>,
+    /// Print every command rollout N ran, with its output.
+    #[arg(long, value_name = "N")]
+    pub transcript: Option<u32>,
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max - 1).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+/// The rollouts as a table, in the order given (rank order from the store).
+pub fn ranked_table(rollouts: &[RolloutRow]) -> String {
+    let mut out = format!(
+        "{:<5} {:<8} {:<13} {:<7} {:<16} {:<5} {}\n",
+        "rank", "rollout", "outcome", "tests", "diff", "conf", "summary"
+    );
+    for r in rollouts {
+        let tests = match &r.test {
+            Some(t) if t.passed => "pass",
+            Some(t) if t.timed_out => "timeout",
+            Some(_) => "fail",
+            None => "-",
+        };
+        let diff = format!(
+            "+{} -{} ({} file{})",
+            r.lines_added,
+            r.lines_removed,
+            r.files_changed,
+            if r.files_changed == 1 { "" } else { "s" }
+        );
+        let summary = r
+            .summary
+            .as_deref()
+            .or(r.detail.as_deref())
+            .map(|s| one_line(s, 60))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<5} {:<8} {:<13} {:<7} {:<16} {:<5} {}",
+            r.rank.map_or("-".to_string(), |k| k.to_string()),
+            format!("#{}", r.index),
+            r.outcome.map_or(r.phase.as_str(), |o| o.label()),
+            tests,
+            diff,
+            r.confidence.map_or("-".to_string(), |c| format!("{c:.2}")),
+            summary
+        );
+    }
+    out
+}
+
+pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::store::open(&config.database_url()).await?;
+    let found = store.find_tasks(args.task.trim()).await?;
+    let task = match found.as_slice() {
+        [] => bail!("no task starts with `{}` in {}", args.task, config.database_url()),
+        [one] => one.clone(),
+        many => bail!(
+            "`{}` matches {} tasks; give more of the id: {}",
+            args.task,
+            many.len(),
+            many.iter().map(|t| &t.id[..12]).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    if let Some(k) = args.diff {
+        match store.diff(&task.id, k).await? {
+            Some(d) => print!("{}", d.patch),
+            None => bail!("task {} has no rollout {k}", &task.id[..8]),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(k) = args.transcript {
+        let commands = store.commands(&task.id, k).await?;
+        for c in commands {
+            println!(
+                "── {} [{}] {} · exit {} · {:.1}s{}",
+                c.seq,
+                c.kind.as_str(),
+                c.command.lines().next().unwrap_or(""),
+                c.exit_code.map_or("-".into(), |e| e.to_string()),
+                c.duration.as_secs_f64(),
+                if c.timed_out { " · timed out" } else { "" }
+            );
+            println!("{}", c.output.trim_end());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("task {}  ({})", task.id, task.state.as_str());
+    println!("title: {}", task.title);
+    println!(
+        "repo:  {} @ {} {}",
+        task.repo,
+        task.base_ref.as_deref().unwrap_or("?"),
+        task.base_commit.as_deref().map_or("", |c| &c[..c.len().min(10)])
+    );
+    println!("from:  {} at {}", task.origin, task.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    if let Some(e) = &task.error {
+        println!("error: {e}");
+    }
+    let rollouts = store.rollouts(&task.id).await?;
+    if rollouts.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    print!("{}", ranked_table(&rollouts));
+    for r in &rollouts {
+        println!("\n## rollout {}", r.index);
+        if let Some(reason) = &r.rank_reason {
+            println!("rank:    {reason}");
+        }
+        if let Some(detail) = &r.detail {
+            println!("outcome: {}", detail);
+        }
+        if let Some(net) = &r.network {
+            println!("network: {net}");
+        }
+        if let Some(s) = &r.summary {
+            println!("summary:\n{}", s.trim());
+        }
+        let commands = store.commands(&task.id, r.index).await?;
+        for c in &commands {
+            println!(
+                "  {:>3}. [{}] {}  → {}",
+                c.seq,
+                c.kind.as_str(),
+                one_line(&c.command, 70),
+                match (c.exit_code, c.timed_out) {
+                    (_, true) => "timed out".to_string(),
+                    (Some(e), false) => format!("exit {e}"),
+                    (None, false) => "killed".to_string(),
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,333 @@
+//! Configuration: a TOML file, overridden by environment variables and flags (see `cli.rs`).
+//! Secrets are [`Secret`]s: they never print.
+//!
+//! Per repository, settings come from (strongest first) the bot's `[[repos]]` entry, the
+//! repository's own `.threadsmith.toml` at the base commit, then the `[sandbox]` defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("`{field}` is not a size like `512m` or `4g`: `{value}`")]
+    Size { field: &'static str, value: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Mirrors, patches written by `threadsmith run`.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub sandbox: SandboxSection,
+    #[serde(default)]
+    pub repos: Vec<RepoSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    pub api_key: Option<Secret>,
+    /// One per rollout, cycled: rollouts differ by temperature and seed.
+    pub temperatures: Option<Vec<f32>>,
+    pub seed: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub request_timeout_secs: Option<u64>,
+}
+
+/// Sandbox and agent limits; the defaults of every repository.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSection {
+    pub image: Option<String>,
+    pub setup: Option<String>,
+    pub setup_network: Option<bool>,
+    pub test: Option<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+    pub workspace_size: Option<String>,
+    pub tmp_size: Option<String>,
+    pub rollout_timeout_secs: Option<u64>,
+    pub command_timeout_secs: Option<u64>,
+    pub max_steps: Option<u32>,
+    /// `builtin` (default) or `external`.
+    pub agent: Option<String>,
+    /// For `agent = "external"`: the command; `{spec_file}` and `{workspace}` are replaced.
+    pub external_command: Option<String>,
+    pub external_network: Option<bool>,
+}
+
+/// A repository the bot knows by name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoSection {
+    /// How people refer to it, e.g. `acme/api`.
+    pub name: String,
+    /// A git URL or a local path.
+    pub url: String,
+    pub base: Option<String>,
+    #[serde(flatten)]
+    pub settings: SandboxSection,
+}
+
+impl SandboxSection {
+    /// `self` where set, else `other`.
+    pub fn or(&self, other: &SandboxSection) -> SandboxSection {
+        SandboxSection {
+            image: self.image.clone().or_else(|| other.image.clone()),
+            setup: self.setup.clone().or_else(|| other.setup.clone()),
+            setup_network: self.setup_network.or(other.setup_network),
+            test: self.test.clone().or_else(|| other.test.clone()),
+            memory: self.memory.clone().or_else(|| other.memory.clone()),
+            cpus: self.cpus.or(other.cpus),
+            pids: self.pids.or(other.pids),
+            workspace_size: self.workspace_size.clone().or_else(|| other.workspace_size.clone()),
+            tmp_size: self.tmp_size.clone().or_else(|| other.tmp_size.clone()),
+            rollout_timeout_secs: self.rollout_timeout_secs.or(other.rollout_timeout_secs),
+            command_timeout_secs: self.command_timeout_secs.or(other.command_timeout_secs),
+            max_steps: self.max_steps.or(other.max_steps),
+            agent: self.agent.clone().or_else(|| other.agent.clone()),
+            external_command: self.external_command.clone().or_else(|| other.external_command.clone()),
+            external_network: self.external_network.or(other.external_network),
+        }
+    }
+
+    /// Resolves into the runner's settings.
+    pub fn resolve(&self, default_image: &str) -> Result<RepoSettings, ConfigError> {
+        let d = RepoSettings::default();
+        let limits = Limits {
+            memory_bytes: size("memory", self.memory.as_deref())?
+                .map_or(d.limits.memory_bytes, |b| b as i64),
+            cpus: self.cpus.unwrap_or(d.limits.cpus),
+            pids: self.pids.unwrap_or(d.limits.pids),
+            workspace_bytes: size("workspace_size", self.workspace_size.as_deref())?
+                .unwrap_or(d.limits.workspace_bytes),
+            tmp_bytes: size("tmp_size", self.tmp_size.as_deref())?.unwrap_or(d.limits.tmp_bytes),
+        };
+        if limits.cpus <= 0.0 || limits.pids < 16 || limits.memory_bytes < (64 << 20) {
+            return Err(ConfigError::Invalid(
+                "sandbox limits are too small: cpus must be above 0, pids at least 16, memory at least 64m".into(),
+            ));
+        }
+        let agent = match self.agent.as_deref().unwrap_or("builtin") {
+            "builtin" => AgentKind::Builtin {
+                max_steps: self.max_steps.unwrap_or(50).max(1),
+            },
+            "external" => AgentKind::External {
+                command: self.external_command.clone().ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "`agent = \"external\"` needs `external_command`".into(),
+                    )
+                })?,
+                network: self.external_network.unwrap_or(false),
+            },
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown agent `{other}`: use `builtin` or `external`"
+                )));
+            }
+        };
+        Ok(RepoSettings {
+            image: self.image.clone().unwrap_or_else(|| default_image.to_string()),
+            setup: self.setup.clone().filter(|s| !s.trim().is_empty()),
+            setup_network: self.setup_network.unwrap_or(false),
+            test: self.test.clone().filter(|s| !s.trim().is_empty()),
+            limits,
+            rollout_timeout: self
+                .rollout_timeout_secs
+                .map_or(d.rollout_timeout, Duration::from_secs),
+            command_timeout: self
+                .command_timeout_secs
+                .map_or(d.command_timeout, Duration::from_secs),
+            agent,
+        })
+    }
+}
+
+/// Parses `512m`, `4g`, `1024k` or a number of bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim().to_ascii_lowercase();
+    let t = t.trim_end_matches('b').trim_end_matches('i');
+    let (num, mult) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1u64 << 10),
+        'm' => (&t[..t.len() - 1], 1 << 20),
+        'g' => (&t[..t.len() - 1], 1 << 30),
+        't' => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n > 0.0).then(|| (n * mult as f64) as u64)
+}
+
+fn size(field: &'static str, value: Option<&str>) -> Result<Option<u64>, ConfigError> {
+    value
+        .map(|v| {
+            parse_size(v).ok_or(ConfigError::Size {
+                field,
+                value: v.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// The repository's own `.threadsmith.toml`: the same keys as `[sandbox]`.
+pub fn parse_repo_file(text: &str) -> Result<SandboxSection, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: PathBuf::from(".threadsmith.toml"),
+        message: e.message().to_string(),
+    })
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| "sqlite://threadsmith.db".into())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("threadsmith")
+        })
+    }
+
+    pub fn image(&self) -> String {
+        self.sandbox
+            .image
+            .clone()
+            .unwrap_or_else(|| threadsmith_runner::image::DEFAULT_IMAGE.into())
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempts.unwrap_or(3)
+    }
+
+    /// The model endpoint, if one is configured.
+    pub fn model_config(&self) -> Option<ModelConfig> {
+        let m = &self.model;
+        let base_url = m.base_url.clone()?;
+        let d = ModelConfig::default();
+        Some(ModelConfig {
+            base_url,
+            model: m.model.clone().unwrap_or(d.model),
+            api_key: m.api_key.clone(),
+            request_timeout: m
+                .request_timeout_secs
+                .map_or(d.request_timeout, Duration::from_secs),
+            max_retries: m.max_retries.unwrap_or(d.max_retries),
+            retry_base: d.retry_base,
+        })
+    }
+
+    pub fn temperatures(&self) -> Vec<f32> {
+        self.model
+            .temperatures
+            .clone()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| vec![0.2, 0.6, 1.0])
+    }
+
+    /// A configured repository by name or URL.
+    pub fn repo(&self, name: &str) -> Option<&RepoSection> {
+        self.repos
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name) || r.url == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("4G"), Some(4 << 30));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("-1g"), None);
+    }
+
+    #[test]
+    fn a_full_config_parses_and_layers() {
+        let c: Config = toml::from_str(
+            r#"
+            database_url = "sqlite:///tmp/x.db"
+            attempts = 4
+            [model]
+            base_url = "http://127.0.0.1:8080/v1"
+            model = "local"
+            api_key = "sk-123"
+            [sandbox]
+            memory = "1g"
+            test = "make test"
+            [[repos]]
+            name = "acme/api"
+            url = "https://example.com/acme/api.git"
+            test = "cargo test"
+            pids = 256
+            "#,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("sk-123"));
+        let repo = c.repo("ACME/api").unwrap();
+        let file = parse_repo_file("test = \"npm test\"\nsetup = \"npm ci\"\ncpus = 2.0").unwrap();
+        let s = repo.settings.or(&file).or(&c.sandbox).resolve("img").unwrap();
+        assert_eq!(s.test.as_deref(), Some("cargo test"));
+        assert_eq!(s.setup.as_deref(), Some("npm ci"));
+        assert_eq!(s.limits.cpus, 2.0);
+        assert_eq!(s.limits.pids, 256);
+        assert_eq!(s.limits.memory_bytes, 1 << 30);
+        assert_eq!(s.image, "img");
+        assert_eq!(c.model_config().unwrap().api_key.unwrap().expose(), "sk-123");
+    }
+
+    #[test]
+    fn bad_settings_are_explained() {
+        let e = parse_repo_file("memroy = \"1g\"").unwrap_err().to_string();
+        assert!(e.contains("memroy"), "{e}");
+        let s = SandboxSection {
+            agent: Some("external".into()),
+            ..Default::default()
+        };
+        assert!(s.resolve("i").unwrap_err().to_string().contains("external_command"));
+    }
+}

@@ -1,0 +1,298 @@
+//! The task pipeline, shared by the CLI and the chat front-ends: store the task, prepare the
+//! repository, run the rollouts, record everything they report, rank them.
+//!
+//! Every state change is written to the store before it is passed to the [`ProgressSink`]
+//! (which is what announces it).
+
+use std::sync::Arc;
+
+use threadsmith_runner::rank::{self, RankInput};
+use threadsmith_runner::{
+    AgentKind, Phase, RepoCache, RepoSource, RolloutEvent, RolloutResult, Runner, TaskPlan,
+    sampling_for,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, SandboxSection, parse_repo_file};
+use crate::spec::{RepoFacts, TaskSpec};
+use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState};
+
+/// What the pipeline needs.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub runner: Runner,
+    pub repos: RepoCache,
+}
+
+/// A request to run a task.
+#[derive(Debug, Clone)]
+pub struct TaskRequest {
+    pub text: String,
+    /// A configured repository's name, a git URL or a local path.
+    pub repo: String,
+    pub base: Option<String>,
+    pub attempts: u32,
+    pub origin: String,
+    pub requester: Option<String>,
+    pub spec: Option<TaskSpec>,
+}
+
+/// What the pipeline reports as it goes, after storing it.
+#[derive(Debug)]
+pub enum TaskEvent<'a> {
+    Created { task_id: &'a str, title: &'a str },
+    Preparing { repo: &'a str },
+    Started { base_ref: &'a str, commit: &'a str, rollouts: &'a [u32] },
+    Rollout(&'a RolloutEvent),
+    Failed { error: &'a str },
+}
+
+pub trait ProgressSink: Send + Sync {
+    fn on_event(&self, event: &TaskEvent<'_>);
+}
+
+/// A sink that ignores everything.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn on_event(&self, _: &TaskEvent<'_>) {}
+}
+
+/// A task as stored at its end.
+#[derive(Debug, Clone)]
+pub struct TaskReport {
+    pub task: TaskRow,
+    /// In rank order.
+    pub rollouts: Vec<RolloutRow>,
+}
+
+/// A failure the user can act on; stored on the task as its error.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("The task text is empty: say what should be fixed.")]
+    EmptyText,
+    #[error("Asked for {0} attempts; give a number from 1 to {MAX_ATTEMPTS}.")]
+    Attempts(u32),
+    #[error("{0}")]
+    User(String),
+}
+
+pub const MAX_ATTEMPTS: u32 = 16;
+
+fn phase_name(phase: &Phase) -> (&'static str, u32) {
+    match phase {
+        Phase::Starting => ("starting", 0),
+        Phase::Setup => ("setup", 0),
+        Phase::Agent { step } => ("agent", *step),
+        Phase::CollectingDiff => ("collecting_diff", 0),
+        Phase::Testing => ("testing", 0),
+    }
+}
+
+/// Runs a task to its end. A problem with the task (empty text, unknown repository, missing
+/// image, no model…) ends the task as failed with a message for the user; only a broken store
+/// is an `Err`.
+pub async fn run_task(
+    svc: &Services,
+    req: TaskRequest,
+    sink: &dyn ProgressSink,
+    cancel: CancellationToken,
+) -> Result<TaskReport, StoreError> {
+    let spec = req.spec.clone().unwrap_or_else(|| TaskSpec::from_text(&req.text));
+    let task_id = uuid::Uuid::new_v4().simple().to_string();
+    svc.store
+        .create_task(&NewTask {
+            id: task_id.clone(),
+            origin: req.origin.clone(),
+            requester: req.requester.clone(),
+            title: spec.title.clone(),
+            spec: req.text.clone(),
+            repo: req.repo.clone(),
+            base_ref: req.base.clone(),
+            attempts: req.attempts,
+        })
+        .await?;
+    sink.on_event(&TaskEvent::Created {
+        task_id: &task_id,
+        title: &spec.title,
+    });
+    let outcome = prepare_and_run(svc, &task_id, &req, &spec, sink, &cancel).await;
+    svc.runner.release_task(&task_id).await;
+    match outcome {
+        Ok(()) => {}
+        Err(PipelineFailure::Store(e)) => return Err(e),
+        Err(PipelineFailure::Refused(refusal)) => {
+            let message = refusal.to_string();
+            svc.store
+                .set_task_state(&task_id, TaskState::Failed, Some(&message))
+                .await?;
+            sink.on_event(&TaskEvent::Failed { error: &message });
+        }
+    }
+    report(svc.store.as_ref(), &task_id).await
+}
+
+/// The stored task and its rollouts.
+pub async fn report(store: &dyn Store, task_id: &str) -> Result<TaskReport, StoreError> {
+    let task = store
+        .task(task_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("task {task_id} vanished")))?;
+    let rollouts = store.rollouts(task_id).await?;
+    Ok(TaskReport { task, rollouts })
+}
+
+enum PipelineFailure {
+    Store(StoreError),
+    Refused(Refusal),
+}
+
+impl From<StoreError> for PipelineFailure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<Refusal> for PipelineFailure {
+    fn from(e: Refusal) -> Self {
+        Self::Refused(e)
+    }
+}
+
+fn user(e: impl std::fmt::Display) -> PipelineFailure {
+    PipelineFailure::Refused(Refusal::User(e.to_string()))
+}
+
+async fn prepare_and_run(
+    svc: &Services,
+    task_id: &str,
+    req: &TaskRequest,
+    spec: &TaskSpec,
+    sink: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<(), PipelineFailure> {
+    if req.text.trim().is_empty() && req.spec.is_none() {
+        return Err(Refusal::EmptyText.into());
+    }
+    if req.attempts == 0 || req.attempts > MAX_ATTEMPTS {
+        return Err(Refusal::Attempts(req.attempts).into());
+    }
+    let config = &svc.config;
+    svc.store
+        .set_task_state(task_id, TaskState::Preparing, None)
+        .await?;
+    sink.on_event(&TaskEvent::Preparing { repo: &req.repo });
+
+    let configured = config.repo(&req.repo);
+    let source = RepoSource::parse(configured.map_or(req.repo.as_str(), |r| r.url.as_str()))
+        .map_err(user)?;
+    let base = req
+        .base
+        .clone()
+        .or_else(|| configured.and_then(|r| r.base.clone()));
+    let prepared = svc
+        .repos
+        .prepare(&source, base.as_deref())
+        .await
+        .map_err(user)?;
+    svc.store
+        .set_task_base(task_id, &prepared.base_ref, &prepared.base_commit)
+        .await?;
+
+    let repo_file = match svc.repos.read_file(&prepared, ".threadsmith.toml").await {
+        Some(text) => parse_repo_file(&text)
+            .map_err(|e| user(format!("The repository's {e}")))?,
+        None => SandboxSection::default(),
+    };
+    let operator = configured.map(|r| r.settings.clone()).unwrap_or_default();
+    let settings = operator
+        .or(&repo_file)
+        .or(&config.sandbox)
+        .resolve(&config.image())
+        .map_err(user)?;
+    if matches!(settings.agent, AgentKind::Builtin { .. }) && config.model_config().is_none() {
+        return Err(user(
+            "No model endpoint is configured. Set THREADSMITH_MODEL_BASE_URL (any OpenAI-compatible endpoint), THREADSMITH_MODEL and, if it needs one, THREADSMITH_MODEL_API_KEY.",
+        ));
+    }
+
+    let seed_volume = svc
+        .runner
+        .prepare_seed(task_id, &svc.repos, &prepared, &settings.image)
+        .await
+        .map_err(user)?;
+    let instructions = spec.to_markdown(&RepoFacts {
+        name: &source.display_name(),
+        base_ref: &prepared.base_ref,
+        commit: &prepared.base_commit,
+        test: settings.test.as_deref(),
+    });
+    let temperatures = config.temperatures();
+    let base_seed = config.model.seed.unwrap_or(0);
+    let rollouts: Vec<_> = (1..=req.attempts)
+        .map(|k| (k, sampling_for(k, &temperatures, base_seed)))
+        .collect();
+    svc.store.create_rollouts(task_id, &rollouts).await?;
+    svc.store
+        .set_task_state(task_id, TaskState::Running, None)
+        .await?;
+    let indexes: Vec<u32> = rollouts.iter().map(|(k, _)| *k).collect();
+    sink.on_event(&TaskEvent::Started {
+        base_ref: &prepared.base_ref,
+        commit: &prepared.base_commit,
+        rollouts: &indexes,
+    });
+
+    let plan = Arc::new(TaskPlan {
+        task_id: task_id.to_string(),
+        instructions,
+        settings,
+        seed_volume,
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let runner = svc.runner.clone();
+    let run = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { runner.run_rollouts(plan, rollouts, tx, cancel).await }
+    });
+    let mut stored = std::collections::HashSet::new();
+    while let Some(event) = rx.recv().await {
+        match &event {
+            RolloutEvent::Phase { index, phase } => {
+                let (name, step) = phase_name(phase);
+                svc.store
+                    .set_rollout_phase(task_id, *index, name, step)
+                    .await?;
+            }
+            RolloutEvent::Command { index, record } => {
+                svc.store.add_command(task_id, *index, record).await?;
+            }
+            RolloutEvent::Finished { result } => {
+                svc.store.finish_rollout(task_id, result).await?;
+                stored.insert(result.index);
+            }
+        }
+        sink.on_event(&TaskEvent::Rollout(&event));
+    }
+    let results: Vec<RolloutResult> = match run.await {
+        Ok(results) => results,
+        Err(e) => return Err(user(format!("The rollouts crashed: {e}"))),
+    };
+    // Results the event stream did not carry (a crashed rollout) are stored too.
+    for r in results.iter().filter(|r| !stored.contains(&r.index)) {
+        svc.store.finish_rollout(task_id, r).await?;
+    }
+    let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
+    svc.store
+        .set_ranks(task_id, &rank::rank(&inputs))
+        .await?;
+    let state = if cancel.is_cancelled() {
+        TaskState::Cancelled
+    } else {
+        TaskState::Done
+    };
+    svc.store.set_task_state(task_id, state, None).await?;
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The store: tasks, rollouts, the commands they ran, and their diffs.
+//!
+//! Callers hold an `Arc<dyn Store>`; [`open`] picks the implementation from the database URL, so
+//! a PostgreSQL store can be added beside [`sqlite::SqliteStore`] without touching callers.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use threadsmith_runner::rank::Ranked;
+use threadsmith_runner::{CommandRecord, Diff, Outcome, RolloutResult, Sampling};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is not reachable at {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the database could not be migrated: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the database holds a value threadsmith cannot read: {0}")]
+    Corrupt(String),
+    #[error("unsupported database URL `{0}`: use sqlite://path/to/file.db")]
+    Unsupported(String),
+}
+
+/// A task's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Received,
+    Preparing,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 6] = [
+        TaskState::Received,
+        TaskState::Preparing,
+        TaskState::Running,
+        TaskState::Done,
+        TaskState::Failed,
+        TaskState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Received => "received",
+            TaskState::Preparing => "preparing",
+            TaskState::Running => "running",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// A task as first stored.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub origin: String,
+    pub requester: Option<String>,
+    pub title: String,
+    pub spec: String,
+    pub repo: String,
+    pub base_ref: Option<String>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub state: TaskState,
+    pub origin: String,
+    pub requester: Option<String>,
+    pub title: String,
+    pub spec: String,
+    pub repo: String,
+    pub base_ref: Option<String>,
+    pub base_commit: Option<String>,
+    pub attempts: u32,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTest {
+    pub passed: bool,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub output: String,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutRow {
+    pub index: u32,
+    pub phase: String,
+    pub step: u32,
+    pub outcome: Option<Outcome>,
+    pub detail: Option<String>,
+    pub summary: Option<String>,
+    pub confidence: Option<f64>,
+    pub sampling: Option<Sampling>,
+    pub test: Option<StoredTest>,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    pub files_changed: u64,
+    pub rank: Option<u32>,
+    pub rank_reason: Option<String>,
+    pub network: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub agent_duration: Option<Duration>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn create_task(&self, task: &NewTask) -> Result<(), StoreError>;
+    async fn set_task_state(
+        &self,
+        id: &str,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+    async fn set_task_base(&self, id: &str, base_ref: &str, commit: &str)
+    -> Result<(), StoreError>;
+    async fn create_rollouts(
+        &self,
+        task_id: &str,
+        rollouts: &[(u32, Sampling)],
+    ) -> Result<(), StoreError>;
+    async fn set_rollout_phase(
+        &self,
+        task_id: &str,
+        index: u32,
+        phase: &str,
+        step: u32,
+    ) -> Result<(), StoreError>;
+    /// Idempotent: the same command recorded twice is stored once.
+    async fn add_command(
+        &self,
+        task_id: &str,
+        index: u32,
+        record: &CommandRecord,
+    ) -> Result<(), StoreError>;
+    /// Stores a rollout's end: outcome, test, diff, and any command not yet recorded.
+    async fn finish_rollout(&self, task_id: &str, result: &RolloutResult)
+    -> Result<(), StoreError>;
+    async fn set_ranks(&self, task_id: &str, ranked: &[Ranked]) -> Result<(), StoreError>;
+
+    async fn task(&self, id: &str) -> Result<Option<TaskRow>, StoreError>;
+    /// Tasks whose id starts with `prefix`, newest first.
+    async fn find_tasks(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError>;
+    async fn recent_tasks(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError>;
+    /// In rank order when ranked, else in rollout order.
+    async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError>;
+    async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError>;
+    async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError>;
+}
+
+/// Opens the store a database URL names, applying migrations.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::Unsupported(url.to_string()))
+    }
+}
