@@ -53,6 +53,8 @@ pub struct ModelSection {
     pub temperatures: Option<Vec<f32>>,
     pub seed: Option<u64>,
     pub max_retries: Option<u32>,
+    /// First back-off delay of a retry; doubles each time.
+    pub retry_base_ms: Option<u64>,
     pub request_timeout_secs: Option<u64>,
 }
 
@@ -103,13 +105,19 @@ impl SandboxSection {
             memory: self.memory.clone().or_else(|| other.memory.clone()),
             cpus: self.cpus.or(other.cpus),
             pids: self.pids.or(other.pids),
-            workspace_size: self.workspace_size.clone().or_else(|| other.workspace_size.clone()),
+            workspace_size: self
+                .workspace_size
+                .clone()
+                .or_else(|| other.workspace_size.clone()),
             tmp_size: self.tmp_size.clone().or_else(|| other.tmp_size.clone()),
             rollout_timeout_secs: self.rollout_timeout_secs.or(other.rollout_timeout_secs),
             command_timeout_secs: self.command_timeout_secs.or(other.command_timeout_secs),
             max_steps: self.max_steps.or(other.max_steps),
             agent: self.agent.clone().or_else(|| other.agent.clone()),
-            external_command: self.external_command.clone().or_else(|| other.external_command.clone()),
+            external_command: self
+                .external_command
+                .clone()
+                .or_else(|| other.external_command.clone()),
             external_network: self.external_network.or(other.external_network),
         }
     }
@@ -137,9 +145,7 @@ impl SandboxSection {
             },
             "external" => AgentKind::External {
                 command: self.external_command.clone().ok_or_else(|| {
-                    ConfigError::Invalid(
-                        "`agent = \"external\"` needs `external_command`".into(),
-                    )
+                    ConfigError::Invalid("`agent = \"external\"` needs `external_command`".into())
                 })?,
                 network: self.external_network.unwrap_or(false),
             },
@@ -150,7 +156,10 @@ impl SandboxSection {
             }
         };
         Ok(RepoSettings {
-            image: self.image.clone().unwrap_or_else(|| default_image.to_string()),
+            image: self
+                .image
+                .clone()
+                .unwrap_or_else(|| default_image.to_string()),
             setup: self.setup.clone().filter(|s| !s.trim().is_empty()),
             setup_network: self.setup_network.unwrap_or(false),
             test: self.test.clone().filter(|s| !s.trim().is_empty()),
@@ -252,7 +261,7 @@ impl Config {
                 .request_timeout_secs
                 .map_or(d.request_timeout, Duration::from_secs),
             max_retries: m.max_retries.unwrap_or(d.max_retries),
-            retry_base: d.retry_base,
+            retry_base: m.retry_base_ms.map_or(d.retry_base, Duration::from_millis),
         })
     }
 
@@ -310,14 +319,22 @@ mod tests {
         assert!(!format!("{c:?}").contains("sk-123"));
         let repo = c.repo("ACME/api").unwrap();
         let file = parse_repo_file("test = \"npm test\"\nsetup = \"npm ci\"\ncpus = 2.0").unwrap();
-        let s = repo.settings.or(&file).or(&c.sandbox).resolve("img").unwrap();
+        let s = repo
+            .settings
+            .or(&file)
+            .or(&c.sandbox)
+            .resolve("img")
+            .unwrap();
         assert_eq!(s.test.as_deref(), Some("cargo test"));
         assert_eq!(s.setup.as_deref(), Some("npm ci"));
         assert_eq!(s.limits.cpus, 2.0);
         assert_eq!(s.limits.pids, 256);
         assert_eq!(s.limits.memory_bytes, 1 << 30);
         assert_eq!(s.image, "img");
-        assert_eq!(c.model_config().unwrap().api_key.unwrap().expose(), "sk-123");
+        assert_eq!(
+            c.model_config().unwrap().api_key.unwrap().expose(),
+            "sk-123"
+        );
     }
 
     #[test]
@@ -328,6 +345,11 @@ mod tests {
             agent: Some("external".into()),
             ..Default::default()
         };
-        assert!(s.resolve("i").unwrap_err().to_string().contains("external_command"));
+        assert!(
+            s.resolve("i")
+                .unwrap_err()
+                .to_string()
+                .contains("external_command")
+        );
     }
 }

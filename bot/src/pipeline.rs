@@ -42,11 +42,22 @@ pub struct TaskRequest {
 /// What the pipeline reports as it goes, after storing it.
 #[derive(Debug)]
 pub enum TaskEvent<'a> {
-    Created { task_id: &'a str, title: &'a str },
-    Preparing { repo: &'a str },
-    Started { base_ref: &'a str, commit: &'a str, rollouts: &'a [u32] },
+    Created {
+        task_id: &'a str,
+        title: &'a str,
+    },
+    Preparing {
+        repo: &'a str,
+    },
+    Started {
+        base_ref: &'a str,
+        commit: &'a str,
+        rollouts: &'a [u32],
+    },
     Rollout(&'a RolloutEvent),
-    Failed { error: &'a str },
+    Failed {
+        error: &'a str,
+    },
 }
 
 pub trait ProgressSink: Send + Sync {
@@ -100,7 +111,10 @@ pub async fn run_task(
     sink: &dyn ProgressSink,
     cancel: CancellationToken,
 ) -> Result<TaskReport, StoreError> {
-    let spec = req.spec.clone().unwrap_or_else(|| TaskSpec::from_text(&req.text));
+    let spec = req
+        .spec
+        .clone()
+        .unwrap_or_else(|| TaskSpec::from_text(&req.text));
     let task_id = uuid::Uuid::new_v4().simple().to_string();
     svc.store
         .create_task(&NewTask {
@@ -202,8 +216,7 @@ async fn prepare_and_run(
         .await?;
 
     let repo_file = match svc.repos.read_file(&prepared, ".threadsmith.toml").await {
-        Some(text) => parse_repo_file(&text)
-            .map_err(|e| user(format!("The repository's {e}")))?,
+        Some(text) => parse_repo_file(&text).map_err(|e| user(format!("The repository's {e}")))?,
         None => SandboxSection::default(),
     };
     let operator = configured.map(|r| r.settings.clone()).unwrap_or_default();
@@ -285,9 +298,7 @@ async fn prepare_and_run(
         svc.store.finish_rollout(task_id, r).await?;
     }
     let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
-    svc.store
-        .set_ranks(task_id, &rank::rank(&inputs))
-        .await?;
+    svc.store.set_ranks(task_id, &rank::rank(&inputs)).await?;
     let state = if cancel.is_cancelled() {
         TaskState::Cancelled
     } else {

@@ -42,7 +42,11 @@ impl TaskSpec {
 
     /// The spec as Markdown for the agent, with what it needs to know about the repository.
     pub fn to_markdown(&self, repo: &RepoFacts<'_>) -> String {
-        let mut md = format!("# {}\n\n## Problem\n\n{}\n", self.title, self.problem.trim());
+        let mut md = format!(
+            "# {}\n\n## Problem\n\n{}\n",
+            self.title,
+            self.problem.trim()
+        );
         if let Some(expected) = &self.expected {
             md.push_str(&format!("\n## Expected behaviour\n\n{}\n", expected.trim()));
         }

@@ -126,9 +126,16 @@ pub async fn build_offline(
     progress("adding the agent user (uid 1000) …");
     run(
         "adding the agent user",
-        Command::new("chroot")
-            .arg(&root)
-            .args(["useradd", "-m", "-u", "1000", "-U", "-s", "/bin/bash", "agent"]),
+        Command::new("chroot").arg(&root).args([
+            "useradd",
+            "-m",
+            "-u",
+            "1000",
+            "-U",
+            "-s",
+            "/bin/bash",
+            "agent",
+        ]),
     )
     .await?;
     for dir in ["workspace", "seed"] {
@@ -184,7 +191,9 @@ async fn import(docker: &Docker, root: &Path, tag: &str) -> Result<(), ImageErro
             "LABEL dev.threadsmith.image=rollout".to_string(),
         ])
         .build();
-    let mut stream = docker.client().create_image(Some(options), Some(body), None);
+    let mut stream = docker
+        .client()
+        .create_image(Some(options), Some(body), None);
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| ImageError::Docker {
             step: "importing the image",
@@ -238,18 +247,20 @@ pub async fn build_dockerfile(
         .t(tag)
         .rm(true)
         .build();
-    let mut stream = docker
-        .client()
-        .build_image(options, None, Some(bollard::body_full(out.stdout.into())));
-    while let Some(info) = stream
-        .try_next()
-        .await
-        .map_err(|e| ImageError::Docker {
-            step: "building the image",
-            detail: e.to_string(),
-        })?
-    {
-        if let Some(line) = info.stream.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+    let mut stream =
+        docker
+            .client()
+            .build_image(options, None, Some(bollard::body_full(out.stdout.into())));
+    while let Some(info) = stream.try_next().await.map_err(|e| ImageError::Docker {
+        step: "building the image",
+        detail: e.to_string(),
+    })? {
+        if let Some(line) = info
+            .stream
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+        {
             progress(line);
         }
         if let Some(err) = info.error_detail.and_then(|d| d.message) {

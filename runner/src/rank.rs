@@ -52,12 +52,14 @@ fn confidence(r: &RankInput) -> f64 {
     r.confidence.unwrap_or(0.0)
 }
 
-fn describe(r: &RankInput) -> String {
-    let (_, words) = tier(r);
+/// Confidence and diff size, for people.
+fn measures(r: &RankInput) -> String {
     let confidence = r
         .confidence
-        .map_or("no stated confidence".to_string(), |c| format!("confidence {c:.2}"));
-    format!("{words}, {confidence}, {} changed lines", r.diff_lines)
+        .map_or("no stated confidence".to_string(), |c| {
+            format!("confidence {c:.2}")
+        });
+    format!("{confidence}, {} changed lines", r.diff_lines)
 }
 
 /// Ranks rollouts; the result is in rank order.
@@ -76,11 +78,11 @@ pub fn rank(inputs: &[RankInput]) -> Vec<Ranked> {
         .enumerate()
         .map(|(i, r)| {
             let reason = if i == 0 {
-                format!("ranked first: {}", describe(r))
+                format!("ranked first: {}, {}", tier(r).1, measures(r))
             } else {
                 let above = sorted[i - 1];
                 let why = if tier(r).0 != tier(above).0 {
-                    format!("{}, while rollout {}'s {}", tier(r).1, above.index, tier(above).1.trim_start_matches("it ").trim_start_matches("its "))
+                    format!("{}, while rollout {}: {}", tier(r).1, above.index, tier(above).1)
                 } else if confidence(r) != confidence(above) {
                     format!(
                         "same test result as rollout {}, lower confidence ({:.2} < {:.2})",
@@ -96,7 +98,7 @@ pub fn rank(inputs: &[RankInput]) -> Vec<Ranked> {
                 } else {
                     format!("tied with rollout {}; the earlier rollout goes first", above.index)
                 };
-                format!("below rollout {}: {why} ({})", above.index, describe(r))
+                format!("below rollout {}: {why} ({})", above.index, measures(r))
             };
             Ranked {
                 index: r.index,
@@ -132,16 +134,39 @@ mod tests {
         ]);
         let order: Vec<u32> = ranked.iter().map(|r| r.index).collect();
         assert_eq!(order, vec![4, 3, 2, 1, 5]);
-        assert_eq!(ranked[0].reason, "ranked first: its tests pass, confidence 0.90, 10 changed lines");
-        assert!(ranked[1].reason.contains("larger diff (80 > 10 lines)"), "{}", ranked[1].reason);
-        assert!(ranked[2].reason.contains("lower confidence (0.50 < 0.90)"), "{}", ranked[2].reason);
-        assert!(ranked[3].reason.starts_with("below rollout 2: its tests fail, while rollout 2's tests pass"), "{}", ranked[3].reason);
-        assert_eq!(ranked.iter().map(|r| r.rank).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(
+            ranked[0].reason,
+            "ranked first: its tests pass, confidence 0.90, 10 changed lines"
+        );
+        assert!(
+            ranked[1].reason.contains("larger diff (80 > 10 lines)"),
+            "{}",
+            ranked[1].reason
+        );
+        assert!(
+            ranked[2].reason.contains("lower confidence (0.50 < 0.90)"),
+            "{}",
+            ranked[2].reason
+        );
+        assert!(
+            ranked[3].reason.starts_with(
+                "below rollout 2: its tests fail, while rollout 2: its tests pass (confidence 0.99"
+            ),
+            "{}",
+            ranked[3].reason
+        );
+        assert_eq!(
+            ranked.iter().map(|r| r.rank).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
     }
 
     #[test]
     fn ties_keep_rollout_order() {
-        let ranked = rank(&[input(2, Outcome::Errored, None, 0), input(1, Outcome::Errored, None, 0)]);
+        let ranked = rank(&[
+            input(2, Outcome::Errored, None, 0),
+            input(1, Outcome::Errored, None, 0),
+        ]);
         assert_eq!(ranked[0].index, 1);
         assert!(ranked[1].reason.contains("tied with rollout 1"));
     }

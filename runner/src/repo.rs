@@ -90,7 +90,10 @@ pub enum RepoError {
     #[error("the repository `{repo}` has no branch, tag or commit named `{base}`")]
     UnknownRef { repo: String, base: String },
     #[error("git failed while {action}: {detail}")]
-    Git { action: &'static str, detail: String },
+    Git {
+        action: &'static str,
+        detail: String,
+    },
     #[error("git is not installed on this machine (threadsmith needs it on the host)")]
     GitMissing,
 }
@@ -202,7 +205,13 @@ impl RepoCache {
             let tmp_arg = tmp.display().to_string();
             git(
                 None,
-                &["clone", "--mirror", "--quiet", &source.to_string(), &tmp_arg],
+                &[
+                    "clone",
+                    "--mirror",
+                    "--quiet",
+                    &source.to_string(),
+                    &tmp_arg,
+                ],
                 "cloning the repository",
             )
             .await
@@ -301,7 +310,8 @@ impl RepoCache {
         }
         let objects = work.path().join("objects");
         std::fs::rename(tree.join(".git/objects"), &objects).map_err(io("moving objects"))?;
-        std::fs::create_dir_all(tree.join(".git/objects/info")).map_err(io("writing alternates"))?;
+        std::fs::create_dir_all(tree.join(".git/objects/info"))
+            .map_err(io("writing alternates"))?;
         std::fs::write(
             tree.join(".git/objects/info/alternates"),
             format!("{}/objects\n", crate::sandbox::SEED),

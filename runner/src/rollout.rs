@@ -118,7 +118,8 @@ pub async fn run_rollout(
         task_id: plan.task_id.clone(),
         rollout: index,
         seed_volume: Some(plan.seed_volume.clone()),
-        start_with_network: (settings.setup.is_some() && settings.setup_network) || external_network,
+        start_with_network: (settings.setup.is_some() && settings.setup_network)
+            || external_network,
     };
     let (partial, commands) = match docker.create_sandbox(&spec).await {
         Err(e) => (
@@ -175,7 +176,11 @@ async fn in_sandbox(
 
     // The working copy: the seed's template checkout, copied into the sandbox's own workspace.
     let copy = ExecRequest::shell(
-        format!("cp -a {}/tree/. {}/", crate::sandbox::SEED, crate::sandbox::WORKSPACE),
+        format!(
+            "cp -a {}/tree/. {}/",
+            crate::sandbox::SEED,
+            crate::sandbox::WORKSPACE
+        ),
         settings.command_timeout,
     );
     match ctx.sandbox.exec(copy, ctx.cancel).await {
@@ -224,14 +229,24 @@ async fn in_sandbox(
     let end = match &settings.agent {
         AgentKind::Builtin { max_steps } => match model {
             Some(model) => {
-                agent::run_builtin(ctx, model, &plan.instructions, sampling, *max_steps, deadline)
-                    .await
+                agent::run_builtin(
+                    ctx,
+                    model,
+                    &plan.instructions,
+                    sampling,
+                    *max_steps,
+                    deadline,
+                )
+                .await
             }
             None => AgentEnd::Errored {
                 reason: "no model endpoint is configured (set THREADSMITH_MODEL_BASE_URL)".into(),
             },
         },
-        AgentKind::External { command, network: net } => {
+        AgentKind::External {
+            command,
+            network: net,
+        } => {
             if *net {
                 network = Some(match network {
                     Some(n) => format!("{n}; the external agent had network access (opted in)"),
@@ -309,7 +324,10 @@ async fn in_sandbox(
                         } else {
                             (
                                 Outcome::TestsFailed,
-                                format!("the tests failed ({})", exit_words(o.exit_code, o.timed_out)),
+                                format!(
+                                    "the tests failed ({})",
+                                    exit_words(o.exit_code, o.timed_out)
+                                ),
                             )
                         };
                         partial.test = Some(run);
@@ -396,7 +414,11 @@ git diff --cached --no-renames --binary HEAD
     let out = match ctx.sandbox.exec(req, ctx.cancel).await {
         Ok(o) => o,
         Err(SandboxError::Cancelled) => return Err(DiffError::Cancelled),
-        Err(e) => return Err(DiffError::Failed(format!("could not collect the diff: {e}"))),
+        Err(e) => {
+            return Err(DiffError::Failed(format!(
+                "could not collect the diff: {e}"
+            )));
+        }
     };
     if out.stdout_overflow {
         return Err(DiffError::Failed(format!(

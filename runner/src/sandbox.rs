@@ -291,7 +291,11 @@ impl Docker {
             .inner
             .upload_to_container(
                 &created.id,
-                Some(UploadToContainerOptionsBuilder::default().path(SEED).build()),
+                Some(
+                    UploadToContainerOptionsBuilder::default()
+                        .path(SEED)
+                        .build(),
+                ),
                 bollard::body_full(archive.into()),
             )
             .await
@@ -414,10 +418,7 @@ impl Docker {
 
     /// Every container labelled as threadsmith's.
     pub async fn list_managed(&self) -> Result<Vec<ManagedContainer>, SandboxError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_MANAGED}=true")],
-        )]);
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
         let list = self
             .inner
             .list_containers(Some(
@@ -459,10 +460,7 @@ impl Docker {
                 removed += 1;
             }
         }
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{LABEL_MANAGED}=true")],
-        )]);
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
         let volumes = self
             .inner
             .list_volumes(Some(

@@ -182,10 +182,18 @@ pub enum Phase {
 /// Reported while rollouts run.
 #[derive(Debug, Clone)]
 pub enum RolloutEvent {
-    Phase { index: u32, phase: Phase },
-    Command { index: u32, record: CommandRecord },
+    Phase {
+        index: u32,
+        phase: Phase,
+    },
+    Command {
+        index: u32,
+        record: CommandRecord,
+    },
     /// The rollout's end, sent once, before [`crate::Runner::run_rollouts`] returns.
-    Finished { result: Box<RolloutResult> },
+    Finished {
+        result: Box<RolloutResult>,
+    },
 }
 
 /// The test command's result.

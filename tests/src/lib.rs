@@ -1,1 +1,166 @@
-pub fn x(){}
+//! End-to-end test support: fakes of the outside services, real git repositories, and a
+//! harness that builds threadsmith's real services against a real Docker engine.
+
+pub mod fake_model;
+pub mod gitrepo;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use threadsmith_bot::config::Config;
+use threadsmith_bot::pipeline::{self, NoProgress, Services, TaskReport, TaskRequest};
+use threadsmith_runner::image::{self, DEFAULT_IMAGE, OfflineBuild};
+use threadsmith_runner::secret::Secret;
+use threadsmith_runner::{Docker, ModelClient, RepoCache, Runner};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+pub use fake_model::{FakeModel, Turn};
+
+/// The model key the harness configures; tests check it never leaks.
+pub const MODEL_KEY: &str = "sk-threadsmith-test-key-9f8e7d6c";
+
+static IMAGE_READY: OnceCell<()> = OnceCell::const_new();
+
+/// Makes sure the rollout image exists, building it offline when it is missing (as
+/// `threadsmith image build` does). Fails loudly when it cannot: a test never skips itself.
+pub async fn ensure_image() {
+    IMAGE_READY
+        .get_or_init(|| async {
+            let docker = Docker::connect()
+                .await
+                .expect("these tests need a running Docker engine");
+            if docker.image_exists(DEFAULT_IMAGE).await.expect("ask Docker for the image") {
+                return;
+            }
+            // One build at a time across test processes.
+            let lock = tokio::task::spawn_blocking(|| {
+                let f = std::fs::File::create(std::env::temp_dir().join("threadsmith-image.lock"))
+                    .expect("create the image lock file");
+                f.lock().expect("lock the image lock file");
+                f
+            })
+            .await
+            .expect("lock task");
+            if !docker.image_exists(DEFAULT_IMAGE).await.expect("ask Docker for the image") {
+                image::build_offline(&docker, &OfflineBuild::default(), &|line| eprintln!("{line}"))
+                    .await
+                    .expect("building the rollout image offline failed; run `threadsmith image build` (needs root and debootstrap)");
+            }
+            drop(lock);
+        })
+        .await;
+}
+
+/// A fresh world for one test: its own database and cache, a fake model, real Docker.
+pub struct TestEnv {
+    pub svc: Services,
+    pub model: FakeModel,
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds the test world; `customize` adjusts the config first.
+pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
+    ensure_image().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = FakeModel::start().await;
+    let mut config = Config {
+        database_url: Some(format!(
+            "sqlite://{}",
+            dir.path().join("threadsmith.db").display()
+        )),
+        data_dir: Some(dir.path().join("data")),
+        ..Config::default()
+    };
+    config.model.base_url = Some(model.base_url());
+    config.model.model = Some("fake-model".into());
+    config.model.api_key = Some(Secret::new(MODEL_KEY));
+    config.model.retry_base_ms = Some(10);
+    config.model.max_retries = Some(2);
+    config.sandbox.memory = Some("512m".into());
+    config.sandbox.pids = Some(256);
+    config.sandbox.workspace_size = Some("256m".into());
+    config.sandbox.tmp_size = Some("256m".into());
+    config.sandbox.command_timeout_secs = Some(120);
+    config.sandbox.rollout_timeout_secs = Some(300);
+    customize(&mut config);
+    let store = threadsmith_bot::store::open(&config.database_url())
+        .await
+        .expect("open the test database");
+    let docker = Docker::connect().await.expect("connect to Docker");
+    let client = config
+        .model_config()
+        .map(|m| ModelClient::new(m).expect("model client"));
+    let repos = RepoCache::new(config.data_dir());
+    TestEnv {
+        svc: Services {
+            config: Arc::new(config),
+            store,
+            runner: Runner::new(docker, client),
+            repos,
+        },
+        model,
+        dir,
+    }
+}
+
+impl TestEnv {
+    /// Runs a task to its end through the real pipeline.
+    pub async fn run(&self, repo: &Path, attempts: u32, text: &str) -> TaskReport {
+        self.run_request(request(repo, attempts, text)).await
+    }
+
+    pub async fn run_request(&self, req: TaskRequest) -> TaskReport {
+        pipeline::run_task(&self.svc, req, &NoProgress, CancellationToken::new())
+            .await
+            .expect("the store works")
+    }
+
+    /// Asserts that no container or volume of the task is left.
+    pub async fn assert_nothing_left(&self, task_id: &str) {
+        let left: Vec<_> = self
+            .svc
+            .runner
+            .docker()
+            .list_managed()
+            .await
+            .expect("list containers")
+            .into_iter()
+            .filter(|c| c.task.as_deref() == Some(task_id))
+            .collect();
+        assert!(left.is_empty(), "containers left behind: {left:?}");
+        let volumes = self
+            .svc
+            .runner
+            .docker()
+            .client()
+            .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
+            .await
+            .expect("list volumes");
+        let left: Vec<_> = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| {
+                v.labels
+                    .get(threadsmith_runner::sandbox::LABEL_TASK)
+                    .map(String::as_str)
+                    == Some(task_id)
+            })
+            .map(|v| v.name)
+            .collect();
+        assert!(left.is_empty(), "volumes left behind: {left:?}");
+    }
+}
+
+pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
+    TaskRequest {
+        text: text.into(),
+        repo: repo.display().to_string(),
+        base: None,
+        attempts,
+        origin: "test".into(),
+        requester: Some("tester".into()),
+        spec: None,
+    }
+}

@@ -15,12 +15,20 @@ struct Check {
 pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
 
-    let git = tokio::process::Command::new("git").arg("--version").output().await;
+    let git = tokio::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .await;
     checks.push(Check {
         name: "git",
         result: match git {
-            Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
-            _ => Err("git is not installed on this machine. Fix: install git (apt-get install git).".into()),
+            Ok(o) if o.status.success() => {
+                Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+            }
+            _ => Err(
+                "git is not installed on this machine. Fix: install git (apt-get install git)."
+                    .into(),
+            ),
         },
     });
 
@@ -68,7 +76,9 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
         name: "database",
         result: match crate::store::open(&url).await {
             Ok(_) => Ok(format!("{url} (migrations applied)")),
-            Err(e) => Err(format!("{e}. Fix: set THREADSMITH_DATABASE_URL to a writable sqlite://path.db")),
+            Err(e) => Err(format!(
+                "{e}. Fix: set THREADSMITH_DATABASE_URL to a writable sqlite://path.db"
+            )),
         },
     });
 
@@ -116,5 +126,9 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -159,7 +159,10 @@ pub async fn services(config: Config) -> anyhow::Result<Services> {
     let docker = Docker::connect().await?;
     match docker.remove_orphans().await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed containers left by dead threadsmith processes"),
+        Ok(n) => tracing::info!(
+            removed = n,
+            "removed containers left by dead threadsmith processes"
+        ),
         Err(e) => tracing::warn!(error = %e, "could not look for orphaned containers"),
     }
     let model = match config.model_config() {
@@ -234,8 +237,7 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(diff) = svc.store.diff(&report.task.id, r.index).await?
             && !diff.is_empty()
         {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join(format!("rollout-{}.patch", r.index));
             std::fs::write(&path, &diff.patch)
                 .with_context(|| format!("writing {}", path.display()))?;

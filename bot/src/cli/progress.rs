@@ -31,7 +31,14 @@ fn phase_text(phase: &Phase) -> String {
 }
 
 fn command_text(c: &CommandRecord) -> String {
-    let mut line: String = c.command.lines().next().unwrap_or("").chars().take(70).collect();
+    let mut line: String = c
+        .command
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(70)
+        .collect();
     if line.len() < c.command.len() {
         line.push('…');
     }
@@ -70,7 +77,9 @@ impl CliProgress {
     fn rollout(&self, index: u32, message: String, done: bool) {
         match &self.bars {
             Some(bars) => {
-                let Ok(map) = bars.rollouts.lock() else { return };
+                let Ok(map) = bars.rollouts.lock() else {
+                    return;
+                };
                 if let Some(bar) = map.get(&index) {
                     if done {
                         bar.finish_with_message(message);
@@ -110,8 +119,10 @@ impl ProgressSink for CliProgress {
                 if let Some(bars) = &self.bars
                     && let Ok(mut map) = bars.rollouts.lock()
                 {
-                    let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                    let style = ProgressStyle::with_template(
+                        "{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
                     for k in rollouts.iter() {
                         let bar = bars.multi.add(ProgressBar::new_spinner());
                         bar.set_style(style.clone());

@@ -22,7 +22,11 @@ pub struct ShowArgs {
 }
 
 fn one_line(text: &str, max: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() > max {
         format!("{}…", line.chars().take(max - 1).collect::<String>())
     } else {
@@ -75,13 +79,20 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = crate::store::open(&config.database_url()).await?;
     let found = store.find_tasks(args.task.trim()).await?;
     let task = match found.as_slice() {
-        [] => bail!("no task starts with `{}` in {}", args.task, config.database_url()),
+        [] => bail!(
+            "no task starts with `{}` in {}",
+            args.task,
+            config.database_url()
+        ),
         [one] => one.clone(),
         many => bail!(
             "`{}` matches {} tasks; give more of the id: {}",
             args.task,
             many.len(),
-            many.iter().map(|t| &t.id[..12]).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|t| &t.id[..12])
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     if let Some(k) = args.diff {
@@ -113,9 +124,15 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
         "repo:  {} @ {} {}",
         task.repo,
         task.base_ref.as_deref().unwrap_or("?"),
-        task.base_commit.as_deref().map_or("", |c| &c[..c.len().min(10)])
+        task.base_commit
+            .as_deref()
+            .map_or("", |c| &c[..c.len().min(10)])
     );
-    println!("from:  {} at {}", task.origin, task.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+    println!(
+        "from:  {} at {}",
+        task.origin,
+        task.created_at.format("%Y-%m-%d %H:%M:%S UTC")
+    );
     if let Some(e) = &task.error {
         println!("error: {e}");
     }

@@ -101,7 +101,7 @@ fn rollout_row(r: &SqliteRow) -> Result<RolloutRow, StoreError> {
                 .try_get::<Option<String>, _>("test_output")?
                 .unwrap_or_default(),
             duration: Duration::from_millis(
-                r.try_get::<Option<i64>, _>("test_ms")?.unwrap_or(0) as u64,
+                r.try_get::<Option<i64>, _>("test_ms")?.unwrap_or(0) as u64
             ),
         }),
         None => None,
@@ -224,18 +224,25 @@ impl Store for SqliteStore {
         state: TaskState,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tasks SET state = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(error)
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE tasks SET state = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     #[tracing::instrument(name = "store.set_task_base", skip(self))]
-    async fn set_task_base(&self, id: &str, base_ref: &str, commit: &str) -> Result<(), StoreError> {
+    async fn set_task_base(
+        &self,
+        id: &str,
+        base_ref: &str,
+        commit: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE tasks SET base_ref = ?, base_commit = ?, updated_at = ? WHERE id = ?")
             .bind(base_ref)
             .bind(commit)
@@ -359,13 +366,15 @@ impl Store for SqliteStore {
     async fn set_ranks(&self, task_id: &str, ranked: &[Ranked]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in ranked {
-            sqlx::query("UPDATE rollouts SET rank = ?, rank_reason = ? WHERE task_id = ? AND idx = ?")
-                .bind(r.rank as i64)
-                .bind(&r.reason)
-                .bind(task_id)
-                .bind(r.index as i64)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE rollouts SET rank = ?, rank_reason = ? WHERE task_id = ? AND idx = ?",
+            )
+            .bind(r.rank as i64)
+            .bind(&r.reason)
+            .bind(task_id)
+            .bind(r.index as i64)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -384,15 +393,20 @@ impl Store for SqliteStore {
     async fn find_tasks(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError> {
         let pattern = format!(
             "{}%",
-            prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
-        sqlx::query("SELECT * FROM tasks WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 10")
-            .bind(pattern)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(task_row)
-            .collect()
+        sqlx::query(
+            "SELECT * FROM tasks WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 10",
+        )
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
     }
 
     async fn recent_tasks(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError> {
@@ -406,15 +420,13 @@ impl Store for SqliteStore {
     }
 
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError> {
-        sqlx::query(
-            "SELECT * FROM rollouts WHERE task_id = ? ORDER BY rank IS NULL, rank, idx",
-        )
-        .bind(task_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(rollout_row)
-        .collect()
+        sqlx::query("SELECT * FROM rollouts WHERE task_id = ? ORDER BY rank IS NULL, rank, idx")
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rollout_row)
+            .collect()
     }
 
     async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError> {
@@ -444,11 +456,12 @@ impl Store for SqliteStore {
     }
 
     async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError> {
-        let row = sqlx::query("SELECT patch, files FROM diffs WHERE task_id = ? AND rollout_idx = ?")
-            .bind(task_id)
-            .bind(index as i64)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT patch, files FROM diffs WHERE task_id = ? AND rollout_idx = ?")
+                .bind(task_id)
+                .bind(index as i64)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| {
             let files: String = r.try_get("files")?;
             Ok(Diff {

@@ -323,13 +323,19 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["role"], "assistant");
         assert_eq!(v["tool_calls"][0]["type"], "function");
-        assert_eq!(v["tool_calls"][0]["function"]["arguments"], r#"{"command":"ls"}"#);
+        assert_eq!(
+            v["tool_calls"][0]["function"]["arguments"],
+            r#"{"command":"ls"}"#
+        );
         let t = serde_json::to_value(Message::Tool {
             tool_call_id: "call_1".into(),
             content: "ok".into(),
         })
         .unwrap();
-        assert_eq!(t, serde_json::json!({"role":"tool","tool_call_id":"call_1","content":"ok"}));
+        assert_eq!(
+            t,
+            serde_json::json!({"role":"tool","tool_call_id":"call_1","content":"ok"})
+        );
     }
 
     #[test]

@@ -44,9 +44,7 @@ pub const TOOL_NAMES: [&str; 6] = [
 
 /// The tools in the Chat Completions `tools` format.
 pub fn definitions() -> Value {
-    let f = |name: &str, description: &str, parameters: Value| {
-        json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}})
-    };
+    let f = |name: &str, description: &str, parameters: Value| json!({"type": "function", "function": {"name": name, "description": description, "parameters": parameters}});
     json!([
         f(
             "run_command",
@@ -252,7 +250,10 @@ mod tests {
         let e = parse("run_command", "{not json").unwrap_err();
         assert!(e.contains("not valid"), "{e}");
         let e = parse("rm_rf", "{}").unwrap_err();
-        assert!(e.contains("no tool named `rm_rf`") && e.contains("run_command"), "{e}");
+        assert!(
+            e.contains("no tool named `rm_rf`") && e.contains("run_command"),
+            "{e}"
+        );
         let e = parse("finish", r#"{"summary":"x","confidence":7}"#).unwrap_err();
         assert!(e.contains("from 0 to 1"), "{e}");
         let e = parse("write_file", r#"{"path":"a"}"#).unwrap_err();
