@@ -175,7 +175,7 @@ async fn in_sandbox(
     let mut network = None;
 
     // The working copy: the seed's template checkout, copied into the sandbox's own workspace.
-    let copy = ExecRequest::shell(
+    let mut copy = ExecRequest::shell(
         format!(
             "cp -a {}/tree/. {}/",
             crate::sandbox::SEED,
@@ -183,6 +183,7 @@ async fn in_sandbox(
         ),
         settings.command_timeout,
     );
+    copy.reap = false;
     match ctx.sandbox.exec(copy, ctx.cancel).await {
         Ok(o) if o.success() => {}
         Ok(o) => {
@@ -407,6 +408,7 @@ git diff --cached --no-renames --binary HEAD
 "#;
     let mut req = ExecRequest::shell(script, ctx.command_timeout);
     req.keep_stdout = Some(MAX_DIFF_BYTES);
+    req.reap = false;
     req.cap = OutputCap {
         head_bytes: 4096,
         tail_bytes: 4096,

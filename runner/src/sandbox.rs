@@ -39,6 +39,13 @@ pub const AGENT_USER: &str = "1000:1000";
 pub const WORKSPACE: &str = "/workspace";
 /// Where the task's read-only seed (base commit objects and a template checkout) is mounted.
 pub const SEED: &str = "/seed";
+/// The sandbox's pid 1: reaps orphans, and as pid 1 is immune to the `kill -9 -1` that ends
+/// whatever a command left behind (docker-init would exit with its child).
+const INIT: [&str; 3] = [
+    "sh",
+    "-c",
+    "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done",
+];
 /// Extra time the host waits past a command's own limit before it kills every process itself.
 const BACKSTOP: Duration = Duration::from_secs(15);
 
@@ -112,6 +119,9 @@ pub struct ExecRequest {
     /// Keep stdout whole, up to this many bytes, beside the capped combined output.
     pub keep_stdout: Option<usize>,
     pub env: Vec<String>,
+    /// Kill every process the command left behind once it ends (no process outlives its
+    /// command). Off only for threadsmith's own bookkeeping commands.
+    pub reap: bool,
 }
 
 impl ExecRequest {
@@ -124,6 +134,7 @@ impl ExecRequest {
             cap: OutputCap::default(),
             keep_stdout: None,
             env: Vec::new(),
+            reap: true,
         }
     }
 }
@@ -356,7 +367,7 @@ impl Docker {
         }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            cmd: Some(INIT.iter().map(|s| s.to_string()).collect()),
             user: Some(AGENT_USER.into()),
             working_dir: Some(WORKSPACE.into()),
             env: Some(sandbox_env()),
@@ -374,7 +385,7 @@ impl Docker {
                 memory_swap: Some(limits.memory_bytes),
                 nano_cpus: Some((limits.cpus * 1e9) as i64),
                 pids_limit: Some(limits.pids),
-                init: Some(true),
+                init: Some(false),
                 tmpfs: Some(HashMap::from([(
                     "/tmp".to_string(),
                     format!("rw,nosuid,nodev,size={},mode=1777", limits.tmp_bytes),
@@ -408,6 +419,7 @@ impl Docker {
             id: created.id,
             name: base,
             workspace_volume,
+            pids_limit: limits.pids,
         };
         if let Err(e) = self.inner.start_container(&sandbox.id, None).await {
             sandbox.remove().await;
@@ -557,6 +569,7 @@ pub struct Sandbox {
     pub id: String,
     pub name: String,
     workspace_volume: String,
+    pids_limit: i64,
 }
 
 impl Sandbox {
@@ -626,11 +639,11 @@ impl Sandbox {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => {
-                    self.kill_all().await;
+                    self.reap().await;
                     return Err(SandboxError::Cancelled);
                 }
                 _ = tokio::time::sleep_until(deadline) => {
-                    self.kill_all().await;
+                    self.reap().await;
                     killed_by_host = true;
                     break;
                 }
@@ -660,6 +673,9 @@ impl Sandbox {
         if let Some(t) = stdin_task {
             t.abort();
         }
+        if req.reap && !killed_by_host {
+            self.reap().await;
+        }
         let exit_code = if killed_by_host {
             None
         } else {
@@ -681,29 +697,64 @@ impl Sandbox {
     }
 
     /// Kills every process of the sandbox's user (all but the container's init).
-    async fn kill_all(&self) {
-        let killer = self
+    ///
+    /// A fork bomb can hold every pid the sandbox may have, so that not even the killer can
+    /// start; then the pids limit is lifted for a moment and put back.
+    async fn reap(&self) {
+        for _ in 0..3 {
+            if self.kill_everything().await {
+                return;
+            }
+        }
+        let lift = |pids| bollard::models::ContainerUpdateBody {
+            pids_limit: Some(pids),
+            ..Default::default()
+        };
+        let _ = self
+            .docker
+            .update_container(&self.id, lift(self.pids_limit + 64))
+            .await;
+        for _ in 0..3 {
+            if self.kill_everything().await {
+                break;
+            }
+        }
+        let _ = self
+            .docker
+            .update_container(&self.id, lift(self.pids_limit))
+            .await;
+    }
+
+    /// One `kill -9 -1`; true when it ran (whether or not anything was left to kill).
+    async fn kill_everything(&self) -> bool {
+        let Ok(exec) = self
             .docker
             .create_exec(
                 &self.id,
                 CreateExecOptions {
                     cmd: Some(vec!["kill", "-9", "-1"]),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
                     ..Default::default()
                 },
             )
-            .await;
-        if let Ok(exec) = killer {
-            let _ = self
-                .docker
-                .start_exec(
-                    &exec.id,
-                    Some(bollard::exec::StartExecOptions {
-                        detach: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            .await
+        else {
+            return false;
+        };
+        match self.docker.start_exec(&exec.id, None).await {
+            Ok(StartExecResults::Attached { mut output, .. }) => {
+                while let Some(Ok(_)) = output.next().await {}
+            }
+            _ => return false,
         }
+        matches!(
+            self.docker
+                .inspect_exec(&exec.id)
+                .await
+                .map(|i| i.exit_code),
+            Ok(Some(0 | 1))
+        )
     }
 
     /// Takes the sandbox off every network (after an opted-in setup phase).

@@ -245,6 +245,7 @@ pub async fn run_external(
 ) -> AgentEnd {
     let mut write = ExecRequest::shell(format!("cat > {SPEC_FILE}"), Duration::from_secs(30));
     write.stdin = Some(instructions.as_bytes().to_vec());
+    write.reap = false;
     match ctx.sandbox.exec(write, ctx.cancel).await {
         Ok(o) if o.success() => {}
         Ok(o) => {
