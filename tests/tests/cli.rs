@@ -1,0 +1,200 @@
+//! The `threadsmith` binary as a user runs it: `run`, `show`, `doctor`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::json;
+use threadsmith_tests::gitrepo::{FIXED_CALC, calc_repo};
+use threadsmith_tests::{MODEL_KEY, TestEnv, Turn, env};
+
+/// The binary of this workspace, built if needed.
+fn threadsmith() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("threadsmith");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "threadsmith-bot", "--bin", "threadsmith"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the threadsmith binary failed");
+    }
+    bin
+}
+
+/// What the binary is pointed at: this test's database, cache and fake model.
+#[derive(Clone)]
+struct Setup {
+    dir: PathBuf,
+    database_url: String,
+    data_dir: PathBuf,
+    model_url: String,
+}
+
+impl Setup {
+    fn of(env: &TestEnv) -> Self {
+        Self {
+            dir: env.dir.path().to_path_buf(),
+            database_url: env.svc.config.database_url(),
+            data_dir: env.svc.config.data_dir(),
+            model_url: env.model.base_url(),
+        }
+    }
+}
+
+/// Runs the binary off the async runtime, so that the fake model keeps answering.
+async fn cli(setup: &Setup, args: &[&str]) -> Output {
+    let setup = setup.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(threadsmith())
+            .args(&args)
+            .current_dir(&setup.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &setup.dir)
+            .env("THREADSMITH_DATABASE_URL", &setup.database_url)
+            .env("THREADSMITH_DATA_DIR", &setup.data_dir)
+            .env("THREADSMITH_MODEL_BASE_URL", &setup.model_url)
+            .env("THREADSMITH_MODEL", "fake-model")
+            .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
+            .output()
+            .expect("run threadsmith")
+    })
+    .await
+    .expect("join")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_then_show_then_doctor() {
+    let env = env(|_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    env.model.script(
+        1,
+        vec![
+            Turn::Call(
+                "write_file",
+                json!({"path": "calc.sh", "content": FIXED_CALC}),
+            ),
+            Turn::Call(
+                "finish",
+                json!({"summary": "Fixed add.", "confidence": 0.9}),
+            ),
+        ],
+    );
+    env.model
+        .script(2, vec![Turn::Call("give_up", json!({"reason": "no idea"}))]);
+    let repo_arg = repo.display().to_string();
+    let setup = Setup::of(&env);
+    let out = cli(
+        &setup,
+        &[
+            "run", "--repo", &repo_arg, "-n", "2", "fix", "the", "add", "test",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("rank  rollout"), "{stdout}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert!(
+        stderr.contains("rollout 1: "),
+        "plain progress lines when not a terminal: {stderr}"
+    );
+    assert!(!stdout.contains(MODEL_KEY) && !stderr.contains(MODEL_KEY));
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    let patch = env
+        .dir
+        .path()
+        .join("threadsmith-out")
+        .join(&task.id[..8])
+        .join("rollout-1.patch");
+    let written = std::fs::read_to_string(&patch).expect("patch written");
+    assert!(
+        written.contains("+add() { echo $(( $1 + $2 )); }"),
+        "{written}"
+    );
+    assert!(
+        !env.dir
+            .path()
+            .join("threadsmith-out")
+            .join(&task.id[..8])
+            .join("rollout-2.patch")
+            .exists()
+    );
+
+    let show = cli(&setup, &["show", &task.id[..8]]).await;
+    let (stdout, _) = text(&show);
+    assert_eq!(show.status.code(), Some(0));
+    assert!(stdout.contains("title: fix the add test"), "{stdout}");
+    assert!(
+        stdout.contains("[write_file] write_file calc.sh"),
+        "{stdout}"
+    );
+    let diff = cli(&setup, &["show", &task.id[..8], "--diff", "1"]).await;
+    assert_eq!(text(&diff).0, written);
+    let missing = cli(&setup, &["show", "zzzz"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing).1.contains("no task starts with `zzzz`"));
+
+    let doctor = cli(&setup, &["doctor"]).await;
+    let (stdout, _) = text(&doctor);
+    assert_eq!(doctor.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("✓ model endpoint"), "{stdout}");
+    assert!(!stdout.contains(MODEL_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_and_run_explain_an_unreachable_docker() {
+    let env = env(|_| {}).await;
+    let mut doctor = Command::new(threadsmith());
+    doctor
+        .arg("doctor")
+        .current_dir(env.dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("THREADSMITH_DATABASE_URL", env.svc.config.database_url())
+        .env_remove("THREADSMITH_MODEL_BASE_URL");
+    let out = doctor.output().unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("✗ docker"), "{stdout}");
+    assert!(
+        stdout.contains("cannot reach the Docker engine"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✗ model endpoint") && stdout.contains("not configured"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("✓ database"), "{stdout}");
+
+    let out = Command::new(threadsmith())
+        .args(["run", "--repo", ".", "fix"])
+        .current_dir(env.dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("THREADSMITH_DATABASE_URL", env.svc.config.database_url())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot reach the Docker engine"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
