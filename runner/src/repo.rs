@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 /// Where a repository comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoSource {
-    /// A directory holding a git repository on this machine.
+    /// A directory holding a git repository on this machine, or a git bundle file.
     Local(PathBuf),
     /// Anything git can clone: `https://…`, `ssh://…`, `git@host:path`, `file://…`.
     Url(String),
@@ -43,7 +43,8 @@ impl RepoSource {
             return Ok(Self::Url(text.to_string()));
         }
         let path = Path::new(text);
-        if path.is_dir() {
+        let bundle = path.is_file() && path.extension().is_some_and(|e| e == "bundle");
+        if path.is_dir() || bundle {
             let abs = std::fs::canonicalize(path).map_err(|e| RepoError::NotFound {
                 repo: text.into(),
                 detail: e.to_string(),
@@ -52,7 +53,8 @@ impl RepoSource {
         }
         Err(RepoError::NotFound {
             repo: text.into(),
-            detail: "it is neither a directory on this machine nor a git URL".into(),
+            detail: "it is neither a directory (or .bundle file) on this machine nor a git URL"
+                .into(),
         })
     }
 
@@ -278,7 +280,12 @@ impl RepoCache {
         let work = tempfile::tempdir().map_err(io("making a scratch directory"))?;
         let tree = work.path().join("tree");
         let tree_arg = tree.display().to_string();
-        git(None, &["init", "--quiet", &tree_arg], "preparing the seed").await?;
+        git(
+            None,
+            &["init", "--quiet", "--initial-branch=threadsmith", &tree_arg],
+            "preparing the seed",
+        )
+        .await?;
         let mirror_url = format!("file://{}", repo.mirror.display());
         git(
             Some(&tree),
@@ -287,6 +294,8 @@ impl RepoCache {
                 "--quiet",
                 "--depth=1",
                 "--no-tags",
+                // The pack only crosses this machine: spend no time compressing it.
+                "--upload-pack=git -c pack.compression=0 -c pack.window=0 upload-pack",
                 &mirror_url,
                 &repo.base_commit,
             ],

@@ -46,6 +46,11 @@ const INIT: [&str; 3] = [
     "-c",
     "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done",
 ];
+/// Runs a command under `timeout`, then kills whatever it left behind (`kill -9 -1` spares the
+/// caller and pid 1), and exits with the command's status. `kill` is a shell builtin, so this
+/// works even when a fork bomb holds every pid.
+const REAPING_WRAPPER: &str =
+    "t=$1; shift; timeout -k 5 \"$t\" \"$@\"; rc=$?; kill -9 -1 2>/dev/null; exit $rc";
 /// Extra time the host waits past a command's own limit before it kills every process itself.
 const BACKSTOP: Duration = Duration::from_secs(15);
 
@@ -583,13 +588,14 @@ impl Sandbox {
         cancel: &CancellationToken,
     ) -> Result<ExecOutcome, SandboxError> {
         let started = Instant::now();
-        let secs = req.timeout.as_secs().max(1);
-        let mut argv = vec![
-            "timeout".to_string(),
-            "-k".into(),
-            "5".into(),
-            secs.to_string(),
-        ];
+        let secs = req.timeout.as_secs().max(1).to_string();
+        let mut argv: Vec<String> = if req.reap {
+            ["sh", "-c", REAPING_WRAPPER, "threadsmith", &secs]
+                .map(String::from)
+                .to_vec()
+        } else {
+            ["timeout", "-k", "5", &secs].map(String::from).to_vec()
+        };
         argv.extend(req.argv);
         let exec = self
             .docker
@@ -672,9 +678,6 @@ impl Sandbox {
         }
         if let Some(t) = stdin_task {
             t.abort();
-        }
-        if req.reap && !killed_by_host {
-            self.reap().await;
         }
         let exit_code = if killed_by_host {
             None

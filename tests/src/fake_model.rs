@@ -104,6 +104,13 @@ impl FakeModel {
         let _ = rx.wait_for(|count| *count >= n).await;
     }
 
+    /// Every script starts over; what was received is forgotten.
+    pub fn reset(&self) {
+        let mut g = self.inner.lock().unwrap();
+        g.cursors.clear();
+        g.received.clear();
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().unwrap().received.clone()
     }
