@@ -399,7 +399,9 @@ set -e
 export GIT_DIR=/seed/tree/.git GIT_WORK_TREE=/workspace GIT_INDEX_FILE=/tmp/.ts-index \
        GIT_OBJECT_DIRECTORY=/tmp/.ts-objects GIT_ALTERNATE_OBJECT_DIRECTORIES=/seed/objects
 if [ ! -d /workspace ]; then echo "the workspace is gone" >&2; exit 3; fi
-cp /seed/tree/.git/index /tmp/.ts-index
+# -p keeps the index's time, so that git's racy-clean check re-reads files written in the same
+# second as the seed's checkout (an edit of the same size would otherwise look unchanged).
+cp -p /seed/tree/.git/index /tmp/.ts-index
 mkdir -p /tmp/.ts-objects
 git add -A
 git diff --cached --no-renames --numstat -z HEAD
