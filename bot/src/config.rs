@@ -41,6 +41,44 @@ pub struct Config {
     pub sandbox: SandboxSection,
     #[serde(default)]
     pub repos: Vec<RepoSection>,
+    /// The repository used when a request names none and its channel has no default.
+    #[serde(default)]
+    pub default_repo: Option<String>,
+    /// Where `threadsmith serve` is reachable from browsers (diff pages); without it, patches
+    /// are attached to threads as files.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Least time between two edits of a status message.
+    #[serde(default)]
+    pub status_edit_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub slack: SlackSection,
+}
+
+/// Slack. Enabled when `bot_token` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackSection {
+    /// `xoxb-…`
+    pub bot_token: Option<Secret>,
+    /// `xapp-…`, for Socket Mode.
+    pub app_token: Option<Secret>,
+    /// For the HTTP Events API mode.
+    pub signing_secret: Option<Secret>,
+    /// `socket` (default) or `http`.
+    pub mode: Option<String>,
+    /// Address the HTTP server listens on (HTTP mode, web pages).
+    pub listen: Option<String>,
+    /// Slack's Web API base (tests point it at a fake).
+    pub api_url: Option<String>,
+    /// Who may approve or retry any task, besides its requester (Slack user ids).
+    #[serde(default)]
+    pub maintainers: Vec<String>,
+    /// Bare phrases that trigger the bot without a mention.
+    pub trigger_phrases: Option<Vec<String>>,
+    /// Channels (ids) where the bare phrases work; none by default.
+    #[serde(default)]
+    pub phrase_channels: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

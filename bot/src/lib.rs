@@ -2,8 +2,12 @@
 //! Chat front-ends (Slack, Discord) live here too, behind their adapters; the runner crate does
 //! the sandboxed work and knows nothing of them.
 
+pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod orchestrator;
 pub mod pipeline;
+pub mod serve;
+pub mod slack;
 pub mod spec;
 pub mod store;

@@ -37,6 +37,8 @@ pub struct TaskRequest {
     pub origin: String,
     pub requester: Option<String>,
     pub spec: Option<TaskSpec>,
+    /// Chosen by the caller (chat front-ends link it to the thread first); else a new one.
+    pub task_id: Option<String>,
 }
 
 /// What the pipeline reports as it goes, after storing it.
@@ -115,7 +117,10 @@ pub async fn run_task(
         .spec
         .clone()
         .unwrap_or_else(|| TaskSpec::from_text(&req.text));
-    let task_id = uuid::Uuid::new_v4().simple().to_string();
+    let task_id = req
+        .task_id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     svc.store
         .create_task(&NewTask {
             id: task_id.clone(),
@@ -126,6 +131,7 @@ pub async fn run_task(
             repo: req.repo.clone(),
             base_ref: req.base.clone(),
             attempts: req.attempts,
+            spec_json: serde_json::to_string(&spec).ok(),
         })
         .await?;
     sink.on_event(&TaskEvent::Created {

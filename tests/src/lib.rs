@@ -2,6 +2,7 @@
 //! harness that builds threadsmith's real services against a real Docker engine.
 
 pub mod fake_model;
+pub mod fake_slack;
 pub mod gitrepo;
 
 use std::path::Path;
@@ -61,6 +62,14 @@ pub struct TestEnv {
 
 /// Builds the test world; `customize` adjusts the config first.
 pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
+    // Errors and warnings of the code under test show in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("THREADSMITH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
     ensure_image().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let model = FakeModel::start().await;
@@ -162,5 +171,6 @@ pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
         origin: "test".into(),
         requester: Some("tester".into()),
         spec: None,
+        task_id: None,
     }
 }

@@ -44,7 +44,7 @@ async fn hostile_agents_are_contained_and_reported() {
     const FILL_DISK: u64 = 8;
     env.model.script(
         FORK_BOMB,
-        hostile_then_alive("bomb() { bomb | bomb & }; bomb", 8),
+        hostile_then_alive("bomb() { bomb | bomb; }; bomb", 8),
     );
     env.model
         .script(MEMORY_HOG, hostile_then_alive("tail /dev/zero", 60));

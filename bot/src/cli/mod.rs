@@ -70,6 +70,8 @@ pub enum Command {
     },
     /// Remove containers and volumes left behind by threadsmith processes that died.
     Cleanup,
+    /// Run the bot: Slack (Socket Mode, or HTTP Events API) when its tokens are set.
+    Serve,
 }
 
 #[derive(Debug, Args)]
@@ -145,10 +147,39 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     if let Some(image) = &global.image {
         config.sandbox.image = Some(image.clone());
     }
-    if let Ok(key) = std::env::var("THREADSMITH_MODEL_API_KEY")
-        && !key.is_empty()
-    {
-        config.model.api_key = Some(Secret::new(key));
+    let secret_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+    };
+    if let Some(key) = secret_env("THREADSMITH_MODEL_API_KEY") {
+        config.model.api_key = Some(key);
+    }
+    if let Some(t) = secret_env("THREADSMITH_SLACK_BOT_TOKEN") {
+        config.slack.bot_token = Some(t);
+    }
+    if let Some(t) = secret_env("THREADSMITH_SLACK_APP_TOKEN") {
+        config.slack.app_token = Some(t);
+    }
+    if let Some(t) = secret_env("THREADSMITH_SLACK_SIGNING_SECRET") {
+        config.slack.signing_secret = Some(t);
+    }
+    let plain_env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(v) = plain_env("THREADSMITH_SLACK_MODE") {
+        config.slack.mode = Some(v);
+    }
+    if let Some(v) = plain_env("THREADSMITH_LISTEN") {
+        config.slack.listen = Some(v);
+    }
+    if let Some(v) = plain_env("THREADSMITH_SLACK_API_URL") {
+        config.slack.api_url = Some(v);
+    }
+    if let Some(v) = plain_env("THREADSMITH_PUBLIC_URL") {
+        config.public_url = Some(v);
+    }
+    if let Some(v) = plain_env("THREADSMITH_DEFAULT_REPO") {
+        config.default_repo = Some(v);
     }
     Ok(config)
 }
@@ -185,6 +216,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => show::show(config, args).await,
         Command::Doctor => doctor::doctor(config).await,
         Command::Image { command } => image_command(config, command).await,
+        Command::Serve => crate::serve::serve(config, CancellationToken::new()).await,
         Command::Cleanup => {
             let docker = Docker::connect().await?;
             let n = docker.remove_orphans().await?;
@@ -218,6 +250,7 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             origin: "cli".into(),
             requester: std::env::var("USER").ok(),
             spec: None,
+            task_id: None,
         },
         &progress,
         cancel,

@@ -79,6 +79,8 @@ pub struct NewTask {
     pub repo: String,
     pub base_ref: Option<String>,
     pub attempts: u32,
+    /// The structured spec, as JSON.
+    pub spec_json: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +98,7 @@ pub struct TaskRow {
     pub base_commit: Option<String>,
     pub attempts: u32,
     pub error: Option<String>,
+    pub spec_json: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +130,38 @@ pub struct RolloutRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub agent_duration: Option<Duration>,
+}
+
+/// Where a chat task lives and which of its messages are the bot's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatTaskLink {
+    pub task_id: String,
+    pub platform: String,
+    pub workspace: String,
+    pub channel: String,
+    pub thread: String,
+    pub trigger_ts: Option<String>,
+    pub requester: String,
+    pub status_ts: Option<String>,
+    pub summary_ts: Option<String>,
+    pub retry_of: Option<String>,
+    pub feedback: Option<String>,
+}
+
+/// An approval: who chose which rollout. One per task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub task_id: String,
+    pub rollout: u32,
+    pub approved_by: String,
+    pub approved_at: DateTime<Utc>,
+}
+
+/// A queued chat event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub id: i64,
+    pub event: String,
 }
 
 #[async_trait]
@@ -172,6 +207,51 @@ pub trait Store: Send + Sync {
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError>;
     async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError>;
     async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError>;
+
+    // --- chat ---------------------------------------------------------------------------
+    /// Stores an incoming event unless one with the same key was stored before; `None` means a
+    /// duplicate delivery.
+    async fn enqueue(
+        &self,
+        dedupe_key: &str,
+        platform: &str,
+        event: &str,
+    ) -> Result<Option<i64>, StoreError>;
+    /// How many events were ever stored (duplicates and rejected requests are not).
+    async fn inbox_len(&self) -> Result<u64, StoreError>;
+    /// Events not yet handled, oldest first.
+    async fn queued(&self, limit: u32) -> Result<Vec<InboxItem>, StoreError>;
+    async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
+    async fn link_chat_task(&self, link: &ChatTaskLink) -> Result<(), StoreError>;
+    async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;
+    /// The task a message triggered, if any.
+    async fn chat_task_by_trigger(
+        &self,
+        platform: &str,
+        channel: &str,
+        trigger_ts: &str,
+    ) -> Result<Option<ChatTaskLink>, StoreError>;
+    /// The task that retries `task_id`, if any.
+    async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;
+    async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError>;
+    async fn set_summary_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError>;
+    /// Records an effect's idempotency key; false when it was recorded before.
+    async fn record_effect(&self, key: &str, result: &str) -> Result<bool, StoreError>;
+    async fn effect(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Approves a rollout unless the task is approved already; returns the approval in force.
+    async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError>;
+    async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError>;
+    async fn channel_repo(
+        &self,
+        platform: &str,
+        channel: &str,
+    ) -> Result<Option<String>, StoreError>;
+    async fn set_channel_repo(
+        &self,
+        platform: &str,
+        channel: &str,
+        repo: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// Opens the store a database URL names, applying migrations.

@@ -13,7 +13,10 @@ use threadsmith_runner::{
     CommandKind, CommandRecord, Diff, FileChange, Outcome, RolloutResult, Sampling,
 };
 
-use super::{NewTask, RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState};
+use super::{
+    Approval, ChatTaskLink, InboxItem, NewTask, RolloutRow, Store, StoreError, StoredTest, TaskRow,
+    TaskState,
+};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -81,6 +84,7 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow, StoreError> {
         base_commit: r.try_get("base_commit")?,
         attempts: r.try_get::<i64, _>("attempts")? as u32,
         error: r.try_get("error")?,
+        spec_json: r.try_get("spec_json")?,
     })
 }
 
@@ -165,6 +169,22 @@ fn parse_files(text: &str) -> Result<Vec<FileChange>, StoreError> {
         .unwrap_or_default())
 }
 
+fn chat_link(r: &SqliteRow) -> Result<ChatTaskLink, StoreError> {
+    Ok(ChatTaskLink {
+        task_id: r.try_get("task_id")?,
+        platform: r.try_get("platform")?,
+        workspace: r.try_get("workspace")?,
+        channel: r.try_get("channel")?,
+        thread: r.try_get("thread")?,
+        trigger_ts: r.try_get("trigger_ts")?,
+        requester: r.try_get("requester")?,
+        status_ts: r.try_get("status_ts")?,
+        summary_ts: r.try_get("summary_ts")?,
+        retry_of: r.try_get("retry_of")?,
+        feedback: r.try_get("feedback")?,
+    })
+}
+
 async fn insert_command(
     exec: impl sqlx::SqliteExecutor<'_>,
     task_id: &str,
@@ -199,8 +219,8 @@ impl Store for SqliteStore {
     async fn create_task(&self, task: &NewTask) -> Result<(), StoreError> {
         let now = now();
         sqlx::query(
-            "INSERT INTO tasks (id, created_at, updated_at, state, origin, requester, title, spec, repo, base_ref, attempts)
-             VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tasks (id, created_at, updated_at, state, origin, requester, title, spec, repo, base_ref, attempts, spec_json)
+             VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&task.id)
         .bind(&now)
@@ -212,6 +232,7 @@ impl Store for SqliteStore {
         .bind(&task.repo)
         .bind(&task.base_ref)
         .bind(task.attempts as i64)
+        .bind(&task.spec_json)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -470,5 +491,226 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    #[tracing::instrument(name = "store.enqueue", skip(self, event))]
+    async fn enqueue(
+        &self,
+        dedupe_key: &str,
+        platform: &str,
+        event: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO inbox (dedupe_key, platform, event, received_at, state) VALUES (?, ?, ?, ?, 'queued')
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(dedupe_key)
+        .bind(platform)
+        .bind(event)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() == 1).then(|| done.last_insert_rowid()))
+    }
+
+    async fn inbox_len(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn queued(&self, limit: u32) -> Result<Vec<InboxItem>, StoreError> {
+        sqlx::query("SELECT id, event FROM inbox WHERE state = 'queued' ORDER BY id LIMIT ?")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(InboxItem {
+                    id: r.try_get("id")?,
+                    event: r.try_get("event")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE inbox SET state = ?, error = ?, handled_at = ? WHERE id = ?")
+            .bind(if error.is_some() { "failed" } else { "done" })
+            .bind(error)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn link_chat_task(&self, l: &ChatTaskLink) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO chat_tasks (task_id, platform, workspace, channel, thread, trigger_ts, requester,
+                status_ts, summary_ts, retry_of, feedback)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&l.task_id)
+        .bind(&l.platform)
+        .bind(&l.workspace)
+        .bind(&l.channel)
+        .bind(&l.thread)
+        .bind(&l.trigger_ts)
+        .bind(&l.requester)
+        .bind(&l.status_ts)
+        .bind(&l.summary_ts)
+        .bind(&l.retry_of)
+        .bind(&l.feedback)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
+        sqlx::query("SELECT * FROM chat_tasks WHERE task_id = ?")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(chat_link)
+            .transpose()
+    }
+
+    async fn chat_task_by_trigger(
+        &self,
+        platform: &str,
+        channel: &str,
+        trigger_ts: &str,
+    ) -> Result<Option<ChatTaskLink>, StoreError> {
+        sqlx::query(
+            "SELECT * FROM chat_tasks WHERE platform = ? AND channel = ? AND trigger_ts = ? LIMIT 1",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(trigger_ts)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(chat_link)
+        .transpose()
+    }
+
+    async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
+        sqlx::query("SELECT * FROM chat_tasks WHERE retry_of = ?")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(chat_link)
+            .transpose()
+    }
+
+    async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE chat_tasks SET status_ts = ? WHERE task_id = ?")
+            .bind(ts)
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_summary_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE chat_tasks SET summary_ts = ? WHERE task_id = ?")
+            .bind(ts)
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_effect(&self, key: &str, result: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO effects (key, result, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(result)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn effect(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query("SELECT result FROM effects WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<Option<String>, _>("result"))
+            .transpose()?
+            .flatten())
+    }
+
+    async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError> {
+        sqlx::query(
+            "INSERT INTO approvals (task_id, rollout_idx, approved_by, approved_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (task_id) DO NOTHING",
+        )
+        .bind(task_id)
+        .bind(rollout as i64)
+        .bind(by)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        self.approval(task_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("approval of {task_id} vanished")))
+    }
+
+    async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError> {
+        sqlx::query("SELECT * FROM approvals WHERE task_id = ?")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok(Approval {
+                    task_id: r.try_get("task_id")?,
+                    rollout: r.try_get::<i64, _>("rollout_idx")? as u32,
+                    approved_by: r.try_get("approved_by")?,
+                    approved_at: time(r.try_get("approved_at")?)?.unwrap_or_default(),
+                })
+            })
+            .transpose()
+    }
+
+    async fn channel_repo(
+        &self,
+        platform: &str,
+        channel: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT default_repo FROM channel_settings WHERE platform = ? AND channel = ?",
+        )
+        .bind(platform)
+        .bind(channel)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>("default_repo"))
+        .transpose()?
+        .flatten())
+    }
+
+    async fn set_channel_repo(
+        &self,
+        platform: &str,
+        channel: &str,
+        repo: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO channel_settings (platform, channel, default_repo) VALUES (?, ?, ?)
+             ON CONFLICT (platform, channel) DO UPDATE SET default_repo = excluded.default_repo",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(repo)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

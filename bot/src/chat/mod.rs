@@ -1,0 +1,260 @@
+//! The chat core: what the front-ends (Slack, Discord) have in common. Nothing here knows a
+//! Slack or Discord type; adapters convert at the edge into [`ChatEvent`]s, and render the
+//! views of [`OutMessage`] into their own formats.
+
+pub mod commands;
+pub mod markdown;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// A conversation thread on a chat platform.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ThreadRef {
+    /// `slack` or `discord`.
+    pub platform: String,
+    /// Slack team id or Discord guild id.
+    pub workspace: String,
+    pub channel: String,
+    /// The thread's parent message (Slack `thread_ts`) or thread channel (Discord).
+    pub thread: String,
+}
+
+/// How a trigger reached the bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Mention,
+    Phrase,
+    Shortcut,
+    Slash,
+}
+
+/// Everything that reaches the bot from chat, in its own terms. Stored in the inbox (as JSON)
+/// before it is acknowledged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// A message asking the bot for something ("@threadsmith fix this").
+    Trigger {
+        thread: ThreadRef,
+        message_ts: String,
+        user: String,
+        text: String,
+        via: Via,
+    },
+    /// A slash command in a channel (`/fix …`).
+    Slash {
+        platform: String,
+        workspace: String,
+        channel: String,
+        user: String,
+        text: String,
+    },
+    /// A button on one of the bot's messages.
+    Button {
+        thread: ThreadRef,
+        message_ts: String,
+        user: String,
+        action: ButtonAction,
+        /// For opening a form (Slack `trigger_id`).
+        trigger_id: Option<String>,
+    },
+    /// The Retry form was submitted.
+    RetrySubmitted {
+        task_id: String,
+        user: String,
+        feedback: String,
+    },
+}
+
+/// What a button does. Encoded in the button itself so that it works after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ButtonAction {
+    Approve { task_id: String, rollout: u32 },
+    Retry { task_id: String },
+    Cancel { task_id: String },
+}
+
+impl ButtonAction {
+    /// The button's action id.
+    pub fn id(&self) -> &'static str {
+        match self {
+            ButtonAction::Approve { .. } => "approve",
+            ButtonAction::Retry { .. } => "retry",
+            ButtonAction::Cancel { .. } => "cancel",
+        }
+    }
+
+    /// The button's value: the task, and the rollout for Approve.
+    pub fn value(&self) -> String {
+        match self {
+            ButtonAction::Approve { task_id, rollout } => format!("{task_id}:{rollout}"),
+            ButtonAction::Retry { task_id } | ButtonAction::Cancel { task_id } => task_id.clone(),
+        }
+    }
+
+    /// Reads a button back from its action id and value.
+    pub fn parse(id: &str, value: &str) -> Option<Self> {
+        let task_ok = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit());
+        match id {
+            "approve" => {
+                let (task, k) = value.split_once(':')?;
+                task_ok(task).then_some(())?;
+                Some(ButtonAction::Approve {
+                    task_id: task.to_string(),
+                    rollout: k.parse().ok()?,
+                })
+            }
+            "retry" if task_ok(value) => Some(ButtonAction::Retry {
+                task_id: value.to_string(),
+            }),
+            "cancel" if task_ok(value) => Some(ButtonAction::Cancel {
+                task_id: value.to_string(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A message of the thread, as read for a task spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadMessage {
+    pub ts: String,
+    pub author: String,
+    pub is_bot: bool,
+    /// Plain Markdown (mentions resolved, entities unescaped).
+    pub text: String,
+}
+
+/// Reactions the bot puts on the triggering message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    Working,
+    Done,
+    Failed,
+}
+
+/// The live status of a task (one message, edited as rollouts advance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusView {
+    pub task_id: String,
+    pub title: String,
+    pub headline: String,
+    pub rollouts: Vec<(u32, String)>,
+    pub running: bool,
+}
+
+/// One rollout in a summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutLine {
+    pub index: u32,
+    pub rank: u32,
+    pub outcome: String,
+    pub succeeded: bool,
+    pub tests: Option<bool>,
+    pub added: u64,
+    pub removed: u64,
+    pub files: u64,
+    /// The agent's summary (Markdown from a model: untrusted) or why it ended.
+    pub summary: String,
+    pub diff_link: Option<String>,
+    pub network: Option<String>,
+}
+
+/// The summary of a finished task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryView {
+    pub task_id: String,
+    pub title: String,
+    pub rollouts: Vec<RolloutLine>,
+    /// Who approved which rollout.
+    pub approved: Option<(u32, String)>,
+    /// A link to the summary of the task this one retries.
+    pub previous: Option<String>,
+    pub feedback: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What the bot posts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutMessage {
+    Status(StatusView),
+    Summary(SummaryView),
+    /// Markdown text.
+    Text(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("the chat platform refused the call {method}: {detail}")]
+    Api {
+        method: &'static str,
+        detail: String,
+    },
+    #[error("the chat platform is rate-limiting us")]
+    RateLimited,
+}
+
+/// What the core asks of a chat platform.
+#[async_trait]
+pub trait ChatPort: Send + Sync {
+    /// Posts in the thread; returns the message's id (`ts`).
+    async fn post(&self, thread: &ThreadRef, message: &OutMessage) -> Result<String, ChatError>;
+    async fn update(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        message: &OutMessage,
+    ) -> Result<(), ChatError>;
+    /// A message only `user` sees.
+    async fn ephemeral(&self, thread: &ThreadRef, user: &str, text: &str) -> Result<(), ChatError>;
+    async fn react(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        reaction: Reaction,
+        on: bool,
+    ) -> Result<(), ChatError>;
+    /// The whole thread, oldest first.
+    async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError>;
+    /// Opens the Retry form (feedback) for `user`.
+    async fn open_retry_form(&self, trigger_id: &str, task_id: &str) -> Result<(), ChatError>;
+    /// Attaches a file to the thread.
+    async fn upload(
+        &self,
+        thread: &ThreadRef,
+        filename: &str,
+        content: Vec<u8>,
+        title: &str,
+    ) -> Result<(), ChatError>;
+    /// A link to a message, if the platform has one.
+    async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buttons_round_trip_through_their_id_and_value() {
+        for b in [
+            ButtonAction::Approve {
+                task_id: "0a1b".into(),
+                rollout: 3,
+            },
+            ButtonAction::Retry {
+                task_id: "0a1b".into(),
+            },
+            ButtonAction::Cancel {
+                task_id: "0a1b".into(),
+            },
+        ] {
+            assert_eq!(ButtonAction::parse(b.id(), &b.value()), Some(b));
+        }
+        assert_eq!(ButtonAction::parse("approve", "x:1"), None);
+        assert_eq!(ButtonAction::parse("approve", "0a1b:x"), None);
+        assert_eq!(ButtonAction::parse("delete", "0a1b"), None);
+    }
+}

@@ -1,0 +1,972 @@
+//! The chat orchestrator: one place where every chat event is handled.
+//!
+//! Adapters call [`Bot::submit`] (store in the inbox, deduplicated) and then acknowledge; the
+//! loop in [`Bot::run`] takes queued events and handles each on its own task, so that a long
+//! task never blocks a click. Every side effect in chat carries an idempotency key (the
+//! `effects` table), so a redelivered event or a replay changes nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use threadsmith_runner::{Outcome, Phase, RolloutEvent};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::chat::commands::{self, Command, FixArgs, SlashCommand};
+use crate::chat::{
+    ButtonAction, ChatEvent, ChatPort, OutMessage, Reaction, RolloutLine, StatusView, SummaryView,
+    ThreadRef, Via,
+};
+use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
+use crate::spec::{self, TaskSpec};
+use crate::store::{ChatTaskLink, StoreError};
+
+/// What the orchestrator needs to know about its chat platform.
+#[derive(Debug, Clone, Default)]
+pub struct ChatSettings {
+    pub platform: String,
+    pub bot_user_id: String,
+    pub bot_name: String,
+    pub slash_command: String,
+    pub maintainers: Vec<String>,
+    pub trigger_phrases: Vec<String>,
+    pub phrase_channels: Vec<String>,
+    pub status_edit_interval: Duration,
+}
+
+pub struct Bot {
+    svc: Services,
+    port: Arc<dyn ChatPort>,
+    settings: ChatSettings,
+    wake: Notify,
+    in_flight: Mutex<std::collections::HashSet<i64>>,
+    running: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// An error while handling an event: logged, and the event is marked failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Chat(#[from] crate::chat::ChatError),
+    #[error("the stored event cannot be read: {0}")]
+    BadEvent(String),
+}
+
+impl Bot {
+    pub fn new(svc: Services, port: Arc<dyn ChatPort>, settings: ChatSettings) -> Arc<Self> {
+        Arc::new(Self {
+            svc,
+            port,
+            settings,
+            wake: Notify::new(),
+            in_flight: Mutex::default(),
+            running: Mutex::default(),
+        })
+    }
+
+    pub fn settings(&self) -> &ChatSettings {
+        &self.settings
+    }
+
+    /// Stores an event (unless it is a duplicate delivery) and wakes the loop. Cheap: adapters
+    /// call it before they acknowledge. Returns whether the event was new.
+    pub async fn submit(&self, dedupe_key: &str, event: &ChatEvent) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(event)
+            .map_err(|e| StoreError::Corrupt(format!("event not serializable: {e}")))?;
+        let id = self
+            .svc
+            .store
+            .enqueue(dedupe_key, &self.settings.platform, &json)
+            .await?;
+        if id.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(id.is_some())
+    }
+
+    /// Handles queued events until `shutdown`.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.svc.store.queued(100).await {
+                Ok(items) => {
+                    for item in items {
+                        let fresh = self
+                            .in_flight
+                            .lock()
+                            .map(|mut f| f.insert(item.id))
+                            .unwrap_or(false);
+                        if !fresh {
+                            continue;
+                        }
+                        let bot = self.clone();
+                        tokio::spawn(async move {
+                            let result = match serde_json::from_str::<ChatEvent>(&item.event) {
+                                Ok(event) => bot.handle(event).await,
+                                Err(e) => Err(HandleError::BadEvent(e.to_string())),
+                            };
+                            let error = result.err().map(|e| {
+                                tracing::error!(error = %e, inbox = item.id, "handling a chat event failed");
+                                e.to_string()
+                            });
+                            if let Err(e) =
+                                bot.svc.store.finish_inbox(item.id, error.as_deref()).await
+                            {
+                                tracing::error!(error = %e, "could not mark an event handled");
+                            }
+                            if let Ok(mut f) = bot.in_flight.lock() {
+                                f.remove(&item.id);
+                            }
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "could not read the inbox"),
+            }
+            tokio::select! {
+                _ = &mut woken => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        let tokens: Vec<CancellationToken> = self
+            .running
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default();
+        for t in tokens {
+            t.cancel();
+        }
+    }
+
+    async fn handle(self: &Arc<Self>, event: ChatEvent) -> Result<(), HandleError> {
+        match event {
+            ChatEvent::Trigger {
+                thread,
+                message_ts,
+                user,
+                text,
+                via,
+            } => self.on_trigger(thread, message_ts, user, text, via).await,
+            ChatEvent::Slash {
+                platform,
+                workspace,
+                channel,
+                user,
+                text,
+            } => {
+                self.on_slash(platform, workspace, channel, user, text)
+                    .await
+            }
+            ChatEvent::Button {
+                thread,
+                message_ts: _,
+                user,
+                action,
+                trigger_id,
+            } => self.on_button(thread, user, action, trigger_id).await,
+            ChatEvent::RetrySubmitted {
+                task_id,
+                user,
+                feedback,
+            } => self.on_retry(task_id, user, feedback).await,
+        }
+    }
+
+    /// Posts once per `key`, whatever the number of deliveries.
+    async fn post_once(
+        &self,
+        key: &str,
+        thread: &ThreadRef,
+        message: &OutMessage,
+    ) -> Result<String, HandleError> {
+        if let Some(ts) = self.svc.store.effect(key).await? {
+            return Ok(ts);
+        }
+        let ts = self.port.post(thread, message).await?;
+        self.svc.store.record_effect(key, &ts).await?;
+        Ok(ts)
+    }
+
+    async fn react_once(&self, thread: &ThreadRef, ts: &str, reaction: Reaction, on: bool) {
+        let key = format!("react:{}:{ts}:{reaction:?}:{on}", thread.channel);
+        match self.svc.store.record_effect(&key, "").await {
+            Ok(true) => {
+                if let Err(e) = self.port.react(thread, ts, reaction, on).await {
+                    tracing::warn!(error = %e, "could not react");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record a reaction"),
+        }
+    }
+
+    fn may_act(&self, user: &str, link: &ChatTaskLink) -> bool {
+        user == link.requester || self.settings.maintainers.iter().any(|m| m == user)
+    }
+
+    async fn on_trigger(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        message_ts: String,
+        user: String,
+        text: String,
+        via: Via,
+    ) -> Result<(), HandleError> {
+        if user == self.settings.bot_user_id {
+            return Ok(());
+        }
+        let parsed = match via {
+            Via::Mention => commands::parse_mention(&text, &self.settings.bot_user_id),
+            Via::Phrase => commands::parse_phrase(&text, &self.settings.trigger_phrases).map(Ok),
+            Via::Shortcut | Via::Slash => Some(Ok(Command::Fix(FixArgs {
+                instructions: (!text.trim().is_empty()).then(|| text.clone()),
+                ..FixArgs::default()
+            }))),
+        };
+        let reply_key = format!("reply:{}:{message_ts}", thread.channel);
+        let command = match parsed {
+            None => return Ok(()),
+            Some(Err(e)) => {
+                self.post_once(&reply_key, &thread, &OutMessage::Text(e.to_string()))
+                    .await?;
+                return Ok(());
+            }
+            Some(Ok(c)) => c,
+        };
+        match command {
+            Command::Help => {
+                let help =
+                    commands::help_text(&self.settings.bot_name, &self.settings.slash_command);
+                self.post_once(&reply_key, &thread, &OutMessage::Text(help))
+                    .await?;
+            }
+            Command::Status => {
+                let text = self.status_text(&thread).await?;
+                self.post_once(&reply_key, &thread, &OutMessage::Text(text))
+                    .await?;
+            }
+            Command::Plan(_) => {
+                self.post_once(
+                    &reply_key,
+                    &thread,
+                    &OutMessage::Text(format!(
+                        "Planning first is not available yet. Say `@{} fix this` to start the rollouts.",
+                        self.settings.bot_name
+                    )),
+                )
+                .await?;
+            }
+            Command::Fix(args) => {
+                if self
+                    .svc
+                    .store
+                    .chat_task_by_trigger(&thread.platform, &thread.channel, &message_ts)
+                    .await?
+                    .is_some()
+                {
+                    return Ok(());
+                }
+                self.start_task(thread, Some(message_ts), user, args, None)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn status_text(&self, thread: &ThreadRef) -> Result<String, HandleError> {
+        let tasks = self.svc.store.recent_tasks(20).await?;
+        let mut lines = Vec::new();
+        for t in tasks {
+            if let Some(link) = self.svc.store.chat_task(&t.id).await?
+                && link.channel == thread.channel
+            {
+                lines.push(format!(
+                    "• `{}` {} — {}",
+                    &t.id[..8],
+                    t.title,
+                    t.state.as_str()
+                ));
+            }
+        }
+        Ok(if lines.is_empty() {
+            "No tasks in this channel yet.".into()
+        } else {
+            format!("Recent tasks here:\n{}", lines.join("\n"))
+        })
+    }
+
+    /// The repository: `repo=` in the request, a repository link in the thread, the channel's
+    /// default, the configured default.
+    async fn pick_repo(
+        &self,
+        args: &FixArgs,
+        thread: &ThreadRef,
+        transcript: &str,
+    ) -> Result<Option<String>, HandleError> {
+        if let Some(r) = &args.repo {
+            return Ok(Some(r.clone()));
+        }
+        let config = &self.svc.config;
+        for repo in &config.repos {
+            if transcript.contains(&repo.url) || transcript.contains(&format!("/{}", repo.name)) {
+                return Ok(Some(repo.name.clone()));
+            }
+        }
+        if let Some(r) = self
+            .svc
+            .store
+            .channel_repo(&thread.platform, &thread.channel)
+            .await?
+        {
+            return Ok(Some(r));
+        }
+        Ok(config.default_repo.clone())
+    }
+
+    async fn start_task(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        trigger_ts: Option<String>,
+        user: String,
+        args: FixArgs,
+        retry: Option<(TaskSpec, String, String, Option<String>)>,
+    ) -> Result<(), HandleError> {
+        let task_id = uuid::Uuid::new_v4().simple().to_string();
+        let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.clone());
+        if let Some(ts) = &trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, true).await;
+        }
+        let status_key = format!("status:{}:{anchor}", thread.channel);
+        let status_ts = self
+            .post_once(
+                &status_key,
+                &thread,
+                &OutMessage::Status(StatusView {
+                    task_id: task_id.clone(),
+                    title: "Reading the thread…".into(),
+                    headline: "Working on it.".into(),
+                    rollouts: Vec::new(),
+                    running: true,
+                }),
+            )
+            .await?;
+
+        // The spec: from a Retry, or from the thread.
+        let (spec, repo, base, retry_of, feedback) = match retry {
+            Some((spec, repo, retry_of, base)) => {
+                let feedback = spec.feedback.clone();
+                (spec, Some(repo), base, Some(retry_of), feedback)
+            }
+            None => {
+                let messages = self.port.read_thread(&thread).await?;
+                let pairs: Vec<(String, String)> = messages
+                    .iter()
+                    .filter(|m| !m.is_bot)
+                    .map(|m| (m.author.clone(), m.text.clone()))
+                    .collect();
+                let transcript = spec::transcript(&pairs, 60_000);
+                let model = self
+                    .svc
+                    .config
+                    .model_config()
+                    .and_then(|m| threadsmith_runner::ModelClient::new(m).ok());
+                let spec = match &model {
+                    Some(model) => {
+                        match spec::from_thread(model, &transcript, args.instructions.as_deref())
+                            .await
+                        {
+                            Ok(spec) => spec,
+                            Err(why) => {
+                                let key = format!("specfallback:{}:{anchor}", thread.channel);
+                                self.post_once(&key, &thread, &OutMessage::Text(format!(
+                                    "I could not summarise the thread with the model ({why}); the agents get the thread as it is."
+                                ))).await?;
+                                plain_spec(&transcript, args.instructions.as_deref())
+                            }
+                        }
+                    }
+                    None => plain_spec(&transcript, args.instructions.as_deref()),
+                };
+                let repo = self.pick_repo(&args, &thread, &transcript).await?;
+                (spec, repo, args.base.clone(), None, None)
+            }
+        };
+        let Some(repo) = repo else {
+            let text = format!(
+                "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
+                self.settings.bot_name, self.settings.slash_command
+            );
+            self.port
+                .update(&thread, &status_ts, &OutMessage::Text(text))
+                .await?;
+            if let Some(ts) = &trigger_ts {
+                self.react_once(&thread, ts, Reaction::Working, false).await;
+            }
+            return Ok(());
+        };
+
+        let cancel = CancellationToken::new();
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(task_id.clone(), cancel.clone());
+        }
+        let link = ChatTaskLink {
+            task_id: task_id.clone(),
+            platform: thread.platform.clone(),
+            workspace: thread.workspace.clone(),
+            channel: thread.channel.clone(),
+            thread: thread.thread.clone(),
+            trigger_ts: trigger_ts.clone(),
+            requester: user.clone(),
+            status_ts: Some(status_ts.clone()),
+            summary_ts: None,
+            retry_of: retry_of.clone(),
+            feedback: feedback.clone(),
+        };
+        let (sink, editor) =
+            self.status_editor(thread.clone(), status_ts.clone(), link, spec.title.clone());
+        let request = TaskRequest {
+            text: spec.problem.clone(),
+            repo,
+            base,
+            attempts: args.attempts.unwrap_or(self.svc.config.attempts()),
+            origin: thread.platform.clone(),
+            requester: Some(user.clone()),
+            spec: Some(spec),
+            task_id: Some(task_id.clone()),
+        };
+        let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
+        drop(sink);
+        let _ = editor.await;
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&task_id);
+        }
+        let report = report?;
+        self.post_summary(&thread, &task_id).await?;
+        if let Some(ts) = &trigger_ts {
+            let ok = report
+                .rollouts
+                .iter()
+                .any(|r| r.outcome == Some(Outcome::Succeeded));
+            self.react_once(&thread, ts, Reaction::Working, false).await;
+            self.react_once(
+                &thread,
+                ts,
+                if ok { Reaction::Done } else { Reaction::Failed },
+                true,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// The sink given to the pipeline, and the task that edits the status message from it:
+    /// edits are coalesced (at most one per interval), the last state is always written.
+    fn status_editor(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        status_ts: String,
+        link: ChatTaskLink,
+        title: String,
+    ) -> (ChatProgress, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Update>();
+        let bot = self.clone();
+        let interval = self.settings.status_edit_interval;
+        let handle = tokio::spawn(async move {
+            let mut view = StatusView {
+                task_id: link.task_id.clone(),
+                title,
+                headline: "Preparing the repository…".into(),
+                rollouts: Vec::new(),
+                running: true,
+            };
+            let mut last_sent: Option<StatusView> = None;
+            let mut open = true;
+            while open {
+                // Take everything that is waiting, then write the state once.
+                match rx.recv().await {
+                    None => open = false,
+                    Some(u) => bot.apply(&mut view, u, &link).await,
+                }
+                while let Ok(u) = rx.try_recv() {
+                    bot.apply(&mut view, u, &link).await;
+                }
+                if last_sent.as_ref() != Some(&view) {
+                    if let Err(e) = bot
+                        .port
+                        .update(&thread, &status_ts, &OutMessage::Status(view.clone()))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not edit the status message");
+                    }
+                    last_sent = Some(view.clone());
+                    if open && !interval.is_zero() {
+                        tokio::time::sleep(interval).await;
+                    }
+                }
+            }
+        });
+        (ChatProgress { tx }, handle)
+    }
+
+    async fn apply(&self, view: &mut StatusView, update: Update, link: &ChatTaskLink) {
+        match update {
+            Update::Created => {
+                if let Err(e) = self.svc.store.link_chat_task(link).await {
+                    tracing::error!(error = %e, "could not link the task to its thread");
+                }
+            }
+            Update::Headline(h) => view.headline = h,
+            Update::Rollouts(ks) => {
+                view.rollouts = ks
+                    .into_iter()
+                    .map(|k| (k, "starting".to_string()))
+                    .collect();
+            }
+            Update::Rollout(k, text) => {
+                if let Some(entry) = view.rollouts.iter_mut().find(|(i, _)| *i == k) {
+                    entry.1 = text;
+                }
+            }
+            Update::Done(text) => {
+                // The first end wins: "Failed: …" is not overwritten by the final "Done.".
+                if view.running {
+                    view.headline = text;
+                }
+                view.running = false;
+            }
+        }
+    }
+
+    async fn post_summary(&self, thread: &ThreadRef, task_id: &str) -> Result<(), HandleError> {
+        let view = self.summary_view(task_id).await?;
+        if self.svc.config.public_url.is_none() {
+            for r in &view.rollouts {
+                let key = format!("upload:{task_id}:{}", r.index);
+                if r.files > 0
+                    && self.svc.store.effect(&key).await?.is_none()
+                    && let Some(diff) = self.svc.store.diff(task_id, r.index).await?
+                {
+                    self.port
+                        .upload(
+                            thread,
+                            &format!("rollout-{}.patch", r.index),
+                            diff.patch.into_bytes(),
+                            &format!("Rollout {} — {}", r.index, r.outcome),
+                        )
+                        .await?;
+                    self.svc.store.record_effect(&key, "").await?;
+                }
+            }
+        }
+        let ts = self
+            .post_once(
+                &format!("summary:{task_id}"),
+                thread,
+                &OutMessage::Summary(view),
+            )
+            .await?;
+        self.svc.store.set_summary_ts(task_id, &ts).await?;
+        Ok(())
+    }
+
+    /// The summary as stored now (rank order, approval, the task it retries).
+    pub async fn summary_view(&self, task_id: &str) -> Result<SummaryView, HandleError> {
+        let report = pipeline::report(self.svc.store.as_ref(), task_id).await?;
+        let link = self.svc.store.chat_task(task_id).await?;
+        let approval = self.svc.store.approval(task_id).await?;
+        let mut previous = None;
+        if let Some(prev) = link.as_ref().and_then(|l| l.retry_of.clone())
+            && let Some(prev_link) = self.svc.store.chat_task(&prev).await?
+            && let Some(ts) = prev_link.summary_ts.or(prev_link.status_ts)
+        {
+            let thread = ThreadRef {
+                platform: prev_link.platform,
+                workspace: prev_link.workspace,
+                channel: prev_link.channel,
+                thread: prev_link.thread,
+            };
+            previous = self.port.permalink(&thread, &ts).await;
+        }
+        let public = self.svc.config.public_url.clone();
+        let rollouts = report
+            .rollouts
+            .iter()
+            .map(|r| RolloutLine {
+                index: r.index,
+                rank: r.rank.unwrap_or(0),
+                outcome: r.outcome.map_or(r.phase.clone(), |o| o.label().to_string()),
+                succeeded: r.outcome == Some(Outcome::Succeeded),
+                tests: r.test.as_ref().map(|t| t.passed),
+                added: r.lines_added,
+                removed: r.lines_removed,
+                files: r.files_changed,
+                summary: r
+                    .summary
+                    .clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .or(r.detail.clone())
+                    .unwrap_or_default(),
+                diff_link: public.as_ref().map(|u| {
+                    format!(
+                        "{}/tasks/{task_id}/rollouts/{}",
+                        u.trim_end_matches('/'),
+                        r.index
+                    )
+                }),
+                network: r.network.clone(),
+            })
+            .collect();
+        Ok(SummaryView {
+            task_id: task_id.to_string(),
+            title: report.task.title.clone(),
+            rollouts,
+            approved: approval.map(|a| (a.rollout, a.approved_by)),
+            previous,
+            feedback: link.and_then(|l| l.feedback),
+            error: report.task.error.clone(),
+        })
+    }
+
+    async fn on_button(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        user: String,
+        action: ButtonAction,
+        trigger_id: Option<String>,
+    ) -> Result<(), HandleError> {
+        let task_id = match &action {
+            ButtonAction::Approve { task_id, .. }
+            | ButtonAction::Retry { task_id }
+            | ButtonAction::Cancel { task_id } => task_id.clone(),
+        };
+        let Some(link) = self.svc.store.chat_task(&task_id).await? else {
+            self.port
+                .ephemeral(&thread, &user, "I don't know that task any more.")
+                .await?;
+            return Ok(());
+        };
+        if !self.may_act(&user, &link) {
+            let what = match action {
+                ButtonAction::Approve { .. } => "approve",
+                ButtonAction::Retry { .. } => "retry",
+                ButtonAction::Cancel { .. } => "cancel",
+            };
+            self.port
+                .ephemeral(
+                    &thread,
+                    &user,
+                    &format!(
+                        "Only the person who asked for this task or a maintainer can {what} it."
+                    ),
+                )
+                .await?;
+            return Ok(());
+        }
+        match action {
+            ButtonAction::Approve { task_id, rollout } => {
+                let rollouts = self.svc.store.rollouts(&task_id).await?;
+                if !rollouts.iter().any(|r| r.index == rollout) {
+                    self.port
+                        .ephemeral(&thread, &user, "That rollout does not exist.")
+                        .await?;
+                    return Ok(());
+                }
+                let approval = self.svc.store.approve(&task_id, rollout, &user).await?;
+                if approval.rollout != rollout || approval.approved_by != user {
+                    self.port
+                        .ephemeral(
+                            &thread,
+                            &user,
+                            &format!(
+                                "This task is already approved: rollout {} by <@{}>.",
+                                approval.rollout, approval.approved_by
+                            ),
+                        )
+                        .await?;
+                    return Ok(());
+                }
+                self.post_once(
+                    &format!("approved:{task_id}"),
+                    &thread,
+                    &OutMessage::Text(format!(
+                        "Rollout {rollout} approved by <@{user}>. The approval is recorded; opening the pull request is the next step."
+                    )),
+                )
+                .await?;
+                if let Some(ts) = &link.summary_ts {
+                    let view = self.summary_view(&task_id).await?;
+                    self.port
+                        .update(&thread, ts, &OutMessage::Summary(view))
+                        .await?;
+                }
+            }
+            ButtonAction::Retry { task_id } => {
+                if let Some(retry) = self.svc.store.retry_of(&task_id).await? {
+                    self.port
+                        .ephemeral(
+                            &thread,
+                            &user,
+                            &format!(
+                                "This task was retried already (task `{}`).",
+                                &retry.task_id[..8]
+                            ),
+                        )
+                        .await?;
+                    return Ok(());
+                }
+                if let Some(trigger) = trigger_id {
+                    self.port.open_retry_form(&trigger, &task_id).await?;
+                }
+            }
+            ButtonAction::Cancel { task_id } => {
+                let token = self
+                    .running
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&task_id).cloned());
+                match token {
+                    Some(t) => {
+                        t.cancel();
+                        self.post_once(
+                            &format!("cancelled:{task_id}"),
+                            &thread,
+                            &OutMessage::Text(format!("Cancelled by <@{user}>.")),
+                        )
+                        .await?;
+                    }
+                    None => {
+                        self.port
+                            .ephemeral(&thread, &user, "This task is not running.")
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_retry(
+        self: &Arc<Self>,
+        task_id: String,
+        user: String,
+        feedback: String,
+    ) -> Result<(), HandleError> {
+        let Some(link) = self.svc.store.chat_task(&task_id).await? else {
+            return Ok(());
+        };
+        let thread = ThreadRef {
+            platform: link.platform.clone(),
+            workspace: link.workspace.clone(),
+            channel: link.channel.clone(),
+            thread: link.thread.clone(),
+        };
+        if !self.may_act(&user, &link) {
+            self.port
+                .ephemeral(
+                    &thread,
+                    &user,
+                    "Only the person who asked for this task or a maintainer can retry it.",
+                )
+                .await?;
+            return Ok(());
+        }
+        if self.svc.store.retry_of(&task_id).await?.is_some() {
+            return Ok(());
+        }
+        let Some(task) = self.svc.store.task(&task_id).await? else {
+            return Ok(());
+        };
+        let mut spec: TaskSpec = task
+            .spec_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_else(|| TaskSpec::from_text(&task.spec));
+        let feedback = feedback.trim().to_string();
+        spec.feedback = (!feedback.is_empty()).then_some(feedback);
+        let args = FixArgs {
+            attempts: Some(task.attempts),
+            ..FixArgs::default()
+        };
+        self.start_task(
+            thread,
+            None,
+            user,
+            args,
+            Some((spec, task.repo.clone(), task_id, task.base_ref.clone())),
+        )
+        .await
+    }
+
+    async fn on_slash(
+        self: &Arc<Self>,
+        platform: String,
+        workspace: String,
+        channel: String,
+        user: String,
+        text: String,
+    ) -> Result<(), HandleError> {
+        // Replies to a command go to the channel, seen only by the person who typed it.
+        let here = ThreadRef {
+            platform: platform.clone(),
+            workspace: workspace.clone(),
+            channel: channel.clone(),
+            thread: String::new(),
+        };
+        let command = match commands::parse_slash(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                self.port.ephemeral(&here, &user, &e.to_string()).await?;
+                return Ok(());
+            }
+        };
+        match command {
+            SlashCommand::Help => {
+                let help =
+                    commands::help_text(&self.settings.bot_name, &self.settings.slash_command);
+                self.port.ephemeral(&here, &user, &help).await?;
+            }
+            SlashCommand::Status => {
+                let text = self.status_text(&here).await?;
+                self.port.ephemeral(&here, &user, &text).await?;
+            }
+            SlashCommand::ShowRepo => {
+                let repo = self.svc.store.channel_repo(&platform, &channel).await?;
+                let text = match repo.or(self.svc.config.default_repo.clone()) {
+                    Some(r) => format!("This channel's repository is `{r}`."),
+                    None => format!(
+                        "This channel has no repository yet: `{} repo owner/name` sets it.",
+                        self.settings.slash_command
+                    ),
+                };
+                self.port.ephemeral(&here, &user, &text).await?;
+            }
+            SlashCommand::SetRepo(repo) => {
+                self.svc
+                    .store
+                    .set_channel_repo(&platform, &channel, &repo)
+                    .await?;
+                self.port
+                    .ephemeral(
+                        &here,
+                        &user,
+                        &format!(
+                            "Tasks in this channel now use `{repo}` unless they name another."
+                        ),
+                    )
+                    .await?;
+            }
+            SlashCommand::Describe(args) => {
+                // A new thread: the description is its first message.
+                let description = args.instructions.clone().unwrap_or_default();
+                // Their words, made inert: no mention or markup of theirs survives.
+                let inert = description.replace('<', "‹").replace('>', "›");
+                let opening = OutMessage::Text(format!("<@{user}> asked: {inert}"));
+                let top = ThreadRef {
+                    thread: String::new(),
+                    ..here.clone()
+                };
+                let ts = self.port.post(&top, &opening).await?;
+                let thread = ThreadRef {
+                    thread: ts.clone(),
+                    ..here
+                };
+                self.start_task(thread, Some(ts), user, args, None).await?;
+            }
+            SlashCommand::FromThread { link, args } => match link {
+                commands::ThreadLink::Slack { channel: c, ts } if platform == "slack" => {
+                    let thread = ThreadRef {
+                        platform,
+                        workspace,
+                        channel: c,
+                        thread: ts.clone(),
+                    };
+                    if self
+                        .svc
+                        .store
+                        .chat_task_by_trigger(&thread.platform, &thread.channel, &ts)
+                        .await?
+                        .is_none()
+                    {
+                        self.start_task(thread, Some(ts), user, args, None).await?;
+                    }
+                }
+                _ => {
+                    self.port
+                        .ephemeral(&here, &user, "That link is not a thread of this workspace.")
+                        .await?;
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// The plain spec: the thread itself, plus what the requester added.
+fn plain_spec(transcript: &str, request: Option<&str>) -> TaskSpec {
+    let mut spec = TaskSpec::from_text(transcript);
+    if let Some(r) = request.filter(|r| !r.trim().is_empty()) {
+        spec.hints.push(format!("The requester added: {r}"));
+    }
+    spec
+}
+
+enum Update {
+    Created,
+    Headline(String),
+    Rollouts(Vec<u32>),
+    Rollout(u32, String),
+    Done(String),
+}
+
+/// Pipeline events → status updates (the pipeline stored them before sending).
+pub struct ChatProgress {
+    tx: mpsc::UnboundedSender<Update>,
+}
+
+fn phase_words(phase: &Phase) -> String {
+    match phase {
+        Phase::Starting => "starting its sandbox".into(),
+        Phase::Setup => "running the setup command".into(),
+        Phase::Agent { step: 0 } => "agent starting".into(),
+        Phase::Agent { step } => format!("agent step {step}"),
+        Phase::CollectingDiff => "collecting its diff".into(),
+        Phase::Testing => "running the tests".into(),
+    }
+}
+
+impl ProgressSink for ChatProgress {
+    fn on_event(&self, event: &TaskEvent<'_>) {
+        let update = match event {
+            TaskEvent::Created { .. } => Update::Created,
+            TaskEvent::Preparing { repo } => Update::Headline(format!("Fetching `{repo}`…")),
+            TaskEvent::Started {
+                base_ref, rollouts, ..
+            } => {
+                let _ = self.tx.send(Update::Headline(format!(
+                    "Running {} rollouts on `{base_ref}`…",
+                    rollouts.len()
+                )));
+                Update::Rollouts(rollouts.to_vec())
+            }
+            TaskEvent::Rollout(RolloutEvent::Phase { index, phase }) => {
+                Update::Rollout(*index, phase_words(phase))
+            }
+            TaskEvent::Rollout(RolloutEvent::Command { .. }) => return,
+            TaskEvent::Rollout(RolloutEvent::Finished { result }) => {
+                Update::Rollout(result.index, result.outcome.label().to_string())
+            }
+            TaskEvent::Failed { error } => Update::Done(format!("Failed: {error}")),
+        };
+        let _ = self.tx.send(update);
+    }
+}
+
+impl Drop for ChatProgress {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Update::Done("Done.".into()));
+    }
+}

@@ -1,0 +1,173 @@
+//! threadsmith's views as Slack Block Kit. Slack's limits (50 blocks, 3,000 characters a
+//! section) are kept by truncating, never by failing to post; every message has a text fallback.
+
+use serde_json::{Value, json};
+
+use crate::chat::markdown::{to_slack_mrkdwn, truncate};
+use crate::chat::{ButtonAction, OutMessage, StatusView, SummaryView};
+
+use super::events::{FEEDBACK_ACTION, FEEDBACK_BLOCK, RETRY_CALLBACK};
+
+const SECTION_CHARS: usize = 3000;
+const MAX_BLOCKS: usize = 50;
+const TEXT_CHARS: usize = 3000;
+
+fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_CHARS, "…")}})
+}
+
+fn context(text: &str) -> Value {
+    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(text, SECTION_CHARS, "…")}]})
+}
+
+fn button(label: &str, action: &ButtonAction, style: Option<&str>) -> Value {
+    let mut b = json!({
+        "type": "button",
+        "action_id": action.id(),
+        "text": {"type": "plain_text", "text": label},
+        "value": action.value(),
+    });
+    if let Some(style) = style {
+        b["style"] = json!(style);
+    }
+    b
+}
+
+fn short(task_id: &str) -> &str {
+    &task_id[..task_id.len().min(8)]
+}
+
+/// Text fallback and blocks of a message.
+pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
+    match message {
+        OutMessage::Text(text) => {
+            let text = truncate(text, TEXT_CHARS, "…");
+            (text.clone(), vec![section(&text)])
+        }
+        OutMessage::Status(s) => status(s),
+        OutMessage::Summary(s) => summary(s),
+    }
+}
+
+fn status(s: &StatusView) -> (String, Vec<Value>) {
+    let title = to_slack_mrkdwn(&s.title);
+    let mut lines = vec![format!("*{title}*"), to_slack_mrkdwn(&s.headline)];
+    for (k, text) in &s.rollouts {
+        lines.push(format!("• Rollout {k}: {}", to_slack_mrkdwn(text)));
+    }
+    let mut blocks = vec![
+        section(&lines.join("\n")),
+        context(&format!("task `{}`", short(&s.task_id))),
+    ];
+    if s.running {
+        blocks.push(json!({"type": "actions", "elements": [
+            button("Cancel", &ButtonAction::Cancel { task_id: s.task_id.clone() }, Some("danger"))
+        ]}));
+    }
+    (format!("{} — {}", s.title, s.headline), blocks)
+}
+
+fn summary(s: &SummaryView) -> (String, Vec<Value>) {
+    let mut blocks = Vec::new();
+    let mut head = format!("*{}*", to_slack_mrkdwn(&s.title));
+    if let Some(prev) = &s.previous {
+        head.push_str(&format!("\nA retry of <{prev}|the earlier attempt>."));
+    }
+    if let Some(feedback) = &s.feedback {
+        head.push_str(&format!("\nFeedback: {}", to_slack_mrkdwn(feedback)));
+    }
+    if let Some(error) = &s.error {
+        head.push_str(&format!("\n:warning: {}", to_slack_mrkdwn(error)));
+    }
+    blocks.push(section(&head));
+    let room = MAX_BLOCKS - 3;
+    for r in s.rollouts.iter().take(room) {
+        let mark = if r.succeeded {
+            ":white_check_mark:"
+        } else {
+            ":x:"
+        };
+        let tests = match r.tests {
+            Some(true) => "tests pass",
+            Some(false) => "tests fail",
+            None => "tests not run",
+        };
+        let mut text = format!(
+            "{mark} *#{} · Rollout {} — {}*\n{tests} · +{} −{} in {} file{}",
+            r.rank,
+            r.index,
+            to_slack_mrkdwn(&r.outcome),
+            r.added,
+            r.removed,
+            r.files,
+            if r.files == 1 { "" } else { "s" }
+        );
+        match (&r.diff_link, r.files) {
+            (Some(link), _) => text.push_str(&format!(" · <{link}|diff>")),
+            (None, 0) => {}
+            (None, _) => text.push_str(&format!(" · patch: `rollout-{}.patch` above", r.index)),
+        }
+        if let Some(net) = &r.network {
+            text.push_str(&format!(
+                "\n:globe_with_meridians: {}",
+                to_slack_mrkdwn(net)
+            ));
+        }
+        if let Some((k, by)) = &s.approved
+            && *k == r.index
+        {
+            text.push_str(&format!("\n:heavy_check_mark: Approved by <@{by}>"));
+        }
+        let budget = SECTION_CHARS - text.len().min(SECTION_CHARS - 200) - 50;
+        let body = to_slack_mrkdwn(&r.summary);
+        text.push('\n');
+        text.push_str(&truncate(&body, budget, "… (cut)"));
+        let mut block = section(&text);
+        if s.approved.is_none() && r.files > 0 {
+            block["accessory"] = button(
+                "Approve",
+                &ButtonAction::Approve {
+                    task_id: s.task_id.clone(),
+                    rollout: r.index,
+                },
+                Some("primary"),
+            );
+        }
+        blocks.push(block);
+    }
+    if s.rollouts.len() > room {
+        blocks.push(context(&format!(
+            "{} more rollouts are not shown.",
+            s.rollouts.len() - room
+        )));
+    }
+    blocks.push(context(&format!("task `{}`", short(&s.task_id))));
+    if s.approved.is_none() {
+        blocks.push(json!({"type": "actions", "elements": [
+            button("Retry…", &ButtonAction::Retry { task_id: s.task_id.clone() }, None)
+        ]}));
+    }
+    let best = s.rollouts.first().map_or(String::from("no rollouts"), |r| {
+        format!("best: rollout {} ({})", r.index, r.outcome)
+    });
+    (format!("{} — {best}", s.title), blocks)
+}
+
+/// The Retry form.
+pub fn retry_form(task_id: &str) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": RETRY_CALLBACK,
+        "private_metadata": task_id,
+        "title": {"type": "plain_text", "text": "Retry"},
+        "submit": {"type": "plain_text", "text": "Run again"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{
+            "type": "input",
+            "block_id": FEEDBACK_BLOCK,
+            "optional": true,
+            "label": {"type": "plain_text", "text": "Feedback for the agents (optional)"},
+            "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
+        }]
+    })
+}

@@ -1,0 +1,198 @@
+//! Slack payloads → threadsmith's [`ChatEvent`]s, each with the key that makes a redelivery a
+//! duplicate. The only place that reads Slack's event types.
+
+use slack_morphism::prelude::*;
+
+use crate::chat::{ButtonAction, ChatEvent, ThreadRef, Via};
+
+/// What the conversion needs to know.
+#[derive(Debug, Clone, Default)]
+pub struct EventSettings {
+    pub bot_user_id: String,
+    pub team_id: String,
+    pub trigger_phrases: Vec<String>,
+    pub phrase_channels: Vec<String>,
+}
+
+/// The message shortcut's callback id (see `deploy/slack/manifest.yml`).
+pub const SHORTCUT_CALLBACK: &str = "fix_this";
+/// The Retry form's callback id, and its input's block and action ids.
+pub const RETRY_CALLBACK: &str = "retry";
+pub const FEEDBACK_BLOCK: &str = "feedback";
+pub const FEEDBACK_ACTION: &str = "feedback";
+
+fn thread(team: &str, channel: &str, thread_ts: &str) -> ThreadRef {
+    ThreadRef {
+        platform: "slack".into(),
+        workspace: team.to_string(),
+        channel: channel.to_string(),
+        thread: thread_ts.to_string(),
+    }
+}
+
+fn message_key(channel: &str, ts: &str) -> String {
+    format!("slack:msg:{channel}:{ts}")
+}
+
+/// A push event (Events API, over Socket Mode or HTTP).
+pub fn from_push(cb: &SlackPushEventCallback, s: &EventSettings) -> Option<(String, ChatEvent)> {
+    let team = cb.team_id.to_string();
+    match &cb.event {
+        SlackEventCallbackBody::AppMention(m) => {
+            let user = m.user.to_string();
+            if user == s.bot_user_id {
+                return None;
+            }
+            let ts = m.origin.ts.to_string();
+            let thread_ts = m
+                .origin
+                .thread_ts
+                .as_ref()
+                .map_or(ts.clone(), |t| t.to_string());
+            let channel = m.channel.to_string();
+            Some((
+                message_key(&channel, &ts),
+                ChatEvent::Trigger {
+                    thread: thread(&team, &channel, &thread_ts),
+                    message_ts: ts,
+                    user,
+                    text: m.content.text.clone().unwrap_or_default(),
+                    via: Via::Mention,
+                },
+            ))
+        }
+        SlackEventCallbackBody::Message(m) => {
+            // Bots (this one included), edits, joins…: never a trigger.
+            if m.sender.bot_id.is_some() || m.subtype.is_some() {
+                return None;
+            }
+            let user = m.sender.user.as_ref()?.to_string();
+            let channel = m.origin.channel.as_ref()?.to_string();
+            let text = m.content.as_ref()?.text.clone()?;
+            if user == s.bot_user_id
+                || text.contains(&format!("<@{}>", s.bot_user_id))
+                || !s.phrase_channels.contains(&channel)
+            {
+                return None;
+            }
+            crate::chat::commands::parse_phrase(&text, &s.trigger_phrases)?;
+            let ts = m.origin.ts.to_string();
+            let thread_ts = m
+                .origin
+                .thread_ts
+                .as_ref()
+                .map_or(ts.clone(), |t| t.to_string());
+            Some((
+                message_key(&channel, &ts),
+                ChatEvent::Trigger {
+                    thread: thread(&team, &channel, &thread_ts),
+                    message_ts: ts,
+                    user,
+                    text,
+                    via: Via::Phrase,
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// An interaction: a button, the message shortcut, the Retry form.
+pub fn from_interaction(
+    ev: &SlackInteractionEvent,
+    s: &EventSettings,
+) -> Option<(String, ChatEvent)> {
+    match ev {
+        SlackInteractionEvent::BlockActions(b) => {
+            let user = b.user.as_ref()?.id.to_string();
+            let action = b.actions.as_ref()?.first()?;
+            let button = ButtonAction::parse(action.action_id.as_ref(), action.value.as_deref()?)?;
+            let (channel, message_ts) = match &b.container {
+                SlackInteractionActionContainer::Message(m) => {
+                    (m.channel_id.as_ref()?.to_string(), m.message_ts.to_string())
+                }
+                _ => return None,
+            };
+            let thread_ts = b
+                .message
+                .as_ref()
+                .and_then(|m| m.origin.thread_ts.as_ref())
+                .map_or(message_ts.clone(), |t| t.to_string());
+            Some((
+                format!("slack:click:{}", b.trigger_id),
+                ChatEvent::Button {
+                    thread: thread(b.team.id.as_ref(), &channel, &thread_ts),
+                    message_ts,
+                    user,
+                    action: button,
+                    trigger_id: Some(b.trigger_id.to_string()),
+                },
+            ))
+        }
+        SlackInteractionEvent::MessageAction(a) => {
+            if a.callback_id.to_string() != SHORTCUT_CALLBACK {
+                return None;
+            }
+            let channel = a.channel.as_ref()?.id.to_string();
+            let message = a.message.as_ref()?;
+            let ts = message.origin.ts.to_string();
+            let thread_ts = message
+                .origin
+                .thread_ts
+                .as_ref()
+                .map_or(ts.clone(), |t| t.to_string());
+            Some((
+                message_key(&channel, &ts),
+                ChatEvent::Trigger {
+                    thread: thread(a.team.id.as_ref(), &channel, &thread_ts),
+                    message_ts: ts,
+                    user: a.user.id.to_string(),
+                    text: String::new(),
+                    via: Via::Shortcut,
+                },
+            ))
+        }
+        SlackInteractionEvent::ViewSubmission(v) => {
+            let SlackView::Modal(modal) = &v.view.view else {
+                return None;
+            };
+            if modal.callback_id.as_ref()?.to_string() != RETRY_CALLBACK {
+                return None;
+            }
+            let task_id = modal.private_metadata.clone()?;
+            let feedback = v
+                .view
+                .state_params
+                .state
+                .as_ref()
+                .and_then(|st| st.values.get(&FEEDBACK_BLOCK.into()))
+                .and_then(|b| b.get(&FEEDBACK_ACTION.into()))
+                .and_then(|v| v.value.clone())
+                .unwrap_or_default();
+            let _ = s;
+            Some((
+                format!("slack:view:{}", v.view.state_params.id),
+                ChatEvent::RetrySubmitted {
+                    task_id,
+                    user: v.user.id.to_string(),
+                    feedback,
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// A slash command (`/fix …`).
+pub fn from_command(c: &SlackCommandEvent) -> (String, ChatEvent) {
+    (
+        format!("slack:command:{}", c.trigger_id),
+        ChatEvent::Slash {
+            platform: "slack".into(),
+            workspace: c.team_id.to_string(),
+            channel: c.channel_id.to_string(),
+            user: c.user_id.to_string(),
+            text: c.text.clone().unwrap_or_default(),
+        },
+    )
+}

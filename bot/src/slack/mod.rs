@@ -1,0 +1,355 @@
+//! The Slack front-end: Socket Mode (default) or the HTTP Events API, and the Web API calls
+//! behind [`ChatPort`]. Only this module knows Slack's types.
+
+pub mod blocks;
+pub mod events;
+pub mod http;
+pub mod socket;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use slack_morphism::prelude::*;
+
+use crate::chat::markdown::slack_to_markdown;
+use crate::chat::{ChatError, ChatPort, OutMessage, Reaction, ThreadMessage, ThreadRef};
+
+/// Who the bot is in the workspace (from `auth.test`).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: String,
+    pub team_id: String,
+}
+
+/// Slack's Web API as a [`ChatPort`].
+pub struct SlackPort {
+    client: Arc<SlackHyperClient>,
+    token: SlackApiToken,
+    names: Mutex<HashMap<String, String>>,
+}
+
+fn api(method: &'static str) -> impl FnOnce(slack_morphism::errors::SlackClientError) -> ChatError {
+    move |e| match e {
+        slack_morphism::errors::SlackClientError::RateLimitError(_) => ChatError::RateLimited,
+        e => ChatError::Api {
+            method,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// A client for Slack's Web API; `api_url` points it elsewhere (a fake, in tests).
+pub fn client(api_url: Option<&str>) -> anyhow::Result<Arc<SlackHyperClient>> {
+    let connector = match api_url {
+        None => SlackClientHyperConnector::new()?,
+        Some(url) => {
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_native_roots()?
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .build();
+            SlackClientHyperConnector::with_connector(https)
+                .with_slack_api_url(url.trim_end_matches('/'))
+        }
+    };
+    let connector = connector.with_rate_control(SlackApiRateControlConfig::new());
+    Ok(Arc::new(SlackClient::new(connector)))
+}
+
+fn content(message: &OutMessage) -> SlackMessageContent {
+    let (text, blocks) = blocks::render(message);
+    let blocks: Vec<SlackBlock> = blocks
+        .into_iter()
+        .filter_map(|b| serde_json::from_value(b).ok())
+        .collect();
+    SlackMessageContent::new()
+        .with_text(text)
+        .with_blocks(blocks)
+}
+
+fn emoji(r: Reaction) -> &'static str {
+    match r {
+        Reaction::Working => "eyes",
+        Reaction::Done => "white_check_mark",
+        Reaction::Failed => "x",
+    }
+}
+
+impl SlackPort {
+    /// Checks the token with `auth.test`.
+    pub async fn connect(
+        client: Arc<SlackHyperClient>,
+        bot_token: &str,
+    ) -> anyhow::Result<(Self, Identity)> {
+        let token = SlackApiToken::new(bot_token.into());
+        let auth = client
+            .open_session(&token)
+            .auth_test()
+            .await
+            .map_err(|e| anyhow::anyhow!("Slack refused the bot token (auth.test): {e}"))?;
+        let identity = Identity {
+            user_id: auth.user_id.to_string(),
+            team_id: auth.team_id.to_string(),
+        };
+        Ok((
+            Self {
+                client,
+                token,
+                names: Mutex::default(),
+            },
+            identity,
+        ))
+    }
+
+    async fn name_of(&self, user: &str) -> String {
+        if let Some(n) = self.names.lock().ok().and_then(|n| n.get(user).cloned()) {
+            return n;
+        }
+        let session = self.client.open_session(&self.token);
+        let name = match session
+            .users_info(&SlackApiUsersInfoRequest::new(user.into()))
+            .await
+        {
+            Ok(info) => {
+                let u = info.user;
+                u.profile
+                    .as_ref()
+                    .and_then(|p| p.display_name.clone().filter(|n| !n.is_empty()))
+                    .or(u.real_name.clone())
+                    .or(u.name.clone())
+                    .unwrap_or_else(|| user.to_string())
+            }
+            Err(_) => user.to_string(),
+        };
+        if let Ok(mut n) = self.names.lock() {
+            n.insert(user.to_string(), name.clone());
+        }
+        name
+    }
+}
+
+/// User ids mentioned as `<@U…>` in a text.
+fn mentioned(text: &str) -> Vec<String> {
+    text.split("<@")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(['>', '|'])?;
+            Some(rest[..end].to_string())
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ChatPort for SlackPort {
+    async fn post(&self, thread: &ThreadRef, message: &OutMessage) -> Result<String, ChatError> {
+        let session = self.client.open_session(&self.token);
+        let mut req =
+            SlackApiChatPostMessageRequest::new(thread.channel.as_str().into(), content(message))
+                .with_unfurl_links(false);
+        if !thread.thread.is_empty() {
+            req = req.with_thread_ts(thread.thread.as_str().into());
+        }
+        let resp = session
+            .chat_post_message(&req)
+            .await
+            .map_err(api("chat.postMessage"))?;
+        Ok(resp.ts.to_string())
+    }
+
+    async fn update(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        message: &OutMessage,
+    ) -> Result<(), ChatError> {
+        let session = self.client.open_session(&self.token);
+        session
+            .chat_update(&SlackApiChatUpdateRequest::new(
+                thread.channel.as_str().into(),
+                content(message),
+                ts.into(),
+            ))
+            .await
+            .map_err(api("chat.update"))?;
+        Ok(())
+    }
+
+    async fn ephemeral(&self, thread: &ThreadRef, user: &str, text: &str) -> Result<(), ChatError> {
+        let session = self.client.open_session(&self.token);
+        let mut req = SlackApiChatPostEphemeralRequest::new(
+            thread.channel.as_str().into(),
+            user.into(),
+            SlackMessageContent::new().with_text(text.to_string()),
+        );
+        if !thread.thread.is_empty() {
+            req = req.with_thread_ts(thread.thread.as_str().into());
+        }
+        session
+            .chat_post_ephemeral(&req)
+            .await
+            .map_err(api("chat.postEphemeral"))?;
+        Ok(())
+    }
+
+    async fn react(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        reaction: Reaction,
+        on: bool,
+    ) -> Result<(), ChatError> {
+        let session = self.client.open_session(&self.token);
+        let name: SlackReactionName = emoji(reaction).into();
+        let result = if on {
+            session
+                .reactions_add(&SlackApiReactionsAddRequest::new(
+                    thread.channel.as_str().into(),
+                    name,
+                    ts.into(),
+                ))
+                .await
+                .map(|_| ())
+        } else {
+            session
+                .reactions_remove(
+                    &SlackApiReactionsRemoveRequest::new(name)
+                        .with_channel(thread.channel.as_str().into())
+                        .with_timestamp(ts.into()),
+                )
+                .await
+                .map(|_| ())
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // Already there, or already gone: the effect holds.
+            Err(slack_morphism::errors::SlackClientError::ApiError(e))
+                if e.code == "already_reacted" || e.code == "no_reaction" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(api("reactions")(e)),
+        }
+    }
+
+    async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError> {
+        let session = self.client.open_session(&self.token);
+        let mut raw = Vec::new();
+        let mut cursor: Option<SlackCursorId> = None;
+        // A thread of 10,000 messages is 50 pages: read them all, but never loop forever.
+        for _ in 0..200 {
+            let resp = session
+                .conversations_replies(
+                    &SlackApiConversationsRepliesRequest::new(
+                        thread.channel.as_str().into(),
+                        thread.thread.as_str().into(),
+                    )
+                    .with_limit(200)
+                    .opt_cursor(cursor.clone()),
+                )
+                .await
+                .map_err(api("conversations.replies"))?;
+            raw.extend(resp.messages);
+            cursor = resp.response_metadata.and_then(|m| m.next_cursor);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let mut names = HashMap::new();
+        for m in &raw {
+            let mut ids = mentioned(m.content.text.as_deref().unwrap_or(""));
+            if let Some(u) = &m.sender.user {
+                ids.push(u.to_string());
+            }
+            for id in ids {
+                if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id) {
+                    let name = self.name_of(slot.key()).await;
+                    slot.insert(name);
+                }
+            }
+        }
+        Ok(raw
+            .iter()
+            .map(|m| {
+                let author = m
+                    .sender
+                    .user
+                    .as_ref()
+                    .and_then(|u| names.get(&u.to_string()).cloned())
+                    .or_else(|| m.sender.username.clone())
+                    .unwrap_or_else(|| "someone".into());
+                ThreadMessage {
+                    ts: m.origin.ts.to_string(),
+                    author,
+                    is_bot: m.sender.bot_id.is_some(),
+                    text: slack_to_markdown(m.content.text.as_deref().unwrap_or(""), &|id| {
+                        names.get(id).cloned()
+                    }),
+                }
+            })
+            .collect())
+    }
+
+    async fn open_retry_form(&self, trigger_id: &str, task_id: &str) -> Result<(), ChatError> {
+        let view: SlackView =
+            serde_json::from_value(blocks::retry_form(task_id)).map_err(|e| ChatError::Api {
+                method: "views.open",
+                detail: e.to_string(),
+            })?;
+        let session = self.client.open_session(&self.token);
+        session
+            .views_open(&SlackApiViewsOpenRequest::new(trigger_id.into(), view))
+            .await
+            .map_err(api("views.open"))?;
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        thread: &ThreadRef,
+        filename: &str,
+        content: Vec<u8>,
+        title: &str,
+    ) -> Result<(), ChatError> {
+        let session = self.client.open_session(&self.token);
+        let url = session
+            .get_upload_url_external(&SlackApiFilesGetUploadUrlExternalRequest::new(
+                filename.to_string(),
+                content.len(),
+            ))
+            .await
+            .map_err(api("files.getUploadURLExternal"))?;
+        session
+            .files_upload_via_url(&SlackApiFilesUploadViaUrlRequest::new(
+                url.upload_url,
+                content,
+                "text/x-diff".into(),
+            ))
+            .await
+            .map_err(api("files upload"))?;
+        session
+            .files_complete_upload_external(
+                &SlackApiFilesCompleteUploadExternalRequest::new(vec![
+                    SlackApiFilesComplete::new(url.file_id).with_title(title.to_string()),
+                ])
+                .with_channel_id(thread.channel.as_str().into())
+                .with_thread_ts(thread.thread.as_str().into()),
+            )
+            .await
+            .map_err(api("files.completeUploadExternal"))?;
+        Ok(())
+    }
+
+    async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String> {
+        let session = self.client.open_session(&self.token);
+        session
+            .chat_get_permalink(&SlackApiChatGetPermalinkRequest::new(
+                thread.channel.as_str().into(),
+                ts.into(),
+            ))
+            .await
+            .ok()
+            .map(|r| r.permalink.to_string())
+    }
+}

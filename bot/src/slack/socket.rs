@@ -1,0 +1,104 @@
+//! Socket Mode: Slack connects nothing to us; we open a WebSocket to Slack. Every envelope is
+//! converted, stored (deduplicated) and only then acknowledged — the library sends the ack when
+//! the callback returns, and the callback never waits for the model, git or Docker.
+
+use std::sync::Arc;
+
+use slack_morphism::prelude::*;
+
+use crate::orchestrator::Bot;
+
+use super::events::{self, EventSettings};
+
+struct State {
+    bot: Arc<Bot>,
+    settings: EventSettings,
+}
+
+async fn state(s: &SlackClientEventsUserState) -> Option<Arc<State>> {
+    s.read().await.get_user_state::<Arc<State>>().cloned()
+}
+
+async fn on_push(
+    ev: SlackPushEventCallback,
+    _client: Arc<SlackHyperClient>,
+    user_state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let Some(st) = state(&user_state).await else {
+        return Ok(());
+    };
+    if let Some((key, event)) = events::from_push(&ev, &st.settings) {
+        st.bot.submit(&key, &event).await?;
+    }
+    Ok(())
+}
+
+async fn on_interaction(
+    ev: SlackInteractionEvent,
+    _client: Arc<SlackHyperClient>,
+    user_state: SlackClientEventsUserState,
+) -> UserCallbackResult<()> {
+    let Some(st) = state(&user_state).await else {
+        return Ok(());
+    };
+    if let Some((key, event)) = events::from_interaction(&ev, &st.settings) {
+        st.bot.submit(&key, &event).await?;
+    }
+    Ok(())
+}
+
+async fn on_command(
+    ev: SlackCommandEvent,
+    _client: Arc<SlackHyperClient>,
+    user_state: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let (key, event) = events::from_command(&ev);
+    if let Some(st) = state(&user_state).await {
+        st.bot.submit(&key, &event).await?;
+    }
+    Ok(
+        SlackCommandEventResponse::new(SlackMessageContent::new().with_text("On it.".into()))
+            .with_response_type(SlackMessageResponseType::Ephemeral),
+    )
+}
+
+/// Our own failures (the store) are not acknowledged, so that Slack delivers again.
+fn on_error(
+    err: Box<dyn std::error::Error + Send + Sync>,
+    _client: Arc<SlackHyperClient>,
+    _state: SlackClientEventsUserState,
+) -> HttpStatusCode {
+    tracing::error!(error = %err, "a Slack event could not be taken");
+    HttpStatusCode::INTERNAL_SERVER_ERROR
+}
+
+/// Connects and listens until the returned listener is shut down.
+pub async fn start(
+    client: Arc<SlackHyperClient>,
+    app_token: &str,
+    bot: Arc<Bot>,
+    settings: EventSettings,
+) -> anyhow::Result<SlackClientSocketModeListener<SlackClientHyperHttpsConnector>> {
+    let env = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client)
+            .with_error_handler(on_error)
+            .with_user_state(Arc::new(State { bot, settings })),
+    );
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        .with_push_events(on_push)
+        .with_interaction_events(on_interaction)
+        .with_command_events(on_command);
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new()
+            .with_max_connections_count(1)
+            .with_reconnect_timeout_in_seconds(2),
+        env,
+        callbacks,
+    );
+    listener
+        .listen_for(&SlackApiToken::new(app_token.into()))
+        .await
+        .map_err(|e| anyhow::anyhow!("Slack refused the app token (apps.connections.open): {e}"))?;
+    listener.start().await;
+    Ok(listener)
+}

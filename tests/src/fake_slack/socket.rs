@@ -1,0 +1,166 @@
+//! Socket Mode: a WebSocket endpoint on its own port (axum is built without "ws").
+//!
+//! Each connection must present a ticket from `apps.connections.open`. The newest connection
+//! is the target of every frame; frames sent while nobody is connected (or left unwritten by a
+//! connection that closed) wait in `pending` for the next one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{
+    Callback, ErrorResponse, Request, Response,
+};
+use tokio_tungstenite::tungstenite::{Message as WsMessage, http};
+
+use super::Shared;
+use super::state::{Ack, Frame, Outgoing, Target};
+
+/// How long a connection stays open after `disconnect` when the client does not close it.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(connection(stream, shared.clone()));
+    }
+}
+
+async fn connection(stream: TcpStream, shared: Arc<Shared>) {
+    let accepted = tokio_tungstenite::accept_hdr_async(stream, TicketCheck(shared.clone())).await;
+    let Ok(ws) = accepted else {
+        return;
+    };
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (id, live) = shared.mutate(|s| {
+        s.connections += 1;
+        s.live += 1;
+        let id = s.connections;
+        for frame in s.pending.drain(..) {
+            let _ = tx.send(Outgoing::Frame(frame));
+        }
+        s.target = Some(Target { id, tx });
+        (id, s.live)
+    });
+    let (mut sink, mut incoming) = ws.split();
+    let hello = json!({
+        "type": "hello",
+        "num_connections": live,
+        "debug_info": {"host": "applink-fake", "build_number": 10, "approximate_connection_time": 18060},
+        "connection_info": {"app_id": shared.cfg.app_id},
+    });
+    let mut unsent: Vec<Frame> = Vec::new();
+    if sink
+        .send(WsMessage::Text(hello.to_string().into()))
+        .await
+        .is_ok()
+    {
+        let mut rx_open = true;
+        let mut closing: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                out = rx.recv(), if rx_open => match out {
+                    Some(Outgoing::Frame(frame)) => {
+                        if sink.send(WsMessage::Text(frame.text.clone().into())).await.is_err() {
+                            unsent.push(frame);
+                            break;
+                        }
+                        if let Some(envelope_id) = frame.envelope_id {
+                            let at = Instant::now();
+                            shared.mutate(|s| {
+                                s.sent.entry(envelope_id).or_insert(at);
+                            });
+                        }
+                    }
+                    Some(Outgoing::Disconnect(done)) => {
+                        let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "applink-fake"}});
+                        let _ = sink.send(WsMessage::Text(frame.to_string().into())).await;
+                        let _ = done.send(());
+                        closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                    }
+                    None => rx_open = false,
+                },
+                msg = incoming.next() => match msg {
+                    Some(Ok(WsMessage::Text(text))) => record(&shared, text.as_str()),
+                    Some(Ok(WsMessage::Ping(_))) => {
+                        // tungstenite queued the pong; make sure it leaves now.
+                        let _ = sink.flush().await;
+                    }
+                    Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                },
+                _ = sleep_until(closing), if closing.is_some() => {
+                    let _ = sink.send(WsMessage::Close(None)).await;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = sink.close().await;
+
+    shared.mutate(|s| {
+        s.live -= 1;
+        if s.target.as_ref().is_some_and(|t| t.id == id) {
+            s.target = None;
+        }
+        while let Ok(out) = rx.try_recv() {
+            if let Outgoing::Frame(frame) = out {
+                unsent.push(frame);
+            }
+        }
+        for frame in unsent {
+            s.deliver(frame);
+        }
+    });
+}
+
+/// Lets the handshake through only with an unused ticket from `apps.connections.open`.
+struct TicketCheck(Arc<Shared>);
+
+impl Callback for TicketCheck {
+    fn on_request(self, req: &Request, resp: Response) -> Result<Response, ErrorResponse> {
+        let ticket = req
+            .uri()
+            .query()
+            .and_then(|q| {
+                super::web::parse_form(q)
+                    .into_iter()
+                    .find(|(k, _)| k == "ticket")
+            })
+            .map(|(_, v)| v);
+        if ticket.is_some_and(|t| self.0.mutate(|s| s.tickets.remove(&t))) {
+            return Ok(resp);
+        }
+        let mut reject = ErrorResponse::new(Some(
+            "no valid ticket: call apps.connections.open first".into(),
+        ));
+        *reject.status_mut() = http::StatusCode::UNAUTHORIZED;
+        Err(reject)
+    }
+}
+
+/// Records a client frame; a JSON object with an `envelope_id` is an ack.
+fn record(shared: &Shared, text: &str) {
+    let at = Instant::now();
+    let frame = serde_json::from_str::<Value>(text).ok();
+    shared.mutate(|s| {
+        s.client_frames.push(text.into());
+        let Some(frame) = frame else { return };
+        if let Some(id) = frame["envelope_id"].as_str() {
+            s.acks.entry(id.into()).or_insert(Ack {
+                frame: frame.clone(),
+                at,
+            });
+        }
+    });
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
