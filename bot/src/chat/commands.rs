@@ -346,7 +346,7 @@ fn unwrap_link(s: &str) -> &str {
     }
 }
 
-/// `owner/name`, or a clone URL.
+/// `owner/name`, a clone URL, or an absolute path on the bot's machine.
 fn repo_value(v: String) -> Result<String, ParseError> {
     let part = |s: &str| {
         let chars = s
@@ -354,11 +354,11 @@ fn repo_value(v: String) -> Result<String, ParseError> {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         chars && !s.is_empty() && !s.starts_with(['-', '.'])
     };
-    let url = ["https://", "http://", "ssh://", "git@"]
+    let url = ["https://", "http://", "ssh://", "git@", "file://", "/"]
         .iter()
         .find(|p| v.starts_with(**p));
     let ok = match url {
-        Some(p) => v.len() > p.len() && !v.contains(['<', '>', '"', '\'', '`']),
+        Some(p) => v.len() > p.len() && !v.contains(['<', '>', '"', '\'', '`', ' ', '\n']),
         None => v.split_once('/').is_some_and(|(o, n)| part(o) && part(n)),
     };
     if ok {

@@ -1,0 +1,289 @@
+//! Slack's other entry points: `/fix` commands, the "Fix this" message shortcut, the bare
+//! trigger phrase, bots that never trigger, the spec fallback, and Cancel.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use threadsmith_bot::serve;
+use threadsmith_bot::store::TaskState;
+use threadsmith_runner::secret::Secret;
+use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
+use threadsmith_tests::gitrepo::calc_repo;
+use threadsmith_tests::{TestEnv, Turn, env};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const CHANNEL: &str = "C111";
+const PHRASES: &str = "C999";
+const ALICE: &str = "U222";
+const BOB: &str = "U333";
+
+async fn slack_env(slack: &FakeSlack) -> TestEnv {
+    let api = slack.api_base();
+    env(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.app_token = Some(Secret::new("xapp-test"));
+        c.slack.api_url = Some(api);
+        c.slack.phrase_channels = vec![PHRASES.into()];
+        c.attempts = Some(1);
+        c.status_edit_interval_ms = Some(0);
+    })
+    .await
+}
+
+fn give_up(env: &TestEnv) {
+    env.model.script(
+        1,
+        vec![Turn::Call("give_up", json!({"reason": "just looking"}))],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_shortcut_phrase_and_bots() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let env = slack_env(&slack).await;
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    // `/fix repo <repo>` sets the channel's repository; the ack answers at once.
+    let cmd = slack.slash_command("/fix", &format!("repo {}", repo.display()), CHANNEL, ALICE);
+    let e = slack
+        .send_envelope("slash_commands", cmd.clone(), true)
+        .await;
+    let ack = slack.ack(&e).await;
+    assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
+    // Delivered twice: one effect.
+    let e = slack.send_envelope("slash_commands", cmd, true).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the repository confirmation", |s| {
+            s.ephemerals()
+                .iter()
+                .any(|m| m.user == ALICE && m.text.contains("Tasks in this channel now use"))
+        })
+        .await;
+    assert_eq!(
+        env.svc
+            .store
+            .channel_repo("slack", CHANNEL)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(repo.display().to_string().as_str())
+    );
+    assert_eq!(env.svc.store.inbox_len().await.unwrap(), 1);
+
+    // `/fix help`: the help, privately.
+    let e = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/fix", "help", CHANNEL, BOB),
+            true,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the help", |s| {
+            s.ephemerals()
+                .iter()
+                .any(|m| m.user == BOB && m.text.contains("repo"))
+        })
+        .await;
+
+    // The message shortcut on a thread starts a task there, with the channel's repository; the
+    // model's spec fails, so the thread is told and the plain thread is used.
+    env.model
+        .script(0, vec![Turn::Text("I'd rather chat.".into())]);
+    give_up(&env);
+    let parent = slack.post_as_user(CHANNEL, ALICE, "calc.sh: add is broken", None);
+    let action = slack.message_action(BOB, CHANNEL, &parent, None, "fix_this");
+    let e = slack.send_envelope("interactive", action, false).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the shortcut's summary", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("gave up"))
+            })
+        })
+        .await;
+    let told = slack.thread(CHANNEL, &parent);
+    assert!(
+        told.iter()
+            .any(|m| m.text.contains("could not summarise the thread")),
+        "{told:?}"
+    );
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    assert_eq!(task.repo, repo.display().to_string());
+    assert!(task.spec.contains("add is broken"), "{}", task.spec);
+    let link = env.svc.store.chat_task(&task.id).await.unwrap().unwrap();
+    assert_eq!(link.requester, BOB);
+
+    // A bare phrase works where it is enabled, and nowhere else; bots never trigger.
+    env.model.reset();
+    give_up(&env);
+    let elsewhere = slack.post_as_user(CHANNEL, ALICE, "fix this please", None);
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.message_event(
+                CHANNEL,
+                Some(ALICE),
+                None,
+                "fix this please",
+                &elsewhere,
+                None,
+            ),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    let bot_ts = slack.post_as_user(PHRASES, "UOTHERBOT", "fix this", None);
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.message_event(PHRASES, None, Some("BOTHER"), "fix this", &bot_ts, None),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    let phrase = slack.post_as_user(PHRASES, ALICE, "Fix this! calc.sh add", None);
+    slack.post_as_user(PHRASES, ALICE, "repo is the usual one", Some(&phrase));
+    env.svc
+        .store
+        .set_channel_repo("slack", PHRASES, &repo.display().to_string())
+        .await
+        .unwrap();
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.message_event(
+                PHRASES,
+                Some(ALICE),
+                None,
+                "Fix this! calc.sh add",
+                &phrase,
+                None,
+            ),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the phrase's summary", |s| {
+            s.thread(PHRASES, &phrase).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks.as_ref().is_some_and(|b| {
+                        b.to_string().contains("approve") || b.to_string().contains("retry")
+                    })
+            })
+        })
+        .await;
+    assert!(
+        slack
+            .thread(CHANNEL, &elsewhere)
+            .iter()
+            .all(|m| !m.is_bot()),
+        "no phrase trigger outside its channels"
+    );
+    assert!(
+        slack.thread(PHRASES, &bot_ts).iter().all(|m| !m.is_bot()),
+        "bots never trigger"
+    );
+    assert_eq!(env.svc.store.recent_tasks(10).await.unwrap().len(), 2);
+
+    running.stop(&shutdown).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_task() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let env = slack_env(&slack).await;
+    env.svc
+        .store
+        .set_channel_repo("slack", CHANNEL, &repo.display().to_string())
+        .await
+        .unwrap();
+    let never = Arc::new(Notify::new());
+    env.model.script(
+        0,
+        vec![Turn::Call(
+            "write_spec",
+            json!({"title": "Slow", "problem": "p"}),
+        )],
+    );
+    env.model.script(
+        1,
+        vec![Turn::Gated(
+            never.clone(),
+            Box::new(Turn::Text("late".into())),
+        )],
+    );
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    let parent = slack.post_as_user(CHANNEL, ALICE, "slow thing", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    // The rollout is waiting on the model: the status message shows Cancel.
+    env.model.wait_for_requests(2).await;
+    let status = slack
+        .wait_for("the status message with Cancel", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("\"cancel\""))
+            })
+        })
+        .await;
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    // Bob may not cancel; Alice may.
+    for user in [BOB, ALICE] {
+        let click =
+            slack.block_actions(user, CHANNEL, &status.ts, Some(&parent), "cancel", &task.id);
+        let e = slack.send_envelope("interactive", click, false).await;
+        slack.ack(&e).await;
+    }
+    slack
+        .wait_until("the cancellation", |s| {
+            s.thread(CHANNEL, &parent)
+                .iter()
+                .any(|m| m.text.contains("Cancelled by <@U222>"))
+        })
+        .await;
+    slack
+        .wait_until("the failed reaction", |s| {
+            s.reactions(CHANNEL, &mention).contains(&"x".to_string())
+        })
+        .await;
+    assert!(
+        slack
+            .ephemerals()
+            .iter()
+            .any(|m| m.user == BOB && m.text.contains("can cancel"))
+    );
+    let task = env.svc.store.task(&task.id).await.unwrap().unwrap();
+    assert_eq!(task.state, TaskState::Cancelled);
+    env.assert_nothing_left(&task.id).await;
+    running.stop(&shutdown).await;
+}
