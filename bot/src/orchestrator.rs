@@ -173,6 +173,11 @@ impl Bot {
                 user,
                 feedback,
             } => self.on_retry(task_id, user, feedback).await,
+            ChatEvent::PlanRevision {
+                plan_id,
+                user,
+                feedback,
+            } => self.on_plan_revision(plan_id, user, feedback).await,
         }
     }
 
@@ -205,7 +210,11 @@ impl Bot {
     }
 
     fn may_act(&self, user: &str, link: &ChatTaskLink) -> bool {
-        user == link.requester || self.settings.maintainers.iter().any(|m| m == user)
+        self.may_act_for(user, &link.requester)
+    }
+
+    fn may_act_for(&self, user: &str, requester: &str) -> bool {
+        user == requester || self.settings.maintainers.iter().any(|m| m == user)
     }
 
     async fn on_trigger(
@@ -249,16 +258,9 @@ impl Bot {
                 self.post_once(&reply_key, &thread, &OutMessage::Text(text))
                     .await?;
             }
-            Command::Plan(_) => {
-                self.post_once(
-                    &reply_key,
-                    &thread,
-                    &OutMessage::Text(format!(
-                        "Planning first is not available yet. Say `@{} fix this` to start the rollouts.",
-                        self.settings.bot_name
-                    )),
-                )
-                .await?;
+            Command::Plan(args) => {
+                self.propose_plan(thread, Some(message_ts), user, args, None)
+                    .await?;
             }
             Command::Fix(args) => {
                 if self
@@ -333,7 +335,7 @@ impl Bot {
         trigger_ts: Option<String>,
         user: String,
         args: FixArgs,
-        retry: Option<(TaskSpec, String, String, Option<String>)>,
+        prepared: Option<Prepared>,
     ) -> Result<(), HandleError> {
         let task_id = uuid::Uuid::new_v4().simple().to_string();
         let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.clone());
@@ -355,60 +357,28 @@ impl Bot {
             )
             .await?;
 
-        // The spec: from a Retry, or from the thread.
-        let (spec, repo, base, retry_of, feedback) = match retry {
-            Some((spec, repo, retry_of, base)) => {
-                let feedback = spec.feedback.clone();
-                (spec, Some(repo), base, Some(retry_of), feedback)
-            }
-            None => {
-                let messages = self.port.read_thread(&thread).await?;
-                let pairs: Vec<(String, String)> = messages
-                    .iter()
-                    .filter(|m| !m.is_bot)
-                    .map(|m| (m.author.clone(), m.text.clone()))
-                    .collect();
-                let transcript = spec::transcript(&pairs, 60_000);
-                let model = self
-                    .svc
-                    .config
-                    .model_config()
-                    .and_then(|m| threadsmith_runner::ModelClient::new(m).ok());
-                let spec = match &model {
-                    Some(model) => {
-                        match spec::from_thread(model, &transcript, args.instructions.as_deref())
-                            .await
-                        {
-                            Ok(spec) => spec,
-                            Err(why) => {
-                                let key = format!("specfallback:{}:{anchor}", thread.channel);
-                                self.post_once(&key, &thread, &OutMessage::Text(format!(
-                                    "I could not summarise the thread with the model ({why}); the agents get the thread as it is."
-                                ))).await?;
-                                plain_spec(&transcript, args.instructions.as_deref())
-                            }
-                        }
-                    }
-                    None => plain_spec(&transcript, args.instructions.as_deref()),
-                };
-                let repo = self.pick_repo(&args, &thread, &transcript).await?;
-                (spec, repo, args.base.clone(), None, None)
-            }
+        // The spec: given (a Retry, a plan), or from the thread.
+        let Prepared {
+            spec,
+            repo,
+            base,
+            retry_of,
+        } = match prepared {
+            Some(p) => p,
+            None => match self
+                .understand(&thread, &args, &anchor, &status_ts, trigger_ts.as_deref())
+                .await?
+            {
+                Some((spec, repo)) => Prepared {
+                    spec,
+                    repo,
+                    base: args.base.clone(),
+                    retry_of: None,
+                },
+                None => return Ok(()),
+            },
         };
-        let Some(repo) = repo else {
-            let text = format!(
-                "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
-                self.settings.bot_name, self.settings.slash_command
-            );
-            self.port
-                .update(&thread, &status_ts, &OutMessage::Text(text))
-                .await?;
-            if let Some(ts) = &trigger_ts {
-                self.react_once(&thread, ts, Reaction::Working, false).await;
-            }
-            return Ok(());
-        };
-
+        let feedback = spec.feedback.clone();
         let cancel = CancellationToken::new();
         if let Ok(mut r) = self.running.lock() {
             r.insert(task_id.clone(), cancel.clone());
@@ -459,6 +429,178 @@ impl Bot {
                 true,
             )
             .await;
+        }
+        Ok(())
+    }
+
+    /// Reads the thread and makes the spec (the model's, or the plain thread when the model
+    /// fails, saying so), and picks the repository. `None` when no repository could be chosen:
+    /// the status message then says how to name one.
+    async fn understand(
+        &self,
+        thread: &ThreadRef,
+        args: &FixArgs,
+        anchor: &str,
+        status_ts: &str,
+        trigger_ts: Option<&str>,
+    ) -> Result<Option<(TaskSpec, String)>, HandleError> {
+        let messages = self.port.read_thread(thread).await?;
+        let pairs: Vec<(String, String)> = messages
+            .iter()
+            .filter(|m| !m.is_bot)
+            .map(|m| (m.author.clone(), m.text.clone()))
+            .collect();
+        let transcript = spec::transcript(&pairs, 60_000);
+        let spec = match self.model() {
+            Some(model) => {
+                match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
+                    Ok(spec) => spec,
+                    Err(why) => {
+                        let key = format!("specfallback:{}:{anchor}", thread.channel);
+                        self.post_once(&key, thread, &OutMessage::Text(format!(
+                            "I could not summarise the thread with the model ({why}); the agents get the thread as it is."
+                        ))).await?;
+                        plain_spec(&transcript, args.instructions.as_deref())
+                    }
+                }
+            }
+            None => plain_spec(&transcript, args.instructions.as_deref()),
+        };
+        match self.pick_repo(args, thread, &transcript).await? {
+            Some(repo) => Ok(Some((spec, repo))),
+            None => {
+                let text = format!(
+                    "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
+                    self.settings.bot_name, self.settings.slash_command
+                );
+                self.port
+                    .update(thread, status_ts, &OutMessage::Text(text))
+                    .await?;
+                if let Some(ts) = trigger_ts {
+                    self.react_once(thread, ts, Reaction::Working, false).await;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn model(&self) -> Option<threadsmith_runner::ModelClient> {
+        self.svc
+            .config
+            .model_config()
+            .and_then(|m| threadsmith_runner::ModelClient::new(m).ok())
+    }
+
+    /// "@threadsmith plan": the spec and a plan, posted with Run it and Revise; nothing runs
+    /// until someone allowed says so. A revision starts from the earlier plan and its feedback.
+    async fn propose_plan(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        trigger_ts: Option<String>,
+        user: String,
+        args: FixArgs,
+        revision: Option<(crate::store::Plan, String)>,
+    ) -> Result<(), HandleError> {
+        let anchor = match (&trigger_ts, &revision) {
+            (Some(ts), _) => ts.clone(),
+            (None, Some((p, _))) => format!("revise-{}", p.id),
+            (None, None) => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let Some(model) = self.model() else {
+            self.post_once(
+                &format!("reply:{}:{anchor}", thread.channel),
+                &thread,
+                &OutMessage::Text(
+                    "Planning needs the model endpoint, and none is configured.".into(),
+                ),
+            )
+            .await?;
+            return Ok(());
+        };
+        if let Some(ts) = &trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, true).await;
+        }
+        let status_ts = self
+            .post_once(
+                &format!("plan-status:{}:{anchor}", thread.channel),
+                &thread,
+                &OutMessage::Text("Reading the thread to make a plan…".into()),
+            )
+            .await?;
+        let (spec, repo, base, attempts, earlier) = match &revision {
+            Some((old, feedback)) => {
+                let spec = serde_json::from_str::<TaskSpec>(&old.spec_json)
+                    .unwrap_or_else(|_| TaskSpec::from_text(&old.plan));
+                (
+                    spec,
+                    old.repo.clone(),
+                    old.base_ref.clone(),
+                    old.attempts,
+                    Some((old.plan.clone(), feedback.clone())),
+                )
+            }
+            None => match self
+                .understand(&thread, &args, &anchor, &status_ts, trigger_ts.as_deref())
+                .await?
+            {
+                Some((spec, repo)) => (spec, repo, args.base.clone(), args.attempts, None),
+                None => return Ok(()),
+            },
+        };
+        let text = match spec::plan(
+            &model,
+            &spec,
+            earlier.as_ref().map(|(p, f)| (p.as_str(), f.as_str())),
+        )
+        .await
+        {
+            Ok(text) => text,
+            Err(why) => {
+                self.port
+                    .update(
+                        &thread,
+                        &status_ts,
+                        &OutMessage::Text(format!(
+                            "I could not make a plan ({why}). Say `@{} fix this` to run the agents without one.",
+                            self.settings.bot_name
+                        )),
+                    )
+                    .await?;
+                return Ok(());
+            }
+        };
+        let plan = crate::store::Plan {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            platform: thread.platform.clone(),
+            workspace: thread.workspace.clone(),
+            channel: thread.channel.clone(),
+            thread: thread.thread.clone(),
+            trigger_ts: trigger_ts.clone(),
+            requester: revision
+                .as_ref()
+                .map_or(user.clone(), |(old, _)| old.requester.clone()),
+            repo: repo.clone(),
+            base_ref: base,
+            attempts,
+            spec_json: serde_json::to_string(&spec).unwrap_or_default(),
+            plan: text.clone(),
+            revises: revision.as_ref().map(|(old, _)| old.id.clone()),
+        };
+        self.svc.store.create_plan(&plan).await?;
+        self.port
+            .update(
+                &thread,
+                &status_ts,
+                &OutMessage::Plan(crate::chat::PlanView {
+                    plan_id: plan.id.clone(),
+                    title: spec.title.clone(),
+                    plan: text,
+                    repo,
+                }),
+            )
+            .await?;
+        if let Some(ts) = &trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, false).await;
         }
         Ok(())
     }
@@ -642,6 +784,11 @@ impl Bot {
             ButtonAction::Approve { task_id, .. }
             | ButtonAction::Retry { task_id }
             | ButtonAction::Cancel { task_id } => task_id.clone(),
+            ButtonAction::RunPlan { plan_id } | ButtonAction::RevisePlan { plan_id } => {
+                return self
+                    .on_plan_button(thread, user, action.clone(), plan_id.clone(), trigger_id)
+                    .await;
+            }
         };
         let Some(link) = self.svc.store.chat_task(&task_id).await? else {
             self.port
@@ -654,6 +801,7 @@ impl Bot {
                 ButtonAction::Approve { .. } => "approve",
                 ButtonAction::Retry { .. } => "retry",
                 ButtonAction::Cancel { .. } => "cancel",
+                ButtonAction::RunPlan { .. } | ButtonAction::RevisePlan { .. } => "change",
             };
             self.port
                 .ephemeral(
@@ -719,9 +867,12 @@ impl Bot {
                     return Ok(());
                 }
                 if let Some(trigger) = trigger_id {
-                    self.port.open_retry_form(&trigger, &task_id).await?;
+                    self.port
+                        .open_form(&trigger, &crate::chat::Form::Retry { task_id })
+                        .await?;
                 }
             }
+            ButtonAction::RunPlan { .. } | ButtonAction::RevisePlan { .. } => {}
             ButtonAction::Cancel { task_id } => {
                 let token = self
                     .running
@@ -747,6 +898,109 @@ impl Bot {
             }
         }
         Ok(())
+    }
+
+    async fn on_plan_button(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        user: String,
+        action: ButtonAction,
+        plan_id: String,
+        trigger_id: Option<String>,
+    ) -> Result<(), HandleError> {
+        let Some(plan) = self.svc.store.plan(&plan_id).await? else {
+            self.port
+                .ephemeral(&thread, &user, "I don't know that plan any more.")
+                .await?;
+            return Ok(());
+        };
+        if !self.may_act_for(&user, &plan.requester) {
+            self.port
+                .ephemeral(
+                    &thread,
+                    &user,
+                    "Only the person who asked for this plan or a maintainer can run or revise it.",
+                )
+                .await?;
+            return Ok(());
+        }
+        match action {
+            ButtonAction::RevisePlan { .. } => {
+                if let Some(trigger) = trigger_id {
+                    self.port
+                        .open_form(&trigger, &crate::chat::Form::RevisePlan { plan_id })
+                        .await?;
+                }
+            }
+            _ => {
+                if !self
+                    .svc
+                    .store
+                    .record_effect(&format!("runplan:{plan_id}"), &user)
+                    .await?
+                {
+                    self.port
+                        .ephemeral(&thread, &user, "This plan is already running.")
+                        .await?;
+                    return Ok(());
+                }
+                let mut spec = serde_json::from_str::<TaskSpec>(&plan.spec_json)
+                    .unwrap_or_else(|_| TaskSpec::from_text(&plan.plan));
+                spec.plan = Some(plan.plan.clone());
+                let thread = ThreadRef {
+                    platform: plan.platform.clone(),
+                    workspace: plan.workspace.clone(),
+                    channel: plan.channel.clone(),
+                    thread: plan.thread.clone(),
+                };
+                let args = FixArgs {
+                    attempts: plan.attempts,
+                    ..FixArgs::default()
+                };
+                self.start_task(
+                    thread,
+                    None,
+                    plan.requester.clone(),
+                    args,
+                    Some(Prepared {
+                        spec,
+                        repo: plan.repo.clone(),
+                        base: plan.base_ref.clone(),
+                        retry_of: None,
+                    }),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_plan_revision(
+        self: &Arc<Self>,
+        plan_id: String,
+        user: String,
+        feedback: String,
+    ) -> Result<(), HandleError> {
+        let Some(plan) = self.svc.store.plan(&plan_id).await? else {
+            return Ok(());
+        };
+        if !self.may_act_for(&user, &plan.requester) {
+            return Ok(());
+        }
+        let thread = ThreadRef {
+            platform: plan.platform.clone(),
+            workspace: plan.workspace.clone(),
+            channel: plan.channel.clone(),
+            thread: plan.thread.clone(),
+        };
+        self.propose_plan(
+            thread,
+            None,
+            user,
+            FixArgs::default(),
+            Some((plan, feedback)),
+        )
+        .await
     }
 
     async fn on_retry(
@@ -796,7 +1050,12 @@ impl Bot {
             None,
             user,
             args,
-            Some((spec, task.repo.clone(), task_id, task.base_ref.clone())),
+            Some(Prepared {
+                spec,
+                repo: task.repo.clone(),
+                base: task.base_ref.clone(),
+                retry_of: Some(task_id),
+            }),
         )
         .await
     }
@@ -903,6 +1162,14 @@ impl Bot {
         }
         Ok(())
     }
+}
+
+/// A task's spec and repository when they do not come from reading the thread.
+struct Prepared {
+    spec: TaskSpec,
+    repo: String,
+    base: Option<String>,
+    retry_of: Option<String>,
 }
 
 /// The plain spec: the thread itself, plus what the requester added.

@@ -287,3 +287,166 @@ async fn cancel_stops_a_running_task() {
     env.assert_nothing_left(&task.id).await;
     running.stop(&shutdown).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_then_revise_then_run_it() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let env = slack_env(&slack).await;
+    env.svc
+        .store
+        .set_channel_repo("slack", CHANNEL, &repo.display().to_string())
+        .await
+        .unwrap();
+    // Seed 0 is the spec and the plans; seed 1 the rollout that runs the agreed plan.
+    env.model.script(
+        0,
+        vec![
+            Turn::Call(
+                "write_spec",
+                json!({"title": "Fix add", "problem": "add subtracts"}),
+            ),
+            Turn::Call(
+                "write_plan",
+                json!({"plan": "1. Change `-` to `+` in calc.sh.\n2. Touch sub() too."}),
+            ),
+            Turn::Call(
+                "write_plan",
+                json!({"plan": "1. Change `-` to `+` in add() only."}),
+            ),
+        ],
+    );
+    give_up(&env);
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> plan", Some(&parent));
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> plan", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    let plan_message = slack
+        .wait_for("the plan", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("Touch sub()"))
+            })
+        })
+        .await;
+    let blocks = plan_message.blocks.clone().unwrap().to_string();
+    assert!(
+        blocks.contains("\"run_plan\"") && blocks.contains("\"revise_plan\""),
+        "{blocks}"
+    );
+    assert!(
+        env.svc.store.recent_tasks(5).await.unwrap().is_empty(),
+        "nothing runs before Run it"
+    );
+    let value = |b: &str, action: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(b).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|block| block["elements"].as_array())
+            .flatten()
+            .find(|el| el["action_id"] == action)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first_plan = value(&blocks, "revise_plan");
+
+    // Revise, with feedback that reaches the model.
+    let click = slack.block_actions(
+        ALICE,
+        CHANNEL,
+        &plan_message.ts,
+        Some(&parent),
+        "revise_plan",
+        &first_plan,
+    );
+    let e = slack.send_envelope("interactive", click, false).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the revise form", |s| !s.views_opened().is_empty())
+        .await;
+    let submit = slack.view_submission(
+        ALICE,
+        "revise_plan",
+        &first_plan,
+        json!({"feedback": {"feedback": {"type": "plain_text_input", "value": "Leave sub() alone."}}}),
+    );
+    let e = slack.send_envelope("interactive", submit, true).await;
+    slack.ack(&e).await;
+    let revised = slack
+        .wait_for("the revised plan", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("in add() only"))
+            })
+        })
+        .await;
+    let asked = env.model.received_by(0)[2].body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.contains("Leave sub() alone.") && asked.contains("Touch sub() too."),
+        "{asked}"
+    );
+
+    // Run it (twice: one task), and the agents get the agreed plan.
+    let second_plan = value(&revised.blocks.clone().unwrap().to_string(), "run_plan");
+    for user in [BOB, ALICE, ALICE] {
+        let click = slack.block_actions(
+            user,
+            CHANNEL,
+            &revised.ts,
+            Some(&parent),
+            "run_plan",
+            &second_plan,
+        );
+        let e = slack.send_envelope("interactive", click, false).await;
+        slack.ack(&e).await;
+    }
+    slack
+        .wait_until("the task's summary", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("gave up"))
+            })
+        })
+        .await;
+    assert!(
+        slack
+            .ephemerals()
+            .iter()
+            .any(|m| m.user == BOB && m.text.contains("can run or revise"))
+    );
+    assert_eq!(env.svc.store.recent_tasks(5).await.unwrap().len(), 1);
+    let prompt = env.model.received_by(1)[0].body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        prompt.contains("## Plan agreed in the thread") && prompt.contains("in add() only"),
+        "{prompt}"
+    );
+    running.stop(&shutdown).await;
+}

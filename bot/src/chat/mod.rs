@@ -66,6 +66,12 @@ pub enum ChatEvent {
         user: String,
         feedback: String,
     },
+    /// The Revise form of a plan was submitted.
+    PlanRevision {
+        plan_id: String,
+        user: String,
+        feedback: String,
+    },
 }
 
 /// What a button does. Encoded in the button itself so that it works after a restart.
@@ -75,6 +81,8 @@ pub enum ButtonAction {
     Approve { task_id: String, rollout: u32 },
     Retry { task_id: String },
     Cancel { task_id: String },
+    RunPlan { plan_id: String },
+    RevisePlan { plan_id: String },
 }
 
 impl ButtonAction {
@@ -84,6 +92,8 @@ impl ButtonAction {
             ButtonAction::Approve { .. } => "approve",
             ButtonAction::Retry { .. } => "retry",
             ButtonAction::Cancel { .. } => "cancel",
+            ButtonAction::RunPlan { .. } => "run_plan",
+            ButtonAction::RevisePlan { .. } => "revise_plan",
         }
     }
 
@@ -92,6 +102,9 @@ impl ButtonAction {
         match self {
             ButtonAction::Approve { task_id, rollout } => format!("{task_id}:{rollout}"),
             ButtonAction::Retry { task_id } | ButtonAction::Cancel { task_id } => task_id.clone(),
+            ButtonAction::RunPlan { plan_id } | ButtonAction::RevisePlan { plan_id } => {
+                plan_id.clone()
+            }
         }
     }
 
@@ -112,6 +125,12 @@ impl ButtonAction {
             }),
             "cancel" if task_ok(value) => Some(ButtonAction::Cancel {
                 task_id: value.to_string(),
+            }),
+            "run_plan" if task_ok(value) => Some(ButtonAction::RunPlan {
+                plan_id: value.to_string(),
+            }),
+            "revise_plan" if task_ok(value) => Some(ButtonAction::RevisePlan {
+                plan_id: value.to_string(),
             }),
             _ => None,
         }
@@ -177,11 +196,29 @@ pub struct SummaryView {
     pub error: Option<String>,
 }
 
+/// A proposed plan, with Run it and Revise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanView {
+    pub plan_id: String,
+    pub title: String,
+    /// Markdown from the model: untrusted.
+    pub plan: String,
+    pub repo: String,
+}
+
+/// A form asking for optional feedback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Form {
+    Retry { task_id: String },
+    RevisePlan { plan_id: String },
+}
+
 /// What the bot posts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutMessage {
     Status(StatusView),
     Summary(SummaryView),
+    Plan(PlanView),
     /// Markdown text.
     Text(String),
 }
@@ -219,8 +256,8 @@ pub trait ChatPort: Send + Sync {
     ) -> Result<(), ChatError>;
     /// The whole thread, oldest first.
     async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError>;
-    /// Opens the Retry form (feedback) for `user`.
-    async fn open_retry_form(&self, trigger_id: &str, task_id: &str) -> Result<(), ChatError>;
+    /// Opens a feedback form for the person who clicked.
+    async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError>;
     /// Attaches a file to the thread.
     async fn upload(
         &self,
@@ -249,6 +286,12 @@ mod tests {
             },
             ButtonAction::Cancel {
                 task_id: "0a1b".into(),
+            },
+            ButtonAction::RunPlan {
+                plan_id: "0c".into(),
+            },
+            ButtonAction::RevisePlan {
+                plan_id: "0c".into(),
             },
         ] {
             assert_eq!(ButtonAction::parse(b.id(), &b.value()), Some(b));

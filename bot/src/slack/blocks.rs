@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::chat::markdown::{to_slack_mrkdwn, truncate};
-use crate::chat::{ButtonAction, OutMessage, StatusView, SummaryView};
+use crate::chat::{ButtonAction, Form, OutMessage, PlanView, StatusView, SummaryView};
 
-use super::events::{FEEDBACK_ACTION, FEEDBACK_BLOCK, RETRY_CALLBACK};
+use super::events::{FEEDBACK_ACTION, FEEDBACK_BLOCK, RETRY_CALLBACK, REVISE_CALLBACK};
 
 const SECTION_CHARS: usize = 3000;
 const MAX_BLOCKS: usize = 50;
@@ -46,7 +46,25 @@ pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
         }
         OutMessage::Status(s) => status(s),
         OutMessage::Summary(s) => summary(s),
+        OutMessage::Plan(p) => plan(p),
     }
+}
+
+fn plan(p: &PlanView) -> (String, Vec<Value>) {
+    let head = format!(
+        "*Plan: {}*\nfor `{}` — nothing runs until you say so.",
+        to_slack_mrkdwn(&p.title),
+        to_slack_mrkdwn(&p.repo)
+    );
+    let blocks = vec![
+        section(&head),
+        section(&to_slack_mrkdwn(&p.plan)),
+        json!({"type": "actions", "elements": [
+            button("Run it", &ButtonAction::RunPlan { plan_id: p.plan_id.clone() }, Some("primary")),
+            button("Revise…", &ButtonAction::RevisePlan { plan_id: p.plan_id.clone() }, None),
+        ]}),
+    ];
+    (format!("Plan: {}", p.title), blocks)
 }
 
 fn status(s: &StatusView) -> (String, Vec<Value>) {
@@ -153,20 +171,36 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
     (format!("{} — {best}", s.title), blocks)
 }
 
-/// The Retry form.
-pub fn retry_form(task_id: &str) -> Value {
+/// The Retry and Revise forms: optional feedback.
+pub fn form(form: &Form) -> Value {
+    let (callback, id, title, submit, label) = match form {
+        Form::Retry { task_id } => (
+            RETRY_CALLBACK,
+            task_id,
+            "Retry",
+            "Run again",
+            "Feedback for the agents (optional)",
+        ),
+        Form::RevisePlan { plan_id } => (
+            REVISE_CALLBACK,
+            plan_id,
+            "Revise the plan",
+            "Revise",
+            "What should change?",
+        ),
+    };
     json!({
         "type": "modal",
-        "callback_id": RETRY_CALLBACK,
-        "private_metadata": task_id,
-        "title": {"type": "plain_text", "text": "Retry"},
-        "submit": {"type": "plain_text", "text": "Run again"},
+        "callback_id": callback,
+        "private_metadata": id,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [{
             "type": "input",
             "block_id": FEEDBACK_BLOCK,
             "optional": true,
-            "label": {"type": "plain_text", "text": "Feedback for the agents (optional)"},
+            "label": {"type": "plain_text", "text": label},
             "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
         }]
     })

@@ -18,6 +18,8 @@ pub struct EventSettings {
 pub const SHORTCUT_CALLBACK: &str = "fix_this";
 /// The Retry form's callback id, and its input's block and action ids.
 pub const RETRY_CALLBACK: &str = "retry";
+/// The Revise form of a plan.
+pub const REVISE_CALLBACK: &str = "revise_plan";
 pub const FEEDBACK_BLOCK: &str = "feedback";
 pub const FEEDBACK_ACTION: &str = "feedback";
 
@@ -156,10 +158,8 @@ pub fn from_interaction(
             let SlackView::Modal(modal) = &v.view.view else {
                 return None;
             };
-            if modal.callback_id.as_ref()?.to_string() != RETRY_CALLBACK {
-                return None;
-            }
-            let task_id = modal.private_metadata.clone()?;
+            let callback = modal.callback_id.as_ref()?.to_string();
+            let id = modal.private_metadata.clone()?;
             let feedback = v
                 .view
                 .state_params
@@ -170,14 +170,21 @@ pub fn from_interaction(
                 .and_then(|v| v.value.clone())
                 .unwrap_or_default();
             let _ = s;
-            Some((
-                format!("slack:view:{}", v.view.state_params.id),
-                ChatEvent::RetrySubmitted {
-                    task_id,
-                    user: v.user.id.to_string(),
+            let user = v.user.id.to_string();
+            let event = match callback.as_str() {
+                RETRY_CALLBACK => ChatEvent::RetrySubmitted {
+                    task_id: id,
+                    user,
                     feedback,
                 },
-            ))
+                REVISE_CALLBACK => ChatEvent::PlanRevision {
+                    plan_id: id,
+                    user,
+                    feedback,
+                },
+                _ => return None,
+            };
+            Some((format!("slack:view:{}", v.view.state_params.id), event))
         }
         _ => None,
     }

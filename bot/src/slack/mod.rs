@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use slack_morphism::prelude::*;
 
 use crate::chat::markdown::slack_to_markdown;
-use crate::chat::{ChatError, ChatPort, OutMessage, Reaction, ThreadMessage, ThreadRef};
+use crate::chat::{ChatError, ChatPort, Form, OutMessage, Reaction, ThreadMessage, ThreadRef};
 
 /// Who the bot is in the workspace (from `auth.test`).
 #[derive(Debug, Clone)]
@@ -291,9 +291,9 @@ impl ChatPort for SlackPort {
             .collect())
     }
 
-    async fn open_retry_form(&self, trigger_id: &str, task_id: &str) -> Result<(), ChatError> {
+    async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError> {
         let view: SlackView =
-            serde_json::from_value(blocks::retry_form(task_id)).map_err(|e| ChatError::Api {
+            serde_json::from_value(blocks::form(form)).map_err(|e| ChatError::Api {
                 method: "views.open",
                 detail: e.to_string(),
             })?;

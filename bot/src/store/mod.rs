@@ -157,6 +157,24 @@ pub struct Approval {
     pub approved_at: DateTime<Utc>,
 }
 
+/// A plan proposed in a thread ("@threadsmith plan").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub id: String,
+    pub platform: String,
+    pub workspace: String,
+    pub channel: String,
+    pub thread: String,
+    pub trigger_ts: Option<String>,
+    pub requester: String,
+    pub repo: String,
+    pub base_ref: Option<String>,
+    pub attempts: Option<u32>,
+    pub spec_json: String,
+    pub plan: String,
+    pub revises: Option<String>,
+}
+
 /// A queued chat event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxItem {
@@ -241,6 +259,8 @@ pub trait Store: Send + Sync {
     /// Approves a rollout unless the task is approved already; returns the approval in force.
     async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError>;
     async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError>;
+    async fn create_plan(&self, plan: &Plan) -> Result<(), StoreError>;
+    async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError>;
     async fn channel_repo(
         &self,
         platform: &str,

@@ -14,8 +14,8 @@ use threadsmith_runner::{
 };
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, NewTask, RolloutRow, Store, StoreError, StoredTest, TaskRow,
-    TaskState,
+    Approval, ChatTaskLink, InboxItem, NewTask, Plan, RolloutRow, Store, StoreError, StoredTest,
+    TaskRow, TaskState,
 };
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -51,6 +51,9 @@ impl SqliteStore {
             .map_err(open_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL syncs at checkpoints rather than at every commit: a crash of the
+            // process loses nothing; only a power cut can lose the last commits.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
@@ -712,5 +715,55 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn create_plan(&self, p: &Plan) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO plans (id, platform, workspace, channel, thread, trigger_ts, requester, repo,
+                base_ref, attempts, spec_json, plan, revises, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&p.id)
+        .bind(&p.platform)
+        .bind(&p.workspace)
+        .bind(&p.channel)
+        .bind(&p.thread)
+        .bind(&p.trigger_ts)
+        .bind(&p.requester)
+        .bind(&p.repo)
+        .bind(&p.base_ref)
+        .bind(p.attempts.map(i64::from))
+        .bind(&p.spec_json)
+        .bind(&p.plan)
+        .bind(&p.revises)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError> {
+        sqlx::query("SELECT * FROM plans WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok(Plan {
+                    id: r.try_get("id")?,
+                    platform: r.try_get("platform")?,
+                    workspace: r.try_get("workspace")?,
+                    channel: r.try_get("channel")?,
+                    thread: r.try_get("thread")?,
+                    trigger_ts: r.try_get("trigger_ts")?,
+                    requester: r.try_get("requester")?,
+                    repo: r.try_get("repo")?,
+                    base_ref: r.try_get("base_ref")?,
+                    attempts: r.try_get::<Option<i64>, _>("attempts")?.map(|a| a as u32),
+                    spec_json: r.try_get("spec_json")?,
+                    plan: r.try_get("plan")?,
+                    revises: r.try_get("revises")?,
+                })
+            })
+            .transpose()
     }
 }
