@@ -48,6 +48,9 @@ pub struct Config {
     /// are attached to threads as files.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How long a question to the requester ("which repository?") waits for an answer.
+    #[serde(default)]
+    pub question_timeout_secs: Option<u64>,
     /// Least time between two edits of a status message.
     #[serde(default)]
     pub status_edit_interval_ms: Option<u64>,

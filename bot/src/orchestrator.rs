@@ -127,8 +127,20 @@ impl Bot {
                 }
                 Err(e) => tracing::error!(error = %e, "could not read the inbox"),
             }
+            // Timers only enqueue events: expired questions become QuestionExpired.
+            let next_expiry = self.expire_questions().await;
+            let sleep = async {
+                match next_expiry {
+                    Some(at) => {
+                        let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
+                        tokio::time::sleep(wait).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = &mut woken => {}
+                _ = sleep => {}
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -140,6 +152,40 @@ impl Bot {
         for t in tokens {
             t.cancel();
         }
+    }
+
+    /// Enqueues an expiry for every question past its time; returns when the next one expires.
+    async fn expire_questions(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let open = match self.svc.store.open_questions().await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read open questions");
+                return None;
+            }
+        };
+        let now = chrono::Utc::now();
+        let mut next = None;
+        for q in open {
+            if q.expires_at <= now {
+                let event = ChatEvent::QuestionExpired {
+                    question_id: q.id.clone(),
+                };
+                let key = format!("expire:{}", q.id);
+                let Ok(json) = serde_json::to_string(&event) else {
+                    continue;
+                };
+                match self.svc.store.enqueue(&key, &q.platform, &json).await {
+                    // Picked up on the next turn of the loop.
+                    Ok(Some(_)) => next = Some(now),
+                    // Queued before: its handler closes the question.
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "could not enqueue an expiry"),
+                }
+            } else if next.is_none() {
+                next = Some(q.expires_at);
+            }
+        }
+        next
     }
 
     async fn handle(self: &Arc<Self>, event: ChatEvent) -> Result<(), HandleError> {
@@ -178,6 +224,15 @@ impl Bot {
                 user,
                 feedback,
             } => self.on_plan_revision(plan_id, user, feedback).await,
+            ChatEvent::RepoChosen {
+                question_id,
+                thread,
+                user,
+                repo,
+            } => self.on_repo_chosen(question_id, thread, user, repo).await,
+            ChatEvent::QuestionExpired { question_id } => {
+                self.on_question_expired(question_id).await
+            }
         }
     }
 
@@ -366,7 +421,15 @@ impl Bot {
         } = match prepared {
             Some(p) => p,
             None => match self
-                .understand(&thread, &args, &anchor, &status_ts, trigger_ts.as_deref())
+                .understand(
+                    &thread,
+                    &args,
+                    &anchor,
+                    &status_ts,
+                    trigger_ts.as_deref(),
+                    &user,
+                    "fix",
+                )
                 .await?
             {
                 Some((spec, repo)) => Prepared {
@@ -436,6 +499,7 @@ impl Bot {
     /// Reads the thread and makes the spec (the model's, or the plain thread when the model
     /// fails, saying so), and picks the repository. `None` when no repository could be chosen:
     /// the status message then says how to name one.
+    #[allow(clippy::too_many_arguments)]
     async fn understand(
         &self,
         thread: &ThreadRef,
@@ -443,6 +507,8 @@ impl Bot {
         anchor: &str,
         status_ts: &str,
         trigger_ts: Option<&str>,
+        requester: &str,
+        kind: &str,
     ) -> Result<Option<(TaskSpec, String)>, HandleError> {
         let messages = self.port.read_thread(thread).await?;
         let pairs: Vec<(String, String)> = messages
@@ -468,6 +534,43 @@ impl Bot {
         };
         match self.pick_repo(args, thread, &transcript).await? {
             Some(repo) => Ok(Some((spec, repo))),
+            None if !self.svc.config.repos.is_empty() => {
+                // Ask, with a menu of the configured repositories; the request waits.
+                let timeout = self.svc.config.question_timeout_secs.unwrap_or(15 * 60);
+                let question = crate::store::Question {
+                    id: uuid::Uuid::new_v4().simple().to_string(),
+                    platform: thread.platform.clone(),
+                    workspace: thread.workspace.clone(),
+                    channel: thread.channel.clone(),
+                    thread: thread.thread.clone(),
+                    trigger_ts: trigger_ts.map(String::from),
+                    requester: requester.to_string(),
+                    kind: kind.to_string(),
+                    instructions: args.instructions.clone(),
+                    base_ref: args.base.clone(),
+                    attempts: args.attempts,
+                    message_ts: Some(status_ts.to_string()),
+                    expires_at: chrono::Utc::now()
+                        + chrono::Duration::seconds(i64::try_from(timeout).unwrap_or(900)),
+                };
+                self.svc.store.ask(&question).await?;
+                self.wake.notify_one();
+                let view = crate::chat::RepoQuestionView {
+                    question_id: question.id,
+                    requester: requester.to_string(),
+                    repos: self
+                        .svc
+                        .config
+                        .repos
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect(),
+                };
+                self.port
+                    .update(thread, status_ts, &OutMessage::RepoQuestion(view))
+                    .await?;
+                Ok(None)
+            }
             None => {
                 let text = format!(
                     "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
@@ -540,7 +643,15 @@ impl Bot {
                 )
             }
             None => match self
-                .understand(&thread, &args, &anchor, &status_ts, trigger_ts.as_deref())
+                .understand(
+                    &thread,
+                    &args,
+                    &anchor,
+                    &status_ts,
+                    trigger_ts.as_deref(),
+                    &user,
+                    "plan",
+                )
                 .await?
             {
                 Some((spec, repo)) => (spec, repo, args.base.clone(), args.attempts, None),
@@ -971,6 +1082,108 @@ impl Bot {
                 )
                 .await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn on_repo_chosen(
+        self: &Arc<Self>,
+        question_id: String,
+        thread: ThreadRef,
+        user: String,
+        repo: String,
+    ) -> Result<(), HandleError> {
+        let Some(q) = self.svc.store.question(&question_id).await? else {
+            return Ok(());
+        };
+        if user != q.requester {
+            self.port
+                .ephemeral(
+                    &thread,
+                    &user,
+                    &format!("Only <@{}> can answer this.", q.requester),
+                )
+                .await?;
+            return Ok(());
+        }
+        if !self.svc.config.repos.iter().any(|r| r.name == repo) {
+            return Ok(());
+        }
+        if !self
+            .svc
+            .store
+            .close_question(&question_id, "answered")
+            .await?
+        {
+            return Ok(());
+        }
+        let thread = ThreadRef {
+            platform: q.platform.clone(),
+            workspace: q.workspace.clone(),
+            channel: q.channel.clone(),
+            thread: q.thread.clone(),
+        };
+        let args = FixArgs {
+            instructions: q.instructions.clone(),
+            repo: Some(repo),
+            base: q.base_ref.clone(),
+            attempts: q.attempts,
+        };
+        if q.kind == "plan" {
+            self.propose_plan(
+                thread,
+                q.trigger_ts.clone(),
+                q.requester.clone(),
+                args,
+                None,
+            )
+            .await
+        } else {
+            self.start_task(
+                thread,
+                q.trigger_ts.clone(),
+                q.requester.clone(),
+                args,
+                None,
+            )
+            .await
+        }
+    }
+
+    async fn on_question_expired(&self, question_id: String) -> Result<(), HandleError> {
+        let Some(q) = self.svc.store.question(&question_id).await? else {
+            return Ok(());
+        };
+        if !self
+            .svc
+            .store
+            .close_question(&question_id, "expired")
+            .await?
+        {
+            return Ok(());
+        }
+        let thread = ThreadRef {
+            platform: q.platform.clone(),
+            workspace: q.workspace.clone(),
+            channel: q.channel.clone(),
+            thread: q.thread.clone(),
+        };
+        let text = format!(
+            "No repository was chosen, so I stopped here. Mention me again with `repo=owner/name` when you are ready, <@{}>.",
+            q.requester
+        );
+        match &q.message_ts {
+            Some(ts) => {
+                self.port
+                    .update(&thread, ts, &OutMessage::Text(text))
+                    .await?
+            }
+            None => {
+                self.port.post(&thread, &OutMessage::Text(text)).await?;
+            }
+        }
+        if let Some(ts) = &q.trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, false).await;
         }
         Ok(())
     }

@@ -450,3 +450,180 @@ async fn plan_then_revise_then_run_it() {
     );
     running.stop(&shutdown).await;
 }
+
+/// A click on the repository menu, as Slack sends it for a `static_select`.
+fn choose(
+    slack: &FakeSlack,
+    user: &str,
+    message_ts: &str,
+    parent: &str,
+    value: &str,
+) -> serde_json::Value {
+    let mut payload = slack.block_actions(
+        user,
+        CHANNEL,
+        message_ts,
+        Some(parent),
+        "choose_repo",
+        value,
+    );
+    let action = &mut payload["actions"][0];
+    let block_id = action["block_id"].clone();
+    *action = json!({
+        "type": "static_select",
+        "action_id": "choose_repo",
+        "block_id": block_id,
+        "selected_option": {"text": {"type": "plain_text", "text": "acme/calc"}, "value": value},
+        "placeholder": {"type": "plain_text", "text": "Choose a repository"},
+        "action_ts": "1700000300.000001"
+    });
+    payload
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_repository_is_asked_for_and_only_the_requester_answers() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let api = slack.api_base();
+    let url = repo.display().to_string();
+    let env = env(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.app_token = Some(Secret::new("xapp-test"));
+        c.slack.api_url = Some(api);
+        c.attempts = Some(1);
+        c.status_edit_interval_ms = Some(0);
+        c.repos = vec![threadsmith_bot::config::RepoSection {
+            name: "acme/calc".into(),
+            url,
+            ..Default::default()
+        }];
+    })
+    .await;
+    env.model.script(
+        0,
+        vec![Turn::Call(
+            "write_spec",
+            json!({"title": "Fix add", "problem": "add subtracts"}),
+        )],
+    );
+    give_up(&env);
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    let question = slack
+        .wait_for("the question", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("choose_repo"))
+            })
+        })
+        .await;
+    let blocks = question.blocks.clone().unwrap();
+    let value = blocks[1]["elements"][0]["options"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(value.ends_with("|acme/calc"), "{value}");
+    assert!(question.text.contains("<@U222>, which repository"));
+
+    // Only the requester may answer.
+    let e = slack
+        .send_envelope(
+            "interactive",
+            choose(&slack, BOB, &question.ts, &parent, &value),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("bob's refusal", |s| {
+            s.ephemerals()
+                .iter()
+                .any(|m| m.user == BOB && m.text.contains("Only <@U222>"))
+        })
+        .await;
+    let e = slack
+        .send_envelope(
+            "interactive",
+            choose(&slack, ALICE, &question.ts, &parent, &value),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the summary", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("gave up"))
+            })
+        })
+        .await;
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    assert_eq!(task.repo, "acme/calc");
+    running.stop(&shutdown).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_question_gives_up_politely() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let api = slack.api_base();
+    let env = env(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.app_token = Some(Secret::new("xapp-test"));
+        c.slack.api_url = Some(api);
+        c.question_timeout_secs = Some(1);
+        c.repos = vec![threadsmith_bot::config::RepoSection {
+            name: "acme/calc".into(),
+            url: "/nowhere".into(),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the polite end", |s| {
+            s.thread(CHANNEL, &parent)
+                .iter()
+                .any(|m| m.is_bot() && m.text.contains("No repository was chosen"))
+        })
+        .await;
+    slack
+        .wait_until("the working reaction removed", |s| {
+            s.reactions(CHANNEL, &mention).is_empty()
+        })
+        .await;
+    assert!(env.svc.store.recent_tasks(5).await.unwrap().is_empty());
+    running.stop(&shutdown).await;
+}

@@ -66,6 +66,15 @@ pub enum ChatEvent {
         user: String,
         feedback: String,
     },
+    /// The requester answered "which repository?".
+    RepoChosen {
+        question_id: String,
+        thread: ThreadRef,
+        user: String,
+        repo: String,
+    },
+    /// A question was not answered in time (enqueued by the timer).
+    QuestionExpired { question_id: String },
     /// The Revise form of a plan was submitted.
     PlanRevision {
         plan_id: String,
@@ -206,6 +215,17 @@ pub struct PlanView {
     pub repo: String,
 }
 
+/// "Which repository?", answerable by the requester only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoQuestionView {
+    pub question_id: String,
+    pub requester: String,
+    pub repos: Vec<String>,
+}
+
+/// The action id of the repository menu; its options' values are `<question id>|<repo>`.
+pub const CHOOSE_REPO: &str = "choose_repo";
+
 /// A form asking for optional feedback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Form {
@@ -219,6 +239,7 @@ pub enum OutMessage {
     Status(StatusView),
     Summary(SummaryView),
     Plan(PlanView),
+    RepoQuestion(RepoQuestionView),
     /// Markdown text.
     Text(String),
 }

@@ -4,7 +4,10 @@
 use serde_json::{Value, json};
 
 use crate::chat::markdown::{to_slack_mrkdwn, truncate};
-use crate::chat::{ButtonAction, Form, OutMessage, PlanView, StatusView, SummaryView};
+use crate::chat::{
+    ButtonAction, CHOOSE_REPO, Form, OutMessage, PlanView, RepoQuestionView, StatusView,
+    SummaryView,
+};
 
 use super::events::{FEEDBACK_ACTION, FEEDBACK_BLOCK, RETRY_CALLBACK, REVISE_CALLBACK};
 
@@ -47,7 +50,31 @@ pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
         OutMessage::Status(s) => status(s),
         OutMessage::Summary(s) => summary(s),
         OutMessage::Plan(p) => plan(p),
+        OutMessage::RepoQuestion(q) => repo_question(q),
     }
+}
+
+fn repo_question(q: &RepoQuestionView) -> (String, Vec<Value>) {
+    let text = format!("<@{}>, which repository should I work on?", q.requester);
+    let options: Vec<Value> = q
+        .repos
+        .iter()
+        .take(100)
+        .map(|r| {
+            let label: String = r.chars().take(75).collect();
+            json!({"text": {"type": "plain_text", "text": label}, "value": format!("{}|{r}", q.question_id)})
+        })
+        .collect();
+    let blocks = vec![
+        section(&text),
+        json!({"type": "actions", "elements": [{
+            "type": "static_select",
+            "action_id": CHOOSE_REPO,
+            "placeholder": {"type": "plain_text", "text": "Choose a repository"},
+            "options": options
+        }]}),
+    ];
+    (text, blocks)
 }
 
 fn plan(p: &PlanView) -> (String, Vec<Value>) {

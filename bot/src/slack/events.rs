@@ -108,6 +108,30 @@ pub fn from_interaction(
         SlackInteractionEvent::BlockActions(b) => {
             let user = b.user.as_ref()?.id.to_string();
             let action = b.actions.as_ref()?.first()?;
+            if action.action_id.as_ref() == crate::chat::CHOOSE_REPO {
+                let chosen = &action.selected_option.as_ref()?.value;
+                let (question_id, repo) = chosen.split_once('|')?;
+                let (channel, message_ts) = match &b.container {
+                    SlackInteractionActionContainer::Message(m) => {
+                        (m.channel_id.as_ref()?.to_string(), m.message_ts.to_string())
+                    }
+                    _ => return None,
+                };
+                let thread_ts = b
+                    .message
+                    .as_ref()
+                    .and_then(|m| m.origin.thread_ts.as_ref())
+                    .map_or(message_ts, |t| t.to_string());
+                return Some((
+                    format!("slack:click:{}", b.trigger_id),
+                    ChatEvent::RepoChosen {
+                        question_id: question_id.to_string(),
+                        thread: thread(b.team.id.as_ref(), &channel, &thread_ts),
+                        user,
+                        repo: repo.to_string(),
+                    },
+                ));
+            }
             let button = ButtonAction::parse(action.action_id.as_ref(), action.value.as_deref()?)?;
             let (channel, message_ts) = match &b.container {
                 SlackInteractionActionContainer::Message(m) => {

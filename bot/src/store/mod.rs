@@ -175,6 +175,25 @@ pub struct Plan {
     pub revises: Option<String>,
 }
 
+/// A question waiting for the requester's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub platform: String,
+    pub workspace: String,
+    pub channel: String,
+    pub thread: String,
+    pub trigger_ts: Option<String>,
+    pub requester: String,
+    /// `fix` or `plan`.
+    pub kind: String,
+    pub instructions: Option<String>,
+    pub base_ref: Option<String>,
+    pub attempts: Option<u32>,
+    pub message_ts: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A queued chat event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxItem {
@@ -259,6 +278,12 @@ pub trait Store: Send + Sync {
     /// Approves a rollout unless the task is approved already; returns the approval in force.
     async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError>;
     async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError>;
+    async fn ask(&self, question: &Question) -> Result<(), StoreError>;
+    async fn question(&self, id: &str) -> Result<Option<Question>, StoreError>;
+    /// Closes an open question as `answered` or `expired`; false when it was not open.
+    async fn close_question(&self, id: &str, state: &str) -> Result<bool, StoreError>;
+    /// Open questions, soonest to expire first.
+    async fn open_questions(&self) -> Result<Vec<Question>, StoreError>;
     async fn create_plan(&self, plan: &Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError>;
     async fn channel_repo(
