@@ -36,6 +36,18 @@ async fn main() {
         .unwrap();
     slack.wait_connected().await;
     let parent = slack.post_as_user("C111", "U222", "a thread", None);
+    // One event first, so that the burst measures the steady state, not the first connection's
+    // and the first write's set-up.
+    let ts = slack.post_as_user("C111", "U222", "<@UBOT> help", Some(&parent));
+    let warm = slack.app_mention("C111", "U222", "<@UBOT> help", &ts, Some(&parent));
+    let warm = slack.send_envelope("events_api", warm, false).await;
+    slack.ack(&warm).await;
+    let first =
+        slack.read(|s| s.acked_at(&warm)).unwrap() - slack.read(|s| s.sent_at(&warm)).unwrap();
+    println!(
+        "First event after start-up: {:.1} ms.\n",
+        first.as_secs_f64() * 1000.0
+    );
 
     let mut ids = Vec::with_capacity(BURST);
     for _ in 0..BURST {
@@ -61,6 +73,6 @@ async fn main() {
         ms(*latencies.last().unwrap())
     );
     println!("Target: p99 under 50 ms.");
-    assert_eq!(env.svc.store.inbox_len().await.unwrap(), BURST as u64);
+    assert_eq!(env.svc.store.inbox_len().await.unwrap(), BURST as u64 + 1);
     running.stop(&shutdown).await;
 }

@@ -627,3 +627,44 @@ async fn an_unanswered_question_gives_up_politely() {
     assert!(env.svc.store.recent_tasks(5).await.unwrap().is_empty());
     running.stop(&shutdown).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_post_is_retried_after_retry_after() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let env = slack_env(&slack).await;
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+    slack.fail_next("chat.postMessage", 429, Some(1));
+    let parent = slack.post_as_user(CHANNEL, ALICE, "hello", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> help", Some(&parent));
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> help", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the help, after the 429", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| m.is_bot())
+        })
+        .await;
+    assert_eq!(
+        slack.calls_to("chat.postMessage").len(),
+        2,
+        "one 429, one success"
+    );
+    assert_eq!(
+        slack
+            .thread(CHANNEL, &parent)
+            .iter()
+            .filter(|m| m.is_bot())
+            .count(),
+        1
+    );
+    running.stop(&shutdown).await;
+}

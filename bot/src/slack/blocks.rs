@@ -125,7 +125,12 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
         head.push_str(&format!("\n:warning: {}", to_slack_mrkdwn(error)));
     }
     blocks.push(section(&head));
-    let room = MAX_BLOCKS - 3;
+    // Head, the task line and the actions take three blocks; a "more" note takes one more.
+    let room = if s.rollouts.len() > MAX_BLOCKS - 3 {
+        MAX_BLOCKS - 4
+    } else {
+        MAX_BLOCKS - 3
+    };
     for r in s.rollouts.iter().take(room) {
         let mark = if r.succeeded {
             ":white_check_mark:"
@@ -231,4 +236,76 @@ pub fn form(form: &Form) -> Value {
             "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
         }]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::RolloutLine;
+
+    fn line(index: u32, summary: &str) -> RolloutLine {
+        RolloutLine {
+            index,
+            rank: index,
+            outcome: "succeeded".into(),
+            succeeded: true,
+            tests: Some(true),
+            added: 1,
+            removed: 1,
+            files: 1,
+            summary: summary.into(),
+            diff_link: None,
+            network: None,
+        }
+    }
+
+    #[test]
+    fn huge_summaries_fit_slacks_limits() {
+        let view = SummaryView {
+            task_id: "0123456789abcdef".into(),
+            title: "t".repeat(5000),
+            rollouts: (1..=60).map(|k| line(k, &"word ".repeat(3000))).collect(),
+            approved: None,
+            previous: None,
+            feedback: Some("f".repeat(5000)),
+            error: None,
+        };
+        let (text, blocks) = render(&OutMessage::Summary(view));
+        assert!(!text.is_empty());
+        assert!(blocks.len() <= MAX_BLOCKS, "{} blocks", blocks.len());
+        for b in &blocks {
+            if let Some(t) = b["text"]["text"].as_str() {
+                assert!(t.chars().count() <= SECTION_CHARS, "{}", t.chars().count());
+            }
+        }
+        assert!(
+            blocks
+                .iter()
+                .any(|b| b.to_string().contains("more rollouts are not shown"))
+        );
+    }
+
+    #[test]
+    fn model_text_cannot_ping_or_link() {
+        let view = SummaryView {
+            task_id: "0a".into(),
+            title: "<!here> title".into(),
+            rollouts: vec![line(
+                1,
+                "<!channel> <@U1> [x](javascript:alert(1)) <https://evil|ok>",
+            )],
+            approved: Some((1, "U9".into())),
+            previous: None,
+            feedback: None,
+            error: None,
+        };
+        let (_, blocks) = render(&OutMessage::Summary(view));
+        let all = serde_json::to_string(&blocks).unwrap();
+        assert!(!all.contains("<!here>") && !all.contains("<!channel>") && !all.contains("<@U1>"));
+        // At most inert text: never a Slack link (`<url|text>`) to a script.
+        assert!(!all.contains("<javascript:"));
+        // Our own mention of the approver stays a mention; no Approve button once approved.
+        assert!(all.contains("<@U9>"));
+        assert!(!all.contains("\"approve\""));
+    }
 }

@@ -54,7 +54,9 @@ pub fn client(api_url: Option<&str>) -> anyhow::Result<Arc<SlackHyperClient>> {
                 .with_slack_api_url(url.trim_end_matches('/'))
         }
     };
-    let connector = connector.with_rate_control(SlackApiRateControlConfig::new());
+    // Slack's per-method tiers, and 429s retried after their Retry-After.
+    let connector =
+        connector.with_rate_control(SlackApiRateControlConfig::new().with_max_retries(5));
     Ok(Arc::new(SlackClient::new(connector)))
 }
 

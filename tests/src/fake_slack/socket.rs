@@ -24,6 +24,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 pub(super) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     while let Ok((stream, _)) = listener.accept().await {
+        // Like Slack's servers: small frames leave at once (no Nagle delay).
+        let _ = stream.set_nodelay(true);
         tokio::spawn(connection(stream, shared.clone()));
     }
 }
