@@ -836,12 +836,12 @@ impl Bot {
             && let Some(prev_link) = self.svc.store.chat_task(&prev).await?
             && let Some(ts) = prev_link.summary_ts.or(prev_link.status_ts)
         {
-            let thread = ThreadRef {
-                platform: prev_link.platform,
-                workspace: prev_link.workspace,
-                channel: prev_link.channel,
-                thread: prev_link.thread,
-            };
+            let thread = thread_of(
+                &prev_link.platform,
+                &prev_link.workspace,
+                &prev_link.channel,
+                &prev_link.thread,
+            );
             previous = self.port.permalink(&thread, &ts).await;
         }
         let public = self.svc.config.public_url.clone();
@@ -1058,12 +1058,8 @@ impl Bot {
                 let mut spec = serde_json::from_str::<TaskSpec>(&plan.spec_json)
                     .unwrap_or_else(|_| TaskSpec::from_text(&plan.plan));
                 spec.plan = Some(plan.plan.clone());
-                let thread = ThreadRef {
-                    platform: plan.platform.clone(),
-                    workspace: plan.workspace.clone(),
-                    channel: plan.channel.clone(),
-                    thread: plan.thread.clone(),
-                };
+                let thread =
+                    thread_of(&plan.platform, &plan.workspace, &plan.channel, &plan.thread);
                 let args = FixArgs {
                     attempts: plan.attempts,
                     ..FixArgs::default()
@@ -1117,12 +1113,7 @@ impl Bot {
         {
             return Ok(());
         }
-        let thread = ThreadRef {
-            platform: q.platform.clone(),
-            workspace: q.workspace.clone(),
-            channel: q.channel.clone(),
-            thread: q.thread.clone(),
-        };
+        let thread = thread_of(&q.platform, &q.workspace, &q.channel, &q.thread);
         let args = FixArgs {
             instructions: q.instructions.clone(),
             repo: Some(repo),
@@ -1162,12 +1153,7 @@ impl Bot {
         {
             return Ok(());
         }
-        let thread = ThreadRef {
-            platform: q.platform.clone(),
-            workspace: q.workspace.clone(),
-            channel: q.channel.clone(),
-            thread: q.thread.clone(),
-        };
+        let thread = thread_of(&q.platform, &q.workspace, &q.channel, &q.thread);
         let text = format!(
             "No repository was chosen, so I stopped here. Mention me again with `repo=owner/name` when you are ready, <@{}>.",
             q.requester
@@ -1200,12 +1186,7 @@ impl Bot {
         if !self.may_act_for(&user, &plan.requester) {
             return Ok(());
         }
-        let thread = ThreadRef {
-            platform: plan.platform.clone(),
-            workspace: plan.workspace.clone(),
-            channel: plan.channel.clone(),
-            thread: plan.thread.clone(),
-        };
+        let thread = thread_of(&plan.platform, &plan.workspace, &plan.channel, &plan.thread);
         self.propose_plan(
             thread,
             None,
@@ -1225,12 +1206,7 @@ impl Bot {
         let Some(link) = self.svc.store.chat_task(&task_id).await? else {
             return Ok(());
         };
-        let thread = ThreadRef {
-            platform: link.platform.clone(),
-            workspace: link.workspace.clone(),
-            channel: link.channel.clone(),
-            thread: link.thread.clone(),
-        };
+        let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
         if !self.may_act(&user, &link) {
             self.port
                 .ephemeral(
@@ -1374,6 +1350,16 @@ impl Bot {
             },
         }
         Ok(())
+    }
+}
+
+/// The thread a stored record (task link, plan, question) belongs to.
+fn thread_of(platform: &str, workspace: &str, channel: &str, thread: &str) -> ThreadRef {
+    ThreadRef {
+        platform: platform.to_string(),
+        workspace: workspace.to_string(),
+        channel: channel.to_string(),
+        thread: thread.to_string(),
     }
 }
 

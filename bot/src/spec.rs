@@ -160,30 +160,28 @@ fn spec_tool() -> serde_json::Value {
     }}])
 }
 
-/// Asks the model to turn a thread transcript into a spec. The caller falls back to
-/// [`TaskSpec::from_text`] (and says so) when this fails.
-pub async fn from_thread(
+/// One model turn that must call `tool`; returns the call's arguments. The error is a sentence.
+async fn ask_for_tool<T: serde::de::DeserializeOwned>(
     model: &threadsmith_runner::ModelClient,
-    transcript: &str,
-    request: Option<&str>,
-) -> Result<TaskSpec, String> {
+    system: &str,
+    user: String,
+    tools: serde_json::Value,
+    tool: &str,
+    temperature: f32,
+) -> Result<T, String> {
     use threadsmith_runner::agent::model::Message;
-    let mut user = format!("The thread:\n\n{transcript}");
-    if let Some(r) = request.filter(|r| !r.trim().is_empty()) {
-        user.push_str(&format!("\n\nThe person who asked for the fix added: {r}"));
-    }
     let messages = [
         Message::System {
-            content: SPEC_PROMPT.into(),
+            content: system.into(),
         },
         Message::User { content: user },
     ];
     let reply = model
         .chat(
             &messages,
-            &spec_tool(),
+            &tools,
             threadsmith_runner::Sampling {
-                temperature: 0.0,
+                temperature,
                 seed: 0,
             },
         )
@@ -192,10 +190,25 @@ pub async fn from_thread(
     let call = reply
         .tool_calls
         .iter()
-        .find(|c| c.function.name == "write_spec")
-        .ok_or("the model did not call write_spec")?;
-    let args: SpecArgs = serde_json::from_str(&call.function.arguments)
-        .map_err(|e| format!("the model's spec is not valid: {e}"))?;
+        .find(|c| c.function.name == tool)
+        .ok_or_else(|| format!("the model did not call {tool}"))?;
+    serde_json::from_str(&call.function.arguments)
+        .map_err(|e| format!("the model's {tool} arguments are not valid: {e}"))
+}
+
+/// Asks the model to turn a thread transcript into a spec. The caller falls back to
+/// [`TaskSpec::from_text`] (and says so) when this fails.
+pub async fn from_thread(
+    model: &threadsmith_runner::ModelClient,
+    transcript: &str,
+    request: Option<&str>,
+) -> Result<TaskSpec, String> {
+    let mut user = format!("The thread:\n\n{transcript}");
+    if let Some(r) = request.filter(|r| !r.trim().is_empty()) {
+        user.push_str(&format!("\n\nThe person who asked for the fix added: {r}"));
+    }
+    let args: SpecArgs =
+        ask_for_tool(model, SPEC_PROMPT, user, spec_tool(), "write_spec", 0.0).await?;
     if args.title.trim().is_empty() || args.problem.trim().is_empty() {
         return Err("the model's spec has no title or problem".into());
     }
@@ -218,7 +231,6 @@ pub async fn plan(
     spec: &TaskSpec,
     revision: Option<(&str, &str)>,
 ) -> Result<String, String> {
-    use threadsmith_runner::agent::model::Message;
     let mut user = format!("The task spec:\n\n{}", spec.to_plain_markdown());
     if let Some((earlier, feedback)) = revision {
         user.push_str(&format!(
@@ -230,33 +242,11 @@ pub async fn plan(
         "description": "The plan, as Markdown.",
         "parameters": {"type": "object", "properties": {"plan": {"type": "string"}}, "required": ["plan"]}
     }}]);
-    let reply = model
-        .chat(
-            &[
-                Message::System {
-                    content: PLAN_PROMPT.into(),
-                },
-                Message::User { content: user },
-            ],
-            &tools,
-            threadsmith_runner::Sampling {
-                temperature: 0.2,
-                seed: 0,
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let call = reply
-        .tool_calls
-        .iter()
-        .find(|c| c.function.name == "write_plan")
-        .ok_or("the model did not call write_plan")?;
     #[derive(serde::Deserialize)]
     struct PlanArgs {
         plan: String,
     }
-    let args: PlanArgs = serde_json::from_str(&call.function.arguments)
-        .map_err(|e| format!("the model's plan is not valid: {e}"))?;
+    let args: PlanArgs = ask_for_tool(model, PLAN_PROMPT, user, tools, "write_plan", 0.2).await?;
     if args.plan.trim().is_empty() {
         return Err("the model's plan is empty".into());
     }

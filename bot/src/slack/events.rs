@@ -99,6 +99,21 @@ pub fn from_push(cb: &SlackPushEventCallback, s: &EventSettings) -> Option<(Stri
     }
 }
 
+/// The channel, message and thread of the message whose element was clicked.
+fn clicked_message(b: &SlackInteractionBlockActionsEvent) -> Option<(String, String, String)> {
+    let SlackInteractionActionContainer::Message(m) = &b.container else {
+        return None;
+    };
+    let channel = m.channel_id.as_ref()?.to_string();
+    let message_ts = m.message_ts.to_string();
+    let thread_ts = b
+        .message
+        .as_ref()
+        .and_then(|m| m.origin.thread_ts.as_ref())
+        .map_or(message_ts.clone(), |t| t.to_string());
+    Some((channel, message_ts, thread_ts))
+}
+
 /// An interaction: a button, the message shortcut, the Retry form.
 pub fn from_interaction(
     ev: &SlackInteractionEvent,
@@ -111,17 +126,7 @@ pub fn from_interaction(
             if action.action_id.as_ref() == crate::chat::CHOOSE_REPO {
                 let chosen = &action.selected_option.as_ref()?.value;
                 let (question_id, repo) = chosen.split_once('|')?;
-                let (channel, message_ts) = match &b.container {
-                    SlackInteractionActionContainer::Message(m) => {
-                        (m.channel_id.as_ref()?.to_string(), m.message_ts.to_string())
-                    }
-                    _ => return None,
-                };
-                let thread_ts = b
-                    .message
-                    .as_ref()
-                    .and_then(|m| m.origin.thread_ts.as_ref())
-                    .map_or(message_ts, |t| t.to_string());
+                let (channel, _, thread_ts) = clicked_message(b)?;
                 return Some((
                     format!("slack:click:{}", b.trigger_id),
                     ChatEvent::RepoChosen {
@@ -133,17 +138,7 @@ pub fn from_interaction(
                 ));
             }
             let button = ButtonAction::parse(action.action_id.as_ref(), action.value.as_deref()?)?;
-            let (channel, message_ts) = match &b.container {
-                SlackInteractionActionContainer::Message(m) => {
-                    (m.channel_id.as_ref()?.to_string(), m.message_ts.to_string())
-                }
-                _ => return None,
-            };
-            let thread_ts = b
-                .message
-                .as_ref()
-                .and_then(|m| m.origin.thread_ts.as_ref())
-                .map_or(message_ts.clone(), |t| t.to_string());
+            let (channel, message_ts, thread_ts) = clicked_message(b)?;
             Some((
                 format!("slack:click:{}", b.trigger_id),
                 ChatEvent::Button {
