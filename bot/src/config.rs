@@ -77,6 +77,9 @@ pub struct SlackSection {
     /// Who may approve or retry any task, besides its requester (Slack user ids).
     #[serde(default)]
     pub maintainers: Vec<String>,
+    /// User groups (`S…` ids) whose members may approve or retry any task.
+    #[serde(default)]
+    pub maintainer_groups: Vec<String>,
     /// Bare phrases that trigger the bot without a mention.
     pub trigger_phrases: Option<Vec<String>>,
     /// Channels (ids) where the bare phrases work; none by default.

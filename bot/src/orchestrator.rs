@@ -30,6 +30,7 @@ pub struct ChatSettings {
     pub bot_name: String,
     pub slash_command: String,
     pub maintainers: Vec<String>,
+    pub maintainer_groups: Vec<String>,
     pub trigger_phrases: Vec<String>,
     pub phrase_channels: Vec<String>,
     pub status_edit_interval: Duration,
@@ -264,12 +265,23 @@ impl Bot {
         }
     }
 
-    fn may_act(&self, user: &str, link: &ChatTaskLink) -> bool {
-        self.may_act_for(user, &link.requester)
+    async fn may_act(&self, user: &str, link: &ChatTaskLink) -> bool {
+        self.may_act_for(user, &link.requester).await
     }
 
-    fn may_act_for(&self, user: &str, requester: &str) -> bool {
-        user == requester || self.settings.maintainers.iter().any(|m| m == user)
+    /// The requester, a maintainer, or a member of a maintainers' group.
+    async fn may_act_for(&self, user: &str, requester: &str) -> bool {
+        if user == requester || self.settings.maintainers.iter().any(|m| m == user) {
+            return true;
+        }
+        for group in &self.settings.maintainer_groups {
+            match self.port.in_group(user, group).await {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, group, "could not read a maintainers' group"),
+            }
+        }
+        false
     }
 
     async fn on_trigger(
@@ -907,7 +919,7 @@ impl Bot {
                 .await?;
             return Ok(());
         };
-        if !self.may_act(&user, &link) {
+        if !self.may_act(&user, &link).await {
             let what = match action {
                 ButtonAction::Approve { .. } => "approve",
                 ButtonAction::Retry { .. } => "retry",
@@ -1025,7 +1037,7 @@ impl Bot {
                 .await?;
             return Ok(());
         };
-        if !self.may_act_for(&user, &plan.requester) {
+        if !self.may_act_for(&user, &plan.requester).await {
             self.port
                 .ephemeral(
                     &thread,
@@ -1183,7 +1195,7 @@ impl Bot {
         let Some(plan) = self.svc.store.plan(&plan_id).await? else {
             return Ok(());
         };
-        if !self.may_act_for(&user, &plan.requester) {
+        if !self.may_act_for(&user, &plan.requester).await {
             return Ok(());
         }
         let thread = thread_of(&plan.platform, &plan.workspace, &plan.channel, &plan.thread);
@@ -1207,7 +1219,7 @@ impl Bot {
             return Ok(());
         };
         let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
-        if !self.may_act(&user, &link) {
+        if !self.may_act(&user, &link).await {
             self.port
                 .ephemeral(
                     &thread,

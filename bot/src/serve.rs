@@ -65,6 +65,7 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
         bot_name: "threadsmith".into(),
         slash_command: "/fix".into(),
         maintainers: slack.maintainers.clone(),
+        maintainer_groups: slack.maintainer_groups.clone(),
         trigger_phrases: phrases.clone(),
         phrase_channels: slack.phrase_channels.clone(),
         status_edit_interval: Duration::from_millis(config.status_edit_interval_ms.unwrap_or(1500)),

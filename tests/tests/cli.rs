@@ -198,3 +198,21 @@ async fn doctor_and_run_explain_an_unreachable_docker() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn serve_without_tokens_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(threadsmith())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("THREADSMITH_SLACK_BOT_TOKEN"), "{stderr}");
+    assert!(stderr.contains("THREADSMITH_SLACK_APP_TOKEN"), "{stderr}");
+    assert!(stderr.contains("manifest.yml"), "{stderr}");
+}

@@ -668,3 +668,194 @@ async fn a_rate_limited_post_is_retried_after_retry_after() {
     );
     running.stop(&shutdown).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slash_fix_with_a_description_or_a_thread_link() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let env = slack_env(&slack).await;
+    env.svc
+        .store
+        .set_channel_repo("slack", CHANNEL, &repo.display().to_string())
+        .await
+        .unwrap();
+    env.model.script(
+        0,
+        vec![
+            Turn::Call(
+                "write_spec",
+                json!({"title": "From a description", "problem": "add subtracts"}),
+            ),
+            Turn::Call(
+                "write_spec",
+                json!({"title": "From a link", "problem": "add subtracts"}),
+            ),
+        ],
+    );
+    env.model
+        .script(1, vec![Turn::Call("give_up", json!({"reason": "one"}))]);
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    // `/fix <description>` opens a thread with the description and starts a task in it.
+    let cmd = slack.slash_command("/fix", "add(2, 3) is -1 <!channel>", CHANNEL, ALICE);
+    let e = slack.send_envelope("slash_commands", cmd, true).await;
+    slack.ack(&e).await;
+    let opening = slack
+        .wait_for("the new thread", |s| {
+            s.messages(CHANNEL)
+                .into_iter()
+                .find(|m| m.is_bot() && m.thread_ts.is_none())
+        })
+        .await;
+    assert!(
+        opening.text.contains("<@U222> asked: add(2, 3) is -1"),
+        "{}",
+        opening.text
+    );
+    assert!(
+        !opening.text.contains("<!channel>"),
+        "the description cannot ping: {}",
+        opening.text
+    );
+    slack
+        .wait_until("its summary", |s| {
+            s.thread(CHANNEL, &opening.ts).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("gave up"))
+            })
+        })
+        .await;
+
+    // `/fix <thread link>` starts a task from an existing thread.
+    env.model.reset();
+    env.model.script(
+        0,
+        vec![Turn::Call(
+            "write_spec",
+            json!({"title": "From a link", "problem": "add subtracts"}),
+        )],
+    );
+    env.model
+        .script(1, vec![Turn::Call("give_up", json!({"reason": "two"}))]);
+    let parent = slack.post_as_user(CHANNEL, BOB, "calc is wrong", None);
+    let link = format!(
+        "https://fake.slack.com/archives/{CHANNEL}/p{}",
+        parent.replace('.', "")
+    );
+    let e = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/fix", &link, CHANNEL, ALICE),
+            true,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the linked thread's summary", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("gave up"))
+            })
+        })
+        .await;
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    assert_eq!(task.title, "From a link");
+
+    // `/fix status` lists them, privately.
+    let e = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/fix", "status", CHANNEL, BOB),
+            true,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the status", |s| {
+            s.ephemerals().iter().any(|m| {
+                m.user == BOB
+                    && m.text.contains("From a link")
+                    && m.text.contains("From a description")
+            })
+        })
+        .await;
+    running.stop(&shutdown).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_of_a_maintainers_group_may_approve() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    slack.add_group("S777", &[BOB]);
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let api = slack.api_base();
+    let env = env(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.app_token = Some(Secret::new("xapp-test"));
+        c.slack.api_url = Some(api);
+        c.slack.maintainer_groups = vec!["S777".into()];
+        c.attempts = Some(1);
+        c.status_edit_interval_ms = Some(0);
+    })
+    .await;
+    env.svc
+        .store
+        .set_channel_repo("slack", CHANNEL, &repo.display().to_string())
+        .await
+        .unwrap();
+    give_up(&env);
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    let summary = slack
+        .wait_for("the summary", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("\"retry\""))
+            })
+        })
+        .await;
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    let click = slack.block_actions(
+        BOB,
+        CHANNEL,
+        &summary.ts,
+        Some(&parent),
+        "approve",
+        &format!("{}:1", task.id),
+    );
+    let e = slack.send_envelope("interactive", click, false).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("bob's approval", |s| {
+            s.thread(CHANNEL, &parent)
+                .iter()
+                .any(|m| m.text.contains("approved by <@U333>"))
+        })
+        .await;
+    assert_eq!(slack.calls_to("usergroups.users.list").len(), 1);
+    running.stop(&shutdown).await;
+}

@@ -289,6 +289,8 @@ pub trait ChatPort: Send + Sync {
     ) -> Result<(), ChatError>;
     /// A link to a message, if the platform has one.
     async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String>;
+    /// Whether `user` is in the group (a Slack user group, a Discord role).
+    async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError>;
 }
 
 #[cfg(test)]

@@ -343,6 +343,15 @@ impl ChatPort for SlackPort {
         Ok(())
     }
 
+    async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError> {
+        let session = self.client.open_session(&self.token);
+        let members = session
+            .usergroups_users_list(&SlackApiUserGroupsUsersListRequest::new(group.into()))
+            .await
+            .map_err(api("usergroups.users.list"))?;
+        Ok(members.users.iter().any(|u| u.to_string() == user))
+    }
+
     async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String> {
         let session = self.client.open_session(&self.token);
         session

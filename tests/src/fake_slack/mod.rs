@@ -232,6 +232,16 @@ impl FakeSlack {
     }
 
     /// Adds a user that `users.info` knows.
+    /// A user group (`S…`) and its members, for `usergroups.users.list`.
+    pub fn add_group(&self, id: &str, members: &[&str]) {
+        self.shared.mutate(|s| {
+            s.groups.insert(
+                id.to_string(),
+                members.iter().map(|m| m.to_string()).collect(),
+            );
+        });
+    }
+
     pub fn add_user(&self, id: &str, name: &str) {
         self.shared
             .mutate(|s| s.users.push((id.into(), name.into())));

@@ -63,6 +63,7 @@ pub(super) struct Target {
 /// [`FakeSlack::wait_until`](super::FakeSlack::wait_until) predicate.
 pub struct SlackState {
     pub(super) users: Vec<(String, String)>,
+    pub(super) groups: HashMap<String, Vec<String>>,
     pub(super) bot_user_id: String,
     pub(super) channels: HashMap<String, Vec<Message>>,
     pub(super) ephemerals: Vec<Ephemeral>,
@@ -91,6 +92,7 @@ impl SlackState {
     pub(super) fn new(cfg: &FakeSlackConfig) -> Self {
         Self {
             users: cfg.users.clone(),
+            groups: HashMap::new(),
             bot_user_id: cfg.bot_user_id.clone(),
             channels: HashMap::new(),
             ephemerals: Vec::new(),

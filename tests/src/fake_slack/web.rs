@@ -143,6 +143,7 @@ fn handler(method: &str) -> Option<Handler> {
         "reactions.remove" => reactions_remove,
         "conversations.replies" => replies,
         "users.info" => users_info,
+        "usergroups.users.list" => usergroup_users,
         "views.open" => views_open,
         "views.push" => views_push,
         "views.update" => views_update,
@@ -274,6 +275,12 @@ fn permalink(s: &mut SlackState, _: &Shared, args: &Args) -> ApiResult {
         link.push_str(&format!("?thread_ts={parent}&cid={channel}"));
     }
     Ok(json!({"channel": channel, "permalink": link}))
+}
+
+fn usergroup_users(s: &mut SlackState, _: &Shared, args: &Args) -> ApiResult {
+    let group = str_arg(args, "usergroup").ok_or("no_such_subteam")?;
+    let users = s.groups.get(&group).ok_or("no_such_subteam")?;
+    Ok(json!({"users": users}))
 }
 
 fn reaction_target<'a>(
