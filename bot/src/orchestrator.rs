@@ -41,7 +41,6 @@ pub struct Bot {
     port: Arc<dyn ChatPort>,
     settings: ChatSettings,
     wake: Notify,
-    in_flight: Mutex<std::collections::HashSet<i64>>,
     running: Mutex<HashMap<String, CancellationToken>>,
 }
 
@@ -63,7 +62,6 @@ impl Bot {
             port,
             settings,
             wake: Notify::new(),
-            in_flight: Mutex::default(),
             running: Mutex::default(),
         })
     }
@@ -90,21 +88,19 @@ impl Bot {
 
     /// Handles queued events until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        // Inbox ids only grow (each insert takes the write lock): read past what was taken.
+        let mut taken = 0i64;
         loop {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            match self.svc.store.queued(100).await {
+            match self.svc.store.queued(taken, 100).await {
                 Ok(items) => {
+                    if items.len() == 100 {
+                        self.wake.notify_one();
+                    }
                     for item in items {
-                        let fresh = self
-                            .in_flight
-                            .lock()
-                            .map(|mut f| f.insert(item.id))
-                            .unwrap_or(false);
-                        if !fresh {
-                            continue;
-                        }
+                        taken = taken.max(item.id);
                         let bot = self.clone();
                         tokio::spawn(async move {
                             let result = match serde_json::from_str::<ChatEvent>(&item.event) {
@@ -119,9 +115,6 @@ impl Bot {
                                 bot.svc.store.finish_inbox(item.id, error.as_deref()).await
                             {
                                 tracing::error!(error = %e, "could not mark an event handled");
-                            }
-                            if let Ok(mut f) = bot.in_flight.lock() {
-                                f.remove(&item.id);
                             }
                         });
                     }

@@ -256,8 +256,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<i64>, StoreError>;
     /// How many events were ever stored (duplicates and rejected requests are not).
     async fn inbox_len(&self) -> Result<u64, StoreError>;
-    /// Events not yet handled, oldest first.
-    async fn queued(&self, limit: u32) -> Result<Vec<InboxItem>, StoreError>;
+    /// Events not yet handled with an id above `after`, oldest first.
+    async fn queued(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StoreError>;
     async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
     async fn link_chat_task(&self, link: &ChatTaskLink) -> Result<(), StoreError>;
     async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;

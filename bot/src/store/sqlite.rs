@@ -541,19 +541,22 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn queued(&self, limit: u32) -> Result<Vec<InboxItem>, StoreError> {
-        sqlx::query("SELECT id, event FROM inbox WHERE state = 'queued' ORDER BY id LIMIT ?")
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(InboxItem {
-                    id: r.try_get("id")?,
-                    event: r.try_get("event")?,
-                })
+    async fn queued(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StoreError> {
+        sqlx::query(
+            "SELECT id, event FROM inbox WHERE state = 'queued' AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(InboxItem {
+                id: r.try_get("id")?,
+                event: r.try_get("event")?,
             })
-            .collect()
+        })
+        .collect()
     }
 
     async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
