@@ -48,6 +48,11 @@ pub struct Config {
     /// are attached to threads as files.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Let chat requests name any repository (`repo=`, `/fix repo`), not only `[[repos]]` and
+    /// `default_repo`. Off: a chat user could otherwise make the bot clone anything its git
+    /// credentials reach.
+    #[serde(default)]
+    pub allow_unlisted_repos: Option<bool>,
     /// How long a question to the requester ("which repository?") waits for an answer.
     #[serde(default)]
     pub question_timeout_secs: Option<u64>,

@@ -306,6 +306,18 @@ impl Bot {
             }
             Some(Ok(c)) => c,
         };
+        if let Command::Fix(args) | Command::Plan(args) = &command
+            && let Some(repo) = &args.repo
+            && !self.repo_allowed(repo)
+        {
+            self.post_once(
+                &reply_key,
+                &thread,
+                &OutMessage::Text(self.repo_refusal(repo)),
+            )
+            .await?;
+            return Ok(());
+        }
         match command {
             Command::Help => {
                 let help =
@@ -363,6 +375,33 @@ impl Bot {
 
     /// The repository: `repo=` in the request, a repository link in the thread, the channel's
     /// default, the configured default.
+    /// Whether a repository named in chat may be used (see `allow_unlisted_repos`).
+    fn repo_allowed(&self, repo: &str) -> bool {
+        let config = &self.svc.config;
+        config.allow_unlisted_repos.unwrap_or(false)
+            || config.repo(repo).is_some()
+            || config.default_repo.as_deref() == Some(repo)
+    }
+
+    fn repo_refusal(&self, repo: &str) -> String {
+        let names: Vec<String> = self
+            .svc
+            .config
+            .repos
+            .iter()
+            .map(|r| format!("`{}`", inert(&r.name)))
+            .collect();
+        format!(
+            "I can only work on the repositories I am configured for, and `{}` is not one of them.{}",
+            inert(repo),
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(" Known: {}.", names.join(", "))
+            }
+        )
+    }
+
     async fn pick_repo(
         &self,
         args: &FixArgs,
@@ -373,10 +412,24 @@ impl Bot {
             return Ok(Some(r.clone()));
         }
         let config = &self.svc.config;
-        for repo in &config.repos {
-            if transcript.contains(&repo.url) || transcript.contains(&format!("/{}", repo.name)) {
-                return Ok(Some(repo.name.clone()));
-            }
+        // The longest configured name or URL mentioned as a whole (not `acme/api` inside
+        // `acme/api-docs`).
+        let mentioned = |needle: &str| {
+            !needle.is_empty()
+                && transcript.match_indices(needle).any(|(at, _)| {
+                    transcript[at + needle.len()..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !(c.is_alphanumeric() || "-_.".contains(c)))
+                })
+        };
+        let found = config
+            .repos
+            .iter()
+            .filter(|r| mentioned(&r.url) || mentioned(&format!("/{}", r.name)))
+            .max_by_key(|r| r.name.len());
+        if let Some(repo) = found {
+            return Ok(Some(repo.name.clone()));
         }
         if let Some(r) = self
             .svc
@@ -412,11 +465,53 @@ impl Bot {
                     title: "Reading the thread…".into(),
                     headline: "Working on it.".into(),
                     rollouts: Vec::new(),
-                    running: true,
+                    // Cancel shows once the task exists.
+                    running: false,
                 }),
             )
             .await?;
 
+        let started = self
+            .run_started(
+                thread.clone(),
+                trigger_ts.clone(),
+                user,
+                args,
+                prepared,
+                task_id,
+                anchor,
+                status_ts.clone(),
+            )
+            .await;
+        if let Err(e) = &started {
+            // Never leave the thread waiting: say that it stopped, and why in our terms.
+            tracing::error!(error = %e, "a task stopped on an internal error");
+            let text = "Something went wrong on my side and this task stopped. Try again in a moment; the bot's log has the details.".to_string();
+            let _ = self
+                .port
+                .update(&thread, &status_ts, &OutMessage::Text(text))
+                .await;
+            if let Some(ts) = &trigger_ts {
+                self.react_once(&thread, ts, Reaction::Working, false).await;
+                self.react_once(&thread, ts, Reaction::Failed, true).await;
+            }
+        }
+        started
+    }
+
+    /// The rest of [`Self::start_task`], once the status message is up.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_started(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        trigger_ts: Option<String>,
+        user: String,
+        args: FixArgs,
+        prepared: Option<Prepared>,
+        task_id: String,
+        anchor: String,
+        status_ts: String,
+    ) -> Result<(), HandleError> {
         // The spec: given (a Retry, a plan), or from the thread.
         let Prepared {
             spec,
@@ -529,7 +624,8 @@ impl Bot {
                     Err(why) => {
                         let key = format!("specfallback:{}:{anchor}", thread.channel);
                         self.post_once(&key, thread, &OutMessage::Text(format!(
-                            "I could not summarise the thread with the model ({why}); the agents get the thread as it is."
+                            "I could not summarise the thread with the model ({}); the agents get the thread as it is.",
+                            inert(&why)
                         ))).await?;
                         plain_spec(&transcript, args.instructions.as_deref())
                     }
@@ -677,7 +773,8 @@ impl Bot {
                         &thread,
                         &status_ts,
                         &OutMessage::Text(format!(
-                            "I could not make a plan ({why}). Say `@{} fix this` to run the agents without one.",
+                            "I could not make a plan ({}). Say `@{} fix this` to run the agents without one.",
+                            inert(&why),
                             self.settings.bot_name
                         )),
                     )
@@ -808,15 +905,22 @@ impl Bot {
                     && self.svc.store.effect(&key).await?.is_none()
                     && let Some(diff) = self.svc.store.diff(task_id, r.index).await?
                 {
-                    self.port
+                    // A patch that cannot be attached must not hold back the summary.
+                    match self
+                        .port
                         .upload(
                             thread,
                             &format!("rollout-{}.patch", r.index),
                             diff.patch.into_bytes(),
                             &format!("Rollout {} — {}", r.index, r.outcome),
                         )
-                        .await?;
-                    self.svc.store.record_effect(&key, "").await?;
+                        .await
+                    {
+                        Ok(()) => {
+                            self.svc.store.record_effect(&key, "").await?;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not attach a patch"),
+                    }
                 }
             }
         }
@@ -1222,7 +1326,14 @@ impl Bot {
                 .await?;
             return Ok(());
         }
-        if self.svc.store.retry_of(&task_id).await?.is_some() {
+        // One retry per task, reserved before anything starts.
+        if self.svc.store.retry_of(&task_id).await?.is_some()
+            || !self
+                .svc
+                .store
+                .record_effect(&format!("retry:{task_id}"), &user)
+                .await?
+        {
             return Ok(());
         }
         let Some(task) = self.svc.store.task(&task_id).await? else {
@@ -1297,6 +1408,11 @@ impl Bot {
                 };
                 self.port.ephemeral(&here, &user, &text).await?;
             }
+            SlashCommand::SetRepo(repo) if !self.repo_allowed(&repo) => {
+                self.port
+                    .ephemeral(&here, &user, &self.repo_refusal(&repo))
+                    .await?;
+            }
             SlashCommand::SetRepo(repo) => {
                 self.svc
                     .store
@@ -1316,8 +1432,7 @@ impl Bot {
                 // A new thread: the description is its first message.
                 let description = args.instructions.clone().unwrap_or_default();
                 // Their words, made inert: no mention or markup of theirs survives.
-                let inert = description.replace('<', "‹").replace('>', "›");
-                let opening = OutMessage::Text(format!("<@{user}> asked: {inert}"));
+                let opening = OutMessage::Text(format!("<@{user}> asked: {}", inert(&description)));
                 let top = ThreadRef {
                     thread: String::new(),
                     ..here.clone()
@@ -1358,6 +1473,12 @@ impl Bot {
     }
 }
 
+/// Untrusted text made inert for a bot-authored message: no mention, link or markup survives
+/// on any platform (`<…>` is how Slack and Discord both write mentions and links).
+fn inert(text: &str) -> String {
+    text.replace('&', "＆").replace('<', "‹").replace('>', "›")
+}
+
 /// The thread a stored record (task link, plan, question) belongs to.
 fn thread_of(platform: &str, workspace: &str, channel: &str, thread: &str) -> ThreadRef {
     ThreadRef {
@@ -1378,6 +1499,11 @@ struct Prepared {
 
 /// The plain spec: the thread itself, plus what the requester added.
 fn plain_spec(transcript: &str, request: Option<&str>) -> TaskSpec {
+    if transcript.trim().is_empty()
+        && let Some(r) = request.filter(|r| !r.trim().is_empty())
+    {
+        return TaskSpec::from_text(r);
+    }
     let mut spec = TaskSpec::from_text(transcript);
     if let Some(r) = request.filter(|r| !r.trim().is_empty()) {
         spec.hints.push(format!("The requester added: {r}"));

@@ -277,28 +277,47 @@ async fn prepare_and_run(
         async move { runner.run_rollouts(plan, rollouts, tx, cancel).await }
     });
     let mut stored = std::collections::HashSet::new();
+    // A store that fails mid-run stops the rollouts cleanly: they are cancelled and awaited
+    // (never left running detached), and the error is returned once they have ended.
+    let mut broken: Option<StoreError> = None;
     while let Some(event) = rx.recv().await {
-        match &event {
+        if broken.is_some() {
+            continue;
+        }
+        let written = match &event {
             RolloutEvent::Phase { index, phase } => {
                 let (name, step) = phase_name(phase);
                 svc.store
                     .set_rollout_phase(task_id, *index, name, step)
-                    .await?;
+                    .await
             }
             RolloutEvent::Command { index, record } => {
-                svc.store.add_command(task_id, *index, record).await?;
+                svc.store.add_command(task_id, *index, record).await
             }
             RolloutEvent::Finished { result } => {
-                svc.store.finish_rollout(task_id, result).await?;
-                stored.insert(result.index);
+                let done = svc.store.finish_rollout(task_id, result).await;
+                if done.is_ok() {
+                    stored.insert(result.index);
+                }
+                done
+            }
+        };
+        match written {
+            Ok(()) => sink.on_event(&TaskEvent::Rollout(&event)),
+            Err(e) => {
+                tracing::error!(error = %e, task = task_id, "the store failed; stopping the rollouts");
+                cancel.cancel();
+                broken = Some(e);
             }
         }
-        sink.on_event(&TaskEvent::Rollout(&event));
     }
     let results: Vec<RolloutResult> = match run.await {
         Ok(results) => results,
         Err(e) => return Err(user(format!("The rollouts crashed: {e}"))),
     };
+    if let Some(e) = broken {
+        return Err(e.into());
+    }
     // Results the event stream did not carry (a crashed rollout) are stored too.
     for r in results.iter().filter(|r| !stored.contains(&r.index)) {
         svc.store.finish_rollout(task_id, r).await?;

@@ -180,21 +180,42 @@ pub struct Docker {
     inner: bollard::Docker,
 }
 
-/// This process, as written in [`LABEL_OWNER`].
-pub fn owner_label() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// A process's start time (clock ticks since boot), so that a reused pid is not taken for the
+/// process that made a container.
+fn start_time(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its ")" are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19).map(String::from)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// This process, as written in [`LABEL_OWNER`]: `host:pid:start time`.
+pub fn owner_label() -> String {
+    let pid = std::process::id().to_string();
+    let start = start_time(&pid).unwrap_or_default();
+    format!("{}:{pid}:{start}", hostname())
 }
 
 fn owner_is_dead(owner: &str) -> bool {
-    let Some((host, pid)) = owner.rsplit_once(':') else {
+    let mut parts = owner.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
         return true;
     };
-    let my_host = owner_label();
-    let same_host = my_host.rsplit_once(':').map(|(h, _)| h) == Some(host);
-    same_host && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    if host != hostname() {
+        // Another machine's process: not ours to judge.
+        return false;
+    }
+    match (parts.next(), start_time(pid)) {
+        (_, None) => true,
+        (Some(recorded), Some(now)) => recorded != now,
+        (None, Some(_)) => false,
+    }
 }
 
 fn labels(task_id: &str, rollout: Option<u32>) -> HashMap<String, String> {
@@ -688,7 +709,10 @@ impl Sandbox {
                 .map_err(docker_err("reading a command's exit code"))?
                 .exit_code
         };
-        let timed_out = killed_by_host || exit_code == Some(124);
+        // 124: `timeout` stopped it; 137 after the limit: it ignored SIGTERM and was killed.
+        let timed_out = killed_by_host
+            || exit_code == Some(124)
+            || (exit_code == Some(137) && started.elapsed() >= req.timeout);
         Ok(ExecOutcome {
             exit_code,
             output: combined.finish(),
@@ -798,5 +822,28 @@ impl Sandbox {
             tracing::warn!(container = %self.name, error = %e, "could not remove sandbox");
         }
         remove_volume(&self.docker, &self.workspace_volume).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_told_apart_from_reused_pids() {
+        let me = owner_label();
+        assert!(!owner_is_dead(&me), "{me}");
+        let (host_pid, _) = me.rsplit_once(':').unwrap();
+        assert!(
+            owner_is_dead(&format!("{host_pid}:1")),
+            "same pid, another start time"
+        );
+        let host = me.split(':').next().unwrap();
+        assert!(owner_is_dead(&format!("{host}:999999999:1")), "no such pid");
+        assert!(
+            !owner_is_dead("another-host:1:1"),
+            "other machines are not judged"
+        );
+        assert!(owner_is_dead("garbage"));
     }
 }

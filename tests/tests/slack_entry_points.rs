@@ -43,15 +43,53 @@ async fn commands_shortcut_phrase_and_bots() {
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let repo_dir = tempfile::tempdir().unwrap();
     let repo = calc_repo(&repo_dir.path().join("calc"));
-    let env = slack_env(&slack).await;
+    let api = slack.api_base();
+    let url = repo.display().to_string();
+    let env = env(move |c| {
+        c.slack.bot_token = Some(Secret::new("xoxb-test"));
+        c.slack.app_token = Some(Secret::new("xapp-test"));
+        c.slack.api_url = Some(api);
+        c.slack.phrase_channels = vec![PHRASES.into()];
+        c.attempts = Some(1);
+        c.status_edit_interval_ms = Some(0);
+        c.repos = vec![threadsmith_bot::config::RepoSection {
+            name: "acme/calc".into(),
+            url,
+            ..Default::default()
+        }];
+    })
+    .await;
     let shutdown = CancellationToken::new();
     let running = serve::start(env.svc.clone(), shutdown.clone())
         .await
         .unwrap();
     slack.wait_connected().await;
 
-    // `/fix repo <repo>` sets the channel's repository; the ack answers at once.
-    let cmd = slack.slash_command("/fix", &format!("repo {}", repo.display()), CHANNEL, ALICE);
+    // A repository the bot is not configured for is refused: chat cannot make it clone anything.
+    let e = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/fix", "repo /etc", CHANNEL, BOB),
+            true,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the refusal", |s| {
+            s.ephemerals().iter().any(|m| {
+                m.user == BOB
+                    && m.text
+                        .contains("only work on the repositories I am configured for")
+            })
+        })
+        .await;
+    assert_eq!(
+        env.svc.store.channel_repo("slack", CHANNEL).await.unwrap(),
+        None
+    );
+
+    // `/fix repo <name>` sets the channel's repository; the ack answers at once.
+    let cmd = slack.slash_command("/fix", "repo acme/calc", CHANNEL, ALICE);
     let e = slack
         .send_envelope("slash_commands", cmd.clone(), true)
         .await;
@@ -74,9 +112,9 @@ async fn commands_shortcut_phrase_and_bots() {
             .await
             .unwrap()
             .as_deref(),
-        Some(repo.display().to_string().as_str())
+        Some("acme/calc")
     );
-    assert_eq!(env.svc.store.inbox_len().await.unwrap(), 1);
+    assert_eq!(env.svc.store.inbox_len().await.unwrap(), 2);
 
     // `/fix help`: the help, privately.
     let e = slack
@@ -121,7 +159,7 @@ async fn commands_shortcut_phrase_and_bots() {
         "{told:?}"
     );
     let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
-    assert_eq!(task.repo, repo.display().to_string());
+    assert_eq!(task.repo, "acme/calc");
     assert!(task.spec.contains("add is broken"), "{}", task.spec);
     let link = env.svc.store.chat_task(&task.id).await.unwrap().unwrap();
     assert_eq!(link.requester, BOB);

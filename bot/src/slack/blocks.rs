@@ -91,7 +91,7 @@ fn plan(p: &PlanView) -> (String, Vec<Value>) {
             button("Revise…", &ButtonAction::RevisePlan { plan_id: p.plan_id.clone() }, None),
         ]}),
     ];
-    (format!("Plan: {}", p.title), blocks)
+    (format!("Plan: {}", to_slack_mrkdwn(&p.title)), blocks)
 }
 
 fn status(s: &StatusView) -> (String, Vec<Value>) {
@@ -109,7 +109,10 @@ fn status(s: &StatusView) -> (String, Vec<Value>) {
             button("Cancel", &ButtonAction::Cancel { task_id: s.task_id.clone() }, Some("danger"))
         ]}));
     }
-    (format!("{} — {}", s.title, s.headline), blocks)
+    (
+        format!("{title} — {}", to_slack_mrkdwn(&s.headline)),
+        blocks,
+    )
 }
 
 fn summary(s: &SummaryView) -> (String, Vec<Value>) {
@@ -198,9 +201,13 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
         ]}));
     }
     let best = s.rollouts.first().map_or(String::from("no rollouts"), |r| {
-        format!("best: rollout {} ({})", r.index, r.outcome)
+        format!(
+            "best: rollout {} ({})",
+            r.index,
+            to_slack_mrkdwn(&r.outcome)
+        )
     });
-    (format!("{} — {best}", s.title), blocks)
+    (format!("{} — {best}", to_slack_mrkdwn(&s.title)), blocks)
 }
 
 /// The Retry and Revise forms: optional feedback.
