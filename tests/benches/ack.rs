@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use threadsmith_bot::serve;
-use threadsmith_runner::secret::Secret;
 use threadsmith_tests::env;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use tokio_util::sync::CancellationToken;
@@ -25,9 +24,7 @@ async fn main() {
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
     let env = env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
-        c.slack.api_url = Some(api);
+        threadsmith_tests::use_fake_slack(c, &api);
     })
     .await;
     let shutdown = CancellationToken::new();

@@ -162,6 +162,15 @@ impl TestEnv {
     }
 }
 
+/// Points a config at a fake Slack in Socket Mode (see [`fake_slack`]), with status edits
+/// unthrottled so that tests see every state.
+pub fn use_fake_slack(c: &mut Config, api_base: &str) {
+    c.slack.bot_token = Some(Secret::new("xoxb-test"));
+    c.slack.app_token = Some(Secret::new("xapp-test"));
+    c.slack.api_url = Some(api_base.to_string());
+    c.status_edit_interval_ms = Some(0);
+}
+
 pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
     TaskRequest {
         text: text.into(),

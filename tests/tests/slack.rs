@@ -18,15 +18,12 @@ async fn slack_env(slack: &FakeSlack, repo: &std::path::Path, mode: &str) -> Tes
     let repo = repo.display().to_string();
     let mode = mode.to_string();
     env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
+        threadsmith_tests::use_fake_slack(c, &api);
         c.slack.signing_secret = Some(Secret::new("signing-secret"));
-        c.slack.api_url = Some(api);
         c.slack.mode = Some(mode);
         c.slack.listen = Some("127.0.0.1:0".into());
         c.default_repo = Some(repo);
         c.attempts = Some(2);
-        c.status_edit_interval_ms = Some(0);
     })
     .await
 }

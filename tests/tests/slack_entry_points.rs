@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde_json::json;
 use threadsmith_bot::serve;
 use threadsmith_bot::store::TaskState;
-use threadsmith_runner::secret::Secret;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{TestEnv, Turn, env};
@@ -21,12 +20,9 @@ const BOB: &str = "U333";
 async fn slack_env(slack: &FakeSlack) -> TestEnv {
     let api = slack.api_base();
     env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
-        c.slack.api_url = Some(api);
+        threadsmith_tests::use_fake_slack(c, &api);
         c.slack.phrase_channels = vec![PHRASES.into()];
         c.attempts = Some(1);
-        c.status_edit_interval_ms = Some(0);
     })
     .await
 }
@@ -46,12 +42,9 @@ async fn commands_shortcut_phrase_and_bots() {
     let api = slack.api_base();
     let url = repo.display().to_string();
     let env = env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
-        c.slack.api_url = Some(api);
+        threadsmith_tests::use_fake_slack(c, &api);
         c.slack.phrase_channels = vec![PHRASES.into()];
         c.attempts = Some(1);
-        c.status_edit_interval_ms = Some(0);
         c.repos = vec![threadsmith_bot::config::RepoSection {
             name: "acme/calc".into(),
             url,
@@ -526,11 +519,8 @@ async fn an_unknown_repository_is_asked_for_and_only_the_requester_answers() {
     let api = slack.api_base();
     let url = repo.display().to_string();
     let env = env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
-        c.slack.api_url = Some(api);
+        threadsmith_tests::use_fake_slack(c, &api);
         c.attempts = Some(1);
-        c.status_edit_interval_ms = Some(0);
         c.repos = vec![threadsmith_bot::config::RepoSection {
             name: "acme/calc".into(),
             url,
@@ -624,9 +614,7 @@ async fn an_unanswered_question_gives_up_politely() {
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
     let env = env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
-        c.slack.api_url = Some(api);
+        threadsmith_tests::use_fake_slack(c, &api);
         c.question_timeout_secs = Some(1);
         c.repos = vec![threadsmith_bot::config::RepoSection {
             name: "acme/calc".into(),
@@ -837,12 +825,9 @@ async fn members_of_a_maintainers_group_may_approve() {
     let repo = calc_repo(&repo_dir.path().join("calc"));
     let api = slack.api_base();
     let env = env(move |c| {
-        c.slack.bot_token = Some(Secret::new("xoxb-test"));
-        c.slack.app_token = Some(Secret::new("xapp-test"));
-        c.slack.api_url = Some(api);
+        threadsmith_tests::use_fake_slack(c, &api);
         c.slack.maintainer_groups = vec!["S777".into()];
         c.attempts = Some(1);
-        c.status_edit_interval_ms = Some(0);
     })
     .await;
     env.svc
