@@ -266,13 +266,8 @@ async fn cancel_stops_a_running_task() {
     slack.wait_connected().await;
 
     let parent = slack.post_as_user(CHANNEL, ALICE, "slow thing", None);
-    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
-    let e = slack
-        .send_envelope(
-            "events_api",
-            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
-            false,
-        )
+    let (mention, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
         .await;
     slack.ack(&e).await;
     // The rollout is waiting on the model: the status message shows Cancel.
@@ -356,13 +351,8 @@ async fn plan_then_revise_then_run_it() {
     slack.wait_connected().await;
 
     let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
-    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> plan", Some(&parent));
-    let e = slack
-        .send_envelope(
-            "events_api",
-            slack.app_mention(CHANNEL, ALICE, "<@UBOT> plan", &mention, Some(&parent)),
-            false,
-        )
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> plan", Some(&parent))
         .await;
     slack.ack(&e).await;
     let plan_message = slack
@@ -543,13 +533,8 @@ async fn an_unknown_repository_is_asked_for_and_only_the_requester_answers() {
     slack.wait_connected().await;
 
     let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
-    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
-    let e = slack
-        .send_envelope(
-            "events_api",
-            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
-            false,
-        )
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
         .await;
     slack.ack(&e).await;
     let question = slack
@@ -629,13 +614,8 @@ async fn an_unanswered_question_gives_up_politely() {
         .unwrap();
     slack.wait_connected().await;
     let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
-    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
-    let e = slack
-        .send_envelope(
-            "events_api",
-            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
-            false,
-        )
+    let (mention, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
         .await;
     slack.ack(&e).await;
     slack
@@ -665,13 +645,8 @@ async fn a_rate_limited_post_is_retried_after_retry_after() {
     slack.wait_connected().await;
     slack.fail_next("chat.postMessage", 429, Some(1));
     let parent = slack.post_as_user(CHANNEL, ALICE, "hello", None);
-    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> help", Some(&parent));
-    let e = slack
-        .send_envelope(
-            "events_api",
-            slack.app_mention(CHANNEL, ALICE, "<@UBOT> help", &mention, Some(&parent)),
-            false,
-        )
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> help", Some(&parent))
         .await;
     slack.ack(&e).await;
     slack
@@ -842,13 +817,8 @@ async fn members_of_a_maintainers_group_may_approve() {
         .unwrap();
     slack.wait_connected().await;
     let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
-    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
-    let e = slack
-        .send_envelope(
-            "events_api",
-            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
-            false,
-        )
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
         .await;
     slack.ack(&e).await;
     let summary = slack

@@ -32,6 +32,16 @@ fn thread(team: &str, channel: &str, thread_ts: &str) -> ThreadRef {
     }
 }
 
+/// A message's `ts`, and the thread it belongs to (itself when it starts one).
+fn place(origin: &SlackMessageOrigin) -> (String, String) {
+    let ts = origin.ts.to_string();
+    let thread_ts = origin
+        .thread_ts
+        .as_ref()
+        .map_or(ts.clone(), |t| t.to_string());
+    (ts, thread_ts)
+}
+
 fn message_key(channel: &str, ts: &str) -> String {
     format!("slack:msg:{channel}:{ts}")
 }
@@ -45,12 +55,7 @@ pub fn from_push(cb: &SlackPushEventCallback, s: &EventSettings) -> Option<(Stri
             if user == s.bot_user_id {
                 return None;
             }
-            let ts = m.origin.ts.to_string();
-            let thread_ts = m
-                .origin
-                .thread_ts
-                .as_ref()
-                .map_or(ts.clone(), |t| t.to_string());
+            let (ts, thread_ts) = place(&m.origin);
             let channel = m.channel.to_string();
             Some((
                 message_key(&channel, &ts),
@@ -78,12 +83,7 @@ pub fn from_push(cb: &SlackPushEventCallback, s: &EventSettings) -> Option<(Stri
                 return None;
             }
             crate::chat::commands::parse_phrase(&text, &s.trigger_phrases)?;
-            let ts = m.origin.ts.to_string();
-            let thread_ts = m
-                .origin
-                .thread_ts
-                .as_ref()
-                .map_or(ts.clone(), |t| t.to_string());
+            let (ts, thread_ts) = place(&m.origin);
             Some((
                 message_key(&channel, &ts),
                 ChatEvent::Trigger {
@@ -156,12 +156,7 @@ pub fn from_interaction(
             }
             let channel = a.channel.as_ref()?.id.to_string();
             let message = a.message.as_ref()?;
-            let ts = message.origin.ts.to_string();
-            let thread_ts = message
-                .origin
-                .thread_ts
-                .as_ref()
-                .map_or(ts.clone(), |t| t.to_string());
+            let (ts, thread_ts) = place(&message.origin);
             Some((
                 message_key(&channel, &ts),
                 ChatEvent::Trigger {
