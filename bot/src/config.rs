@@ -59,8 +59,56 @@ pub struct Config {
     /// Least time between two edits of a status message.
     #[serde(default)]
     pub status_edit_interval_ms: Option<u64>,
+    /// Address `serve` listens on for HTTP: diff pages, and Slack's HTTP mode.
+    #[serde(default)]
+    pub listen: Option<String>,
     #[serde(default)]
     pub slack: SlackSection,
+    #[serde(default)]
+    pub publish: PublishSection,
+    #[serde(default)]
+    pub github: GithubSection,
+}
+
+/// What Approve does: push a branch and open a pull request (GitHub), or push only.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSection {
+    /// `pull_request` (GitHub; the default when `[github]` has credentials), `push` (push the
+    /// branch and link to it: other git hosts) or `off` (record the approval only).
+    pub mode: Option<String>,
+    /// Branches are `<prefix><task>-<rollout>`; default `threadsmith/`.
+    pub branch_prefix: Option<String>,
+    /// Open pull requests as drafts.
+    pub draft: Option<bool>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    /// Push mode: the branch's web address, `{repo}` and `{branch}` replaced.
+    pub branch_url: Option<String>,
+    /// The git program (default: `git` on the PATH).
+    pub git: Option<String>,
+}
+
+/// GitHub: a token, or a GitHub App (installation tokens, refreshed as they expire).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubSection {
+    /// A fine-grained or classic token with contents and pull-request write access.
+    pub token: Option<Secret>,
+    pub app_id: Option<u64>,
+    /// The App's private key (PEM), or a file holding it.
+    pub private_key: Option<Secret>,
+    pub private_key_file: Option<PathBuf>,
+    /// The App's installation; looked up per repository when absent.
+    pub installation_id: Option<u64>,
+    /// The REST API base (GitHub Enterprise: `https://host/api/v3`).
+    pub api_url: Option<String>,
+}
+
+impl GithubSection {
+    pub fn configured(&self) -> bool {
+        self.token.is_some() || self.app_id.is_some()
+    }
 }
 
 /// Slack. Enabled when `bot_token` is set.
@@ -139,6 +187,10 @@ pub struct RepoSection {
     /// A git URL or a local path.
     pub url: String,
     pub base: Option<String>,
+    /// Where approved branches are pushed; default `url`.
+    pub push_url: Option<String>,
+    /// `owner/name` on GitHub, when `name` is not that and `url` is not a github.com address.
+    pub github: Option<String>,
     #[serde(flatten)]
     pub settings: SandboxSection,
 }

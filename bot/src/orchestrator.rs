@@ -42,7 +42,12 @@ pub struct Bot {
     settings: ChatSettings,
     wake: Notify,
     running: Mutex<HashMap<String, CancellationToken>>,
+    /// Serialises side effects with the same idempotency key (by hash stripe), so that two
+    /// handlers at once post one message.
+    effect_locks: Vec<tokio::sync::Mutex<()>>,
 }
+
+const EFFECT_LOCK_STRIPES: usize = 64;
 
 /// An error while handling an event: logged, and the event is marked failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +68,9 @@ impl Bot {
             settings,
             wake: Notify::new(),
             running: Mutex::default(),
+            effect_locks: (0..EFFECT_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
     }
 
@@ -237,6 +245,16 @@ impl Bot {
         thread: &ThreadRef,
         message: &OutMessage,
     ) -> Result<String, HandleError> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let _guard = match self
+            .effect_locks
+            .get(h.finish() as usize % EFFECT_LOCK_STRIPES.max(1))
+        {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         if let Some(ts) = self.svc.store.effect(key).await? {
             return Ok(ts);
         }
@@ -932,6 +950,13 @@ impl Bot {
             )
             .await?;
         self.svc.store.set_summary_ts(task_id, &ts).await?;
+        // The task page links back to the thread.
+        let key = format!("permalink:{task_id}");
+        if self.svc.store.effect(&key).await?.is_none()
+            && let Some(link) = self.port.permalink(thread, &ts).await
+        {
+            self.svc.store.record_effect(&key, &link).await?;
+        }
         Ok(())
     }
 
@@ -953,7 +978,26 @@ impl Bot {
             );
             previous = self.port.permalink(&thread, &ts).await;
         }
-        let public = self.svc.config.public_url.clone();
+        let pages = match &self.svc.config.public_url {
+            Some(u) => Some(crate::web::task_url(
+                u,
+                &self.svc.store.web_token(task_id).await?,
+            )),
+            None => None,
+        };
+        let published = self
+            .svc
+            .store
+            .publication(task_id)
+            .await?
+            .filter(|p| p.state == "published")
+            .and_then(|p| {
+                let label = match p.pr_number {
+                    Some(n) => format!("pull request #{n}"),
+                    None => format!("branch {}", p.branch),
+                };
+                p.url.map(|u| (u, label))
+            });
         let rollouts = report
             .rollouts
             .iter()
@@ -972,13 +1016,9 @@ impl Bot {
                     .filter(|s| !s.trim().is_empty())
                     .or(r.detail.clone())
                     .unwrap_or_default(),
-                diff_link: public.as_ref().map(|u| {
-                    format!(
-                        "{}/tasks/{task_id}/rollouts/{}",
-                        u.trim_end_matches('/'),
-                        r.index
-                    )
-                }),
+                diff_link: pages
+                    .as_ref()
+                    .map(|base| format!("{base}/rollouts/{}", r.index)),
                 network: r.network.clone(),
             })
             .collect();
@@ -987,6 +1027,7 @@ impl Bot {
             title: report.task.title.clone(),
             rollouts,
             approved: approval.map(|a| (a.rollout, a.approved_by)),
+            published,
             previous,
             feedback: link.and_then(|l| l.feedback),
             error: report.task.error.clone(),
@@ -1045,32 +1086,24 @@ impl Bot {
                 }
                 let approval = self.svc.store.approve(&task_id, rollout, &user).await?;
                 if approval.rollout != rollout || approval.approved_by != user {
-                    self.port
-                        .ephemeral(
-                            &thread,
-                            &user,
-                            &format!(
-                                "This task is already approved: rollout {} by <@{}>.",
-                                approval.rollout, approval.approved_by
-                            ),
-                        )
-                        .await?;
+                    let mut text = format!(
+                        "This task is already approved: rollout {} by <@{}>.",
+                        approval.rollout, approval.approved_by
+                    );
+                    if let Some(url) = self
+                        .svc
+                        .store
+                        .publication(&task_id)
+                        .await?
+                        .and_then(|p| p.url)
+                    {
+                        text.push_str(&format!(" It is at {url}"));
+                    }
+                    self.port.ephemeral(&thread, &user, &text).await?;
                     return Ok(());
                 }
-                self.post_once(
-                    &format!("approved:{task_id}"),
-                    &thread,
-                    &OutMessage::Text(format!(
-                        "Rollout {rollout} approved by <@{user}>. The approval is recorded; opening the pull request is the next step."
-                    )),
-                )
-                .await?;
-                if let Some(ts) = &link.summary_ts {
-                    let view = self.summary_view(&task_id).await?;
-                    self.port
-                        .update(&thread, ts, &OutMessage::Summary(view))
-                        .await?;
-                }
+                self.publish(&thread, &link, &task_id, rollout, &user)
+                    .await?;
             }
             ButtonAction::Retry { task_id } => {
                 if let Some(retry) = self.svc.store.retry_of(&task_id).await? {
@@ -1116,6 +1149,119 @@ impl Bot {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// After an approval: push the branch and open the pull request, then say so in the thread
+    /// and show it on the summary.
+    async fn publish(
+        self: &Arc<Self>,
+        thread: &ThreadRef,
+        link: &ChatTaskLink,
+        task_id: &str,
+        rollout: u32,
+        user: &str,
+    ) -> Result<(), HandleError> {
+        let publisher = self.svc.publisher.clone();
+        if publisher.mode() == crate::publish::Mode::Off {
+            self.post_once(
+                &format!("approved:{task_id}"),
+                thread,
+                &OutMessage::Text(format!(
+                    "Rollout {rollout} approved by <@{user}>. {}",
+                    crate::publish::PublishError::Off
+                )),
+            )
+            .await?;
+            self.refresh_summary(thread, link, task_id).await?;
+            return Ok(());
+        }
+        self.post_once(
+            &format!("approved:{task_id}"),
+            thread,
+            &OutMessage::Text(format!(
+                "Rollout {rollout} approved by <@{user}>. Pushing a branch and opening a pull request…"
+            )),
+        )
+        .await?;
+        let anchor = link.summary_ts.as_ref().or(link.trigger_ts.as_ref());
+        let thread_link = match anchor {
+            Some(ts) => self.port.permalink(thread, ts).await,
+            None => None,
+        };
+        let ctx = crate::publish::Context {
+            thread_link,
+            approved_by: None,
+        };
+        match publisher.publish(task_id, rollout, &ctx).await {
+            Ok(p) => {
+                let what = match p.pr_number {
+                    Some(n) => format!("Pull request #{n} is open: {}", p.url),
+                    None => format!("Pushed branch `{}`: {}", p.branch, p.url),
+                };
+                self.post_once(
+                    &format!("published:{task_id}"),
+                    thread,
+                    &OutMessage::Text(what),
+                )
+                .await?;
+                self.refresh_summary(thread, link, task_id).await?;
+            }
+            Err(e @ crate::publish::PublishError::Conflict { .. }) => {
+                tracing::info!(task = task_id, error = %e, "the approved patch no longer applies");
+                self.svc.store.withdraw_approval(task_id).await?;
+                self.refresh_summary(thread, link, task_id).await?;
+                let key = format!("conflict:{task_id}");
+                if self.svc.store.effect(&key).await?.is_some() {
+                    self.port
+                        .ephemeral(thread, user, &inert(&e.to_string()))
+                        .await?;
+                } else {
+                    self.post_once(
+                        &key,
+                        thread,
+                        &OutMessage::RetryOffer {
+                            task_id: task_id.to_string(),
+                            text: inert(&e.to_string()),
+                        },
+                    )
+                    .await?;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(task = task_id, error = %e, "publishing failed");
+                self.svc.store.withdraw_approval(task_id).await?;
+                self.refresh_summary(thread, link, task_id).await?;
+                self.port
+                    .post(
+                        thread,
+                        &OutMessage::Text(format!(
+                            "I could not open the pull request: {}\nThe approval is withdrawn: approve again once that is fixed.",
+                            inert(&e.to_string())
+                        )),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn refresh_summary(
+        &self,
+        thread: &ThreadRef,
+        link: &ChatTaskLink,
+        task_id: &str,
+    ) -> Result<(), HandleError> {
+        let ts = match self.svc.store.chat_task(task_id).await? {
+            Some(l) => l.summary_ts,
+            None => link.summary_ts.clone(),
+        };
+        if let Some(ts) = ts {
+            let view = self.summary_view(task_id).await?;
+            self.port
+                .update(thread, &ts, &OutMessage::Summary(view))
+                .await?;
         }
         Ok(())
     }

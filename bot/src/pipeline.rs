@@ -14,6 +14,7 @@ use threadsmith_runner::{
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SandboxSection, parse_repo_file};
+use crate::publish::{PublishError, Publisher};
 use crate::spec::{RepoFacts, TaskSpec};
 use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState};
 
@@ -24,6 +25,28 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub runner: Runner,
     pub repos: RepoCache,
+    /// Approve → branch and pull request.
+    pub publisher: Arc<Publisher>,
+}
+
+impl Services {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        runner: Runner,
+        repos: RepoCache,
+    ) -> Result<Self, PublishError> {
+        let config = Arc::new(config);
+        let publisher = Publisher::new(config.clone(), store.clone(), repos.clone())?;
+        publisher.check()?;
+        Ok(Self {
+            config,
+            store,
+            runner,
+            repos,
+            publisher: Arc::new(publisher),
+        })
+    }
 }
 
 /// A request to run a task.

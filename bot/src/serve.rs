@@ -76,10 +76,16 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
         trigger_phrases: phrases,
         phrase_channels: slack.phrase_channels.clone(),
     };
+    let bot_store = svc.store.clone();
     let bot = Bot::new(svc, Arc::new(port), settings);
     let mut tasks = vec![tokio::spawn(bot.clone().run(shutdown.clone()))];
     let mut http_addr = None;
     let mut socket = None;
+    // Web pages whenever they have a public address; Slack's HTTP endpoints in HTTP mode.
+    let mut app = None;
+    if config.public_url.is_some() || config.listen.is_some() {
+        app = Some(crate::web::router(bot_store.clone()));
+    }
     match slack.mode.as_deref().unwrap_or("socket") {
         "socket" => {
             let app_token = slack.app_token.clone().context(
@@ -93,23 +99,30 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
                 .signing_secret
                 .clone()
                 .context("HTTP mode needs THREADSMITH_SLACK_SIGNING_SECRET")?;
-            let listen = slack
-                .listen
-                .clone()
-                .unwrap_or_else(|| "0.0.0.0:3000".into());
-            let listener = tokio::net::TcpListener::bind(&listen)
-                .await
-                .with_context(|| format!("listening on {listen}"))?;
-            http_addr = Some(listener.local_addr()?);
-            let app = slack::http::router(bot.clone(), secret.expose(), events);
-            let stop = shutdown.clone();
-            tasks.push(tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            }));
+            let slack_app = slack::http::router(bot.clone(), secret.expose(), events);
+            app = Some(match app {
+                Some(pages) => pages.merge(slack_app),
+                None => slack_app,
+            });
         }
         other => anyhow::bail!("unknown Slack mode `{other}`: use `socket` or `http`"),
+    }
+    if let Some(app) = app {
+        let listen = config
+            .listen
+            .clone()
+            .or_else(|| slack.listen.clone())
+            .unwrap_or_else(|| "0.0.0.0:3000".into());
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        http_addr = Some(listener.local_addr()?);
+        let stop = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+        }));
     }
     Ok(Running {
         bot,
@@ -124,11 +137,15 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         eprintln!("{NOT_CONFIGURED}");
         return Ok(ExitCode::FAILURE);
     }
+    let config_mode = config.slack.mode.clone().unwrap_or_default();
     let svc = crate::cli::services(config).await?;
     let running = start(svc, shutdown.clone()).await?;
-    match running.http_addr {
-        Some(addr) => eprintln!("threadsmith is serving Slack over HTTP on {addr}"),
-        None => eprintln!("threadsmith is connected to Slack (Socket Mode)"),
+    match (running.http_addr, config_mode.as_str()) {
+        (Some(addr), "http") => eprintln!("threadsmith is serving Slack over HTTP on {addr}"),
+        (Some(addr), _) => eprintln!(
+            "threadsmith is connected to Slack (Socket Mode) and serves its pages on {addr}"
+        ),
+        (None, _) => eprintln!("threadsmith is connected to Slack (Socket Mode)"),
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -1,12 +1,13 @@
 //! End-to-end test support: fakes of the outside services, real git repositories, and a
 //! harness that builds threadsmith's real services against a real Docker engine.
 
+pub mod browser;
+pub mod fake_github;
 pub mod fake_model;
 pub mod fake_slack;
 pub mod gitrepo;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use threadsmith_bot::config::Config;
 use threadsmith_bot::pipeline::{self, NoProgress, Services, TaskReport, TaskRequest};
@@ -60,6 +61,38 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
 }
 
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Records every log line of every level of this test process (to look for secrets in them).
+/// Call it before [`env`], which otherwise installs its own logger.
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_ansi(false)
+        .with_writer(|| LogWriter)
+        .try_init();
+}
+
+/// What [`capture_logs`] recorded so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
 /// Builds the test world; `customize` adjusts the config first.
 pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
     // Errors and warnings of the code under test show in a failing test's output.
@@ -102,12 +135,8 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
     TestEnv {
-        svc: Services {
-            config: Arc::new(config),
-            store,
-            runner: Runner::new(docker, client),
-            repos,
-        },
+        svc: Services::new(config, store, Runner::new(docker, client), repos)
+            .expect("the publish settings are valid"),
         model,
         dir,
     }
@@ -169,6 +198,47 @@ pub fn use_fake_slack(c: &mut Config, api_base: &str) {
     c.slack.app_token = Some(Secret::new("xapp-test"));
     c.slack.api_url = Some(api_base.to_string());
     c.status_edit_interval_ms = Some(0);
+}
+
+/// The model for a calc.sh bug thread: the spec (seed 0), then rollout 1 fixes `add` and
+/// rollout 2 "fixes" `sub` too (its tests fail).
+pub fn script_calc_fix(env: &TestEnv) {
+    env.model.script(
+        0,
+        vec![crate::Turn::Call(
+            "write_spec",
+            serde_json::json!({
+                "title": "add() subtracts instead of adding",
+                "problem": "add 2 3 prints -1 (from the thread).",
+                "expected": "add 2 3 prints 5",
+                "acceptance_checks": ["bash test.sh passes"],
+                "hints": ["calc.sh"]
+            }),
+        )],
+    );
+    env.model.script(
+        1,
+        vec![
+            crate::Turn::Call("write_file", serde_json::json!({"path": "calc.sh", "content": crate::gitrepo::FIXED_CALC})),
+            crate::Turn::Call(
+                "finish",
+                serde_json::json!({"summary": "Fixed **add**: it used `-`. <!channel> <@U333>", "confidence": 0.9}),
+            ),
+        ],
+    );
+    env.model.script(
+        2,
+        vec![
+            crate::Turn::Call(
+                "write_file",
+                serde_json::json!({"path": "calc.sh", "content": crate::gitrepo::OVERFIXED_CALC}),
+            ),
+            crate::Turn::Call(
+                "finish",
+                serde_json::json!({"summary": "Changed both.", "confidence": 0.5}),
+            ),
+        ],
+    );
 }
 
 pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {

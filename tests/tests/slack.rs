@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 use threadsmith_bot::serve;
 use threadsmith_runner::secret::Secret;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, Message};
-use threadsmith_tests::gitrepo::{FIXED_CALC, OVERFIXED_CALC, calc_repo};
-use threadsmith_tests::{TestEnv, Turn, env};
+use threadsmith_tests::gitrepo::calc_repo;
+use threadsmith_tests::{TestEnv, env};
 use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "C111";
@@ -26,46 +26,6 @@ async fn slack_env(slack: &FakeSlack, repo: &std::path::Path, mode: &str) -> Tes
         c.attempts = Some(2);
     })
     .await
-}
-
-/// Everything the model will be asked, in order: the spec, then two rollouts.
-fn script_model(env: &TestEnv) {
-    env.model.script(
-        0,
-        vec![Turn::Call(
-            "write_spec",
-            json!({
-                "title": "add() subtracts instead of adding",
-                "problem": "add 2 3 prints -1 (from the thread).",
-                "expected": "add 2 3 prints 5",
-                "acceptance_checks": ["bash test.sh passes"],
-                "hints": ["calc.sh"]
-            }),
-        )],
-    );
-    env.model.script(
-        1,
-        vec![
-            Turn::Call("write_file", json!({"path": "calc.sh", "content": FIXED_CALC})),
-            Turn::Call(
-                "finish",
-                json!({"summary": "Fixed **add**: it used `-`. <!channel> <@U333>", "confidence": 0.9}),
-            ),
-        ],
-    );
-    env.model.script(
-        2,
-        vec![
-            Turn::Call(
-                "write_file",
-                json!({"path": "calc.sh", "content": OVERFIXED_CALC}),
-            ),
-            Turn::Call(
-                "finish",
-                json!({"summary": "Changed both.", "confidence": 0.5}),
-            ),
-        ],
-    );
 }
 
 fn bot_messages(slack: &FakeSlack, parent: &str) -> Vec<Message> {
@@ -101,7 +61,7 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
     let repo_dir = tempfile::tempdir().unwrap();
     let repo = calc_repo(&repo_dir.path().join("calc"));
     let env = slack_env(&slack, &repo, "socket").await;
-    script_model(&env);
+    threadsmith_tests::script_calc_fix(&env);
     let shutdown = CancellationToken::new();
     let running = serve::start(env.svc.clone(), shutdown.clone())
         .await
@@ -234,7 +194,7 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
 
     // Retry with feedback: a form, then a new run whose agents read the feedback.
     env.model.reset();
-    script_model(&env);
+    threadsmith_tests::script_calc_fix(&env);
     // The first task is approved; retry a fresh one is not possible, so retry this one's summary
     // through the form directly (the button opens it).
     let retry_click = slack.block_actions(

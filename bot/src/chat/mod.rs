@@ -199,6 +199,8 @@ pub struct SummaryView {
     pub rollouts: Vec<RolloutLine>,
     /// Who approved which rollout.
     pub approved: Option<(u32, String)>,
+    /// What the approval produced: the pull request (or branch) link and its label.
+    pub published: Option<(String, String)>,
     /// A link to the summary of the task this one retries.
     pub previous: Option<String>,
     pub feedback: Option<String>,
@@ -242,6 +244,11 @@ pub enum OutMessage {
     RepoQuestion(RepoQuestionView),
     /// Markdown text.
     Text(String),
+    /// Markdown text with a Retry… button for the task (an approval that could not be pushed).
+    RetryOffer {
+        task_id: String,
+        text: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

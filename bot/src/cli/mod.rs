@@ -6,7 +6,6 @@ mod show;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -170,7 +169,22 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
         config.slack.mode = Some(v);
     }
     if let Some(v) = plain_env("THREADSMITH_LISTEN") {
-        config.slack.listen = Some(v);
+        config.listen = Some(v);
+    }
+    if let Some(t) = secret_env("THREADSMITH_GITHUB_TOKEN") {
+        config.github.token = Some(t);
+    }
+    if let Some(k) = secret_env("THREADSMITH_GITHUB_APP_KEY") {
+        config.github.private_key = Some(k);
+    }
+    if let Some(v) = plain_env("THREADSMITH_GITHUB_APP_ID") {
+        config.github.app_id = Some(
+            v.parse()
+                .context("THREADSMITH_GITHUB_APP_ID must be a number")?,
+        );
+    }
+    if let Some(v) = plain_env("THREADSMITH_GITHUB_API_URL") {
+        config.github.api_url = Some(v);
     }
     if let Some(v) = plain_env("THREADSMITH_SLACK_API_URL") {
         config.slack.api_url = Some(v);
@@ -201,12 +215,8 @@ pub async fn services(config: Config) -> anyhow::Result<Services> {
         None => None,
     };
     let repos = RepoCache::new(config.data_dir());
-    Ok(Services {
-        config: Arc::new(config),
-        store,
-        runner: Runner::new(docker, model),
-        repos,
-    })
+    Services::new(config, store, Runner::new(docker, model), repos)
+        .context("the [publish] or [github] settings")
 }
 
 pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {

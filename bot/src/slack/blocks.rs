@@ -47,6 +47,16 @@ pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
             let text = truncate(text, TEXT_CHARS, "…");
             (text.clone(), vec![section(&text)])
         }
+        OutMessage::RetryOffer { task_id, text } => {
+            let text = truncate(text, SECTION_CHARS, "…");
+            let blocks = vec![
+                section(&text),
+                json!({"type": "actions", "elements": [
+                    button("Retry…", &ButtonAction::Retry { task_id: task_id.clone() }, None)
+                ]}),
+            ];
+            (text, blocks)
+        }
         OutMessage::Status(s) => status(s),
         OutMessage::Summary(s) => summary(s),
         OutMessage::Plan(p) => plan(p),
@@ -170,6 +180,9 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
             && *k == r.index
         {
             text.push_str(&format!("\n:heavy_check_mark: Approved by <@{by}>"));
+            if let Some((url, label)) = &s.published {
+                text.push_str(&format!(" · <{url}|{}>", to_slack_mrkdwn(label)));
+            }
         }
         let budget = SECTION_CHARS - text.len().min(SECTION_CHARS - 200) - 50;
         let body = to_slack_mrkdwn(&r.summary);
@@ -273,6 +286,7 @@ mod tests {
             title: "t".repeat(5000),
             rollouts: (1..=60).map(|k| line(k, &"word ".repeat(3000))).collect(),
             approved: None,
+            published: None,
             previous: None,
             feedback: Some("f".repeat(5000)),
             error: None,
@@ -302,6 +316,10 @@ mod tests {
                 "<!channel> <@U1> [x](javascript:alert(1)) <https://evil|ok>",
             )],
             approved: Some((1, "U9".into())),
+            published: Some((
+                "https://github.com/acme/api/pull/7".into(),
+                "pull request #7".into(),
+            )),
             previous: None,
             feedback: None,
             error: None,
@@ -313,6 +331,7 @@ mod tests {
         assert!(!all.contains("<javascript:"));
         // Our own mention of the approver stays a mention; no Approve button once approved.
         assert!(all.contains("<@U9>"));
+        assert!(all.contains("<https://github.com/acme/api/pull/7|pull request #7>"));
         assert!(!all.contains("\"approve\""));
     }
 }

@@ -157,6 +157,20 @@ pub struct Approval {
     pub approved_at: DateTime<Utc>,
 }
 
+/// What an approval produced on the git host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    pub task_id: String,
+    pub rollout: u32,
+    /// `publishing` until the branch and pull request exist, then `published`.
+    pub state: String,
+    pub branch: String,
+    pub commit: Option<String>,
+    /// The pull request's address (or, in push-only mode, the branch's).
+    pub url: Option<String>,
+    pub pr_number: Option<u64>,
+}
+
 /// A plan proposed in a thread ("@threadsmith plan").
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
@@ -256,6 +270,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<i64>, StoreError>;
     /// How many events were ever stored (duplicates and rejected requests are not).
     async fn inbox_len(&self) -> Result<u64, StoreError>;
+    /// How many stored events are not handled yet.
+    async fn inbox_pending(&self) -> Result<u64, StoreError>;
     /// Events not yet handled with an id above `after`, oldest first.
     async fn queued(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StoreError>;
     async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
@@ -278,6 +294,29 @@ pub trait Store: Send + Sync {
     /// Approves a rollout unless the task is approved already; returns the approval in force.
     async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError>;
     async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError>;
+    /// Withdraws an approval whose rollout could not be published, so another can be approved.
+    async fn withdraw_approval(&self, task_id: &str) -> Result<(), StoreError>;
+    /// The task's unguessable web token, made on first use.
+    async fn web_token(&self, task_id: &str) -> Result<String, StoreError>;
+    async fn task_by_web_token(&self, token: &str) -> Result<Option<TaskRow>, StoreError>;
+    /// Starts (or resumes) publishing an approved rollout; returns the publication in force,
+    /// which is the earlier one when it was published already.
+    async fn claim_publication(
+        &self,
+        task_id: &str,
+        rollout: u32,
+        branch: &str,
+    ) -> Result<Publication, StoreError>;
+    async fn finish_publication(
+        &self,
+        task_id: &str,
+        commit: &str,
+        url: &str,
+        pr_number: Option<u64>,
+    ) -> Result<(), StoreError>;
+    /// Forgets an unfinished publication (the patch did not apply): a later Approve starts over.
+    async fn drop_publication(&self, task_id: &str) -> Result<(), StoreError>;
+    async fn publication(&self, task_id: &str) -> Result<Option<Publication>, StoreError>;
     async fn ask(&self, question: &Question) -> Result<(), StoreError>;
     async fn question(&self, id: &str) -> Result<Option<Question>, StoreError>;
     /// Closes an open question as `answered` or `expired`; false when it was not open.

@@ -14,8 +14,8 @@ use threadsmith_runner::{
 };
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, NewTask, Plan, Question, RolloutRow, Store, StoreError,
-    StoredTest, TaskRow, TaskState,
+    Approval, ChatTaskLink, InboxItem, NewTask, Plan, Publication, Question, RolloutRow, Store,
+    StoreError, StoredTest, TaskRow, TaskState,
 };
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -698,6 +698,117 @@ impl Store for SqliteStore {
                     rollout: r.try_get::<i64, _>("rollout_idx")? as u32,
                     approved_by: r.try_get("approved_by")?,
                     approved_at: time(r.try_get("approved_at")?)?.unwrap_or_default(),
+                })
+            })
+            .transpose()
+    }
+
+    async fn inbox_pending(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE state = 'queued'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    async fn withdraw_approval(&self, task_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM approvals WHERE task_id = ?")
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn web_token(&self, task_id: &str) -> Result<String, StoreError> {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("UPDATE tasks SET web_token = ? WHERE id = ? AND web_token IS NULL")
+            .bind(&fresh)
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        let token: Option<Option<String>> =
+            sqlx::query_scalar("SELECT web_token FROM tasks WHERE id = ?")
+                .bind(task_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        token
+            .flatten()
+            .ok_or_else(|| StoreError::Corrupt(format!("task {task_id} has no web token")))
+    }
+
+    async fn task_by_web_token(&self, token: &str) -> Result<Option<TaskRow>, StoreError> {
+        sqlx::query("SELECT * FROM tasks WHERE web_token = ?")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(task_row)
+            .transpose()
+    }
+
+    async fn claim_publication(
+        &self,
+        task_id: &str,
+        rollout: u32,
+        branch: &str,
+    ) -> Result<Publication, StoreError> {
+        sqlx::query(
+            "INSERT INTO publications (task_id, rollout_idx, state, branch, claimed_at)
+             VALUES (?, ?, 'publishing', ?, ?) ON CONFLICT (task_id) DO NOTHING",
+        )
+        .bind(task_id)
+        .bind(rollout as i64)
+        .bind(branch)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        self.publication(task_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("publication of {task_id} vanished")))
+    }
+
+    async fn finish_publication(
+        &self,
+        task_id: &str,
+        commit: &str,
+        url: &str,
+        pr_number: Option<u64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE publications SET state = 'published', commit_sha = ?, url = ?, pr_number = ?,
+             published_at = ? WHERE task_id = ?",
+        )
+        .bind(commit)
+        .bind(url)
+        .bind(pr_number.map(|n| n as i64))
+        .bind(now())
+        .bind(task_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn drop_publication(&self, task_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publications WHERE task_id = ? AND state = 'publishing'")
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn publication(&self, task_id: &str) -> Result<Option<Publication>, StoreError> {
+        sqlx::query("SELECT * FROM publications WHERE task_id = ?")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok(Publication {
+                    task_id: r.try_get("task_id")?,
+                    rollout: r.try_get::<i64, _>("rollout_idx")? as u32,
+                    state: r.try_get("state")?,
+                    branch: r.try_get("branch")?,
+                    commit: r.try_get("commit_sha")?,
+                    url: r.try_get("url")?,
+                    pr_number: r.try_get::<Option<i64>, _>("pr_number")?.map(|n| n as u64),
                 })
             })
             .transpose()

@@ -1,0 +1,730 @@
+//! Approve → a branch on the git host and, on GitHub, a pull request.
+//!
+//! The approved rollout's diff is applied on a fresh working copy of the base branch's current
+//! tip on the host (a `--shared` clone of the cached mirror), committed, and pushed to
+//! `<prefix><task>-<rollout>`; then the pull request is opened. Every step is idempotent: a
+//! branch already pushed for this task (its commit carries a `Threadsmith-Task` trailer) and a
+//! pull request already open from it are reused, and a per-task lock plus the `publications`
+//! row make two approvals at once publish once. A patch that no longer applies is refused before
+//! anything is pushed.
+//!
+//! Credentials: the token reaches git only through its environment (`GIT_CONFIG_*`, an
+//! `Authorization` header), never its arguments, the remote URL, a log line or the database.
+
+pub mod body;
+pub mod github;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use threadsmith_runner::repo::{RepoCache, RepoError, RepoSource};
+use threadsmith_runner::secret::Secret;
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+use crate::config::{Config, parse_repo_file};
+use crate::spec::TaskSpec;
+use crate::store::{Store, StoreError};
+use body::BodyInput;
+use github::GitHub;
+
+/// How long one git command may take.
+const GIT_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Push the branch and open a pull request (GitHub).
+    PullRequest,
+    /// Push the branch and link to it (any git host).
+    Push,
+    /// Record the approval only.
+    Off,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "No git host is configured, so the approval is recorded but nothing is pushed. Set THREADSMITH_GITHUB_TOKEN (or a GitHub App) to open pull requests, or `[publish] mode = \"push\"` to push branches to any git host."
+    )]
+    Off,
+    #[error("{0}")]
+    Config(String),
+    #[error("task `{task}` has no rollout {rollout}")]
+    NoSuchRollout { task: String, rollout: u32 },
+    #[error("rollout {0} changed nothing, so there is nothing to push")]
+    NothingToPush(u32),
+    #[error(
+        "Rollout {rollout} no longer applies to `{base}`: the branch moved since the task ran and now conflicts in {files}. Nothing was pushed. Retry to run the task again on the new `{base}`."
+    )]
+    Conflict {
+        rollout: u32,
+        base: String,
+        files: String,
+    },
+    #[error(
+        "The branch `{branch}` already exists on the remote and holds other work, so nothing was pushed. Delete or rename it, or set another `[publish] branch_prefix`."
+    )]
+    BranchTaken { branch: String },
+    #[error("git failed while {action}: {detail}")]
+    Git {
+        action: &'static str,
+        detail: String,
+    },
+    #[error("GitHub refused to {action}: {detail}")]
+    GitHub {
+        action: &'static str,
+        detail: String,
+    },
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an approval produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub rollout: u32,
+    pub branch: String,
+    pub commit: String,
+    /// The pull request's address, or in push-only mode the branch's.
+    pub url: String,
+    pub pr_number: Option<u64>,
+    /// It existed before this call (a second approval, a replay).
+    pub reused: bool,
+}
+
+/// Who asked, and where to link back to.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub thread_link: Option<String>,
+    pub approved_by: Option<String>,
+}
+
+/// Where a task's repository lives and where its branches go.
+struct Target {
+    source: RepoSource,
+    push_url: String,
+    github: Option<(String, String)>,
+    settings_test: Option<String>,
+}
+
+pub struct Publisher {
+    config: Arc<Config>,
+    store: Arc<dyn Store>,
+    repos: RepoCache,
+    github: Option<GitHub>,
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+impl Publisher {
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        repos: RepoCache,
+    ) -> Result<Self, PublishError> {
+        let github = GitHub::new(&config.github)?;
+        Ok(Self {
+            config,
+            store,
+            repos,
+            github,
+            locks: Mutex::default(),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.config.publish.mode.as_deref() {
+            Some("push") => Mode::Push,
+            Some("off") => Mode::Off,
+            Some(_) => Mode::PullRequest,
+            None if self.github.is_some() => Mode::PullRequest,
+            None => Mode::Off,
+        }
+    }
+
+    /// Checks the `[publish]` section; `serve` refuses to start on a mistake here.
+    pub fn check(&self) -> Result<(), PublishError> {
+        match self.config.publish.mode.as_deref() {
+            None | Some("pull_request" | "push" | "off") => {}
+            Some(other) => {
+                return Err(PublishError::Config(format!(
+                    "`[publish] mode = \"{other}\"` is not a mode: use `pull_request`, `push` or `off`"
+                )));
+            }
+        }
+        if self.mode() == Mode::PullRequest && self.github.is_none() {
+            return Err(PublishError::Config(
+                "`[publish] mode = \"pull_request\"` needs GitHub credentials: THREADSMITH_GITHUB_TOKEN, or a GitHub App (github.app_id and its key)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn branch_name(&self, task_id: &str, rollout: u32) -> String {
+        let prefix = self
+            .config
+            .publish
+            .branch_prefix
+            .as_deref()
+            .unwrap_or("threadsmith/");
+        format!("{prefix}{}-{rollout}", &task_id[..task_id.len().min(8)])
+    }
+
+    fn target(&self, repo: &str) -> Result<Target, PublishError> {
+        let configured = self.config.repo(repo);
+        let url = configured.map_or(repo, |r| r.url.as_str());
+        let source = RepoSource::parse(url)?;
+        let push_url = configured
+            .and_then(|r| r.push_url.clone())
+            .unwrap_or_else(|| url.to_string());
+        if push_url.ends_with(".bundle") {
+            return Err(PublishError::Config(format!(
+                "`{repo}` comes from a bundle file, which cannot be pushed to: set `push_url` in its [[repos]] entry"
+            )));
+        }
+        let github = configured
+            .and_then(|r| r.github.as_deref())
+            .and_then(github::split_repo)
+            .or_else(|| github::repo_from_url(&push_url))
+            .or_else(|| github::repo_from_url(url))
+            .or_else(|| configured.and_then(|r| github::split_repo(&r.name)));
+        Ok(Target {
+            source,
+            push_url,
+            github,
+            settings_test: configured.and_then(|r| r.settings.test.clone()),
+        })
+    }
+
+    /// Pushes the approved rollout and opens its pull request, or returns what an earlier call
+    /// made.
+    pub async fn publish(
+        &self,
+        task_id: &str,
+        rollout: u32,
+        ctx: &Context,
+    ) -> Result<Published, PublishError> {
+        let mode = self.mode();
+        if mode == Mode::Off {
+            return Err(PublishError::Off);
+        }
+        let lock = {
+            let mut locks = self.locks.lock().await;
+            locks.entry(task_id.to_string()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+
+        let no_such = || PublishError::NoSuchRollout {
+            task: task_id.to_string(),
+            rollout,
+        };
+        let task = self.store.task(task_id).await?.ok_or_else(no_such)?;
+        let branch = self.branch_name(task_id, rollout);
+        let claim = self
+            .store
+            .claim_publication(task_id, rollout, &branch)
+            .await?;
+        if claim.state == "published"
+            && let (Some(url), Some(commit)) = (claim.url.clone(), claim.commit.clone())
+        {
+            return Ok(Published {
+                rollout: claim.rollout,
+                branch: claim.branch,
+                commit,
+                url,
+                pr_number: claim.pr_number,
+                reused: true,
+            });
+        }
+        // One publication per task: an unfinished claim for another rollout is finished as
+        // claimed (its approval is the one in force).
+        let rollout = claim.rollout;
+        let branch = claim.branch.clone();
+        match self
+            .publish_claimed(&task, rollout, &branch, mode, ctx)
+            .await
+        {
+            Ok(p) => {
+                self.store
+                    .finish_publication(task_id, &p.commit, &p.url, p.pr_number)
+                    .await?;
+                tracing::info!(task = task_id, rollout, branch = %p.branch, url = %p.url, reused = p.reused, "published a rollout");
+                Ok(p)
+            }
+            Err(e) => {
+                // Nothing is on the remote unless the push succeeded, and then a later Approve
+                // reuses it: the claim can start over.
+                self.store.drop_publication(task_id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn publish_claimed(
+        &self,
+        task: &crate::store::TaskRow,
+        rollout: u32,
+        branch: &str,
+        mode: Mode,
+        ctx: &Context,
+    ) -> Result<Published, PublishError> {
+        let task_id = task.id.as_str();
+        let no_such = || PublishError::NoSuchRollout {
+            task: task_id.to_string(),
+            rollout,
+        };
+        let row = self
+            .store
+            .rollouts(task_id)
+            .await?
+            .into_iter()
+            .find(|r| r.index == rollout)
+            .ok_or_else(no_such)?;
+        let diff = self
+            .store
+            .diff(task_id, rollout)
+            .await?
+            .filter(|d| !d.patch.trim().is_empty())
+            .ok_or(PublishError::NothingToPush(rollout))?;
+        let target = self.target(&task.repo)?;
+        let client = match (mode, &self.github, &target.github) {
+            (Mode::PullRequest, Some(gh), Some((owner, name))) => {
+                Some(gh.client_for(owner, name).await?)
+            }
+            (Mode::PullRequest, None, _) => {
+                return Err(PublishError::Config(
+                    "opening pull requests needs GitHub credentials: set THREADSMITH_GITHUB_TOKEN or a GitHub App".into(),
+                ));
+            }
+            (Mode::PullRequest, Some(_), None) => {
+                return Err(PublishError::Config(format!(
+                    "`{}` is not a GitHub repository threadsmith can name: set `github = \"owner/name\"` in its [[repos]] entry, or `[publish] mode = \"push\"`",
+                    task.repo
+                )));
+            }
+            (_, Some(gh), Some((owner, name))) if target.push_url.starts_with("https://") => {
+                Some(gh.client_for(owner, name).await?)
+            }
+            _ => None,
+        };
+        let git_token = client.as_ref().map(|(_, t)| t.clone());
+        let git = Git {
+            program: self
+                .config
+                .publish
+                .git
+                .clone()
+                .unwrap_or_else(|| "git".into()),
+            token: git_token,
+        };
+        let base = task
+            .base_ref
+            .clone()
+            .ok_or_else(|| PublishError::Config("the task has no base branch recorded".into()))?;
+        let prepared = self.repos.prepare(&target.source, Some(&base)).await?;
+
+        let work = tempfile::Builder::new()
+            .prefix("threadsmith-publish-")
+            .tempdir()
+            .map_err(|e| PublishError::Git {
+                action: "making a working copy",
+                detail: e.to_string(),
+            })?;
+        let dir = work.path().join("repo");
+        let mirror = prepared.mirror.display().to_string();
+        let dir_arg = dir.display().to_string();
+        git.run(
+            None,
+            &[
+                "clone",
+                "--quiet",
+                "--shared",
+                "--no-checkout",
+                &mirror,
+                &dir_arg,
+            ],
+            "making a working copy",
+            false,
+        )
+        .await?;
+
+        let spec = task
+            .spec_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<TaskSpec>(j).ok())
+            .unwrap_or_else(|| TaskSpec::from_text(&task.spec));
+        let commands = self.store.commands(task_id, rollout).await?;
+        let test_command = match target.settings_test.clone() {
+            Some(t) => Some(t),
+            None => self
+                .repos
+                .read_file(&prepared, ".threadsmith.toml")
+                .await
+                .and_then(|text| parse_repo_file(&text).ok())
+                .and_then(|s| s.test)
+                .or_else(|| self.config.sandbox.test.clone()),
+        };
+        let page_link = match &self.config.public_url {
+            Some(public) => Some(format!(
+                "{}/t/{}/rollouts/{rollout}",
+                public.trim_end_matches('/'),
+                self.store.web_token(task_id).await?
+            )),
+            None => None,
+        };
+        let input = BodyInput {
+            task_id,
+            spec: &spec,
+            rollout: &row,
+            diff: &diff,
+            commands: &commands,
+            test_command: test_command.as_deref(),
+            thread_link: ctx.thread_link.as_deref(),
+            page_link: page_link.as_deref(),
+            approved_by: ctx.approved_by.as_deref(),
+        };
+
+        let remote = git.remote_branch(&dir, &target.push_url, branch).await?;
+        let (commit, reused_branch) = match remote {
+            Some(sha) => {
+                git.run(
+                    Some(&dir),
+                    &[
+                        "fetch",
+                        "--quiet",
+                        "--no-tags",
+                        &target.push_url,
+                        &format!("refs/heads/{branch}"),
+                    ],
+                    "fetching the existing branch",
+                    true,
+                )
+                .await?;
+                let message = git
+                    .run(
+                        Some(&dir),
+                        &["log", "-1", "--format=%B", "FETCH_HEAD"],
+                        "reading the existing branch",
+                        false,
+                    )
+                    .await?;
+                if !message.contains(&format!("Threadsmith-Task: {task_id}")) {
+                    return Err(PublishError::BranchTaken {
+                        branch: branch.to_string(),
+                    });
+                }
+                (sha, true)
+            }
+            None => {
+                let commit = self
+                    .commit(
+                        &git,
+                        &dir,
+                        work.path(),
+                        &prepared.base_commit,
+                        &diff.patch,
+                        &input,
+                        &base,
+                    )
+                    .await?;
+                let pushed = git
+                    .run(
+                        Some(&dir),
+                        &[
+                            "push",
+                            "--quiet",
+                            "--porcelain",
+                            &target.push_url,
+                            &format!("{commit}:refs/heads/{branch}"),
+                        ],
+                        "pushing the branch",
+                        true,
+                    )
+                    .await;
+                if let Err(e) = pushed {
+                    // Another process may have pushed the same branch a moment ago.
+                    match git.remote_branch(&dir, &target.push_url, branch).await? {
+                        Some(_) => {
+                            return Err(PublishError::Git {
+                                action: "pushing the branch (it appeared meanwhile; approve again to reuse it)",
+                                detail: e.to_string(),
+                            });
+                        }
+                        None => return Err(e),
+                    }
+                }
+                (commit, false)
+            }
+        };
+
+        let (url, pr_number, reused_pr) = match (mode, client) {
+            (Mode::PullRequest, Some((client, _))) => {
+                let (owner, name) = target.github.clone().ok_or_else(|| {
+                    PublishError::Config("no GitHub repository for the task".into())
+                })?;
+                let title = body::title(&spec);
+                let text = body::pull_request_body(&input);
+                let pr = github::open_pull_request(
+                    &client,
+                    &github::NewPull {
+                        owner: &owner,
+                        name: &name,
+                        branch,
+                        base: &base,
+                        title: &title,
+                        body: &text,
+                        draft: self.config.publish.draft.unwrap_or(false),
+                    },
+                )
+                .await?;
+                (pr.url, Some(pr.number), pr.reused)
+            }
+            _ => {
+                let url = match &self.config.publish.branch_url {
+                    Some(t) => t.replace("{repo}", &task.repo).replace("{branch}", branch),
+                    None => format!("{} (branch {branch})", target.push_url),
+                };
+                (url, None, reused_branch)
+            }
+        };
+        Ok(Published {
+            rollout,
+            branch: branch.to_string(),
+            commit,
+            url,
+            pr_number,
+            reused: reused_branch && reused_pr,
+        })
+    }
+
+    /// Applies the patch on the base branch's tip and commits it; a conflict is reported, not
+    /// committed.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        git: &Git,
+        dir: &Path,
+        scratch: &Path,
+        base_commit: &str,
+        patch: &str,
+        input: &BodyInput<'_>,
+        base: &str,
+    ) -> Result<String, PublishError> {
+        git.run(
+            Some(dir),
+            &["checkout", "--quiet", "--detach", base_commit],
+            "checking out the base",
+            false,
+        )
+        .await?;
+        let patch_file = scratch.join("rollout.patch");
+        let message_file = scratch.join("message.txt");
+        let write = |path: &PathBuf, text: &str| {
+            std::fs::write(path, text).map_err(|e| PublishError::Git {
+                action: "writing the patch",
+                detail: e.to_string(),
+            })
+        };
+        write(&patch_file, patch)?;
+        write(&message_file, &body::commit_message(input))?;
+        let patch_arg = patch_file.display().to_string();
+        let applied = git
+            .run(
+                Some(dir),
+                &[
+                    "apply",
+                    "--index",
+                    "--3way",
+                    "--whitespace=nowarn",
+                    &patch_arg,
+                ],
+                "applying the patch",
+                false,
+            )
+            .await;
+        if let Err(PublishError::Git { detail, .. }) = &applied {
+            let mut files: Vec<String> = git
+                .run(
+                    Some(dir),
+                    &["diff", "--name-only", "--diff-filter=U"],
+                    "listing conflicts",
+                    false,
+                )
+                .await
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect();
+            for line in detail.lines() {
+                let f = line
+                    .strip_prefix("error: patch failed: ")
+                    .and_then(|r| r.rsplit_once(':').map(|(f, _)| f))
+                    .or_else(|| {
+                        line.strip_prefix("error: ")
+                            .and_then(|r| r.strip_suffix(": patch does not apply"))
+                    })
+                    .or_else(|| line.strip_prefix("U "));
+                if let Some(f) = f
+                    && !files.iter().any(|x| x == f)
+                {
+                    files.push(f.to_string());
+                }
+            }
+            let files = if files.is_empty() {
+                "the changed files".to_string()
+            } else {
+                files
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(PublishError::Conflict {
+                rollout: input.rollout.index,
+                base: base.to_string(),
+                files,
+            });
+        }
+        applied?;
+        let name = self
+            .config
+            .publish
+            .author_name
+            .clone()
+            .unwrap_or_else(|| "threadsmith".into());
+        let email = self
+            .config
+            .publish
+            .author_email
+            .clone()
+            .unwrap_or_else(|| "threadsmith@localhost".into());
+        let msg_arg = message_file.display().to_string();
+        let mut cmd = git.command(Some(dir), false);
+        cmd.args(["commit", "--quiet", "--no-verify", "-F", &msg_arg])
+            .env("GIT_AUTHOR_NAME", &name)
+            .env("GIT_AUTHOR_EMAIL", &email)
+            .env("GIT_COMMITTER_NAME", &name)
+            .env("GIT_COMMITTER_EMAIL", &email);
+        run(cmd, "committing", git.token.as_ref()).await?;
+        git.run(
+            Some(dir),
+            &["rev-parse", "HEAD"],
+            "reading the commit",
+            false,
+        )
+        .await
+        .map(|s| s.trim().to_string())
+    }
+}
+
+/// git with the host's configuration, no prompts, no hooks, and (for remote calls) the token in
+/// its environment.
+struct Git {
+    program: String,
+    token: Option<Secret>,
+}
+
+impl Git {
+    fn command(&self, dir: Option<&Path>, remote: bool) -> Command {
+        let mut cmd = Command::new(&self.program);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        cmd.args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "commit.gpgSign=false",
+        ])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GCM_INTERACTIVE", "never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        if remote && let Some(token) = &self.token {
+            let basic = base64::engine::general_purpose::STANDARD
+                .encode(format!("x-access-token:{}", token.expose()));
+            cmd.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env(
+                    "GIT_CONFIG_VALUE_0",
+                    format!("Authorization: Basic {basic}"),
+                );
+        }
+        cmd
+    }
+
+    async fn run(
+        &self,
+        dir: Option<&Path>,
+        args: &[&str],
+        action: &'static str,
+        remote: bool,
+    ) -> Result<String, PublishError> {
+        let mut cmd = self.command(dir, remote);
+        cmd.args(args);
+        run(cmd, action, self.token.as_ref()).await
+    }
+
+    /// The branch's commit on the remote, if it exists.
+    async fn remote_branch(
+        &self,
+        dir: &Path,
+        url: &str,
+        branch: &str,
+    ) -> Result<Option<String>, PublishError> {
+        let out = self
+            .run(
+                Some(dir),
+                &["ls-remote", "--heads", url, &format!("refs/heads/{branch}")],
+                "looking for the branch on the remote",
+                true,
+            )
+            .await?;
+        Ok(out
+            .lines()
+            .find_map(|l| l.split_whitespace().next())
+            .map(str::to_string))
+    }
+}
+
+async fn run(
+    mut cmd: Command,
+    action: &'static str,
+    token: Option<&Secret>,
+) -> Result<String, PublishError> {
+    let redact = |text: &str| match token {
+        Some(t) if !t.expose().is_empty() => text.replace(t.expose(), "[redacted]"),
+        _ => text.to_string(),
+    };
+    let child = cmd.spawn().map_err(|e| PublishError::Git {
+        action,
+        detail: format!("cannot run git: {e}"),
+    })?;
+    let out = tokio::time::timeout(GIT_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| PublishError::Git {
+            action,
+            detail: format!("no answer within {} s", GIT_TIMEOUT.as_secs()),
+        })?
+        .map_err(|e| PublishError::Git {
+            action,
+            detail: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        Err(PublishError::Git {
+            action,
+            detail: redact(format!("{}\n{}", stderr.trim(), stdout.trim()).trim()),
+        })
+    }
+}

@@ -1,0 +1,280 @@
+//! A `git diff` → files, hunks and lines, highlighted with syntect (inline colours, escaped).
+
+use std::sync::OnceLock;
+
+use syntect::easy::HighlightLines;
+use syntect::highlighting::{Theme, ThemeSet};
+use syntect::html::{IncludeBackground, styled_line_to_highlighted_html};
+use syntect::parsing::SyntaxSet;
+
+/// Lines longer than this are shown without highlighting (minified files, data).
+const HIGHLIGHT_MAX_LINE: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Context,
+    Added,
+    Removed,
+    /// `\ No newline at end of file`
+    Note,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub kind: LineKind,
+    pub old: Option<u32>,
+    pub new: Option<u32>,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hunk {
+    pub header: String,
+    pub lines: Vec<Line>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FileDiff {
+    pub path: String,
+    /// `added`, `deleted`, `modified`, `renamed`
+    pub status: &'static str,
+    pub binary: bool,
+    pub hunks: Vec<Hunk>,
+    pub added: u32,
+    pub removed: u32,
+}
+
+fn hunk_starts(header: &str) -> (u32, u32) {
+    // @@ -a,b +c,d @@
+    let mut old = 0;
+    let mut new = 0;
+    for part in header.split_whitespace().skip(1).take(2) {
+        let n = part
+            .get(1..)
+            .unwrap_or("")
+            .split(',')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if part.starts_with('-') {
+            old = n;
+        } else if part.starts_with('+') {
+            new = n;
+        }
+    }
+    (old, new)
+}
+
+/// Parses `git diff` output (as the runner stores it).
+pub fn parse(patch: &str) -> Vec<FileDiff> {
+    let mut files: Vec<FileDiff> = Vec::new();
+    let (mut old, mut new) = (0u32, 0u32);
+    let mut in_binary = false;
+    for line in patch.lines() {
+        if let Some(rest) = line.strip_prefix("diff --git ") {
+            // `a/<path> b/<path>`: the b side, which is the path after the change.
+            let path = rest.rsplit_once(" b/").map_or(rest, |(_, b)| b).to_string();
+            files.push(FileDiff {
+                path,
+                status: "modified",
+                ..FileDiff::default()
+            });
+            in_binary = false;
+            continue;
+        }
+        let Some(file) = files.last_mut() else {
+            continue;
+        };
+        if in_binary {
+            continue;
+        }
+        if line.starts_with("@@") {
+            let (o, n) = hunk_starts(line);
+            old = o;
+            new = n;
+            file.hunks.push(Hunk {
+                header: line.to_string(),
+                lines: Vec::new(),
+            });
+            continue;
+        }
+        let Some(hunk) = file.hunks.last_mut() else {
+            if line.starts_with("new file mode") {
+                file.status = "added";
+            } else if line.starts_with("deleted file mode") {
+                file.status = "deleted";
+            } else if line.starts_with("rename to ") {
+                file.status = "renamed";
+            } else if line.starts_with("GIT binary patch") || line.starts_with("Binary files ") {
+                file.binary = true;
+                in_binary = true;
+            }
+            continue;
+        };
+        let (kind, text) = match line.as_bytes().first() {
+            Some(b'+') => (LineKind::Added, &line[1..]),
+            Some(b'-') => (LineKind::Removed, &line[1..]),
+            Some(b'\\') => (LineKind::Note, line),
+            Some(b' ') => (LineKind::Context, &line[1..]),
+            None => (LineKind::Context, ""),
+            Some(_) => (LineKind::Note, line),
+        };
+        let (o, n) = match kind {
+            LineKind::Context => {
+                old += 1;
+                new += 1;
+                (Some(old - 1), Some(new - 1))
+            }
+            LineKind::Added => {
+                new += 1;
+                file.added += 1;
+                (None, Some(new - 1))
+            }
+            LineKind::Removed => {
+                old += 1;
+                file.removed += 1;
+                (Some(old - 1), None)
+            }
+            LineKind::Note => (None, None),
+        };
+        hunk.lines.push(Line {
+            kind,
+            old: o,
+            new: n,
+            text: text.to_string(),
+        });
+    }
+    files
+}
+
+fn syntaxes() -> &'static SyntaxSet {
+    static SET: OnceLock<SyntaxSet> = OnceLock::new();
+    SET.get_or_init(SyntaxSet::load_defaults_newlines)
+}
+
+fn theme() -> &'static Theme {
+    static THEME: OnceLock<Theme> = OnceLock::new();
+    THEME.get_or_init(|| {
+        let mut set = ThemeSet::load_defaults();
+        set.themes
+            .remove("InspiredGitHub")
+            .or_else(|| set.themes.into_values().next())
+            .unwrap_or_default()
+    })
+}
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Each line of a hunk as highlighted HTML (escaped; colours as inline styles).
+pub struct Highlighter {
+    inner: Option<HighlightLines<'static>>,
+}
+
+impl Highlighter {
+    pub fn for_path(path: &str) -> Self {
+        let set = syntaxes();
+        let ext = path.rsplit('.').next().unwrap_or("");
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let syntax = set
+            .find_syntax_by_extension(ext)
+            .or_else(|| set.find_syntax_by_extension(name));
+        Self {
+            inner: syntax.map(|s| HighlightLines::new(s, theme())),
+        }
+    }
+
+    pub fn line(&mut self, text: &str) -> String {
+        let Some(h) = self.inner.as_mut() else {
+            return escape(text);
+        };
+        if text.len() > HIGHLIGHT_MAX_LINE {
+            return escape(text);
+        }
+        let with_newline = format!("{text}\n");
+        match h.highlight_line(&with_newline, syntaxes()) {
+            Ok(ranges) => styled_line_to_highlighted_html(&ranges, IncludeBackground::No)
+                .map(|html| html.trim_end_matches('\n').to_string())
+                .unwrap_or_else(|_| escape(text)),
+            Err(_) => escape(text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH: &str = "diff --git a/src/calc.py b/src/calc.py
+index 1111111..2222222 100644
+--- a/src/calc.py
++++ b/src/calc.py
+@@ -1,3 +1,3 @@
+ def add(a, b):
+-    return a - b
++    return a + b
+ # end
+\\ No newline at end of file
+diff --git a/logo.png b/logo.png
+new file mode 100644
+index 0000000..3333333
+GIT binary patch
+literal 3
+KcmZ>9WB>pF0RRC2
+
+literal 0
+HcmV?d00001
+
+diff --git a/NEW.md b/NEW.md
+new file mode 100644
+--- /dev/null
++++ b/NEW.md
+@@ -0,0 +1 @@
++hello
+";
+
+    #[test]
+    fn a_git_diff_parses_into_files_and_numbered_lines() {
+        let files = parse(PATCH);
+        assert_eq!(files.len(), 3);
+        let calc = &files[0];
+        assert_eq!(
+            (calc.path.as_str(), calc.added, calc.removed),
+            ("src/calc.py", 1, 1)
+        );
+        let lines = &calc.hunks[0].lines;
+        assert_eq!(lines[1].kind, LineKind::Removed);
+        assert_eq!((lines[1].old, lines[1].new), (Some(2), None));
+        assert_eq!((lines[2].old, lines[2].new), (None, Some(2)));
+        assert_eq!((lines[3].old, lines[3].new), (Some(3), Some(3)));
+        assert_eq!(lines[4].kind, LineKind::Note);
+        assert!(files[1].binary && files[1].hunks.is_empty());
+        assert_eq!((files[2].status, files[2].added), ("added", 1));
+    }
+
+    #[test]
+    fn highlighting_escapes() {
+        let mut h = Highlighter::for_path("x.js");
+        let html = h.line("let a = \"</script><script>alert(1)</script>\";");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;") || html.contains("&lt;/script&gt;"),
+            "{html}"
+        );
+        let mut plain = Highlighter::for_path("notes.unknownext");
+        assert_eq!(plain.line("<b>"), "&lt;b&gt;");
+    }
+}
