@@ -439,6 +439,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/threadsmith.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.repo("acme/api").unwrap().push_url.as_deref(),
+            Some("https://github.com/acme/api.git")
+        );
+        assert_eq!(c.publish.branch_prefix.as_deref(), Some("threadsmith/"));
+    }
+
+    #[test]
     fn bad_settings_are_explained() {
         let e = parse_repo_file("memroy = \"1g\"").unwrap_err().to_string();
         assert!(e.contains("memroy"), "{e}");

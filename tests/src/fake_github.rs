@@ -40,7 +40,8 @@ pub struct Pull {
 pub struct Call {
     pub method: String,
     pub path: String,
-    /// Which credential it carried: `app-jwt`, `installation:<token>`, `pat`, or `none`/`bad`.
+    /// Which credential it carried: `app-jwt`, `installation:<token>`, `pat`, or
+    /// `none`/`bad`/`expired`.
     pub auth: String,
 }
 
@@ -48,7 +49,8 @@ pub struct Call {
 struct Inner {
     /// `owner/name` → the bare repository standing in for it.
     repos: HashMap<String, PathBuf>,
-    installation_tokens: Vec<String>,
+    /// Minted installation tokens and when each expires.
+    installation_tokens: Vec<(String, chrono::DateTime<chrono::Utc>)>,
     personal_tokens: Vec<String>,
     pulls: Vec<Pull>,
     calls: Vec<Call>,
@@ -180,7 +182,11 @@ impl FakeGitHub {
     }
 
     pub fn installation_tokens(&self) -> Vec<String> {
-        self.lock().installation_tokens.clone()
+        self.lock()
+            .installation_tokens
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -200,8 +206,14 @@ impl FakeGitHub {
             }
             Some(t) => {
                 let inner = self.lock();
-                if inner.installation_tokens.contains(&t) {
-                    format!("installation:{t}")
+                let now = chrono::Utc::now();
+                if let Some((_, expires)) = inner.installation_tokens.iter().find(|(x, _)| *x == t)
+                {
+                    if *expires > now {
+                        format!("installation:{t}")
+                    } else {
+                        "expired".into()
+                    }
                 } else if inner.personal_tokens.contains(&t) {
                     "pat".into()
                 } else {
@@ -267,13 +279,13 @@ async fn access_token(
         return error(StatusCode::NOT_FOUND, "Not Found", Value::Null);
     }
     let token = format!("ghs_{}", uuid::Uuid::new_v4().simple());
-    let lifetime = {
+    let expires = {
         let mut inner = gh.lock();
-        inner.installation_tokens.push(token.clone());
-        inner.token_lifetime
+        let expires = chrono::Utc::now() + chrono::Duration::seconds(inner.token_lifetime);
+        inner.installation_tokens.push((token.clone(), expires));
+        expires
     };
-    let expires_at = (chrono::Utc::now() + chrono::Duration::seconds(lifetime))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let expires_at = expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     (
         StatusCode::CREATED,
         Json(json!({

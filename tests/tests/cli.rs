@@ -1,4 +1,4 @@
-//! The `threadsmith` binary as a user runs it: `run`, `show`, `doctor`.
+//! The `threadsmith` binary as a user runs it: `run`, `show`, `approve`, `doctor`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -215,4 +215,70 @@ fn serve_without_tokens_says_what_to_set() {
     assert!(stderr.contains("THREADSMITH_SLACK_BOT_TOKEN"), "{stderr}");
     assert!(stderr.contains("THREADSMITH_SLACK_APP_TOKEN"), "{stderr}");
     assert!(stderr.contains("manifest.yml"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approve_pushes_the_rollouts_branch() {
+    let env = env(|_| {}).await;
+    let seed = calc_repo(&env.dir.path().join("calc"));
+    let bare = env.dir.path().join("calc.git");
+    threadsmith_tests::gitrepo::git(
+        env.dir.path(),
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            seed.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    env.model.script(
+        1,
+        vec![
+            Turn::Call(
+                "write_file",
+                json!({"path": "calc.sh", "content": FIXED_CALC}),
+            ),
+            Turn::Call(
+                "finish",
+                json!({"summary": "Fixed add.", "confidence": 0.9}),
+            ),
+        ],
+    );
+    let report = env.run(&bare, 1, "add() subtracts").await;
+    let task8 = report.task.id[..8].to_string();
+    // Push-only mode, from the config file in the working directory.
+    std::fs::write(
+        env.dir.path().join("threadsmith.toml"),
+        "[publish]\nmode = \"push\"\nauthor_name = \"ci\"\nauthor_email = \"ci@example.com\"\n",
+    )
+    .unwrap();
+    let setup = Setup::of(&env);
+    let branch = format!("threadsmith/{task8}-1");
+    for _ in 0..2 {
+        let out = cli(&setup, &["approve", &task8, "1"]).await;
+        let (stdout, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "stdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(stdout.contains(&format!("branch {branch}")), "{stdout}");
+    }
+    let git = |args: &[&str]| threadsmith_tests::gitrepo::git(&bare, args);
+    assert_eq!(
+        git(&["show", &format!("{branch}:calc.sh")]),
+        FIXED_CALC.trim_end()
+    );
+    assert_eq!(git(&["log", "-1", "--format=%an", &branch]), "ci");
+    assert_eq!(
+        git(&["rev-list", "--count", &format!("main..{branch}")]),
+        "1"
+    );
+
+    let out = cli(&setup, &["approve", &task8, "7"]).await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("has no rollout 7"), "{stderr}");
+    env.assert_nothing_left(&report.task.id).await;
 }

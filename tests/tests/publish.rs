@@ -236,6 +236,8 @@ async fn approve(slack: &FakeSlack, user: &str, summary: &Message, parent: &str,
 async fn approve_pushes_a_branch_and_opens_one_pull_request() {
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let gh = FakeGitHub::start().await;
+    // Installation tokens that expire within octocrab's 30 s margin: each use needs a fresh one.
+    gh.set_token_lifetime(20);
     let remote = remote();
     let env = publish_env(Some(&slack), &gh, &remote, Auth::App, None).await;
     let shutdown = CancellationToken::new();

@@ -116,6 +116,35 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
         },
     });
 
+    // Approve: where approved rollouts go (checked offline: a bad key or mode is caught here).
+    let repos = threadsmith_runner::RepoCache::new(config.data_dir());
+    let store = crate::store::open(&url).await;
+    if let Ok(store) = store {
+        checks.push(Check {
+            name: "approve",
+            result: match crate::publish::Publisher::new(
+                std::sync::Arc::new(config.clone()),
+                store,
+                repos,
+            ) {
+                Err(e) => Err(e.to_string()),
+                Ok(p) => match (p.check(), p.mode()) {
+                    (Err(e), _) => Err(e.to_string()),
+                    (Ok(()), crate::publish::Mode::PullRequest) => Ok(format!(
+                        "opens pull requests on GitHub ({})",
+                        if config.github.app_id.is_some() { "as a GitHub App" } else { "with a token" }
+                    )),
+                    (Ok(()), crate::publish::Mode::Push) => {
+                        Ok("pushes branches (push-only mode)".into())
+                    }
+                    (Ok(()), crate::publish::Mode::Off) => Ok(
+                        "records approvals only; set THREADSMITH_GITHUB_TOKEN (or a GitHub App) to open pull requests".into(),
+                    ),
+                },
+            },
+        });
+    }
+
     let mut ok = true;
     for c in &checks {
         match &c.result {

@@ -75,26 +75,30 @@ pub fn ranked_table(rollouts: &[RolloutRow]) -> String {
     out
 }
 
-pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let store = crate::store::open(&config.database_url()).await?;
-    let found = store.find_tasks(args.task.trim()).await?;
-    let task = match found.as_slice() {
-        [] => bail!(
-            "no task starts with `{}` in {}",
-            args.task,
-            config.database_url()
-        ),
-        [one] => one.clone(),
+/// The one stored task whose id starts with `prefix`.
+pub async fn find_task(
+    store: &dyn crate::store::Store,
+    prefix: &str,
+    where_: &str,
+) -> anyhow::Result<crate::store::TaskRow> {
+    let found = store.find_tasks(prefix.trim()).await?;
+    match found.as_slice() {
+        [] => bail!("no task starts with `{prefix}` in {where_}"),
+        [one] => Ok(one.clone()),
         many => bail!(
-            "`{}` matches {} tasks; give more of the id: {}",
-            args.task,
+            "`{prefix}` matches {} tasks; give more of the id: {}",
             many.len(),
             many.iter()
-                .map(|t| &t.id[..12])
+                .map(|t| &t.id[..t.id.len().min(12)])
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-    };
+    }
+}
+
+pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::store::open(&config.database_url()).await?;
+    let task = find_task(store.as_ref(), &args.task, &config.database_url()).await?;
     if let Some(k) = args.diff {
         match store.diff(&task.id, k).await? {
             Some(d) => print!("{}", d.patch),
