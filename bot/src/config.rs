@@ -65,9 +65,35 @@ pub struct Config {
     #[serde(default)]
     pub slack: SlackSection,
     #[serde(default)]
+    pub discord: DiscordSection,
+    #[serde(default)]
     pub publish: PublishSection,
     #[serde(default)]
     pub github: GithubSection,
+}
+
+/// Discord. Enabled when `token` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSection {
+    /// The bot's token (Developer Portal → Bot → Reset Token).
+    pub token: Option<Secret>,
+    /// Send REST calls here instead of discord.com (a rate-limiting proxy; a fake in tests).
+    pub api_url: Option<String>,
+    /// Who may approve or retry any task, besides its requester (user ids).
+    #[serde(default)]
+    pub maintainers: Vec<String>,
+    /// Roles whose members may approve or retry any task (role ids).
+    #[serde(default)]
+    pub maintainer_roles: Vec<String>,
+    /// Bare phrases that trigger the bot without a mention (needs the message content intent).
+    pub trigger_phrases: Option<Vec<String>>,
+    /// Channels (ids) where the bare phrases work; none by default.
+    #[serde(default)]
+    pub phrase_channels: Vec<String>,
+    /// Ask for the privileged message content intent (enable it in the Developer Portal too).
+    #[serde(default)]
+    pub message_content: bool,
 }
 
 /// What Approve does: push a branch and open a pull request (GitHub), or push only.

@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod discord;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod publish;

@@ -102,7 +102,12 @@ impl Bot {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            match self.svc.store.queued(taken, 100).await {
+            match self
+                .svc
+                .store
+                .queued(&self.settings.platform, taken, 100)
+                .await
+            {
                 Ok(items) => {
                     if items.len() == 100 {
                         self.wake.notify_one();
@@ -167,7 +172,10 @@ impl Bot {
         };
         let now = chrono::Utc::now();
         let mut next = None;
-        for q in open {
+        for q in open
+            .into_iter()
+            .filter(|q| q.platform == self.settings.platform)
+        {
             if q.expires_at <= now {
                 let event = ChatEvent::QuestionExpired {
                     question_id: q.id.clone(),

@@ -13,7 +13,10 @@ use crate::orchestrator::{Bot, ChatSettings};
 use crate::pipeline::Services;
 use crate::slack::{self, events::EventSettings};
 
-pub const NOT_CONFIGURED: &str = "Slack is not configured, so there is nothing to serve.
+pub const NOT_CONFIGURED: &str = "Neither Slack nor Discord is configured, so there is nothing to serve.
+
+Discord: THREADSMITH_DISCORD_TOKEN=…   (Developer Portal → your app → Bot → Reset Token)
+Slack,
 
 Socket Mode (no public URL needed):
   THREADSMITH_SLACK_BOT_TOKEN=xoxb-…   (OAuth & Permissions → Bot User OAuth Token)
@@ -24,8 +27,9 @@ The app itself: deploy/slack/manifest.yml, and the README's \"Add to Slack\".";
 
 /// What `serve` started.
 pub struct Running {
-    pub bot: Arc<Bot>,
-    /// The HTTP server's address (HTTP mode).
+    /// One orchestrator per platform.
+    pub bots: Vec<Arc<Bot>>,
+    /// The HTTP server's address (pages, Slack's HTTP mode).
     pub http_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     socket: Option<
@@ -33,6 +37,7 @@ pub struct Running {
             slack_morphism::prelude::SlackClientHyperHttpsConnector,
         >,
     >,
+    discord: Option<crate::discord::Running>,
 }
 
 impl Running {
@@ -42,110 +47,132 @@ impl Running {
         if let Some(socket) = self.socket.take() {
             socket.shutdown().await;
         }
+        if let Some(discord) = self.discord.take() {
+            discord.stop().await;
+        }
         for t in self.tasks {
             let _ = t.await;
         }
     }
 }
 
-/// Starts Slack (as configured) and the orchestrator.
+/// Starts Slack and Discord (as configured), their orchestrators, and the web pages.
 pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let config = svc.config.clone();
-    let slack = &config.slack;
-    let bot_token = slack.bot_token.clone().context(NOT_CONFIGURED)?;
-    let client = slack::client(slack.api_url.as_deref())?;
-    let (port, identity) = slack::SlackPort::connect(client.clone(), bot_token.expose()).await?;
-    let phrases = slack
-        .trigger_phrases
-        .clone()
-        .unwrap_or_else(|| vec!["fix this".into()]);
-    let settings = ChatSettings {
-        platform: "slack".into(),
-        bot_user_id: identity.user_id.clone(),
-        bot_name: "threadsmith".into(),
-        slash_command: "/fix".into(),
-        maintainers: slack.maintainers.clone(),
-        maintainer_groups: slack.maintainer_groups.clone(),
-        trigger_phrases: phrases.clone(),
-        phrase_channels: slack.phrase_channels.clone(),
-        status_edit_interval: Duration::from_millis(config.status_edit_interval_ms.unwrap_or(1500)),
+    if config.slack.bot_token.is_none() && config.discord.token.is_none() {
+        anyhow::bail!(NOT_CONFIGURED);
+    }
+    let mut running = Running {
+        bots: Vec::new(),
+        http_addr: None,
+        tasks: Vec::new(),
+        socket: None,
+        discord: None,
     };
-    let events = EventSettings {
-        bot_user_id: identity.user_id.clone(),
-        team_id: identity.team_id.clone(),
-        trigger_phrases: phrases,
-        phrase_channels: slack.phrase_channels.clone(),
-    };
-    let bot_store = svc.store.clone();
-    let bot = Bot::new(svc, Arc::new(port), settings);
-    let mut tasks = vec![tokio::spawn(bot.clone().run(shutdown.clone()))];
-    let mut http_addr = None;
-    let mut socket = None;
     // Web pages whenever they have a public address; Slack's HTTP endpoints in HTTP mode.
     let mut app = None;
     if config.public_url.is_some() || config.listen.is_some() {
-        app = Some(crate::web::router(bot_store.clone()));
+        app = Some(crate::web::router(svc.store.clone()));
     }
-    match slack.mode.as_deref().unwrap_or("socket") {
-        "socket" => {
-            let app_token = slack.app_token.clone().context(
-                "Socket Mode needs THREADSMITH_SLACK_APP_TOKEN (xapp-…); or set THREADSMITH_SLACK_MODE=http",
-            )?;
-            socket =
-                Some(slack::socket::start(client, app_token.expose(), bot.clone(), events).await?);
+    if config.discord.token.is_some() {
+        let discord = crate::discord::start(svc.clone(), shutdown.clone()).await?;
+        running.bots.push(discord.bot.clone());
+        running.discord = Some(discord);
+    }
+    if let Some(bot_token) = config.slack.bot_token.clone() {
+        let slack = &config.slack;
+        let client = slack::client(slack.api_url.as_deref())?;
+        let (port, identity) =
+            slack::SlackPort::connect(client.clone(), bot_token.expose()).await?;
+        let phrases = slack
+            .trigger_phrases
+            .clone()
+            .unwrap_or_else(|| vec!["fix this".into()]);
+        let settings = ChatSettings {
+            platform: "slack".into(),
+            bot_user_id: identity.user_id.clone(),
+            bot_name: "threadsmith".into(),
+            slash_command: "/fix".into(),
+            maintainers: slack.maintainers.clone(),
+            maintainer_groups: slack.maintainer_groups.clone(),
+            trigger_phrases: phrases.clone(),
+            phrase_channels: slack.phrase_channels.clone(),
+            status_edit_interval: Duration::from_millis(
+                config.status_edit_interval_ms.unwrap_or(1500),
+            ),
+        };
+        let events = EventSettings {
+            bot_user_id: identity.user_id.clone(),
+            team_id: identity.team_id.clone(),
+            trigger_phrases: phrases,
+            phrase_channels: slack.phrase_channels.clone(),
+        };
+        let bot = Bot::new(svc.clone(), Arc::new(port), settings);
+        running
+            .tasks
+            .push(tokio::spawn(bot.clone().run(shutdown.clone())));
+        running.bots.push(bot.clone());
+        match slack.mode.as_deref().unwrap_or("socket") {
+            "socket" => {
+                let app_token = slack.app_token.clone().context(
+                    "Socket Mode needs THREADSMITH_SLACK_APP_TOKEN (xapp-…); or set THREADSMITH_SLACK_MODE=http",
+                )?;
+                running.socket = Some(
+                    slack::socket::start(client, app_token.expose(), bot.clone(), events).await?,
+                );
+            }
+            "http" => {
+                let secret = slack
+                    .signing_secret
+                    .clone()
+                    .context("HTTP mode needs THREADSMITH_SLACK_SIGNING_SECRET")?;
+                let slack_app = slack::http::router(bot.clone(), secret.expose(), events);
+                app = Some(match app {
+                    Some(pages) => pages.merge(slack_app),
+                    None => slack_app,
+                });
+            }
+            other => anyhow::bail!("unknown Slack mode `{other}`: use `socket` or `http`"),
         }
-        "http" => {
-            let secret = slack
-                .signing_secret
-                .clone()
-                .context("HTTP mode needs THREADSMITH_SLACK_SIGNING_SECRET")?;
-            let slack_app = slack::http::router(bot.clone(), secret.expose(), events);
-            app = Some(match app {
-                Some(pages) => pages.merge(slack_app),
-                None => slack_app,
-            });
-        }
-        other => anyhow::bail!("unknown Slack mode `{other}`: use `socket` or `http`"),
     }
     if let Some(app) = app {
         let listen = config
             .listen
             .clone()
-            .or_else(|| slack.listen.clone())
+            .or_else(|| config.slack.listen.clone())
             .unwrap_or_else(|| "0.0.0.0:3000".into());
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        http_addr = Some(listener.local_addr()?);
+        running.http_addr = Some(listener.local_addr()?);
         let stop = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
+        running.tasks.push(tokio::spawn(async move {
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;
         }));
     }
-    Ok(Running {
-        bot,
-        http_addr,
-        tasks,
-        socket,
-    })
+    Ok(running)
 }
 
 pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
-    if config.slack.bot_token.is_none() {
+    if config.slack.bot_token.is_none() && config.discord.token.is_none() {
         eprintln!("{NOT_CONFIGURED}");
         return Ok(ExitCode::FAILURE);
     }
-    let config_mode = config.slack.mode.clone().unwrap_or_default();
+    let slack = config.slack.bot_token.is_some().then(|| {
+        match config.slack.mode.as_deref().unwrap_or("socket") {
+            "http" => "Slack (HTTP Events API)",
+            _ => "Slack (Socket Mode)",
+        }
+    });
+    let discord = config.discord.token.is_some().then_some("Discord");
+    let platforms: Vec<&str> = slack.into_iter().chain(discord).collect();
     let svc = crate::cli::services(config).await?;
     let running = start(svc, shutdown.clone()).await?;
-    match (running.http_addr, config_mode.as_str()) {
-        (Some(addr), "http") => eprintln!("threadsmith is serving Slack over HTTP on {addr}"),
-        (Some(addr), _) => eprintln!(
-            "threadsmith is connected to Slack (Socket Mode) and serves its pages on {addr}"
-        ),
-        (None, _) => eprintln!("threadsmith is connected to Slack (Socket Mode)"),
+    eprintln!("threadsmith is connected to {}", platforms.join(" and "));
+    if let Some(addr) = running.http_addr {
+        eprintln!("serving HTTP (pages, Slack's HTTP mode) on {addr}");
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -2,6 +2,7 @@
 //! harness that builds threadsmith's real services against a real Docker engine.
 
 pub mod browser;
+pub mod discord_fake;
 pub mod fake_github;
 pub mod fake_model;
 pub mod fake_slack;

@@ -179,6 +179,9 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     if let Some(v) = plain_env("THREADSMITH_LISTEN") {
         config.listen = Some(v);
     }
+    if let Some(t) = secret_env("THREADSMITH_DISCORD_TOKEN") {
+        config.discord.token = Some(t);
+    }
     if let Some(t) = secret_env("THREADSMITH_GITHUB_TOKEN") {
         config.github.token = Some(t);
     }

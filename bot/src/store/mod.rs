@@ -272,8 +272,13 @@ pub trait Store: Send + Sync {
     async fn inbox_len(&self) -> Result<u64, StoreError>;
     /// How many stored events are not handled yet.
     async fn inbox_pending(&self) -> Result<u64, StoreError>;
-    /// Events not yet handled with an id above `after`, oldest first.
-    async fn queued(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StoreError>;
+    /// One platform's events not yet handled with an id above `after`, oldest first.
+    async fn queued(
+        &self,
+        platform: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, StoreError>;
     async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
     async fn link_chat_task(&self, link: &ChatTaskLink) -> Result<(), StoreError>;
     async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;

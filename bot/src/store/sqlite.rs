@@ -541,10 +541,16 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn queued(&self, after: i64, limit: u32) -> Result<Vec<InboxItem>, StoreError> {
+    async fn queued(
+        &self,
+        platform: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, StoreError> {
         sqlx::query(
-            "SELECT id, event FROM inbox WHERE state = 'queued' AND id > ? ORDER BY id LIMIT ?",
+            "SELECT id, event FROM inbox WHERE state = 'queued' AND platform = ? AND id > ? ORDER BY id LIMIT ?",
         )
+        .bind(platform)
         .bind(after)
         .bind(limit as i64)
         .fetch_all(&self.pool)

@@ -1,0 +1,452 @@
+//! Gateway events → [`ChatEvent`]s: every event is stored (deduplicated by its Discord id) and
+//! only then acknowledged.
+
+use std::sync::Arc;
+
+use serenity::all::{
+    ActionRowComponent, ChannelId, Command, CommandDataOptionValue, CommandInteraction,
+    CommandOptionType, CommandType, ComponentInteraction, ComponentInteractionDataKind, Context,
+    CreateActionRow, CreateCommand, CreateCommandOption, CreateInputText,
+    CreateInteractionResponse, CreateInteractionResponseMessage, CreateModal,
+    EditInteractionResponse, EventHandler, GuildId, InputTextStyle, Interaction, Message,
+    ModalInteraction, Ready,
+};
+use serenity::builder::Builder;
+
+use super::render::parse_custom_id;
+use super::{DiscordPort, no_mentions};
+use crate::chat::{ButtonAction, CHOOSE_REPO, ChatEvent, ThreadMessage, ThreadRef, Via};
+use crate::orchestrator::Bot;
+
+/// What the event conversion needs to know.
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    pub bot_user_id: String,
+    pub trigger_phrases: Vec<String>,
+    pub phrase_channels: Vec<String>,
+}
+
+/// Mentions written `<@!id>` (nickname form) become `<@id>`.
+pub fn normalize_mentions(text: &str) -> String {
+    text.replace("<@!", "<@")
+}
+
+/// Whether `text` mentions the bot.
+pub fn mentions(text: &str, bot: &str) -> bool {
+    normalize_mentions(text).contains(&format!("<@{bot}>"))
+}
+
+/// A bare trigger phrase: the message is the phrase, perhaps with instructions after a colon.
+pub fn is_phrase(text: &str, phrases: &[String]) -> bool {
+    let t = text.trim().to_lowercase();
+    phrases.iter().any(|p| {
+        let p = p.to_lowercase();
+        t == p || t.starts_with(&format!("{p}:")) || t.starts_with(&format!("{p} "))
+    })
+}
+
+/// A stored message of a thread, in the core's terms: mentions resolved to names.
+pub fn thread_message(m: &Message) -> ThreadMessage {
+    let mut text = normalize_mentions(&m.content);
+    for u in &m.mentions {
+        let name = u.global_name.clone().unwrap_or_else(|| u.name.clone());
+        text = text.replace(&format!("<@{}>", u.id), &format!("@{name}"));
+    }
+    for a in &m.attachments {
+        text.push_str(&format!("\n[attachment: {}]({})", a.filename, a.url));
+    }
+    ThreadMessage {
+        ts: m.id.to_string(),
+        author: m
+            .author
+            .global_name
+            .clone()
+            .unwrap_or_else(|| m.author.name.clone()),
+        is_bot: m.author.bot,
+        text,
+    }
+}
+
+/// The commands users see: `/fix` and the "Fix this" message command.
+pub fn commands() -> Vec<CreateCommand> {
+    vec![
+        CreateCommand::new("fix")
+            .description("Fix something: a description starts a thread; also help, status, repo")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "text",
+                    "What to fix, or help / status / repo owner/name",
+                )
+                .required(false),
+            ),
+        CreateCommand::new("Fix this").kind(CommandType::Message),
+    ]
+}
+
+pub struct Handler {
+    pub bot: Arc<Bot>,
+    pub port: Arc<DiscordPort>,
+    pub settings: EventSettings,
+}
+
+fn modal(custom_id: String, title: &str, label: &str) -> CreateInteractionResponse {
+    CreateInteractionResponse::Modal(CreateModal::new(custom_id, title).components(
+        vec![CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Paragraph, label, "feedback")
+                .required(false)
+                .max_length(2000),
+        )],
+    ))
+}
+
+fn refusal(text: &str) -> CreateInteractionResponse {
+    CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(text)
+            .ephemeral(true)
+            .allowed_mentions(no_mentions()),
+    )
+}
+
+const STORE_FAILED: &str =
+    "I could not take that just now (my database did not answer). Please try again in a moment.";
+
+impl Handler {
+    fn thread_for(
+        &self,
+        guild: Option<GuildId>,
+        parent: Option<ChannelId>,
+        channel: ChannelId,
+        message: &str,
+    ) -> ThreadRef {
+        let workspace = guild.map(|g| g.to_string()).unwrap_or_default();
+        match parent {
+            Some(p) => ThreadRef {
+                platform: "discord".into(),
+                workspace,
+                channel: p.to_string(),
+                thread: channel.to_string(),
+            },
+            None => ThreadRef {
+                platform: "discord".into(),
+                workspace,
+                channel: channel.to_string(),
+                thread: message.to_string(),
+            },
+        }
+    }
+
+    /// Stores the event; `Some(true)` when it is new, `None` when the store failed.
+    async fn submit(&self, key: &str, event: &ChatEvent) -> Option<bool> {
+        match self.bot.submit(key, event).await {
+            Ok(new) => Some(new),
+            Err(e) => {
+                tracing::error!(error = %e, "could not store a Discord event");
+                None
+            }
+        }
+    }
+
+    async fn on_message(&self, msg: Message) {
+        if msg.author.bot {
+            return;
+        }
+        let Some(guild) = msg.guild_id else {
+            return;
+        };
+        let mentioned = msg
+            .mentions
+            .iter()
+            .any(|u| u.id.to_string() == self.settings.bot_user_id)
+            || mentions(&msg.content, &self.settings.bot_user_id);
+        let parent = self.port.thread_parent(msg.channel_id).await;
+        let phrase = !mentioned
+            && is_phrase(&msg.content, &self.settings.trigger_phrases)
+            && self.settings.phrase_channels.iter().any(|c| {
+                *c == msg.channel_id.to_string() || parent.is_some_and(|p| *c == p.to_string())
+            });
+        if !mentioned && !phrase {
+            return;
+        }
+        let thread = self.thread_for(Some(guild), parent, msg.channel_id, &msg.id.to_string());
+        let text = if phrase {
+            format!("<@{}> {}", self.settings.bot_user_id, msg.content.trim())
+        } else {
+            normalize_mentions(&msg.content)
+        };
+        let event = ChatEvent::Trigger {
+            thread,
+            message_ts: msg.id.to_string(),
+            user: msg.author.id.to_string(),
+            text,
+            via: if phrase { Via::Phrase } else { Via::Mention },
+        };
+        self.submit(&format!("discord:message:{}", msg.id), &event)
+            .await;
+    }
+
+    async fn on_component(&self, ctx: &Context, c: ComponentInteraction) {
+        let user = c.user.id.to_string();
+        let roles = c
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        self.port
+            .remember(&user, &c.channel_id.to_string(), &c.token, roles, false);
+        let parent = self.port.thread_parent(c.channel_id).await;
+        let thread = self.thread_for(c.guild_id, parent, c.channel_id, &c.message.id.to_string());
+        let event = match &c.data.kind {
+            ComponentInteractionDataKind::Button => match parse_custom_id(&c.data.custom_id) {
+                // A form must be the immediate answer to the click.
+                Some(ButtonAction::Retry { task_id }) => {
+                    let r = modal(
+                        format!("retry:{task_id}"),
+                        "Retry",
+                        "Feedback for the new attempts (optional)",
+                    );
+                    if let Err(e) = c.create_response(&ctx.http, r).await {
+                        tracing::warn!(error = %e, "could not open the Retry form");
+                    }
+                    return;
+                }
+                Some(ButtonAction::RevisePlan { plan_id }) => {
+                    let r = modal(
+                        format!("revise_plan:{plan_id}"),
+                        "Revise the plan",
+                        "What should change?",
+                    );
+                    if let Err(e) = c.create_response(&ctx.http, r).await {
+                        tracing::warn!(error = %e, "could not open the Revise form");
+                    }
+                    return;
+                }
+                Some(action) => ChatEvent::Button {
+                    thread,
+                    message_ts: c.message.id.to_string(),
+                    user,
+                    action,
+                    trigger_id: None,
+                },
+                None => {
+                    let _ = c
+                        .create_response(
+                            &ctx.http,
+                            refusal("That button is not one of mine any more."),
+                        )
+                        .await;
+                    return;
+                }
+            },
+            ComponentInteractionDataKind::StringSelect { values } => {
+                let Some(question_id) = c
+                    .data
+                    .custom_id
+                    .strip_prefix(CHOOSE_REPO)
+                    .and_then(|r| r.strip_prefix(':'))
+                else {
+                    return;
+                };
+                let Some(repo) = values.first() else {
+                    return;
+                };
+                ChatEvent::RepoChosen {
+                    question_id: question_id.to_string(),
+                    thread,
+                    user,
+                    repo: repo.clone(),
+                }
+            }
+            _ => return,
+        };
+        match self
+            .submit(&format!("discord:interaction:{}", c.id), &event)
+            .await
+        {
+            Some(true) => {
+                if let Err(e) = c
+                    .create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not acknowledge a click");
+                }
+            }
+            Some(false) => {}
+            None => {
+                let _ = c.create_response(&ctx.http, refusal(STORE_FAILED)).await;
+            }
+        }
+    }
+
+    async fn on_modal(&self, ctx: &Context, m: ModalInteraction) {
+        let user = m.user.id.to_string();
+        let roles = m
+            .member
+            .as_ref()
+            .map(|x| x.roles.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        self.port
+            .remember(&user, &m.channel_id.to_string(), &m.token, roles, false);
+        let feedback = m
+            .data
+            .components
+            .iter()
+            .flat_map(|row| row.components.iter())
+            .find_map(|c| match c {
+                ActionRowComponent::InputText(t) if t.custom_id == "feedback" => {
+                    Some(t.value.clone().unwrap_or_default())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let event = match m.data.custom_id.split_once(':') {
+            Some(("retry", task)) if task.chars().all(|c| c.is_ascii_hexdigit()) => {
+                ChatEvent::RetrySubmitted {
+                    task_id: task.to_string(),
+                    user,
+                    feedback,
+                }
+            }
+            Some(("revise_plan", plan)) if plan.chars().all(|c| c.is_ascii_hexdigit()) => {
+                ChatEvent::PlanRevision {
+                    plan_id: plan.to_string(),
+                    user,
+                    feedback,
+                }
+            }
+            _ => return,
+        };
+        match self
+            .submit(&format!("discord:interaction:{}", m.id), &event)
+            .await
+        {
+            Some(true) => {
+                if let Err(e) = m
+                    .create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not acknowledge a form");
+                }
+            }
+            Some(false) => {}
+            None => {
+                let _ = m.create_response(&ctx.http, refusal(STORE_FAILED)).await;
+            }
+        }
+    }
+
+    async fn on_command(&self, ctx: &Context, c: CommandInteraction) {
+        let user = c.user.id.to_string();
+        let channel = c.channel_id;
+        let roles = c
+            .member
+            .as_ref()
+            .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default();
+        let (event, answered_now) = match c.data.kind {
+            CommandType::ChatInput if c.data.name == "fix" => {
+                let text = c
+                    .data
+                    .options
+                    .iter()
+                    .find_map(|o| match &o.value {
+                        CommandDataOptionValue::String(s) if o.name == "text" => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let event = ChatEvent::Slash {
+                    platform: "discord".into(),
+                    workspace: c.guild_id.map(|g| g.to_string()).unwrap_or_default(),
+                    channel: channel.to_string(),
+                    user: user.clone(),
+                    text,
+                };
+                (event, false)
+            }
+            CommandType::Message => {
+                let Some(target) = c.data.target_id else {
+                    return;
+                };
+                let target = target.to_string();
+                let parent = self.port.thread_parent(channel).await;
+                let thread = self.thread_for(c.guild_id, parent, channel, &target);
+                let event = ChatEvent::Trigger {
+                    thread,
+                    message_ts: target,
+                    user: user.clone(),
+                    text: format!("<@{}> fix this", self.settings.bot_user_id),
+                    via: Via::Shortcut,
+                };
+                (event, true)
+            }
+            _ => return,
+        };
+        self.port
+            .remember(&user, &channel.to_string(), &c.token, roles, !answered_now);
+        match self
+            .submit(&format!("discord:interaction:{}", c.id), &event)
+            .await
+        {
+            Some(true) => {
+                let defer = CreateInteractionResponse::Defer(
+                    CreateInteractionResponseMessage::new().ephemeral(true),
+                );
+                if let Err(e) = c.create_response(&ctx.http, defer).await {
+                    tracing::warn!(error = %e, "could not acknowledge a command");
+                    return;
+                }
+                if answered_now {
+                    let _ = EditInteractionResponse::new()
+                        .content("On it — I will answer in the thread.")
+                        .allowed_mentions(no_mentions())
+                        .execute(&ctx.http, &c.token)
+                        .await;
+                }
+            }
+            Some(false) => {}
+            None => {
+                let _ = c.create_response(&ctx.http, refusal(STORE_FAILED)).await;
+            }
+        }
+    }
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
+        if let Err(e) = Command::set_global_commands(&ctx.http, commands()).await {
+            tracing::warn!(error = %e, "could not register the /fix and Fix this commands");
+        }
+    }
+
+    async fn message(&self, _ctx: Context, msg: Message) {
+        self.on_message(msg).await;
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Component(c) => self.on_component(&ctx, c).await,
+            Interaction::Modal(m) => self.on_modal(&ctx, m).await,
+            Interaction::Command(c) => self.on_command(&ctx, c).await,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mentions_and_phrases_are_recognised() {
+        assert!(mentions("<@!42> fix this", "42"));
+        assert!(mentions("hey <@42>", "42"));
+        assert!(!mentions("<@420> fix", "42"));
+        let phrases = vec!["fix this".to_string()];
+        assert!(is_phrase("Fix this", &phrases));
+        assert!(is_phrase("fix this: keep sub()", &phrases));
+        assert!(!is_phrase("please fix this later", &phrases));
+    }
+}

@@ -1,0 +1,187 @@
+//! Markdown (from a model, an agent or a thread: untrusted) → Discord's Markdown. Pure.
+//!
+//! Discord reads `__x__` as underline and `<@id>`, `<#id>`, `<t:…>` as live entities, so text is
+//! escaped, emphasis is written with `*`, only `http(s)` links survive (as masked links), and
+//! `@everyone`/`@here` are broken with a zero-width space. (Messages are also sent with empty
+//! `allowed_mentions`: two locks.)
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '<' | '>' | '#' | '[' | ']'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.replace("@everyone", "@\u{200b}everyone")
+        .replace("@here", "@\u{200b}here")
+}
+
+fn code_span(code: &str) -> String {
+    let code = code.replace('`', "ˋ");
+    format!("`{code}`")
+}
+
+fn safe_url(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://")).then(|| {
+        url.trim()
+            .replace(' ', "%20")
+            .replace('(', "%28")
+            .replace(')', "%29")
+            .replace('<', "%3C")
+            .replace('>', "%3E")
+    })
+}
+
+/// Converts untrusted Markdown to Discord Markdown that renders the same and can neither ping
+/// nor forge entities or links.
+pub fn to_discord(md: &str) -> String {
+    let mut out = String::new();
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    let mut quote = 0usize;
+    let mut link: Vec<Option<String>> = Vec::new();
+    let mut in_code_block = false;
+    let newline = |out: &mut String, quote: usize| {
+        out.push('\n');
+        for _ in 0..quote {
+            out.push_str("> ");
+        }
+    };
+    for event in Parser::new_ext(md, Options::ENABLE_STRIKETHROUGH) {
+        match event {
+            Event::Text(t) if in_code_block => out.push_str(&t.replace("```", "ˋˋˋ")),
+            Event::Text(t) => out.push_str(&escape(&t)),
+            Event::Code(c) => out.push_str(&code_span(&c)),
+            Event::Html(h) | Event::InlineHtml(h) => out.push_str(&escape(&h)),
+            Event::SoftBreak | Event::HardBreak => newline(&mut out, quote),
+            Event::Rule => {
+                newline(&mut out, quote);
+                out.push_str("———");
+                newline(&mut out, quote);
+            }
+            Event::Start(Tag::Strong) | Event::End(TagEnd::Strong) => out.push_str("**"),
+            Event::Start(Tag::Emphasis) | Event::End(TagEnd::Emphasis) => out.push('*'),
+            Event::Start(Tag::Strikethrough) | Event::End(TagEnd::Strikethrough) => {
+                out.push_str("~~")
+            }
+            Event::Start(Tag::Heading { .. }) => out.push_str("**"),
+            Event::End(TagEnd::Heading(_)) => {
+                out.push_str("**");
+                newline(&mut out, quote);
+            }
+            Event::Start(Tag::Paragraph) => {}
+            Event::End(TagEnd::Paragraph) => {
+                newline(&mut out, quote);
+                if lists.is_empty() {
+                    newline(&mut out, quote);
+                }
+            }
+            Event::Start(Tag::BlockQuote(_)) => {
+                quote += 1;
+                out.push_str("> ");
+            }
+            Event::End(TagEnd::BlockQuote(_)) => {
+                quote = quote.saturating_sub(1);
+                newline(&mut out, quote);
+            }
+            Event::Start(Tag::CodeBlock(_)) => {
+                in_code_block = true;
+                out.push_str("```\n");
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                in_code_block = false;
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str("```");
+                newline(&mut out, quote);
+            }
+            Event::Start(Tag::List(start)) => lists.push(start),
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+                if lists.is_empty() {
+                    newline(&mut out, quote);
+                }
+            }
+            Event::Start(Tag::Item) => {
+                let depth = lists.len().saturating_sub(1);
+                out.push_str(&"  ".repeat(depth));
+                match lists.last_mut() {
+                    Some(Some(n)) => {
+                        out.push_str(&format!("{n}. "));
+                        *n += 1;
+                    }
+                    _ => out.push_str("• "),
+                }
+            }
+            Event::End(TagEnd::Item) if !out.ends_with('\n') => newline(&mut out, quote),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                let url = safe_url(&dest_url);
+                if url.is_some() {
+                    out.push('[');
+                }
+                link.push(url);
+            }
+            Event::End(TagEnd::Link) => {
+                if let Some(Some(url)) = link.pop() {
+                    out.push_str(&format!("]({url})"));
+                }
+            }
+            Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => {}
+            Event::TaskListMarker(done) => out.push_str(if done { "☑ " } else { "☐ " }),
+            Event::FootnoteReference(r) => out.push_str(&escape(&r)),
+            Event::InlineMath(m) | Event::DisplayMath(m) => out.push_str(&code_span(&m)),
+            _ => {}
+        }
+    }
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    let mut text = lines.join("\n");
+    while text.contains("\n\n\n") {
+        text = text.replace("\n\n\n", "\n\n");
+    }
+    text.trim_matches('\n').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_becomes_discord_markdown() {
+        assert_eq!(
+            to_discord("Fixed **add**: it used `-`."),
+            "Fixed **add**: it used `-`."
+        );
+        assert_eq!(to_discord("__under__ _it_"), "**under** *it*");
+        assert_eq!(to_discord("- one\n- two"), "• one\n• two");
+        assert_eq!(
+            to_discord("see [the log](https://ci.example.com/1)"),
+            "see [the log](https://ci.example.com/1)"
+        );
+    }
+
+    #[test]
+    fn nothing_untrusted_pings_or_links() {
+        let out = to_discord(
+            "<@123> <@&456> @everyone @here [x](javascript:alert(1)) <t:1:R> ||spoiler||",
+        );
+        assert!(!out.contains("<@123>") && !out.contains("<@&456>"), "{out}");
+        assert!(
+            !out.contains("@everyone") && !out.contains("@here"),
+            "{out}"
+        );
+        assert!(!out.contains("javascript:"), "{out}");
+        assert!(
+            !out.contains("<t:1:R>") && !out.contains("||spoiler||"),
+            "{out}"
+        );
+        let code = to_discord("```\nbreak ``` out\n```");
+        assert_eq!(code.matches("```").count(), 2, "{code}");
+    }
+}

@@ -1,0 +1,532 @@
+//! The Discord front-end: serenity's gateway client turns messages and interactions into
+//! [`ChatEvent`]s, and [`DiscordPort`] is the REST side of [`ChatPort`]. Only this module knows
+//! Discord's types.
+//!
+//! Threads: a task lives in a Discord thread. A thread made from a message has that message's
+//! id, so a [`ThreadRef`] is `{channel: parent channel, thread: thread id}` whether the thread
+//! exists yet or not; the first post into a thread that does not exist yet creates it from its
+//! starter message. Every interaction is stored, then acknowledged (deferred) at once; later
+//! results are new messages in the thread, never follow-ups on a token that expires.
+
+pub mod events;
+pub mod markdown;
+pub mod render;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serenity::all::{
+    ChannelId, ChannelType, CreateAllowedMentions, CreateAttachment,
+    CreateInteractionResponseFollowup, CreateMessage, CreateThread, EditInteractionResponse,
+    EditMessage, GetMessages, Http, HttpBuilder, MessageId, ReactionType,
+};
+use serenity::builder::Builder;
+
+use crate::chat::{ChatError, ChatPort, Form, OutMessage, Reaction, ThreadMessage, ThreadRef};
+
+/// Interaction tokens are good for 15 minutes; we use them for 14.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+/// The most messages read from one thread.
+const MAX_THREAD_MESSAGES: usize = 2000;
+
+/// An interaction whose token can still carry a private answer to the person who made it.
+#[derive(Debug, Clone)]
+struct Pending {
+    user: String,
+    channel: String,
+    token: String,
+    /// A deferred slash command whose "thinking…" placeholder is not answered yet.
+    unanswered: bool,
+    at: Instant,
+}
+
+/// Discord's REST API as a [`ChatPort`].
+pub struct DiscordPort {
+    http: Arc<Http>,
+    /// Interactions of the last 14 minutes, newest last.
+    pending: Mutex<Vec<Pending>>,
+    /// Roles of members, as their latest interaction showed them.
+    roles: Mutex<HashMap<String, Vec<String>>>,
+}
+
+fn api(method: &'static str) -> impl FnOnce(serenity::Error) -> ChatError {
+    move |e| {
+        if let serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) = &e
+            && r.status_code.as_u16() == 429
+        {
+            return ChatError::RateLimited;
+        }
+        ChatError::Api {
+            method,
+            detail: e.to_string(),
+        }
+    }
+}
+
+fn id(text: &str) -> Result<u64, ChatError> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|n| *n != 0)
+        .ok_or_else(|| ChatError::Api {
+            method: "id",
+            detail: format!("`{text}` is not a Discord id"),
+        })
+}
+
+fn is_unknown(e: &serenity::Error, code: isize) -> bool {
+    matches!(e, serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r)) if r.error.code == code)
+}
+
+/// Nothing the bot posts can ping anyone.
+pub fn no_mentions() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+        .everyone(false)
+        .all_users(false)
+        .all_roles(false)
+        .replied_user(false)
+}
+
+fn emoji(r: Reaction) -> ReactionType {
+    ReactionType::Unicode(
+        match r {
+            Reaction::Working => "👀",
+            Reaction::Done => "✅",
+            Reaction::Failed => "❌",
+        }
+        .to_string(),
+    )
+}
+
+/// The HTTP client: Discord itself, or `api_url` (a rate-limiting proxy, or a fake in tests),
+/// which then does the rate limiting.
+pub fn http(token: &str, api_url: Option<&str>) -> Http {
+    let builder = HttpBuilder::new(token);
+    match api_url {
+        Some(url) => builder
+            .proxy(url.trim_end_matches('/'))
+            .ratelimiter_disabled(true)
+            .build(),
+        None => builder.build(),
+    }
+}
+
+impl DiscordPort {
+    pub fn new(http: Arc<Http>) -> Self {
+        Self {
+            http,
+            pending: Mutex::default(),
+            roles: Mutex::default(),
+        }
+    }
+
+    pub fn http(&self) -> &Arc<Http> {
+        &self.http
+    }
+
+    /// Remembers an interaction's token (for private answers) and its member's roles.
+    pub fn remember(
+        &self,
+        user: &str,
+        channel: &str,
+        token: &str,
+        roles: Vec<String>,
+        unanswered: bool,
+    ) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.retain(|x| x.at.elapsed() < TOKEN_LIFETIME);
+            p.push(Pending {
+                user: user.to_string(),
+                channel: channel.to_string(),
+                token: token.to_string(),
+                unanswered,
+                at: Instant::now(),
+            });
+        }
+        if let Ok(mut r) = self.roles.lock() {
+            r.insert(user.to_string(), roles);
+        }
+    }
+
+    /// The newest live interaction of `user` (in `channel` when given), marking it answered.
+    fn take_pending(&self, user: &str, channel: Option<&str>) -> Option<Pending> {
+        let mut p = self.pending.lock().ok()?;
+        p.retain(|x| x.at.elapsed() < TOKEN_LIFETIME);
+        let i = p
+            .iter()
+            .rposition(|x| x.user == user && channel.is_none_or(|c| c == x.channel))?;
+        let found = p[i].clone();
+        p[i].unanswered = false;
+        Some(found)
+    }
+
+    /// The unanswered slash command in `channel`, if any (answered by what it started).
+    fn take_unanswered(&self, channel: &str) -> Option<Pending> {
+        let mut p = self.pending.lock().ok()?;
+        let i = p.iter().position(|x| {
+            x.unanswered && x.channel == channel && x.at.elapsed() < TOKEN_LIFETIME
+        })?;
+        let found = p[i].clone();
+        p[i].unanswered = false;
+        Some(found)
+    }
+
+    /// Where a message of the thread lives: the starter message (whose id is the thread's) is
+    /// in the parent channel, everything else in the thread.
+    fn channel_of(thread: &ThreadRef, message: &str) -> String {
+        if thread.thread.is_empty() || thread.thread == message {
+            thread.channel.clone()
+        } else {
+            thread.thread.clone()
+        }
+    }
+
+    async fn send(&self, channel: u64, message: &OutMessage) -> Result<MessageId, serenity::Error> {
+        let r = render::render(message);
+        let m = ChannelId::new(channel)
+            .send_message(
+                &self.http,
+                CreateMessage::new()
+                    .content(r.content)
+                    .embeds(r.embeds)
+                    .components(r.components)
+                    .allowed_mentions(no_mentions()),
+            )
+            .await?;
+        Ok(m.id)
+    }
+
+    /// Makes the thread from its starter message (its id is the thread's).
+    async fn open_thread(&self, thread: &ThreadRef) -> Result<(), ChatError> {
+        let parent = ChannelId::new(id(&thread.channel)?);
+        match parent
+            .create_thread_from_message(
+                &self.http,
+                MessageId::new(id(&thread.thread)?),
+                CreateThread::new("threadsmith")
+                    .auto_archive_duration(serenity::all::AutoArchiveDuration::OneDay),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Made meanwhile (by us a moment ago, or by a person).
+            Err(e) if is_unknown(&e, 160004) => Ok(()),
+            Err(e) => Err(api("create thread")(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ChatPort for DiscordPort {
+    async fn post(&self, thread: &ThreadRef, message: &OutMessage) -> Result<String, ChatError> {
+        if thread.thread.is_empty() {
+            // A new top-level message (`/fix <description>`): it answers the slash command.
+            let m = self
+                .send(id(&thread.channel)?, message)
+                .await
+                .map_err(api("create message"))?;
+            if let Some(p) = self.take_unanswered(&thread.channel) {
+                let link = format!(
+                    "Started: https://discord.com/channels/{}/{}/{}",
+                    thread.workspace, thread.channel, m
+                );
+                let _ = EditInteractionResponse::new()
+                    .content(link)
+                    .allowed_mentions(no_mentions())
+                    .execute(&self.http, &p.token)
+                    .await;
+            }
+            return Ok(m.to_string());
+        }
+        let target = id(&thread.thread)?;
+        match self.send(target, message).await {
+            Ok(m) => Ok(m.to_string()),
+            // The thread does not exist yet: make it from its starter message, then post.
+            Err(e) if is_unknown(&e, 10003) => {
+                self.open_thread(thread).await?;
+                self.send(target, message)
+                    .await
+                    .map(|m| m.to_string())
+                    .map_err(api("create message"))
+            }
+            Err(e) => Err(api("create message")(e)),
+        }
+    }
+
+    async fn update(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        message: &OutMessage,
+    ) -> Result<(), ChatError> {
+        let r = render::render(message);
+        ChannelId::new(id(&Self::channel_of(thread, ts))?)
+            .edit_message(
+                &self.http,
+                MessageId::new(id(ts)?),
+                EditMessage::new()
+                    .content(r.content)
+                    .embeds(r.embeds)
+                    .components(r.components)
+                    .allowed_mentions(no_mentions()),
+            )
+            .await
+            .map_err(api("edit message"))?;
+        Ok(())
+    }
+
+    async fn ephemeral(&self, thread: &ThreadRef, user: &str, text: &str) -> Result<(), ChatError> {
+        let text = render::render(&OutMessage::Text(text.to_string())).content;
+        let channel = if thread.thread.is_empty() {
+            None
+        } else {
+            Some(thread.thread.as_str())
+        };
+        let pending = self
+            .take_pending(user, channel)
+            .or_else(|| self.take_pending(user, Some(&thread.channel)))
+            .or_else(|| self.take_pending(user, None));
+        match pending {
+            Some(p) if p.unanswered => {
+                EditInteractionResponse::new()
+                    .content(text)
+                    .allowed_mentions(no_mentions())
+                    .execute(&self.http, &p.token)
+                    .await
+                    .map_err(api("edit interaction response"))?;
+            }
+            Some(p) => {
+                CreateInteractionResponseFollowup::new()
+                    .content(text)
+                    .ephemeral(true)
+                    .allowed_mentions(no_mentions())
+                    .execute(&self.http, (None, &p.token))
+                    .await
+                    .map_err(api("followup"))?;
+            }
+            // No interaction to answer privately (a replayed event after a restart): say it in
+            // the thread, addressed to them (no ping).
+            None => {
+                let m = OutMessage::Text(format!("<@{user}> {text}"));
+                self.post(thread, &m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn react(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        reaction: Reaction,
+        on: bool,
+    ) -> Result<(), ChatError> {
+        let channel = ChannelId::new(id(&Self::channel_of(thread, ts))?);
+        let message = MessageId::new(id(ts)?);
+        if on {
+            channel
+                .create_reaction(&self.http, message, emoji(reaction))
+                .await
+                .map_err(api("create reaction"))
+        } else {
+            channel
+                .delete_reaction(&self.http, message, None, emoji(reaction))
+                .await
+                .map_err(api("delete reaction"))
+        }
+    }
+
+    async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError> {
+        let mut messages = Vec::new();
+        // The thread's own messages, newest first, page by page.
+        if !thread.thread.is_empty() {
+            let channel = ChannelId::new(id(&thread.thread)?);
+            let mut before: Option<MessageId> = None;
+            loop {
+                let mut query = GetMessages::new().limit(100);
+                if let Some(b) = before {
+                    query = query.before(b);
+                }
+                let page = match channel.messages(&self.http, query).await {
+                    Ok(p) => p,
+                    // No thread yet: the starter message is all there is.
+                    Err(e) if is_unknown(&e, 10003) => Vec::new(),
+                    Err(e) => return Err(api("get messages")(e)),
+                };
+                let n = page.len();
+                before = page.last().map(|m| m.id);
+                messages.extend(page);
+                if n < 100 || messages.len() >= MAX_THREAD_MESSAGES {
+                    break;
+                }
+            }
+            // The starter message lives in the parent channel, under the thread's id.
+            if let Ok(parent) = id(&thread.channel)
+                && let Ok(starter) = ChannelId::new(parent)
+                    .message(&self.http, MessageId::new(id(&thread.thread)?))
+                    .await
+                && !messages.iter().any(|m| m.id == starter.id)
+            {
+                messages.push(starter);
+            }
+        }
+        messages.sort_by_key(|m| m.id);
+        Ok(messages.iter().map(events::thread_message).collect())
+    }
+
+    async fn open_form(&self, _trigger_id: &str, _form: &Form) -> Result<(), ChatError> {
+        // Discord shows a form only as the immediate answer to a click; the adapter did that
+        // when the button was pressed.
+        Ok(())
+    }
+
+    async fn upload(
+        &self,
+        thread: &ThreadRef,
+        filename: &str,
+        content: Vec<u8>,
+        title: &str,
+    ) -> Result<(), ChatError> {
+        let channel = if thread.thread.is_empty() {
+            &thread.channel
+        } else {
+            &thread.thread
+        };
+        ChannelId::new(id(channel)?)
+            .send_message(
+                &self.http,
+                CreateMessage::new()
+                    .content(render::render(&OutMessage::Text(title.to_string())).content)
+                    .add_file(CreateAttachment::bytes(content, filename))
+                    .allowed_mentions(no_mentions()),
+            )
+            .await
+            .map_err(api("upload"))?;
+        Ok(())
+    }
+
+    async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String> {
+        Some(format!(
+            "https://discord.com/channels/{}/{}/{ts}",
+            thread.workspace,
+            Self::channel_of(thread, ts)
+        ))
+    }
+
+    async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError> {
+        Ok(self
+            .roles
+            .lock()
+            .ok()
+            .and_then(|r| r.get(user).map(|roles| roles.iter().any(|x| x == group)))
+            .unwrap_or(false))
+    }
+}
+
+impl DiscordPort {
+    /// Whether a channel is a thread, and its parent.
+    pub async fn thread_parent(&self, channel: ChannelId) -> Option<ChannelId> {
+        match self.http.get_channel(channel).await {
+            Ok(serenity::all::Channel::Guild(c))
+                if matches!(
+                    c.kind,
+                    ChannelType::PublicThread
+                        | ChannelType::PrivateThread
+                        | ChannelType::NewsThread
+                ) =>
+            {
+                c.parent_id
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A running Discord connection.
+pub struct Running {
+    pub bot: Arc<crate::orchestrator::Bot>,
+    shards: Arc<serenity::gateway::ShardManager>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.shards.shutdown_all().await;
+        let _ = self.task.await;
+    }
+}
+
+/// Connects to Discord and starts its orchestrator loop.
+pub async fn start(
+    svc: crate::pipeline::Services,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Running> {
+    use anyhow::Context as _;
+    let config = svc.config.clone();
+    let d = &config.discord;
+    let token = d
+        .token
+        .clone()
+        .context("Discord needs THREADSMITH_DISCORD_TOKEN")?;
+    let http = http(token.expose(), d.api_url.as_deref());
+    let me = http
+        .get_current_user()
+        .await
+        .map_err(|e| anyhow::anyhow!("Discord refused the bot token: {e}"))?;
+    let app = http
+        .get_current_application_info()
+        .await
+        .map_err(|e| anyhow::anyhow!("Discord did not describe the application: {e}"))?;
+    http.set_application_id(app.id);
+    let http = Arc::new(http);
+    let port = Arc::new(DiscordPort::new(http.clone()));
+    let phrases = d
+        .trigger_phrases
+        .clone()
+        .unwrap_or_else(|| vec!["fix this".into()]);
+    let settings = crate::orchestrator::ChatSettings {
+        platform: "discord".into(),
+        bot_user_id: me.id.to_string(),
+        bot_name: me.name.clone(),
+        slash_command: "/fix".into(),
+        maintainers: d.maintainers.clone(),
+        maintainer_groups: d.maintainer_roles.clone(),
+        trigger_phrases: phrases.clone(),
+        phrase_channels: d.phrase_channels.clone(),
+        status_edit_interval: Duration::from_millis(config.status_edit_interval_ms.unwrap_or(1500)),
+    };
+    let bot = crate::orchestrator::Bot::new(svc, port.clone(), settings);
+    let handler = events::Handler {
+        bot: bot.clone(),
+        port,
+        settings: events::EventSettings {
+            bot_user_id: me.id.to_string(),
+            trigger_phrases: phrases,
+            phrase_channels: d.phrase_channels.clone(),
+        },
+    };
+    let mut intents =
+        serenity::all::GatewayIntents::GUILDS | serenity::all::GatewayIntents::GUILD_MESSAGES;
+    if d.message_content {
+        intents |= serenity::all::GatewayIntents::MESSAGE_CONTENT;
+    }
+    // The gateway client shares the port's HTTP client (and so its base URL).
+    let gateway_http = self::http(token.expose(), d.api_url.as_deref());
+    gateway_http.set_application_id(app.id);
+    let mut client = serenity::all::ClientBuilder::new_with_http(gateway_http, intents)
+        .event_handler(handler)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not set up the Discord client: {e}"))?;
+    let shards = client.shard_manager.clone();
+    let loop_bot = bot.clone();
+    let stop = shutdown.clone();
+    let orchestrator = tokio::spawn(loop_bot.run(stop));
+    let task = tokio::spawn(async move {
+        if let Err(e) = client.start().await {
+            tracing::error!(error = %e, "the Discord connection ended");
+        }
+        let _ = orchestrator.await;
+    });
+    Ok(Running { bot, shards, task })
+}
