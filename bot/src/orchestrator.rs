@@ -94,8 +94,70 @@ impl Bot {
         Ok(id.is_some())
     }
 
+    /// Tasks this platform left unfinished when the bot last stopped (a crash, a kill, a
+    /// deploy): their rollouts died with that process and their containers were removed at
+    /// start-up, so each is marked failed and its thread told, with Retry. Every message has an
+    /// idempotency key, so a second restart repeats nothing.
+    pub async fn reconcile(&self) {
+        let links = match self
+            .svc
+            .store
+            .unfinished_chat_tasks(&self.settings.platform)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look for unfinished tasks");
+                return;
+            }
+        };
+        for link in links {
+            if let Err(e) = self.report_interrupted(&link).await {
+                tracing::error!(error = %e, task = %link.task_id, "could not report an interrupted task");
+            }
+        }
+    }
+
+    async fn report_interrupted(&self, link: &ChatTaskLink) -> Result<(), HandleError> {
+        let task_id = &link.task_id;
+        tracing::warn!(task = %task_id, "a task was interrupted by a restart; reporting it failed");
+        self.svc
+            .store
+            .set_task_state(
+                task_id,
+                crate::store::TaskState::Failed,
+                Some("threadsmith restarted while this task was running"),
+            )
+            .await?;
+        let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
+        let text = "threadsmith restarted while this task was running, so its rollouts were stopped and nothing was pushed. Retry to run it again.".to_string();
+        if let Some(ts) = &link.status_ts
+            && let Err(e) = self
+                .port
+                .update(&thread, ts, &OutMessage::Text(format!("Stopped: {text}")))
+                .await
+        {
+            tracing::warn!(error = %e, "could not update the status message");
+        }
+        self.post_once(
+            &format!("interrupted:{task_id}"),
+            &thread,
+            &OutMessage::RetryOffer {
+                task_id: task_id.clone(),
+                text,
+            },
+        )
+        .await?;
+        if let Some(ts) = &link.trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, false).await;
+            self.react_once(&thread, ts, Reaction::Failed, true).await;
+        }
+        Ok(())
+    }
+
     /// Handles queued events until `shutdown`.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        self.reconcile().await;
         // Inbox ids only grow (each insert takes the write lock): read past what was taken.
         let mut taken = 0i64;
         loop {

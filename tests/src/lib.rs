@@ -242,6 +242,42 @@ pub fn script_calc_fix(env: &TestEnv) {
     );
 }
 
+/// The `threadsmith` binary of this workspace, brought up to date once per test process (a
+/// stale binary would test old code).
+pub fn threadsmith() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test exe");
+            let bin = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target dir")
+                .join("threadsmith");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = std::process::Command::new(cargo);
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "threadsmith-bot",
+                "--bin",
+                "threadsmith",
+            ]);
+            // What cargo set for this test (CARGO_MANIFEST_DIR, …) would look like a changed
+            // environment to build scripts and rebuild half the dependency tree.
+            for (key, _) in std::env::vars() {
+                if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+                    cmd.env_remove(key);
+                }
+            }
+            let status = cmd.status().expect("run cargo build");
+            assert!(status.success(), "building the threadsmith binary failed");
+            bin
+        })
+        .clone()
+}
+
 pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
     TaskRequest {
         text: text.into(),

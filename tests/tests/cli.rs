@@ -5,26 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 use threadsmith_tests::gitrepo::{FIXED_CALC, calc_repo};
-use threadsmith_tests::{MODEL_KEY, TestEnv, Turn, env};
-
-/// The binary of this workspace, built if needed.
-fn threadsmith() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join("threadsmith");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "threadsmith-bot", "--bin", "threadsmith"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the threadsmith binary failed");
-    }
-    bin
-}
+use threadsmith_tests::{MODEL_KEY, TestEnv, Turn, env, threadsmith};
 
 /// What the binary is pointed at: this test's database, cache and fake model.
 #[derive(Clone)]

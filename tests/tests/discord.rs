@@ -296,9 +296,41 @@ async fn slash_command_and_message_command() {
             .any(|(t, parent)| *t == report && parent == CHANNEL),
         "the thread was made from the message"
     );
-    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+
+    // /fix <description>: a new message in the channel, a thread on it, the task in the thread.
+    env.model.reset();
+    script_calc_fix(&env);
+    let describe = fake.slash_command(ALICE, CHANNEL, "fix", Some("add(2, 3) gives -1 in calc.sh"));
+    let describe_id = fake.send_interaction(describe).await;
+    assert_eq!(first_response(&fake, &describe_id).await["type"], 5);
+    let opening = fake
+        .wait_for("the opening message", |f| {
+            bot_messages(f, CHANNEL)
+                .into_iter()
+                .find(|m| m.content.contains("asked: add(2, 3) gives -1"))
+        })
+        .await;
+    fake.wait_for("the summary in its thread", |f| {
+        bot_messages(f, &opening.id)
+            .into_iter()
+            .find(|m| has_component(m, "approve:"))
+    })
+    .await;
+    fake.wait_until("the command answered with the thread's link", |f| {
+        f.webhook_messages().iter().any(|w| {
+            w.original
+                && w.body["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(&opening.id))
+        })
+    })
+    .await;
+    let tasks = env.svc.store.recent_tasks(5).await.unwrap();
+    assert_eq!(tasks.len(), 2);
     running.stop(&shutdown).await;
-    env.assert_nothing_left(&task.id).await;
+    for t in tasks {
+        env.assert_nothing_left(&t.id).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

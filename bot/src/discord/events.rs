@@ -160,9 +160,15 @@ impl Handler {
             .iter()
             .any(|u| u.id.to_string() == self.settings.bot_user_id)
             || mentions(&msg.content, &self.settings.bot_user_id);
+        // Only a possible trigger costs a REST call (is this channel a thread?).
+        let candidate = mentioned
+            || (!self.settings.phrase_channels.is_empty()
+                && is_phrase(&msg.content, &self.settings.trigger_phrases));
+        if !candidate {
+            return;
+        }
         let parent = self.port.thread_parent(msg.channel_id).await;
         let phrase = !mentioned
-            && is_phrase(&msg.content, &self.settings.trigger_phrases)
             && self.settings.phrase_channels.iter().any(|c| {
                 *c == msg.channel_id.to_string() || parent.is_some_and(|p| *c == p.to_string())
             });
@@ -355,10 +361,13 @@ impl Handler {
                         _ => None,
                     })
                     .unwrap_or_default();
+                // Used inside a thread, it acts in the thread's channel (a thread holds no
+                // threads).
+                let here = self.port.thread_parent(channel).await.unwrap_or(channel);
                 let event = ChatEvent::Slash {
                     platform: "discord".into(),
                     workspace: c.guild_id.map(|g| g.to_string()).unwrap_or_default(),
-                    channel: channel.to_string(),
+                    channel: here.to_string(),
                     user: user.clone(),
                     text,
                 };
@@ -382,8 +391,12 @@ impl Handler {
             }
             _ => return,
         };
+        let answer_in = match &event {
+            ChatEvent::Slash { channel, .. } => channel.clone(),
+            _ => channel.to_string(),
+        };
         self.port
-            .remember(&user, &channel.to_string(), &c.token, roles, !answered_now);
+            .remember(&user, &answer_in, &c.token, roles, !answered_now);
         match self
             .submit(&format!("discord:interaction:{}", c.id), &event)
             .await

@@ -289,6 +289,8 @@ pub trait Store: Send + Sync {
         channel: &str,
         trigger_ts: &str,
     ) -> Result<Option<ChatTaskLink>, StoreError>;
+    /// Chat tasks of a platform that never reached an end (done, failed, cancelled).
+    async fn unfinished_chat_tasks(&self, platform: &str) -> Result<Vec<ChatTaskLink>, StoreError>;
     /// The task that retries `task_id`, if any.
     async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;
     async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError>;

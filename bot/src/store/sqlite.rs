@@ -627,6 +627,20 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn unfinished_chat_tasks(&self, platform: &str) -> Result<Vec<ChatTaskLink>, StoreError> {
+        sqlx::query(
+            "SELECT c.* FROM chat_tasks c JOIN tasks t ON t.id = c.task_id
+             WHERE c.platform = ? AND t.state IN ('received', 'preparing', 'running')
+             ORDER BY t.created_at",
+        )
+        .bind(platform)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(chat_link)
+        .collect()
+    }
+
     async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
         sqlx::query("SELECT * FROM chat_tasks WHERE retry_of = ?")
             .bind(task_id)

@@ -1,0 +1,194 @@
+//! The bot killed with SIGKILL in the middle of a task, then started again: the real
+//! `threadsmith serve` binary against the fake Slack, the scripted model and real Docker.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
+use threadsmith_tests::gitrepo::calc_repo;
+use threadsmith_tests::{MODEL_KEY, TestEnv, Turn, env, threadsmith};
+use tokio::sync::Notify;
+
+const CHANNEL: &str = "C111";
+const ALICE: &str = "U222";
+
+/// A `threadsmith serve` process, SIGKILLed when dropped (a failing test leaves none behind).
+struct Bot(Child);
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(env: &TestEnv, slack: &FakeSlack) -> Bot {
+    let child = Command::new(threadsmith())
+        .arg("serve")
+        .current_dir(env.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.dir.path())
+        .env("THREADSMITH_LOG", "info")
+        .env("THREADSMITH_DATABASE_URL", env.svc.config.database_url())
+        .env("THREADSMITH_DATA_DIR", env.svc.config.data_dir())
+        .env("THREADSMITH_MODEL_BASE_URL", env.model.base_url())
+        .env("THREADSMITH_MODEL", "fake-model")
+        .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
+        .env("THREADSMITH_SLACK_BOT_TOKEN", "xoxb-test")
+        .env("THREADSMITH_SLACK_APP_TOKEN", "xapp-test")
+        .env("THREADSMITH_SLACK_API_URL", slack.api_base())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start threadsmith serve");
+    Bot(child)
+}
+
+async fn containers_of(env: &TestEnv, task: &str) -> usize {
+    env.svc
+        .runner
+        .docker()
+        .list_managed()
+        .await
+        .expect("list containers")
+        .into_iter()
+        .filter(|c| c.task.as_deref() == Some(task))
+        .count()
+}
+
+async fn wait_containers(env: &TestEnv, task: &str, want: impl Fn(usize) -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let n = containers_of(env, task).await;
+        if want(n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what} ({n} containers)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_killed_mid_task_reports_it_on_restart_and_leaves_nothing() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let env = env(|_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    std::fs::write(
+        env.dir.path().join("threadsmith.toml"),
+        format!(
+            "attempts = 3\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n[sandbox]\nmemory = \"512m\"\nworkspace_size = \"256m\"\ntmp_size = \"256m\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    // The spec comes at once; every rollout's first model call hangs (the gate never opens), so
+    // three rollouts are running when the bot is killed.
+    env.model.script(
+        0,
+        vec![Turn::Call(
+            "write_spec",
+            json!({"title": "add() subtracts", "problem": "add 2 3 prints -1",
+                   "expected": "5", "acceptance_checks": [], "hints": []}),
+        )],
+    );
+    let gate = Arc::new(Notify::new());
+    for seed in 1..=3 {
+        env.model.script(
+            seed,
+            vec![Turn::Gated(
+                gate.clone(),
+                Box::new(Turn::Call("give_up", json!({"reason": "never"}))),
+            )],
+        );
+    }
+
+    let t0 = Instant::now();
+    let first = serve(&env, &slack);
+    slack.wait_connected().await;
+    eprintln!("connected after {:?}", t0.elapsed());
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    let payload = slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent));
+    let e = slack.send_envelope("events_api", payload, false).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the status message", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| m.is_bot())
+        })
+        .await;
+    eprintln!("status after {:?}", t0.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let task = loop {
+        if let Some(t) = env.svc.store.recent_tasks(1).await.unwrap().pop() {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "the task was never stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("task after {:?}", t0.elapsed());
+    wait_containers(&env, &task.id, |n| n == 3, "three running rollouts").await;
+    tokio::time::timeout(Duration::from_secs(60), env.model.wait_for_requests(4))
+        .await
+        .expect("every rollout is waiting on the model");
+
+    eprintln!("three rollouts running after {:?}", t0.elapsed());
+    drop(first); // SIGKILL
+    assert_eq!(
+        containers_of(&env, &task.id).await,
+        3,
+        "the dead bot left its containers"
+    );
+
+    let second = serve(&env, &slack);
+    let started = Instant::now();
+    let notice = slack
+        .wait_for("the interruption reported in the thread", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.text
+                    .starts_with("threadsmith restarted while this task was running")
+            })
+        })
+        .await;
+    eprintln!("reported {:?} after the restart", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(
+        notice.blocks.unwrap().to_string().contains("\"retry\""),
+        "Retry is offered"
+    );
+    wait_containers(&env, &task.id, |n| n == 0, "the orphans removed").await;
+    slack
+        .wait_until("❌ on the request", |s| {
+            s.reactions(CHANNEL, &mention).contains(&"x".to_string())
+        })
+        .await;
+    let task_now = env.svc.store.task(&task.id).await.unwrap().unwrap();
+    assert_eq!(task_now.state.as_str(), "failed");
+    assert_eq!(
+        env.svc.store.recent_tasks(10).await.unwrap().len(),
+        1,
+        "no second task"
+    );
+    let bots: Vec<_> = slack
+        .thread(CHANNEL, &parent)
+        .into_iter()
+        .filter(|m| m.is_bot())
+        .collect();
+    assert_eq!(bots.len(), 2, "one status message, one notice: {bots:?}");
+    assert!(bots[0].text.contains("Stopped"), "{:?}", bots[0].text);
+    assert!(
+        !slack
+            .reactions(CHANNEL, &mention)
+            .contains(&"eyes".to_string())
+    );
+
+    drop(second);
+    gate.notify_waiters();
+    env.assert_nothing_left(&task.id).await;
+}
