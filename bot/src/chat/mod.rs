@@ -191,6 +191,28 @@ pub struct RolloutLine {
     pub network: Option<String>,
 }
 
+impl RolloutLine {
+    /// `tests pass`, `tests fail` or `tests not run`.
+    pub fn tests_label(&self) -> &'static str {
+        match self.tests {
+            Some(true) => "tests pass",
+            Some(false) => "tests fail",
+            None => "tests not run",
+        }
+    }
+
+    /// `+a −r in n file(s)`.
+    pub fn diffstat(&self) -> String {
+        format!(
+            "+{} −{} in {} file{}",
+            self.added,
+            self.removed,
+            self.files,
+            if self.files == 1 { "" } else { "s" }
+        )
+    }
+}
+
 /// The summary of a finished task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SummaryView {

@@ -148,6 +148,28 @@ impl Handler {
         }
     }
 
+    /// Stores a click or form submission, then acknowledges it (a deferred update): a duplicate
+    /// delivery is neither stored nor acknowledged again.
+    async fn store_then_ack(
+        &self,
+        ctx: &Context,
+        id: serenity::all::InteractionId,
+        token: &str,
+        event: &ChatEvent,
+    ) {
+        let answer = match self
+            .submit(&format!("discord:interaction:{id}"), event)
+            .await
+        {
+            Some(true) => CreateInteractionResponse::Acknowledge,
+            Some(false) => return,
+            None => refusal(STORE_FAILED),
+        };
+        if let Err(e) = answer.execute(&ctx.http, (id, token)).await {
+            tracing::warn!(error = %e, "could not acknowledge an interaction");
+        }
+    }
+
     async fn on_message(&self, msg: Message) {
         if msg.author.bot {
             return;
@@ -266,23 +288,7 @@ impl Handler {
             }
             _ => return,
         };
-        match self
-            .submit(&format!("discord:interaction:{}", c.id), &event)
-            .await
-        {
-            Some(true) => {
-                if let Err(e) = c
-                    .create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not acknowledge a click");
-                }
-            }
-            Some(false) => {}
-            None => {
-                let _ = c.create_response(&ctx.http, refusal(STORE_FAILED)).await;
-            }
-        }
+        self.store_then_ack(ctx, c.id, &c.token, &event).await;
     }
 
     async fn on_modal(&self, ctx: &Context, m: ModalInteraction) {
@@ -323,23 +329,7 @@ impl Handler {
             }
             _ => return,
         };
-        match self
-            .submit(&format!("discord:interaction:{}", m.id), &event)
-            .await
-        {
-            Some(true) => {
-                if let Err(e) = m
-                    .create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not acknowledge a form");
-                }
-            }
-            Some(false) => {}
-            None => {
-                let _ = m.create_response(&ctx.http, refusal(STORE_FAILED)).await;
-            }
-        }
+        self.store_then_ack(ctx, m.id, &m.token, &event).await;
     }
 
     async fn on_command(&self, ctx: &Context, c: CommandInteraction) {

@@ -146,18 +146,7 @@ fn summary(s: &SummaryView) -> Rendered {
             250,
             "…",
         );
-        let tests = match r.tests {
-            Some(true) => "tests pass",
-            Some(false) => "tests fail",
-            None => "tests not run",
-        };
-        let mut facts = format!(
-            "{tests} · +{} −{} in {} file{}",
-            r.added,
-            r.removed,
-            r.files,
-            if r.files == 1 { "" } else { "s" }
-        );
+        let mut facts = format!("{} · {}", r.tests_label(), r.diffstat());
         match (&r.diff_link, r.files) {
             (Some(link), _) => facts.push_str(&format!(" · [diff]({link})")),
             (None, 0) => {}

@@ -150,20 +150,13 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
         } else {
             ":x:"
         };
-        let tests = match r.tests {
-            Some(true) => "tests pass",
-            Some(false) => "tests fail",
-            None => "tests not run",
-        };
         let mut text = format!(
-            "{mark} *#{} · Rollout {} — {}*\n{tests} · +{} −{} in {} file{}",
+            "{mark} *#{} · Rollout {} — {}*\n{} · {}",
             r.rank,
             r.index,
             to_slack_mrkdwn(&r.outcome),
-            r.added,
-            r.removed,
-            r.files,
-            if r.files == 1 { "" } else { "s" }
+            r.tests_label(),
+            r.diffstat()
         );
         match (&r.diff_link, r.files) {
             (Some(link), _) => text.push_str(&format!(" · <{link}|diff>")),

@@ -92,17 +92,27 @@ fn well_formed(token: &str) -> bool {
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-async fn task_by_token(state: &WebState, token: &str) -> Result<Option<TaskRow>, Response> {
+/// The task a link's token names; a 404 page for anything else.
+async fn task_by_token(state: &WebState, token: &str) -> Result<TaskRow, Response> {
     if !well_formed(token) {
-        return Ok(None);
+        return Err(not_found());
     }
-    state.store.task_by_web_token(token).await.map_err(internal)
+    match state.store.task_by_web_token(token).await {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// The task and rollout number of a rollout link.
+async fn rollout_of(state: &WebState, token: &str, k: &str) -> Result<(TaskRow, u32), Response> {
+    let k = k.parse::<u32>().map_err(|_| not_found())?;
+    Ok((task_by_token(state, token).await?, k))
 }
 
 async fn task_page(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     let task = match task_by_token(&state, &token).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(),
+        Ok(t) => t,
         Err(r) => return r,
     };
     match pages::TaskData::load(state.store.as_ref(), task, &token).await {
@@ -115,12 +125,8 @@ async fn rollout_page(
     State(state): State<WebState>,
     Path((token, k)): Path<(String, String)>,
 ) -> Response {
-    let Ok(k) = k.parse::<u32>() else {
-        return not_found();
-    };
-    let task = match task_by_token(&state, &token).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(),
+    let (task, k) = match rollout_of(&state, &token, &k).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match pages::RolloutData::load(state.store.as_ref(), task, &token, k).await {
@@ -134,12 +140,8 @@ async fn patch(
     State(state): State<WebState>,
     Path((token, k)): Path<(String, String)>,
 ) -> Response {
-    let Ok(k) = k.parse::<u32>() else {
-        return not_found();
-    };
-    let task = match task_by_token(&state, &token).await {
-        Ok(Some(t)) => t,
-        Ok(None) => return not_found(),
+    let (task, k) = match rollout_of(&state, &token, &k).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     match state.store.diff(&task.id, k).await {
