@@ -70,6 +70,43 @@ pub struct Config {
     pub publish: PublishSection,
     #[serde(default)]
     pub github: GithubSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub workers: WorkersSection,
+}
+
+/// How much runs at once and how much may wait, across every bot process on the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Rollouts running at once (a task's rollouts count from its admission to its end).
+    /// Default 8. A task that does not fit waits in the queue, and its thread says so.
+    pub running_rollouts: Option<u32>,
+    /// Rollouts one person's tasks may run at once. Default: only the global limit.
+    pub user_running_rollouts: Option<u32>,
+    /// Tasks waiting for a slot; a request beyond it is refused with a message. Default 50.
+    pub queued_tasks: Option<u32>,
+    /// Tasks one person may have waiting. Default 5.
+    pub user_queued_tasks: Option<u32>,
+    /// The largest repository checkout a task may work on (e.g. "1g"): bigger ones are refused
+    /// before anything is copied. It is also capped at three quarters of `workspace_size`.
+    /// Default 1g.
+    pub repo_size: Option<String>,
+}
+
+/// Bot processes sharing the database (several `serve` on one PostgreSQL database).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSection {
+    /// How long a process's hold on its work outlives its last heartbeat, in seconds: when a
+    /// process dies, another takes over its events and reports its tasks after this. Default 30.
+    pub lease_secs: Option<u64>,
+    /// How often to look for work queued by another process, in milliseconds. Default 1000.
+    pub poll_ms: Option<u64>,
+    /// Events (requests, clicks) one process handles at once; the rest wait in the shared
+    /// queue, where another process may take them. Default 32.
+    pub concurrent_events: Option<u32>,
 }
 
 /// Discord. Enabled when `token` is set.
@@ -217,6 +254,8 @@ pub struct RepoSection {
     pub push_url: Option<String>,
     /// `owner/name` on GitHub, when `name` is not that and `url` is not a github.com address.
     pub github: Option<String>,
+    /// Rollouts this repository's tasks may run at once. Default: only the global limits.
+    pub running_rollouts: Option<u32>,
     #[serde(flatten)]
     pub settings: SandboxSection,
 }
@@ -369,6 +408,47 @@ impl Config {
             .image
             .clone()
             .unwrap_or_else(|| threadsmith_runner::image::DEFAULT_IMAGE.into())
+    }
+
+    /// The limits on running rollouts that apply to a task on `repo`.
+    pub fn rollout_limits(&self, repo: &str) -> crate::store::RolloutLimits {
+        crate::store::RolloutLimits {
+            global: Some(self.limits.running_rollouts.unwrap_or(8)),
+            per_user: self.limits.user_running_rollouts,
+            per_repo: self.repo(repo).and_then(|r| r.running_rollouts),
+        }
+    }
+
+    /// The largest checkout a task may work on, in bytes.
+    pub fn repo_size_limit(&self) -> u64 {
+        self.limits
+            .repo_size
+            .as_deref()
+            .and_then(parse_size)
+            .unwrap_or(1 << 30)
+    }
+
+    pub fn queued_tasks_limit(&self) -> u32 {
+        self.limits.queued_tasks.unwrap_or(50)
+    }
+
+    pub fn user_queued_tasks_limit(&self) -> u32 {
+        self.limits.user_queued_tasks.unwrap_or(5)
+    }
+
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.workers.lease_secs.unwrap_or(30).max(1))
+    }
+
+    pub fn concurrent_events(&self) -> usize {
+        self.workers
+            .concurrent_events
+            .unwrap_or(32)
+            .clamp(1, 10_000) as usize
+    }
+
+    pub fn poll_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.workers.poll_ms.unwrap_or(1000).clamp(10, 60_000))
     }
 
     pub fn attempts(&self) -> u32 {

@@ -94,28 +94,100 @@ impl Bot {
         Ok(id.is_some())
     }
 
-    /// Tasks this platform left unfinished when the bot last stopped (a crash, a kill, a
-    /// deploy): their rollouts died with that process and their containers were removed at
-    /// start-up, so each is marked failed and its thread told, with Retry. Every message has an
-    /// idempotency key, so a second restart repeats nothing.
+    /// Takes over what dead workers left: a worker on this machine whose process is gone is
+    /// retired at once (its leases expire, so its events are taken again); a task whose worker
+    /// is not alive (its heartbeat stopped a lease ago) is adopted by this process and, for this
+    /// platform's tasks, reported failed in its thread with Retry; its rollouts died with that
+    /// process and their containers are removed by owner. Every message has an idempotency key,
+    /// so nothing is said twice, whichever process gets there first.
     pub async fn reconcile(&self) {
-        let links = match self
-            .svc
-            .store
-            .unfinished_chat_tasks(&self.settings.platform)
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "could not look for unfinished tasks");
-                return;
-            }
-        };
-        for link in links {
-            if let Err(e) = self.report_interrupted(&link).await {
-                tracing::error!(error = %e, task = %link.task_id, "could not report an interrupted task");
+        if let Err(e) = self.take_over().await {
+            tracing::error!(error = %e, "could not look for work left by stopped processes");
+        }
+    }
+
+    async fn take_over(&self) -> Result<(), StoreError> {
+        let store = &self.svc.store;
+        let me = self.svc.worker_id();
+        let stale = chrono::Utc::now().timestamp_millis() - 86_400_000;
+        for w in store.workers().await? {
+            if w.id != me && (threadsmith_runner::owner_is_dead(&w.id) || w.alive_until < stale) {
+                tracing::info!(worker = %w.id, "a bot process is gone; taking over its work");
+                store.retire_worker(&w.id).await?;
             }
         }
+        let orphans = store.orphaned_tasks().await?;
+        if !orphans.is_empty() {
+            // Their rollouts died with their process: remove what it left on this host.
+            if let Err(e) = self.svc.runner.docker().remove_orphans().await {
+                tracing::warn!(error = %e, "could not remove the containers of a stopped process");
+            }
+        }
+        for task in orphans {
+            // A chat task is its platform's orchestrator's to report; others (the CLI's) any.
+            let link = store.chat_task(&task.id).await?;
+            if link
+                .as_ref()
+                .is_some_and(|l| l.platform != self.settings.platform)
+            {
+                continue;
+            }
+            if !store
+                .adopt_task(&task.id, task.worker.as_deref(), me)
+                .await?
+            {
+                continue;
+            }
+            match link {
+                // It ended, but the summary never went out: post it now.
+                Some(link) if task.state == crate::store::TaskState::Done => {
+                    if let Err(e) = self.finish_summary(&link).await {
+                        tracing::error!(error = %e, task = %task.id, "could not post a summary left unsent");
+                    }
+                }
+                Some(link) => {
+                    if let Err(e) = self.report_interrupted(&link).await {
+                        tracing::error!(error = %e, task = %task.id, "could not report an interrupted task");
+                    }
+                }
+                None => {
+                    tracing::warn!(task = %task.id, "a task's process stopped; marking it failed");
+                    store
+                        .set_task_state(
+                            &task.id,
+                            crate::store::TaskState::Failed,
+                            Some("the process running this task stopped"),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Posts the summary of a task that ended while its process died before posting it.
+    async fn finish_summary(&self, link: &ChatTaskLink) -> Result<(), HandleError> {
+        tracing::warn!(task = %link.task_id, "posting a summary a stopped process left unsent");
+        let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
+        self.post_summary(&thread, &link.task_id).await?;
+        if let Some(ts) = &link.trigger_ts {
+            let ok = self
+                .svc
+                .store
+                .rollouts(&link.task_id)
+                .await?
+                .iter()
+                .any(|r| r.outcome == Some(Outcome::Succeeded));
+            self.react_once(&thread, ts, Reaction::Working, false).await;
+            self.react_once(
+                &thread,
+                ts,
+                if ok { Reaction::Done } else { Reaction::Failed },
+                true,
+            )
+            .await;
+        }
+        Ok(())
     }
 
     async fn report_interrupted(&self, link: &ChatTaskLink) -> Result<(), HandleError> {
@@ -126,11 +198,11 @@ impl Bot {
             .set_task_state(
                 task_id,
                 crate::store::TaskState::Failed,
-                Some("threadsmith restarted while this task was running"),
+                Some("threadsmith stopped while this task was running"),
             )
             .await?;
         let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
-        let text = "threadsmith restarted while this task was running, so its rollouts were stopped and nothing was pushed. Retry to run it again.".to_string();
+        let text = "threadsmith stopped (a restart or a crash) while this task was running, so its rollouts were stopped and nothing was pushed. Retry to run it again.".to_string();
         if let Some(ts) = &link.status_ts
             && let Err(e) = self
                 .port
@@ -155,61 +227,70 @@ impl Bot {
         Ok(())
     }
 
-    /// Handles queued events until `shutdown`.
+    /// Handles queued events until `shutdown`: takes them from the shared inbox with a lease
+    /// (so that several processes on one database share the work and each event is handled
+    /// once), each on its own task; looks for work other processes queued, for cancellations
+    /// asked elsewhere and for dead workers' tasks every poll interval.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        if let Err(e) = self.svc.ensure_alive().await {
+            tracing::error!(error = %e, "could not register this process in the database");
+        }
         self.reconcile().await;
-        // Inbox ids only grow (each insert takes the write lock): read past what was taken.
-        let mut taken = 0i64;
+        let poll = self.svc.config.poll_interval();
+        let lease = self.svc.config.lease();
+        let mut last_reconcile = tokio::time::Instant::now();
+        // What this process takes on at once; the rest stays in the shared queue.
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.svc.config.concurrent_events(),
+        ));
         loop {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            match self
-                .svc
-                .store
-                .queued(&self.settings.platform, taken, 100)
-                .await
-            {
+            let free = slots.available_permits().min(100) as u32;
+            let claimed = if free == 0 {
+                Ok(Vec::new())
+            } else {
+                self.svc
+                    .store
+                    .claim_inbox(&self.settings.platform, self.svc.worker_id(), lease, free)
+                    .await
+            };
+            match claimed {
                 Ok(items) => {
-                    if items.len() == 100 {
+                    if free > 0 && items.len() == free as usize {
                         self.wake.notify_one();
                     }
                     for item in items {
-                        taken = taken.max(item.id);
+                        let Ok(permit) = slots.clone().try_acquire_owned() else {
+                            // Cannot happen (only this loop takes permits); the lease expires
+                            // and the event is taken again.
+                            tracing::error!(inbox = item.id, "no slot for a claimed event");
+                            continue;
+                        };
                         let bot = self.clone();
                         tokio::spawn(async move {
-                            let result = match serde_json::from_str::<ChatEvent>(&item.event) {
-                                Ok(event) => bot.handle(event).await,
-                                Err(e) => Err(HandleError::BadEvent(e.to_string())),
-                            };
-                            let error = result.err().map(|e| {
-                                tracing::error!(error = %e, inbox = item.id, "handling a chat event failed");
-                                e.to_string()
-                            });
-                            if let Err(e) =
-                                bot.svc.store.finish_inbox(item.id, error.as_deref()).await
-                            {
-                                tracing::error!(error = %e, "could not mark an event handled");
-                            }
+                            bot.clone().handle_item(item).await;
+                            drop(permit);
+                            bot.wake.notify_one();
                         });
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "could not read the inbox"),
             }
+            self.cancel_requested_elsewhere().await;
+            if last_reconcile.elapsed() >= lease / 3 {
+                last_reconcile = tokio::time::Instant::now();
+                self.reconcile().await;
+            }
             // Timers only enqueue events: expired questions become QuestionExpired.
             let next_expiry = self.expire_questions().await;
-            let sleep = async {
-                match next_expiry {
-                    Some(at) => {
-                        let wait = (at - chrono::Utc::now()).to_std().unwrap_or_default();
-                        tokio::time::sleep(wait).await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
+            let wait = next_expiry
+                .map(|at| (at - chrono::Utc::now()).to_std().unwrap_or_default())
+                .map_or(poll, |w| w.min(poll));
             tokio::select! {
                 _ = &mut woken => {}
-                _ = sleep => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -220,6 +301,45 @@ impl Bot {
             .unwrap_or_default();
         for t in tokens {
             t.cancel();
+        }
+    }
+
+    async fn handle_item(self: Arc<Self>, item: crate::store::InboxItem) {
+        if item.attempts > 1 {
+            tracing::warn!(
+                inbox = item.id,
+                attempts = item.attempts,
+                "taking over an event whose process stopped before finishing it"
+            );
+        }
+        let result = match serde_json::from_str::<ChatEvent>(&item.event) {
+            Ok(event) => self.handle(event).await,
+            Err(e) => Err(HandleError::BadEvent(e.to_string())),
+        };
+        let error = result.err().map(|e| {
+            tracing::error!(error = %e, inbox = item.id, "handling a chat event failed");
+            e.to_string()
+        });
+        if let Err(e) = self.svc.store.finish_inbox(item.id, error.as_deref()).await {
+            tracing::error!(error = %e, "could not mark an event handled");
+        }
+    }
+
+    /// Cancels this process's tasks whose Cancel was clicked in another process.
+    async fn cancel_requested_elsewhere(&self) {
+        let ids = match self.svc.store.cancel_requests(self.svc.worker_id()).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read cancellations");
+                return;
+            }
+        };
+        if let Ok(running) = self.running.lock() {
+            for id in ids {
+                if let Some(t) = running.get(&id) {
+                    t.cancel();
+                }
+            }
         }
     }
 
@@ -1212,6 +1332,15 @@ impl Bot {
                         )
                         .await?;
                     }
+                    // Another process runs it (several share the database): ask it.
+                    None if self.svc.store.request_cancel(&task_id).await? => {
+                        self.post_once(
+                            &format!("cancelled:{task_id}"),
+                            &thread,
+                            &OutMessage::Text(format!("Cancelled by <@{user}>.")),
+                        )
+                        .await?;
+                    }
                     None => {
                         self.port
                             .ephemeral(&thread, &user, "This task is not running.")
@@ -1751,6 +1880,19 @@ fn phase_words(phase: &Phase) -> String {
     }
 }
 
+/// "Queued: …" for a task waiting for a slot.
+pub fn waiting_words(ahead: u64, running: u64, limit: Option<u32>) -> String {
+    let limit = limit
+        .map(|l| format!(" (the limit is {l})"))
+        .unwrap_or_default();
+    let ahead = match ahead {
+        0 => "it is next".to_string(),
+        1 => "1 task is ahead of it".to_string(),
+        n => format!("{n} tasks are ahead of it"),
+    };
+    format!("Queued: {running} rollouts are running{limit}; {ahead}. It starts by itself.")
+}
+
 impl ProgressSink for ChatProgress {
     fn on_event(&self, event: &TaskEvent<'_>) {
         let update = match event {
@@ -1772,6 +1914,11 @@ impl ProgressSink for ChatProgress {
             TaskEvent::Rollout(RolloutEvent::Finished { result }) => {
                 Update::Rollout(result.index, result.outcome.label().to_string())
             }
+            TaskEvent::Waiting {
+                ahead,
+                running,
+                limit,
+            } => Update::Headline(waiting_words(*ahead, *running, *limit)),
             TaskEvent::Failed { error } => Update::Done(format!("Failed: {error}")),
         };
         let _ = self.tx.send(update);

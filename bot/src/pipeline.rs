@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, SandboxSection, parse_repo_file};
 use crate::publish::{PublishError, Publisher};
 use crate::spec::{RepoFacts, TaskSpec};
-use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState};
+use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, Worker};
 
 /// What the pipeline needs.
 #[derive(Clone)]
@@ -27,6 +27,44 @@ pub struct Services {
     pub repos: RepoCache,
     /// Approve → branch and pull request.
     pub publisher: Arc<Publisher>,
+    /// This process as a worker on the database: its heartbeat keeps its leases.
+    pub liveness: Arc<Liveness>,
+}
+
+/// This process's registration as a worker, and its heartbeat (which stops when the last
+/// [`Services`] is dropped).
+pub struct Liveness {
+    worker: Worker,
+    started: tokio::sync::OnceCell<()>,
+    stop: CancellationToken,
+    /// Woken when a task of this process ends, so that waiting tasks retry admission at once.
+    pub admissions: tokio::sync::Notify,
+}
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Liveness {
+    fn new() -> Self {
+        let id = threadsmith_runner::owner_label();
+        let mut parts = id.split(':');
+        let host = parts.next().unwrap_or_default().to_string();
+        let pid = std::process::id();
+        Self {
+            worker: Worker {
+                id,
+                host,
+                pid,
+                alive_until: 0,
+            },
+            started: tokio::sync::OnceCell::new(),
+            stop: CancellationToken::new(),
+            admissions: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 impl Services {
@@ -45,7 +83,43 @@ impl Services {
             runner,
             repos,
             publisher: Arc::new(publisher),
+            liveness: Arc::new(Liveness::new()),
         })
+    }
+
+    /// This process's worker id (`host:pid:start time`).
+    pub fn worker_id(&self) -> &str {
+        &self.liveness.worker.id
+    }
+
+    /// Registers this process as a worker (once) and keeps it alive with a heartbeat every
+    /// third of the lease, so that no other process takes over its events or tasks.
+    pub async fn ensure_alive(&self) -> Result<(), StoreError> {
+        let live = &self.liveness;
+        let lease = self.config.lease();
+        live.started
+            .get_or_try_init(|| async {
+                self.store.heartbeat(&live.worker, lease).await?;
+                let store = self.store.clone();
+                let worker = live.worker.clone();
+                let stop = live.stop.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(lease / 3);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = stop.cancelled() => break,
+                        }
+                        if let Err(e) = store.heartbeat(&worker, lease).await {
+                            tracing::error!(error = %e, "heartbeat failed: other processes may take over this one's work");
+                        }
+                    }
+                });
+                Ok::<(), StoreError>(())
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -80,6 +154,13 @@ pub enum TaskEvent<'a> {
         rollouts: &'a [u32],
     },
     Rollout(&'a RolloutEvent),
+    /// Waiting for a slot under the limits on running rollouts.
+    Waiting {
+        /// Queued tasks ahead of this one.
+        ahead: u64,
+        running: u64,
+        limit: Option<u32>,
+    },
     Failed {
         error: &'a str,
     },
@@ -113,6 +194,8 @@ enum Refusal {
     Attempts(u32),
     #[error("{0}")]
     User(String),
+    #[error("Cancelled while waiting for a slot.")]
+    CancelledWaiting,
 }
 
 pub const MAX_ATTEMPTS: u32 = 16;
@@ -144,6 +227,7 @@ pub async fn run_task(
         .task_id
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    svc.ensure_alive().await?;
     svc.store
         .create_task(&NewTask {
             id: task_id.clone(),
@@ -155,6 +239,7 @@ pub async fn run_task(
             base_ref: req.base.clone(),
             attempts: req.attempts,
             spec_json: serde_json::to_string(&spec).ok(),
+            worker: Some(svc.worker_id().to_string()),
         })
         .await?;
     sink.on_event(&TaskEvent::Created {
@@ -163,8 +248,15 @@ pub async fn run_task(
     });
     let outcome = prepare_and_run(svc, &task_id, &req, &spec, sink, &cancel).await;
     svc.runner.release_task(&task_id).await;
+    // Slots may have freed: tasks waiting in this process try again now.
+    svc.liveness.admissions.notify_waiters();
     match outcome {
         Ok(()) => {}
+        Err(PipelineFailure::Refused(Refusal::CancelledWaiting)) => {
+            svc.store
+                .set_task_state(&task_id, TaskState::Cancelled, None)
+                .await?;
+        }
         Err(PipelineFailure::Store(e)) => return Err(e),
         Err(PipelineFailure::Refused(refusal)) => {
             let message = refusal.to_string();
@@ -175,6 +267,76 @@ pub async fn run_task(
         }
     }
     report(svc.store.as_ref(), &task_id).await
+}
+
+/// Waits until the task's rollouts fit under the limits (global, per person, per repository;
+/// counted across every process on the database), then moves it to `preparing`. A request that
+/// would overfill the queue is refused with a message saying which limit it hit.
+async fn admit(
+    svc: &Services,
+    task_id: &str,
+    req: &TaskRequest,
+    sink: &dyn ProgressSink,
+    cancel: &CancellationToken,
+) -> Result<(), PipelineFailure> {
+    let config = &svc.config;
+    let limits = config.rollout_limits(&req.repo);
+    svc.store
+        .set_task_state(task_id, TaskState::Queued, None)
+        .await?;
+    if svc.store.admit_task(task_id, &limits).await? {
+        return Ok(());
+    }
+    let load = svc.store.load(task_id).await?;
+    let user_limit = u64::from(config.user_queued_tasks_limit());
+    let limit = u64::from(config.queued_tasks_limit());
+    // The counts include this task.
+    if load.user_queued_tasks > user_limit {
+        return Err(user(format!(
+            "You already have {} tasks waiting for a free slot (the limit is {user_limit}). Wait for one of them to start, or cancel one, then ask again.",
+            load.user_queued_tasks - 1
+        )));
+    }
+    if load.queued_tasks > limit {
+        return Err(user(format!(
+            "The queue is full: {} tasks are waiting for a free slot (the limit is {limit}). Try again when some have finished.",
+            load.queued_tasks - 1
+        )));
+    }
+    let mut shown = None;
+    loop {
+        let load = svc.store.load(task_id).await?;
+        let now = (load.ahead, load.running_rollouts);
+        if shown != Some(now) {
+            shown = Some(now);
+            sink.on_event(&TaskEvent::Waiting {
+                ahead: load.ahead,
+                running: load.running_rollouts,
+                limit: limits.global,
+            });
+        }
+        // Slots free when a task of this process ends (notified) or of another process (seen
+        // at the next look).
+        tokio::select! {
+            _ = svc.liveness.admissions.notified() => {}
+            _ = tokio::time::sleep(config.poll_interval()) => {}
+            _ = cancel.cancelled() => return Err(Refusal::CancelledWaiting.into()),
+        }
+        if svc.store.admit_task(task_id, &limits).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// "2.0 GB", "300 MB", "12 KB".
+pub fn bytes_words(n: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GB"), (1 << 20, "MB"), (1 << 10, "KB")];
+    for (size, unit) in UNITS {
+        if n >= size {
+            return format!("{:.1} {unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n} bytes")
 }
 
 /// The stored task and its rollouts.
@@ -222,10 +384,8 @@ async fn prepare_and_run(
     if req.attempts == 0 || req.attempts > MAX_ATTEMPTS {
         return Err(Refusal::Attempts(req.attempts).into());
     }
+    admit(svc, task_id, req, sink, cancel).await?;
     let config = &svc.config;
-    svc.store
-        .set_task_state(task_id, TaskState::Preparing, None)
-        .await?;
     sink.on_event(&TaskEvent::Preparing { repo: &req.repo });
 
     let configured = config.repo(&req.repo);
@@ -254,6 +414,18 @@ async fn prepare_and_run(
         .or(&config.sandbox)
         .resolve(&config.image())
         .map_err(user)?;
+    let size = svc.repos.tree_size(&prepared).await.map_err(user)?;
+    let fits = config
+        .repo_size_limit()
+        .min(settings.limits.workspace_bytes / 4 * 3);
+    if size > fits {
+        return Err(user(format!(
+            "The repository's files take {} at {}, more than a rollout can work on ({}). Raise `limits.repo_size` and the repository's `workspace_size` if the machine has room, or point the task at a smaller repository.",
+            bytes_words(size),
+            &prepared.base_commit[..prepared.base_commit.len().min(10)],
+            bytes_words(fits)
+        )));
+    }
     if matches!(settings.agent, AgentKind::Builtin { .. }) && config.model_config().is_none() {
         return Err(user(
             "No model endpoint is configured. Set THREADSMITH_MODEL_BASE_URL (any OpenAI-compatible endpoint), THREADSMITH_MODEL and, if it needs one, THREADSMITH_MODEL_API_KEY.",

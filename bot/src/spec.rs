@@ -106,21 +106,27 @@ impl TaskSpec {
 }
 
 /// The thread, as the model reads it: author and Markdown text of each message, oldest first.
-/// Long threads keep their first message and as many of the latest as fit.
+/// Long threads keep their first message and as many of the latest as fit in `max_chars`
+/// (counted in characters); a message longer than an eighth of that is cut in its middle, so
+/// that one huge paste neither crowds out the rest nor goes whole to the model.
 pub fn transcript(messages: &[(String, String)], max_chars: usize) -> String {
-    let render = |(author, text): &(String, String)| format!("**{author}**: {}\n\n", text.trim());
+    let per_message = (max_chars / 8).max(64);
+    let render = |(author, text): &(String, String)| {
+        format!("**{author}**: {}\n\n", cut_middle(text.trim(), per_message))
+    };
+    let len = |s: &String| s.chars().count();
     let all: Vec<String> = messages.iter().map(render).collect();
-    let total: usize = all.iter().map(String::len).sum();
+    let total: usize = all.iter().map(len).sum();
     if total <= max_chars || all.len() < 2 {
         return all.concat().chars().take(max_chars).collect();
     }
     let mut kept_tail = Vec::new();
-    let mut used = all[0].len() + 64;
+    let mut used = len(&all[0]) + 64;
     for m in all[1..].iter().rev() {
-        if used + m.len() > max_chars {
+        if used + len(m) > max_chars {
             break;
         }
-        used += m.len();
+        used += len(m);
         kept_tail.push(m.clone());
     }
     kept_tail.reverse();
@@ -130,6 +136,18 @@ pub fn transcript(messages: &[(String, String)], max_chars: usize) -> String {
         all[0],
         kept_tail.concat()
     )
+}
+
+/// `text` when it has at most `max` characters, else its head and tail with the middle cut.
+fn cut_middle(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let n = text.chars().count();
+    if n <= max {
+        return text.into();
+    }
+    let keep = max.saturating_sub(40) / 2;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(n - keep).collect();
+    format!("{head}\n[… {} characters cut …]\n{tail}", n - 2 * keep).into()
 }
 
 #[derive(serde::Deserialize)]
@@ -259,6 +277,55 @@ pub struct RepoFacts<'a> {
     pub base_ref: &'a str,
     pub commit: &'a str,
     pub test: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod transcript_tests {
+    use super::*;
+
+    fn msg(author: &str, text: &str) -> (String, String) {
+        (author.to_string(), text.to_string())
+    }
+
+    #[test]
+    fn a_huge_message_is_cut_and_the_rest_kept() {
+        let huge = "x".repeat(1 << 20);
+        let messages = vec![
+            msg("alice", &format!("start {huge} end")),
+            msg("bob", "a reply"),
+            msg("carol", &huge),
+            msg("dave", "the latest"),
+        ];
+        let t = transcript(&messages, 60_000);
+        assert!(t.chars().count() <= 60_000, "{}", t.len());
+        assert!(
+            t.contains("start") && t.contains("end"),
+            "head and tail kept"
+        );
+        assert!(t.contains("characters cut"));
+        assert!(t.contains("a reply") && t.contains("the latest"));
+        assert!(!t.contains("messages left out"), "everything fits once cut");
+    }
+
+    #[test]
+    fn ten_thousand_messages_keep_the_first_and_the_latest() {
+        let messages: Vec<_> = (0..10_000)
+            .map(|i| msg(&format!("u{i}"), &format!("message number {i}")))
+            .collect();
+        let t = transcript(&messages, 60_000);
+        assert!(t.chars().count() <= 60_000 + 100);
+        assert!(t.starts_with("**u0**: message number 0"));
+        assert!(t.contains("message number 9999"));
+        assert!(t.contains("messages left out"));
+    }
+
+    #[test]
+    fn cutting_never_splits_a_character() {
+        let text = "é".repeat(1000);
+        let cut = cut_middle(&text, 100);
+        assert!(cut.chars().count() < 200);
+        assert!(cut.starts_with('é') && cut.ends_with('é'));
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use agent::model::{ModelClient, ModelConfig, Sampling};
 pub use repo::{PreparedRepo, RepoCache, RepoError, RepoSource};
-pub use sandbox::{Docker, Limits, SandboxError};
+pub use sandbox::{Docker, Limits, SandboxError, owner_is_dead, owner_label};
 pub use types::*;
 
 /// Runs rollouts. Holds the Docker connection and, for the built-in agent, the model client;

@@ -269,6 +269,26 @@ impl RepoCache {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
+    /// How many bytes the files of the base commit take once checked out (blob sizes, from
+    /// `git ls-tree`; nothing is checked out).
+    pub async fn tree_size(&self, repo: &PreparedRepo) -> Result<u64, RepoError> {
+        let out = git(
+            Some(&repo.mirror),
+            &["ls-tree", "-r", "-l", "-z", &repo.base_commit],
+            "measuring the repository",
+        )
+        .await?;
+        // `<mode> <type> <object> <size>\t<path>`; submodules and links have `-` as size.
+        Ok(out
+            .split(|b| *b == 0)
+            .filter_map(|entry| {
+                let meta = entry.split(|b| *b == b'\t').next()?;
+                let size = std::str::from_utf8(meta).ok()?.split_whitespace().nth(3)?;
+                size.parse::<u64>().ok()
+            })
+            .sum())
+    }
+
     /// Builds the task's seed archive (see the module docs).
     pub async fn seed_archive(&self, repo: &PreparedRepo) -> Result<Vec<u8>, RepoError> {
         let io = |action: &'static str| {

@@ -20,6 +20,9 @@ use crate::types::{
 /// The largest diff a rollout may produce.
 pub const MAX_DIFF_BYTES: usize = 20 << 20;
 
+/// The most files a rollout's diff may touch: beyond it, no one can review the change.
+pub const MAX_DIFF_FILES: usize = 5_000;
+
 /// The state an agent works with: its sandbox, and the record of what it ran.
 pub struct RolloutCtx<'a> {
     pub sandbox: &'a Sandbox,
@@ -445,9 +448,16 @@ git diff --cached --no-renames --binary HEAD
     };
     let numstat = &stdout[..at];
     let patch = &stdout[at + PATCH_SEPARATOR.len()..];
+    let files = parse_numstat(numstat);
+    if files.len() > MAX_DIFF_FILES {
+        return Err(DiffError::Failed(format!(
+            "the change touches {} files (more than {MAX_DIFF_FILES}), so it was not kept",
+            files.len()
+        )));
+    }
     Ok(Diff {
         patch: String::from_utf8_lossy(patch).into_owned(),
-        files: parse_numstat(numstat),
+        files,
     })
 }
 

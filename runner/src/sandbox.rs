@@ -202,7 +202,10 @@ pub fn owner_label() -> String {
     format!("{}:{pid}:{start}", hostname())
 }
 
-fn owner_is_dead(owner: &str) -> bool {
+/// Whether the process an owner label names is known to be gone: it ran on this machine and its
+/// pid is free or now belongs to a process started at another time. Another machine's process is
+/// never judged dead here.
+pub fn owner_is_dead(owner: &str) -> bool {
     let mut parts = owner.split(':');
     let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
         return true;

@@ -82,6 +82,8 @@ struct State_ {
     identifies: usize,
     resumes: usize,
     ready: bool,
+    /// (method, path prefix, retry_after seconds): the next matching call gets a 429.
+    rate_limits: Vec<(String, String, f64)>,
 }
 
 #[derive(Clone)]
@@ -306,6 +308,15 @@ impl FakeDiscord {
 
     pub fn connected(&self) -> bool {
         self.lock().outbox.is_some()
+    }
+
+    /// The next `method` call whose path starts with `path_prefix` (e.g.
+    /// `/api/v10/channels/123/messages`) is answered 429, asking to retry after `retry_after`
+    /// seconds.
+    pub fn rate_limit_next(&self, method: &str, path_prefix: &str, retry_after: f64) {
+        self.lock()
+            .rate_limits
+            .push((method.into(), path_prefix.into(), retry_after));
     }
 
     pub fn identifies(&self) -> usize {
@@ -742,6 +753,25 @@ async fn rest(
         .push((method.to_string(), uri.path().to_string()));
     if headers.get("authorization").and_then(|h| h.to_str().ok()) != Some(&format!("Bot {TOKEN}")) {
         return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
+    }
+    // A scripted rate limit, shaped as Discord sends it (header and body).
+    let limited = {
+        let mut s = fake.lock();
+        let at = s.rate_limits.iter().position(|(m, prefix, _)| {
+            m == method.as_str() && uri.path().starts_with(prefix.as_str())
+        });
+        at.map(|i| s.rate_limits.remove(i).2)
+    };
+    if let Some(retry_after) = limited {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                ("retry-after", format!("{retry_after:.3}")),
+                ("x-ratelimit-scope", "user".to_string()),
+            ],
+            axum::Json(json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false})),
+        )
+            .into_response();
     }
     let content_type = headers
         .get("content-type")

@@ -7,6 +7,7 @@ pub mod fake_github;
 pub mod fake_model;
 pub mod fake_slack;
 pub mod gitrepo;
+pub mod postgres;
 
 use std::path::Path;
 

@@ -366,3 +366,44 @@ async fn a_long_thread_is_read_whole_oldest_first_starter_included() {
         .count();
     assert_eq!(pages, 3, "100 per page");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discord_rate_limits_are_waited_out_and_retried_once() {
+    use threadsmith_bot::chat::{ChatPort, OutMessage, ThreadRef};
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(CHANNEL, "bugs");
+    fake.add_user(ALICE, "alice", &[]);
+    let starter = fake.post_as_user(CHANNEL, ALICE, "add() subtracts");
+    let thread = fake.start_thread(CHANNEL, &starter, "bug");
+    let http = threadsmith_bot::discord::http(fake_discord::TOKEN, Some(&fake.api_base()));
+    let port = threadsmith_bot::discord::DiscordPort::new(std::sync::Arc::new(http));
+    let place = ThreadRef {
+        platform: "discord".into(),
+        workspace: fake_discord::GUILD_ID.into(),
+        channel: CHANNEL.into(),
+        thread: thread.clone(),
+    };
+    let path = format!("/api/v10/channels/{thread}/messages");
+    fake.rate_limit_next("POST", &path, 0.4);
+    fake.rate_limit_next("GET", &path, 0.2);
+    let started = std::time::Instant::now();
+    port.post(&place, &OutMessage::Text("Working on it.".into()))
+        .await
+        .expect("posted after the rate limit");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(400),
+        "backed off before retrying: {:?}",
+        started.elapsed()
+    );
+    let posts = fake
+        .calls()
+        .iter()
+        .filter(|(m, p)| m == "POST" && p == &path)
+        .count();
+    assert_eq!(posts, 2, "one 429, one retry");
+    let bots = bot_messages(&fake, &thread);
+    assert_eq!(bots.len(), 1, "posted once");
+    let messages = port.read_thread(&place).await.expect("read after a 429");
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, vec!["add() subtracts", "Working on it."]);
+}

@@ -151,8 +151,9 @@ async fn a_bot_killed_mid_task_reports_it_on_restart_and_leaves_nothing() {
     let notice = slack
         .wait_for("the interruption reported in the thread", |s| {
             s.thread(CHANNEL, &parent).into_iter().find(|m| {
-                m.text
-                    .starts_with("threadsmith restarted while this task was running")
+                m.text.starts_with(
+                    "threadsmith stopped (a restart or a crash) while this task was running",
+                )
             })
         })
         .await;
@@ -191,4 +192,98 @@ async fn a_bot_killed_mid_task_reports_it_on_restart_and_leaves_nothing() {
     drop(second);
     gate.notify_waiters();
     env.assert_nothing_left(&task.id).await;
+}
+
+/// A process that died after its task ended but before the summary went out: whichever process
+/// starts next posts that summary, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_left_unsent_by_a_dead_process_is_posted_once() {
+    use threadsmith_bot::serve;
+    use threadsmith_bot::store::ChatTaskLink;
+    use tokio_util::sync::CancellationToken;
+
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let api = slack.api_base();
+    let env = env(move |c| {
+        threadsmith_tests::use_fake_slack(c, &api);
+    })
+    .await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    threadsmith_tests::script_calc_fix(&env);
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    // The task ran to its end in a process on another machine, which then died.
+    let report = env.run(&repo, 3, "add() subtracts").await;
+    let task = report.task.id.clone();
+    let store = &env.svc.store;
+    store
+        .link_chat_task(&ChatTaskLink {
+            task_id: task.clone(),
+            platform: "slack".into(),
+            workspace: "T123".into(),
+            channel: CHANNEL.into(),
+            thread: parent.clone(),
+            trigger_ts: Some(mention.clone()),
+            requester: ALICE.into(),
+            ..ChatTaskLink::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .adopt_task(&task, Some(env.svc.worker_id()), "elsewhere:4242:1")
+            .await
+            .unwrap()
+    );
+
+    let mut posted = None;
+    for round in 0..2 {
+        let shutdown = CancellationToken::new();
+        let running = serve::start(env.svc.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        slack.wait_connected().await;
+        let summary = slack
+            .wait_for("the summary", |s| {
+                s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                    m.is_bot()
+                        && m.blocks
+                            .as_ref()
+                            .is_some_and(|b| b.to_string().contains("\"approve\""))
+                })
+            })
+            .await;
+        slack
+            .wait_until("✅ on the request", |s| {
+                s.reactions(CHANNEL, &mention)
+                    .contains(&"white_check_mark".to_string())
+            })
+            .await;
+        assert_eq!(
+            store.chat_task(&task).await.unwrap().unwrap().summary_ts,
+            Some(summary.ts.clone()),
+            "round {round}"
+        );
+        running.stop(&shutdown).await;
+        let bots: Vec<_> = slack
+            .thread(CHANNEL, &parent)
+            .into_iter()
+            .filter(|m| m.is_bot())
+            .collect();
+        let summaries = bots
+            .iter()
+            .filter(|m| {
+                m.blocks
+                    .as_ref()
+                    .is_some_and(|b| b.to_string().contains("\"approve\""))
+            })
+            .count();
+        assert_eq!(summaries, 1, "one summary, after {} start(s)", round + 1);
+        // The summary and the patches attached with it; a second start adds nothing.
+        assert_eq!(
+            *posted.get_or_insert(bots.len()),
+            bots.len(),
+            "round {round}: {bots:?}"
+        );
+    }
 }

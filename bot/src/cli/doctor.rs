@@ -75,9 +75,12 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     checks.push(Check {
         name: "database",
         result: match crate::store::open(&url).await {
-            Ok(_) => Ok(format!("{url} (migrations applied)")),
+            Ok(_) => Ok(format!(
+                "{} (migrations applied)",
+                crate::store::redact_url(&url)
+            )),
             Err(e) => Err(format!(
-                "{e}. Fix: set THREADSMITH_DATABASE_URL to a writable sqlite://path.db"
+                "{e}. Fix: set THREADSMITH_DATABASE_URL to a writable sqlite://path.db, or a postgres://user:password@host/database the user may create tables in"
             )),
         },
     });

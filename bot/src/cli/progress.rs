@@ -106,6 +106,13 @@ impl ProgressSink for CliProgress {
                 self.line(&format!("task {}: {title}", &task_id[..8]));
             }
             TaskEvent::Preparing { repo } => self.line(&format!("fetching {repo} …")),
+            TaskEvent::Waiting {
+                ahead,
+                running,
+                limit,
+            } => self.line(&crate::orchestrator::waiting_words(
+                *ahead, *running, *limit,
+            )),
             TaskEvent::Started {
                 base_ref,
                 commit,

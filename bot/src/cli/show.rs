@@ -83,7 +83,10 @@ pub async fn find_task(
 ) -> anyhow::Result<crate::store::TaskRow> {
     let found = store.find_tasks(prefix.trim()).await?;
     match found.as_slice() {
-        [] => bail!("no task starts with `{prefix}` in {where_}"),
+        [] => bail!(
+            "no task starts with `{prefix}` in {}",
+            crate::store::redact_url(where_)
+        ),
         [one] => Ok(one.clone()),
         many => bail!(
             "`{prefix}` matches {} tasks; give more of the id: {}",

@@ -99,8 +99,10 @@ fn emoji(r: Reaction) -> ReactionType {
     )
 }
 
-/// The HTTP client: Discord itself, or `api_url` (a rate-limiting proxy, or a fake in tests),
-/// which then does the rate limiting.
+/// The HTTP client: Discord itself, or `api_url` (a proxy, or a fake in tests). Against
+/// discord.com serenity's rate limiter waits out Discord's buckets and its 429s; it cannot send
+/// through a proxy, so with `api_url` it is off and the port backs off from 429s itself
+/// ([`with_backoff`]).
 pub fn http(token: &str, api_url: Option<&str>) -> Http {
     let builder = HttpBuilder::new(token);
     match api_url {
@@ -110,6 +112,29 @@ pub fn http(token: &str, api_url: Option<&str>) -> Http {
             .build(),
         None => builder.build(),
     }
+}
+
+/// Runs a REST call again when Discord answers 429 (rate limited), waiting 0.5 s, then 1, 2, 4
+/// and 8 s; any other answer is returned as it is.
+pub async fn with_backoff<T, F, Fut>(mut call: F) -> Result<T, serenity::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, serenity::Error>>,
+{
+    let mut wait = Duration::from_millis(500);
+    for _ in 0..5 {
+        match call().await {
+            Err(serenity::Error::Http(serenity::all::HttpError::UnsuccessfulRequest(r)))
+                if r.status_code.as_u16() == 429 =>
+            {
+                tracing::warn!(url = %r.url, wait = ?wait, "Discord rate-limited a request; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+    call().await
 }
 
 impl DiscordPort {
@@ -184,15 +209,12 @@ impl DiscordPort {
 
     async fn send(&self, channel: u64, message: &OutMessage) -> Result<MessageId, serenity::Error> {
         let r = render::render(message);
-        let m = ChannelId::new(channel)
-            .send_message(
-                &self.http,
-                CreateMessage::new()
-                    .content(r.content)
-                    .embeds(r.embeds)
-                    .components(r.components)
-                    .allowed_mentions(no_mentions()),
-            )
+        let create = CreateMessage::new()
+            .content(r.content)
+            .embeds(r.embeds)
+            .components(r.components)
+            .allowed_mentions(no_mentions());
+        let m = with_backoff(|| ChannelId::new(channel).send_message(&self.http, create.clone()))
             .await?;
         Ok(m.id)
     }
@@ -261,16 +283,14 @@ impl ChatPort for DiscordPort {
         message: &OutMessage,
     ) -> Result<(), ChatError> {
         let r = render::render(message);
-        ChannelId::new(id(&Self::channel_of(thread, ts))?)
-            .edit_message(
-                &self.http,
-                MessageId::new(id(ts)?),
-                EditMessage::new()
-                    .content(r.content)
-                    .embeds(r.embeds)
-                    .components(r.components)
-                    .allowed_mentions(no_mentions()),
-            )
+        let channel = ChannelId::new(id(&Self::channel_of(thread, ts))?);
+        let message = MessageId::new(id(ts)?);
+        let edit = EditMessage::new()
+            .content(r.content)
+            .embeds(r.embeds)
+            .components(r.components)
+            .allowed_mentions(no_mentions());
+        with_backoff(|| channel.edit_message(&self.http, message, edit.clone()))
             .await
             .map_err(api("edit message"))?;
         Ok(())
@@ -325,13 +345,11 @@ impl ChatPort for DiscordPort {
         let channel = ChannelId::new(id(&Self::channel_of(thread, ts))?);
         let message = MessageId::new(id(ts)?);
         if on {
-            channel
-                .create_reaction(&self.http, message, emoji(reaction))
+            with_backoff(|| channel.create_reaction(&self.http, message, emoji(reaction)))
                 .await
                 .map_err(api("create reaction"))
         } else {
-            channel
-                .delete_reaction(&self.http, message, None, emoji(reaction))
+            with_backoff(|| channel.delete_reaction(&self.http, message, None, emoji(reaction)))
                 .await
                 .map_err(api("delete reaction"))
         }
@@ -348,7 +366,7 @@ impl ChatPort for DiscordPort {
                 if let Some(b) = before {
                     query = query.before(b);
                 }
-                let page = match channel.messages(&self.http, query).await {
+                let page = match with_backoff(|| channel.messages(&self.http, query)).await {
                     Ok(p) => p,
                     // No thread yet: the starter message is all there is.
                     Err(e) if is_unknown(&e, 10003) => Vec::new(),

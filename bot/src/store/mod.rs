@@ -1,9 +1,12 @@
-//! The store: tasks, rollouts, the commands they ran, and their diffs.
+//! The store: tasks, rollouts, the commands they ran, and their diffs; the chat inbox (a work
+//! queue with leases), effects' idempotency keys, approvals, and the workers (bot processes)
+//! sharing the database.
 //!
-//! Callers hold an `Arc<dyn Store>`; [`open`] picks the implementation from the database URL, so
-//! a PostgreSQL store can be added beside [`sqlite::SqliteStore`] without touching callers.
+//! Callers hold an `Arc<dyn Store>`; [`open`] picks the database from its URL: SQLite
+//! (`sqlite://file.db`, the default) or PostgreSQL (`postgres://…`), both served by
+//! [`sql::SqlStore`].
 
-pub mod sqlite;
+pub mod sql;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +30,9 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("the database holds a value threadsmith cannot read: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL `{0}`: use sqlite://path/to/file.db")]
+    #[error(
+        "unsupported database URL `{0}`: use sqlite://path/to/file.db or postgres://user:password@host/database"
+    )]
     Unsupported(String),
 }
 
@@ -35,6 +40,8 @@ pub enum StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskState {
     Received,
+    /// Waiting for a slot under the limits on running rollouts.
+    Queued,
     Preparing,
     Running,
     Done,
@@ -43,8 +50,9 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 6] = [
+    pub const ALL: [TaskState; 7] = [
         TaskState::Received,
+        TaskState::Queued,
         TaskState::Preparing,
         TaskState::Running,
         TaskState::Done,
@@ -55,6 +63,7 @@ impl TaskState {
     pub fn as_str(self) -> &'static str {
         match self {
             TaskState::Received => "received",
+            TaskState::Queued => "queued",
             TaskState::Preparing => "preparing",
             TaskState::Running => "running",
             TaskState::Done => "done",
@@ -81,6 +90,8 @@ pub struct NewTask {
     pub attempts: u32,
     /// The structured spec, as JSON.
     pub spec_json: Option<String>,
+    /// The worker (bot process) that runs it.
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +110,8 @@ pub struct TaskRow {
     pub attempts: u32,
     pub error: Option<String>,
     pub spec_json: Option<String>,
+    /// The worker (bot process) running or last running it.
+    pub worker: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -213,6 +226,50 @@ pub struct Question {
 pub struct InboxItem {
     pub id: i64,
     pub event: String,
+    /// How often the event was taken, this time included: above 1 when the worker that took it
+    /// before died (its lease expired) before finishing it.
+    pub attempts: u32,
+}
+
+/// A bot process sharing the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Worker {
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    /// Unix ms until which its heartbeat vouches for it.
+    pub alive_until: i64,
+}
+
+/// Limits on rollouts running at once, for admitting a task; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RolloutLimits {
+    pub global: Option<u32>,
+    pub per_user: Option<u32>,
+    pub per_repo: Option<u32>,
+}
+
+/// What runs now and what waits, among live workers' tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    pub running_rollouts: u64,
+    pub user_running_rollouts: u64,
+    pub repo_running_rollouts: u64,
+    pub queued_tasks: u64,
+    pub user_queued_tasks: u64,
+    /// Queued tasks created before the one asked about.
+    pub ahead: u64,
+}
+
+/// Hides a database URL's password.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[async_trait]
@@ -272,13 +329,43 @@ pub trait Store: Send + Sync {
     async fn inbox_len(&self) -> Result<u64, StoreError>;
     /// How many stored events are not handled yet.
     async fn inbox_pending(&self) -> Result<u64, StoreError>;
-    /// One platform's events not yet handled with an id above `after`, oldest first.
-    async fn queued(
+    /// Takes up to `limit` of a platform's events for `worker`, oldest first: queued ones, and
+    /// taken ones whose lease expired. Two workers never take the same event (on PostgreSQL:
+    /// `FOR UPDATE SKIP LOCKED`; SQLite has one writer). The lease lasts `lease` and is renewed
+    /// by [`Store::heartbeat`].
+    async fn claim_inbox(
         &self,
         platform: &str,
-        after: i64,
+        worker: &str,
+        lease: Duration,
         limit: u32,
     ) -> Result<Vec<InboxItem>, StoreError>;
+    /// Registers a worker or renews it: it is alive for `ttl` more, and so are the leases on
+    /// the events it holds.
+    async fn heartbeat(&self, worker: &Worker, ttl: Duration) -> Result<(), StoreError>;
+    async fn workers(&self) -> Result<Vec<Worker>, StoreError>;
+    /// Forgets a worker known to be dead: its leases expire now and its tasks are orphans.
+    async fn retire_worker(&self, id: &str) -> Result<(), StoreError>;
+    /// Tasks whose worker is not alive (or never recorded) and that it left half done, oldest
+    /// first: unfinished ones, and chat tasks that ended but whose summary was never posted.
+    async fn orphaned_tasks(&self) -> Result<Vec<TaskRow>, StoreError>;
+    /// Moves a task from worker `from` to `to`; false when another worker took it first.
+    async fn adopt_task(
+        &self,
+        task_id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<bool, StoreError>;
+    /// Moves a queued task to `preparing` when its rollouts fit under the limits, counting the
+    /// rollouts of live workers' admitted tasks; false when it must wait. Atomic across
+    /// processes.
+    async fn admit_task(&self, task_id: &str, limits: &RolloutLimits) -> Result<bool, StoreError>;
+    /// Asks whichever worker runs an unfinished task to cancel it; false when it has ended.
+    async fn request_cancel(&self, task_id: &str) -> Result<bool, StoreError>;
+    /// Unfinished tasks of `worker` whose cancellation was asked for.
+    async fn cancel_requests(&self, worker: &str) -> Result<Vec<String>, StoreError>;
+    /// What runs and waits now, as seen from `task_id` (its requester and repository).
+    async fn load(&self, task_id: &str) -> Result<Load, StoreError>;
     async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError>;
     async fn link_chat_task(&self, link: &ChatTaskLink) -> Result<(), StoreError>;
     async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;
@@ -289,8 +376,6 @@ pub trait Store: Send + Sync {
         channel: &str,
         trigger_ts: &str,
     ) -> Result<Option<ChatTaskLink>, StoreError>;
-    /// Chat tasks of a platform that never reached an end (done, failed, cancelled).
-    async fn unfinished_chat_tasks(&self, platform: &str) -> Result<Vec<ChatTaskLink>, StoreError>;
     /// The task that retries `task_id`, if any.
     async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;
     async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError>;
@@ -345,11 +430,32 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// Opens the store a database URL names, applying migrations.
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`), applying migrations.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
-    } else {
-        Err(StoreError::Unsupported(url.to_string()))
+    Ok(Arc::new(sql::SqlStore::open(url).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_password_is_hidden() {
+        assert_eq!(
+            redact_url("postgres://bot:hunter2@db.internal:5432/threadsmith"),
+            "postgres://bot:***@db.internal:5432/threadsmith"
+        );
+        assert_eq!(
+            redact_url("sqlite://threadsmith.db"),
+            "sqlite://threadsmith.db"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn task_states_round_trip() {
+        for s in TaskState::ALL {
+            assert_eq!(TaskState::parse(s.as_str()), Some(s));
+        }
     }
 }

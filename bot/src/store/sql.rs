@@ -1,31 +1,61 @@
-//! The SQLite store (WAL, foreign keys on, migrations from `migrations/sqlite/` at open).
+//! The SQL store: one implementation for SQLite and PostgreSQL through sqlx's `Any` driver.
+//!
+//! Every query is written once, in the SQL both understand (`$n` parameters, `ON CONFLICT`,
+//! `RETURNING`); the schemas in `migrations/sqlite/` and `migrations/postgres/` use the same
+//! column names and only portable types (TEXT, BIGINT, DOUBLE PRECISION), with times as RFC 3339
+//! text and lease deadlines as Unix milliseconds. The few statements that differ by backend
+//! (locking the work queue) branch on [`Backend`].
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
 use threadsmith_runner::rank::Ranked;
 use threadsmith_runner::{
     CommandKind, CommandRecord, Diff, FileChange, Outcome, RolloutResult, Sampling,
 };
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, NewTask, Plan, Publication, Question, RolloutRow, Store,
-    StoreError, StoredTest, TaskRow, TaskState,
+    Approval, ChatTaskLink, InboxItem, Load, NewTask, Plan, Publication, Question, RolloutLimits,
+    RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState, Worker,
 };
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
-pub struct SqliteStore {
-    pool: SqlitePool,
+/// Which database a [`SqlStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
 }
 
 fn now() -> String {
     Utc::now().to_rfc3339()
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
 }
 
 fn time(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -41,36 +71,69 @@ fn ms(d: Duration) -> i64 {
     d.as_millis().min(i64::MAX as u128) as i64
 }
 
-impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
-            url: url.to_string(),
-            source,
-        };
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(open_err)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // With WAL, NORMAL syncs at checkpoints rather than at every commit: a crash of the
-            // process loses nothing; only a power cut can lose the last commits.
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(open_err)?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
-    }
-
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+/// SQLite creates the file when it is missing (`mode=rwc`) unless the URL says otherwise.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
     }
 }
 
-fn task_row(r: &SqliteRow) -> Result<TaskRow, StoreError> {
+impl SqlStore {
+    /// Connects to the database a URL names (`sqlite://…` or `postgres://…`) and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend =
+            Backend::of_url(url).ok_or_else(|| StoreError::Unsupported(super::redact_url(url)))?;
+        let open_err = |source| StoreError::Open {
+            url: super::redact_url(url),
+            source,
+        };
+        let (connect_url, max) = match backend {
+            Backend::Sqlite => (sqlite_url(url), 8),
+            Backend::Postgres => (url.to_string(), 16),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never wait for the writer. NORMAL syncs at checkpoints
+                        // rather than at every commit: a crash of the process loses nothing;
+                        // only a power cut can lose the last commits.
+                        conn.execute(
+                            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&connect_url)
+            .await
+            .map_err(open_err)?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATOR.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATOR.run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
     let state: String = r.try_get("state")?;
     Ok(TaskRow {
         id: r.try_get("id")?,
@@ -88,10 +151,11 @@ fn task_row(r: &SqliteRow) -> Result<TaskRow, StoreError> {
         attempts: r.try_get::<i64, _>("attempts")? as u32,
         error: r.try_get("error")?,
         spec_json: r.try_get("spec_json")?,
+        worker: r.try_get("worker")?,
     })
 }
 
-fn rollout_row(r: &SqliteRow) -> Result<RolloutRow, StoreError> {
+fn rollout_row(r: &AnyRow) -> Result<RolloutRow, StoreError> {
     let outcome: Option<String> = r.try_get("outcome")?;
     let outcome = outcome
         .map(|o| Outcome::parse(&o).ok_or_else(|| StoreError::Corrupt(format!("outcome `{o}`"))))
@@ -172,7 +236,7 @@ fn parse_files(text: &str) -> Result<Vec<FileChange>, StoreError> {
         .unwrap_or_default())
 }
 
-fn chat_link(r: &SqliteRow) -> Result<ChatTaskLink, StoreError> {
+fn chat_link(r: &AnyRow) -> Result<ChatTaskLink, StoreError> {
     Ok(ChatTaskLink {
         task_id: r.try_get("task_id")?,
         platform: r.try_get("platform")?,
@@ -188,7 +252,7 @@ fn chat_link(r: &SqliteRow) -> Result<ChatTaskLink, StoreError> {
     })
 }
 
-fn question_row(r: &SqliteRow) -> Result<Question, StoreError> {
+fn question_row(r: &AnyRow) -> Result<Question, StoreError> {
     Ok(Question {
         id: r.try_get("id")?,
         platform: r.try_get("platform")?,
@@ -207,15 +271,16 @@ fn question_row(r: &SqliteRow) -> Result<Question, StoreError> {
 }
 
 async fn insert_command(
-    exec: impl sqlx::SqliteExecutor<'_>,
+    exec: impl sqlx::Executor<'_, Database = sqlx::Any>,
     task_id: &str,
     index: u32,
     c: &CommandRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT OR IGNORE INTO commands (task_id, rollout_idx, seq, kind, command, exit_code, timed_out,
+        "INSERT INTO commands (task_id, rollout_idx, seq, kind, command, exit_code, timed_out,
             duration_ms, output, output_bytes, dropped_bytes, started_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (task_id, rollout_idx, seq) DO NOTHING",
     )
     .bind(task_id)
     .bind(index as i64)
@@ -235,13 +300,13 @@ async fn insert_command(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     #[tracing::instrument(name = "store.create_task", skip_all, fields(task = %task.id))]
     async fn create_task(&self, task: &NewTask) -> Result<(), StoreError> {
         let now = now();
         sqlx::query(
-            "INSERT INTO tasks (id, created_at, updated_at, state, origin, requester, title, spec, repo, base_ref, attempts, spec_json)
-             VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tasks (id, created_at, updated_at, state, origin, requester, title, spec, repo, base_ref, attempts, spec_json, worker)
+             VALUES ($1, $2, $3, 'received', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&task.id)
         .bind(&now)
@@ -254,6 +319,7 @@ impl Store for SqliteStore {
         .bind(&task.base_ref)
         .bind(task.attempts as i64)
         .bind(&task.spec_json)
+        .bind(&task.worker)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -267,7 +333,7 @@ impl Store for SqliteStore {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE tasks SET state = ?, error = COALESCE(?, error), updated_at = ? WHERE id = ?",
+            "UPDATE tasks SET state = $1, error = COALESCE($2, error), updated_at = $3 WHERE id = $4",
         )
         .bind(state.as_str())
         .bind(error)
@@ -285,13 +351,15 @@ impl Store for SqliteStore {
         base_ref: &str,
         commit: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tasks SET base_ref = ?, base_commit = ?, updated_at = ? WHERE id = ?")
-            .bind(base_ref)
-            .bind(commit)
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE tasks SET base_ref = $1, base_commit = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(base_ref)
+        .bind(commit)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -304,8 +372,9 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for (index, sampling) in rollouts {
             sqlx::query(
-                "INSERT OR IGNORE INTO rollouts (task_id, idx, phase, temperature, seed, started_at)
-                 VALUES (?, ?, 'starting', ?, ?, ?)",
+                "INSERT INTO rollouts (task_id, idx, phase, temperature, seed, started_at)
+                 VALUES ($1, $2, 'starting', $3, $4, $5)
+                 ON CONFLICT (task_id, idx) DO NOTHING",
             )
             .bind(task_id)
             .bind(*index as i64)
@@ -326,7 +395,7 @@ impl Store for SqliteStore {
         phase: &str,
         step: u32,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE rollouts SET phase = ?, step = ? WHERE task_id = ? AND idx = ?")
+        sqlx::query("UPDATE rollouts SET phase = $1, step = $2 WHERE task_id = $3 AND idx = $4")
             .bind(phase)
             .bind(step as i64)
             .bind(task_id)
@@ -350,7 +419,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let test = r.test.as_ref();
         sqlx::query(
-            "INSERT INTO rollouts (task_id, idx, phase) VALUES (?, ?, 'done')
+            "INSERT INTO rollouts (task_id, idx, phase) VALUES ($1, $2, 'done')
              ON CONFLICT (task_id, idx) DO NOTHING",
         )
         .bind(task_id)
@@ -358,12 +427,12 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE rollouts SET phase = 'done', outcome = ?, detail = ?, summary = ?, confidence = ?,
-                tests_passed = ?, test_exit_code = ?, test_timed_out = ?, test_output = ?, test_ms = ?,
-                lines_added = ?, lines_removed = ?, files_changed = ?, network = ?,
-                started_at = ?, finished_at = ?, agent_ms = ?,
-                temperature = COALESCE(?, temperature), seed = COALESCE(?, seed)
-             WHERE task_id = ? AND idx = ?",
+            "UPDATE rollouts SET phase = 'done', outcome = $1, detail = $2, summary = $3, confidence = $4,
+                tests_passed = $5, test_exit_code = $6, test_timed_out = $7, test_output = $8, test_ms = $9,
+                lines_added = $10, lines_removed = $11, files_changed = $12, network = $13,
+                started_at = $14, finished_at = $15, agent_ms = $16,
+                temperature = COALESCE($17, temperature), seed = COALESCE($18, seed)
+             WHERE task_id = $19 AND idx = $20",
         )
         .bind(r.outcome.as_str())
         .bind(&r.detail)
@@ -391,7 +460,7 @@ impl Store for SqliteStore {
             insert_command(&mut *tx, task_id, r.index, c).await?;
         }
         sqlx::query(
-            "INSERT INTO diffs (task_id, rollout_idx, patch, files) VALUES (?, ?, ?, ?)
+            "INSERT INTO diffs (task_id, rollout_idx, patch, files) VALUES ($1, $2, $3, $4)
              ON CONFLICT (task_id, rollout_idx) DO UPDATE SET patch = excluded.patch, files = excluded.files",
         )
         .bind(task_id)
@@ -409,7 +478,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         for r in ranked {
             sqlx::query(
-                "UPDATE rollouts SET rank = ?, rank_reason = ? WHERE task_id = ? AND idx = ?",
+                "UPDATE rollouts SET rank = $1, rank_reason = $2 WHERE task_id = $3 AND idx = $4",
             )
             .bind(r.rank as i64)
             .bind(&r.reason)
@@ -423,7 +492,7 @@ impl Store for SqliteStore {
     }
 
     async fn task(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
-        sqlx::query("SELECT * FROM tasks WHERE id = ?")
+        sqlx::query("SELECT * FROM tasks WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -441,7 +510,7 @@ impl Store for SqliteStore {
                 .replace('_', "\\_")
         );
         sqlx::query(
-            "SELECT * FROM tasks WHERE id LIKE ? ESCAPE '\\' ORDER BY created_at DESC LIMIT 10",
+            "SELECT * FROM tasks WHERE id LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT 10",
         )
         .bind(pattern)
         .fetch_all(&self.pool)
@@ -452,7 +521,7 @@ impl Store for SqliteStore {
     }
 
     async fn recent_tasks(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError> {
-        sqlx::query("SELECT * FROM tasks ORDER BY created_at DESC LIMIT ?")
+        sqlx::query("SELECT * FROM tasks ORDER BY created_at DESC LIMIT $1")
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?
@@ -462,7 +531,7 @@ impl Store for SqliteStore {
     }
 
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError> {
-        sqlx::query("SELECT * FROM rollouts WHERE task_id = ? ORDER BY rank IS NULL, rank, idx")
+        sqlx::query("SELECT * FROM rollouts WHERE task_id = $1 ORDER BY rank IS NULL, rank, idx")
             .bind(task_id)
             .fetch_all(&self.pool)
             .await?
@@ -472,7 +541,7 @@ impl Store for SqliteStore {
     }
 
     async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError> {
-        sqlx::query("SELECT * FROM commands WHERE task_id = ? AND rollout_idx = ? ORDER BY seq")
+        sqlx::query("SELECT * FROM commands WHERE task_id = $1 AND rollout_idx = $2 ORDER BY seq")
             .bind(task_id)
             .bind(index as i64)
             .fetch_all(&self.pool)
@@ -499,7 +568,7 @@ impl Store for SqliteStore {
 
     async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError> {
         let row =
-            sqlx::query("SELECT patch, files FROM diffs WHERE task_id = ? AND rollout_idx = ?")
+            sqlx::query("SELECT patch, files FROM diffs WHERE task_id = $1 AND rollout_idx = $2")
                 .bind(task_id)
                 .bind(index as i64)
                 .fetch_optional(&self.pool)
@@ -521,17 +590,17 @@ impl Store for SqliteStore {
         platform: &str,
         event: &str,
     ) -> Result<Option<i64>, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO inbox (dedupe_key, platform, event, received_at, state) VALUES (?, ?, ?, ?, 'queued')
-             ON CONFLICT (dedupe_key) DO NOTHING",
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO inbox (dedupe_key, platform, event, received_at, state) VALUES ($1, $2, $3, $4, 'queued')
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
         )
         .bind(dedupe_key)
         .bind(platform)
         .bind(event)
         .bind(now())
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok((done.rows_affected() == 1).then(|| done.last_insert_rowid()))
+        Ok(id)
     }
 
     async fn inbox_len(&self) -> Result<u64, StoreError> {
@@ -541,32 +610,237 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn queued(
+    #[tracing::instrument(name = "store.claim_inbox", skip(self))]
+    async fn claim_inbox(
         &self,
         platform: &str,
-        after: i64,
+        worker: &str,
+        lease: Duration,
         limit: u32,
     ) -> Result<Vec<InboxItem>, StoreError> {
+        let now = now_ms();
+        // SQLite has one writer at a time, so the UPDATE is atomic as it stands; PostgreSQL
+        // locks the rows it picks and skips those another worker is picking.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE inbox SET state = 'taken', leased_by = $1, lease_until = $2, attempts = attempts + 1
+             WHERE id IN (
+                SELECT id FROM inbox
+                WHERE platform = $3 AND (state = 'queued' OR (state = 'taken' AND lease_until < $4))
+                ORDER BY id LIMIT $5 {lock})
+             RETURNING id, event, attempts"
+        );
+        let mut items = sqlx::query(&sql)
+            .bind(worker)
+            .bind(now + ms(lease))
+            .bind(platform)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(InboxItem {
+                    id: r.try_get("id")?,
+                    event: r.try_get("event")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn heartbeat(&self, worker: &Worker, ttl: Duration) -> Result<(), StoreError> {
+        let until = now_ms() + ms(ttl);
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "SELECT id, event FROM inbox WHERE state = 'queued' AND platform = ? AND id > ? ORDER BY id LIMIT ?",
+            "INSERT INTO workers (id, host, pid, started_at, alive_until) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
         )
-        .bind(platform)
-        .bind(after)
-        .bind(limit as i64)
+        .bind(&worker.id)
+        .bind(&worker.host)
+        .bind(i64::from(worker.pid))
+        .bind(now())
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE inbox SET lease_until = $1 WHERE leased_by = $2 AND state = 'taken'")
+            .bind(until)
+            .bind(&worker.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn workers(&self) -> Result<Vec<Worker>, StoreError> {
+        sqlx::query("SELECT id, host, pid, alive_until FROM workers ORDER BY started_at")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Worker {
+                    id: r.try_get("id")?,
+                    host: r.try_get("host")?,
+                    pid: r.try_get::<i64, _>("pid")? as u32,
+                    alive_until: r.try_get("alive_until")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retire_worker(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE inbox SET lease_until = 0 WHERE leased_by = $1 AND state = 'taken'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM workers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn orphaned_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
+        sqlx::query(
+            "SELECT t.* FROM tasks t
+             WHERE (t.state IN ('received', 'queued', 'preparing', 'running')
+                    OR (t.state = 'done' AND EXISTS (
+                        SELECT 1 FROM chat_tasks c WHERE c.task_id = t.id AND c.summary_ts IS NULL)))
+               AND (t.worker IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM workers w WHERE w.id = t.worker AND w.alive_until > $1))
+             ORDER BY t.created_at",
+        )
+        .bind(now_ms())
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| {
-            Ok(InboxItem {
-                id: r.try_get("id")?,
-                event: r.try_get("event")?,
-            })
-        })
+        .map(task_row)
         .collect()
     }
 
+    async fn adopt_task(
+        &self,
+        task_id: &str,
+        from: Option<&str>,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET worker = $1 WHERE id = $2 AND worker IS NOT DISTINCT FROM $3",
+        )
+        .bind(to)
+        .bind(task_id)
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(name = "store.admit_task", skip(self))]
+    async fn admit_task(&self, task_id: &str, limits: &RolloutLimits) -> Result<bool, StoreError> {
+        let cap = |l: Option<u32>| l.map_or(i64::MAX / 4, i64::from);
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // One admission at a time across processes: the counts below must not change
+            // between reading them and admitting.
+            sqlx::query("SELECT pg_advisory_xact_lock(7460001)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        // A task alone is admitted even when it asks for more rollouts than a limit allows,
+        // else it would wait forever.
+        let done = sqlx::query(
+            "WITH live AS (
+                SELECT t.requester, t.repo, t.attempts FROM tasks t
+                JOIN workers w ON w.id = t.worker AND w.alive_until > $2
+                WHERE t.state IN ('preparing', 'running') AND t.id <> $1)
+             UPDATE tasks SET state = 'preparing', admitted_at = $2, updated_at = $3
+             WHERE id = $1 AND state = 'queued'
+               AND ((SELECT COUNT(*) FROM live) = 0
+                    OR (SELECT COALESCE(SUM(attempts), 0) FROM live) + attempts <= $4)
+               AND ((SELECT COUNT(*) FROM live l WHERE l.requester = tasks.requester) = 0
+                    OR (SELECT COALESCE(SUM(attempts), 0) FROM live l WHERE l.requester = tasks.requester) + attempts <= $5)
+               AND ((SELECT COUNT(*) FROM live l WHERE l.repo = tasks.repo) = 0
+                    OR (SELECT COALESCE(SUM(attempts), 0) FROM live l WHERE l.repo = tasks.repo) + attempts <= $6)",
+        )
+        .bind(task_id)
+        .bind(now_ms())
+        .bind(now())
+        .bind(cap(limits.global))
+        .bind(cap(limits.per_user))
+        .bind(cap(limits.per_repo))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn request_cancel(&self, task_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET cancel_requested = 1
+             WHERE id = $1 AND state IN ('received', 'queued', 'preparing', 'running')",
+        )
+        .bind(task_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn cancel_requests(&self, worker: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM tasks WHERE worker = $1 AND cancel_requested = 1
+               AND state IN ('received', 'queued', 'preparing', 'running')",
+        )
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn load(&self, task_id: &str) -> Result<Load, StoreError> {
+        let row = sqlx::query(
+            "WITH me AS (SELECT requester, repo, created_at FROM tasks WHERE id = $1),
+                  live AS (
+                    SELECT t.id, t.state, t.requester, t.repo, t.attempts, t.created_at FROM tasks t
+                    JOIN workers w ON w.id = t.worker AND w.alive_until > $2
+                    WHERE t.state IN ('queued', 'preparing', 'running'))
+             SELECT
+               (SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM live WHERE state <> 'queued') AS running,
+               (SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM live, me
+                  WHERE live.state <> 'queued' AND live.requester = me.requester) AS user_running,
+               (SELECT CAST(COALESCE(SUM(attempts), 0) AS BIGINT) FROM live, me
+                  WHERE live.state <> 'queued' AND live.repo = me.repo) AS repo_running,
+               (SELECT COUNT(*) FROM live WHERE state = 'queued') AS queued,
+               (SELECT COUNT(*) FROM live, me
+                  WHERE live.state = 'queued' AND live.requester = me.requester) AS user_queued,
+               (SELECT COUNT(*) FROM live, me
+                  WHERE live.state = 'queued' AND live.created_at < me.created_at AND live.id <> $1) AS ahead",
+        )
+        .bind(task_id)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        // (SUM is NUMERIC on PostgreSQL, which the `Any` driver cannot read: hence the casts.)
+        let num = |col: &str| -> Result<u64, StoreError> {
+            Ok(row.try_get::<i64, _>(col)?.max(0) as u64)
+        };
+        Ok(Load {
+            running_rollouts: num("running")?,
+            user_running_rollouts: num("user_running")?,
+            repo_running_rollouts: num("repo_running")?,
+            queued_tasks: num("queued")?,
+            user_queued_tasks: num("user_queued")?,
+            ahead: num("ahead")?,
+        })
+    }
+
     async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE inbox SET state = ?, error = ?, handled_at = ? WHERE id = ?")
+        sqlx::query("UPDATE inbox SET state = $1, error = $2, handled_at = $3 WHERE id = $4")
             .bind(if error.is_some() { "failed" } else { "done" })
             .bind(error)
             .bind(now())
@@ -580,7 +854,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO chat_tasks (task_id, platform, workspace, channel, thread, trigger_ts, requester,
                 status_ts, summary_ts, retry_of, feedback)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&l.task_id)
         .bind(&l.platform)
@@ -599,7 +873,7 @@ impl Store for SqliteStore {
     }
 
     async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
-        sqlx::query("SELECT * FROM chat_tasks WHERE task_id = ?")
+        sqlx::query("SELECT * FROM chat_tasks WHERE task_id = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
             .await?
@@ -615,7 +889,7 @@ impl Store for SqliteStore {
         trigger_ts: &str,
     ) -> Result<Option<ChatTaskLink>, StoreError> {
         sqlx::query(
-            "SELECT * FROM chat_tasks WHERE platform = ? AND channel = ? AND trigger_ts = ? LIMIT 1",
+            "SELECT * FROM chat_tasks WHERE platform = $1 AND channel = $2 AND trigger_ts = $3 LIMIT 1",
         )
         .bind(platform)
         .bind(channel)
@@ -627,22 +901,8 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn unfinished_chat_tasks(&self, platform: &str) -> Result<Vec<ChatTaskLink>, StoreError> {
-        sqlx::query(
-            "SELECT c.* FROM chat_tasks c JOIN tasks t ON t.id = c.task_id
-             WHERE c.platform = ? AND t.state IN ('received', 'preparing', 'running')
-             ORDER BY t.created_at",
-        )
-        .bind(platform)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(chat_link)
-        .collect()
-    }
-
     async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
-        sqlx::query("SELECT * FROM chat_tasks WHERE retry_of = ?")
+        sqlx::query("SELECT * FROM chat_tasks WHERE retry_of = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
             .await?
@@ -652,7 +912,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE chat_tasks SET status_ts = ? WHERE task_id = ?")
+        sqlx::query("UPDATE chat_tasks SET status_ts = $1 WHERE task_id = $2")
             .bind(ts)
             .bind(task_id)
             .execute(&self.pool)
@@ -661,7 +921,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_summary_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE chat_tasks SET summary_ts = ? WHERE task_id = ?")
+        sqlx::query("UPDATE chat_tasks SET summary_ts = $1 WHERE task_id = $2")
             .bind(ts)
             .bind(task_id)
             .execute(&self.pool)
@@ -671,7 +931,7 @@ impl Store for SqliteStore {
 
     async fn record_effect(&self, key: &str, result: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO effects (key, result, created_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            "INSERT INTO effects (key, result, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
         )
         .bind(key)
         .bind(result)
@@ -682,7 +942,7 @@ impl Store for SqliteStore {
     }
 
     async fn effect(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query("SELECT result FROM effects WHERE key = ?")
+        Ok(sqlx::query("SELECT result FROM effects WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?
@@ -693,7 +953,7 @@ impl Store for SqliteStore {
 
     async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError> {
         sqlx::query(
-            "INSERT INTO approvals (task_id, rollout_idx, approved_by, approved_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO approvals (task_id, rollout_idx, approved_by, approved_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (task_id) DO NOTHING",
         )
         .bind(task_id)
@@ -708,7 +968,7 @@ impl Store for SqliteStore {
     }
 
     async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError> {
-        sqlx::query("SELECT * FROM approvals WHERE task_id = ?")
+        sqlx::query("SELECT * FROM approvals WHERE task_id = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
             .await?
@@ -724,14 +984,15 @@ impl Store for SqliteStore {
     }
 
     async fn inbox_pending(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE state = 'queued'")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'taken')")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n as u64)
     }
 
     async fn withdraw_approval(&self, task_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM approvals WHERE task_id = ?")
+        sqlx::query("DELETE FROM approvals WHERE task_id = $1")
             .bind(task_id)
             .execute(&self.pool)
             .await?;
@@ -740,13 +1001,13 @@ impl Store for SqliteStore {
 
     async fn web_token(&self, task_id: &str) -> Result<String, StoreError> {
         let fresh = uuid::Uuid::new_v4().simple().to_string();
-        sqlx::query("UPDATE tasks SET web_token = ? WHERE id = ? AND web_token IS NULL")
+        sqlx::query("UPDATE tasks SET web_token = $1 WHERE id = $2 AND web_token IS NULL")
             .bind(&fresh)
             .bind(task_id)
             .execute(&self.pool)
             .await?;
         let token: Option<Option<String>> =
-            sqlx::query_scalar("SELECT web_token FROM tasks WHERE id = ?")
+            sqlx::query_scalar("SELECT web_token FROM tasks WHERE id = $1")
                 .bind(task_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -756,7 +1017,7 @@ impl Store for SqliteStore {
     }
 
     async fn task_by_web_token(&self, token: &str) -> Result<Option<TaskRow>, StoreError> {
-        sqlx::query("SELECT * FROM tasks WHERE web_token = ?")
+        sqlx::query("SELECT * FROM tasks WHERE web_token = $1")
             .bind(token)
             .fetch_optional(&self.pool)
             .await?
@@ -773,7 +1034,7 @@ impl Store for SqliteStore {
     ) -> Result<Publication, StoreError> {
         sqlx::query(
             "INSERT INTO publications (task_id, rollout_idx, state, branch, claimed_at)
-             VALUES (?, ?, 'publishing', ?, ?) ON CONFLICT (task_id) DO NOTHING",
+             VALUES ($1, $2, 'publishing', $3, $4) ON CONFLICT (task_id) DO NOTHING",
         )
         .bind(task_id)
         .bind(rollout as i64)
@@ -794,8 +1055,8 @@ impl Store for SqliteStore {
         pr_number: Option<u64>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE publications SET state = 'published', commit_sha = ?, url = ?, pr_number = ?,
-             published_at = ? WHERE task_id = ?",
+            "UPDATE publications SET state = 'published', commit_sha = $1, url = $2, pr_number = $3,
+             published_at = $4 WHERE task_id = $5",
         )
         .bind(commit)
         .bind(url)
@@ -808,7 +1069,7 @@ impl Store for SqliteStore {
     }
 
     async fn drop_publication(&self, task_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM publications WHERE task_id = ? AND state = 'publishing'")
+        sqlx::query("DELETE FROM publications WHERE task_id = $1 AND state = 'publishing'")
             .bind(task_id)
             .execute(&self.pool)
             .await?;
@@ -816,7 +1077,7 @@ impl Store for SqliteStore {
     }
 
     async fn publication(&self, task_id: &str) -> Result<Option<Publication>, StoreError> {
-        sqlx::query("SELECT * FROM publications WHERE task_id = ?")
+        sqlx::query("SELECT * FROM publications WHERE task_id = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
             .await?
@@ -840,7 +1101,7 @@ impl Store for SqliteStore {
         channel: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query(
-            "SELECT default_repo FROM channel_settings WHERE platform = ? AND channel = ?",
+            "SELECT default_repo FROM channel_settings WHERE platform = $1 AND channel = $2",
         )
         .bind(platform)
         .bind(channel)
@@ -858,7 +1119,7 @@ impl Store for SqliteStore {
         repo: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO channel_settings (platform, channel, default_repo) VALUES (?, ?, ?)
+            "INSERT INTO channel_settings (platform, channel, default_repo) VALUES ($1, $2, $3)
              ON CONFLICT (platform, channel) DO UPDATE SET default_repo = excluded.default_repo",
         )
         .bind(platform)
@@ -873,7 +1134,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO plans (id, platform, workspace, channel, thread, trigger_ts, requester, repo,
                 base_ref, attempts, spec_json, plan, revises, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&p.id)
         .bind(&p.platform)
@@ -895,7 +1156,7 @@ impl Store for SqliteStore {
     }
 
     async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError> {
-        sqlx::query("SELECT * FROM plans WHERE id = ?")
+        sqlx::query("SELECT * FROM plans WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -923,7 +1184,7 @@ impl Store for SqliteStore {
         sqlx::query(
             "INSERT INTO questions (id, platform, workspace, channel, thread, trigger_ts, requester, kind,
                 instructions, base_ref, attempts, message_ts, expires_at, state)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'open')",
         )
         .bind(&q.id)
         .bind(&q.platform)
@@ -944,7 +1205,7 @@ impl Store for SqliteStore {
     }
 
     async fn question(&self, id: &str) -> Result<Option<Question>, StoreError> {
-        sqlx::query("SELECT * FROM questions WHERE id = ?")
+        sqlx::query("SELECT * FROM questions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -954,7 +1215,7 @@ impl Store for SqliteStore {
     }
 
     async fn close_question(&self, id: &str, state: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE questions SET state = ? WHERE id = ? AND state = 'open'")
+        let done = sqlx::query("UPDATE questions SET state = $1 WHERE id = $2 AND state = 'open'")
             .bind(state)
             .bind(id)
             .execute(&self.pool)

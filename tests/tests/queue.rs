@@ -1,0 +1,301 @@
+//! Two `threadsmith serve` processes on one PostgreSQL database share a queue of 200 tasks:
+//! each task runs exactly once (one spec, one rollout, one status message and one summary in
+//! its thread), both processes work, the limit on running rollouts holds across them, and every
+//! delivery was deduplicated (each event was delivered 4 times).
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use threadsmith_bot::chat::{ChatEvent, ThreadRef, Via};
+use threadsmith_bot::store::{self, TaskState};
+use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
+use threadsmith_tests::gitrepo::repo_with;
+use threadsmith_tests::{FakeModel, MODEL_KEY, Turn, ensure_image, threadsmith};
+
+const RUNNING_LIMIT: usize = 6;
+
+/// A `threadsmith serve` process, SIGKILLed when dropped (a failing test leaves none behind).
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(
+    dir: &std::path::Path,
+    db: &str,
+    data: &str,
+    model: &FakeModel,
+    slack: &FakeSlack,
+) -> Serve {
+    let child = Command::new(threadsmith())
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env(
+            "THREADSMITH_LOG",
+            std::env::var("THREADSMITH_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env("THREADSMITH_DATABASE_URL", db)
+        .env("THREADSMITH_DATA_DIR", dir.join(data))
+        .env("THREADSMITH_MODEL_BASE_URL", model.base_url())
+        .env("THREADSMITH_MODEL", "fake-model")
+        .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
+        .env("THREADSMITH_SLACK_BOT_TOKEN", "xoxb-test")
+        .env("THREADSMITH_SLACK_APP_TOKEN", "xapp-test")
+        .env("THREADSMITH_SLACK_API_URL", slack.api_base())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start threadsmith serve");
+    Serve(child)
+}
+
+fn task_count() -> usize {
+    std::env::var("THREADSMITH_TEST_QUEUE_TASKS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_on_one_postgres_run_each_of_200_tasks_exactly_once() {
+    ensure_image().await;
+    let n = task_count();
+    let dir = tempfile::tempdir().unwrap();
+    let db = threadsmith_tests::postgres::database().await;
+    let store = store::open(&db).await.expect("open the database");
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let model = FakeModel::start().await;
+    let repo = repo_with(
+        &dir.path().join("repo"),
+        &[("README.md", "# tiny\n"), ("notes.txt", "one\n")],
+    );
+    std::fs::write(
+        dir.path().join("threadsmith.toml"),
+        format!(
+            "attempts = 1\ndefault_repo = \"{}\"\n\
+             [sandbox]\nmemory = \"256m\"\nworkspace_size = \"64m\"\ntmp_size = \"64m\"\n\
+             [limits]\nrunning_rollouts = {RUNNING_LIMIT}\nqueued_tasks = 1000\nuser_queued_tasks = 1000\n\
+             [workers]\npoll_ms = 250\nlease_secs = 20\nconcurrent_events = 16\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    // Every spec comes at once; every rollout gives up at its first step (its script is empty),
+    // which is a whole run: container, agent, diff, ranking, summary.
+    model.script(
+        0,
+        (0..n)
+            .map(|_| {
+                Turn::Call(
+                    "write_spec",
+                    json!({"title": "Tidy the notes", "problem": "notes.txt is untidy",
+                           "expected": "tidy", "acceptance_checks": [], "hints": []}),
+                )
+            })
+            .collect(),
+    );
+
+    // n threads, each with a request, queued as the Slack adapter queues them; every event
+    // is delivered 4 times (at-least-once delivery) and stored once.
+    let mut threads = Vec::new();
+    for i in 0..n {
+        // A channel each: Slack allows one message per second per channel, which the bot
+        // honours (and which would make this test about that limit).
+        let channel = format!("C{i:04}");
+        let channel = channel.as_str();
+        let user = format!("U{i:04}");
+        let parent =
+            slack.post_as_user(channel, &user, &format!("notes.txt needs work #{i}"), None);
+        let mention = slack.post_as_user(channel, &user, "<@UBOT> fix this", Some(&parent));
+        let event = ChatEvent::Trigger {
+            thread: ThreadRef {
+                platform: "slack".into(),
+                workspace: "T123".into(),
+                channel: channel.into(),
+                thread: parent.clone(),
+            },
+            message_ts: mention.clone(),
+            user,
+            text: "<@UBOT> fix this".into(),
+            via: Via::Mention,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        let key = format!("slack:msg:{channel}:{mention}");
+        let stored: Vec<_> =
+            futures_util::future::join_all((0..4).map(|_| store.enqueue(&key, "slack", &json)))
+                .await
+                .into_iter()
+                .map(|r| r.unwrap())
+                .collect();
+        assert_eq!(
+            stored.iter().filter(|s| s.is_some()).count(),
+            1,
+            "one of 4 deliveries stored"
+        );
+        threads.push((channel.to_string(), parent));
+    }
+    assert_eq!(store.inbox_len().await.unwrap(), n as u64);
+
+    let t0 = Instant::now();
+    let a = serve(dir.path(), &db, "data-a", &model, &slack);
+    let b = serve(dir.path(), &db, "data-b", &model, &slack);
+
+    // Wait for every task to end, watching the running rollouts never exceed the limit.
+    let mut peak = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(20 * 60);
+    let tasks = loop {
+        let tasks = store.recent_tasks(10_000).await.unwrap();
+        let running: usize = tasks
+            .iter()
+            .filter(|t| matches!(t.state, TaskState::Preparing | TaskState::Running))
+            .map(|t| t.attempts as usize)
+            .sum();
+        peak = peak.max(running);
+        let ended = tasks
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    TaskState::Done | TaskState::Failed | TaskState::Cancelled
+                )
+            })
+            .count();
+        if ended >= n && store.inbox_pending().await.unwrap() == 0 {
+            break tasks;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {ended} of {n} tasks ended"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let took = t0.elapsed();
+    eprintln!(
+        "{n} tasks by two processes in {took:?} ({:.2} s/task); peak running rollouts {peak}",
+        took.as_secs_f64() / n as f64
+    );
+
+    // Exactly once: one task per request, all done, one rollout conversation each.
+    assert_eq!(tasks.len(), n, "one task per request");
+    assert!(
+        tasks.iter().all(|t| t.state == TaskState::Done),
+        "{:?}",
+        tasks
+            .iter()
+            .filter(|t| t.state != TaskState::Done)
+            .map(|t| (&t.id, t.state, &t.error))
+            .collect::<Vec<_>>()
+    );
+    let mut by_trigger = HashSet::new();
+    for t in &tasks {
+        let link = store
+            .chat_task(&t.id)
+            .await
+            .unwrap()
+            .expect("linked to its thread");
+        assert!(
+            by_trigger.insert(link.trigger_ts.clone()),
+            "two tasks for {:?}",
+            link.trigger_ts
+        );
+        assert_eq!(store.rollouts(&t.id).await.unwrap().len(), 1);
+    }
+    let rollout_starts = model
+        .received()
+        .iter()
+        .filter(|r| r.seed == Some(1))
+        .count();
+    assert_eq!(rollout_starts, n, "one agent conversation per task");
+    let specs = model
+        .received()
+        .iter()
+        .filter(|r| r.seed.is_none_or(|s| s == 0))
+        .count();
+    assert_eq!(specs, n, "one spec per task");
+
+    // Both processes worked, and the limit held across them.
+    let mut per_worker: HashMap<String, usize> = HashMap::new();
+    for t in &tasks {
+        *per_worker
+            .entry(t.worker.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    eprintln!("tasks per process: {per_worker:?}");
+    assert_eq!(
+        per_worker.len(),
+        2,
+        "both processes ran tasks: {per_worker:?}"
+    );
+    assert!(peak <= RUNNING_LIMIT, "peak {peak} > limit {RUNNING_LIMIT}");
+
+    // Each event was taken once (no lease expired), and handled.
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT attempts, state FROM inbox")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), n);
+    assert!(
+        rows.iter()
+            .all(|(attempts, state)| *attempts == 1 && state == "done"),
+        "{:?}",
+        rows.iter()
+            .filter(|(a, s)| *a != 1 || s != "done")
+            .collect::<Vec<_>>()
+    );
+
+    // In every thread: one status message and one summary, nothing doubled.
+    for (channel, parent) in &threads {
+        slack
+            .wait_until("the summary", |s| {
+                s.thread(channel, parent)
+                    .iter()
+                    .filter(|m| m.is_bot())
+                    .count()
+                    >= 2
+            })
+            .await;
+    }
+    for t in &tasks {
+        let link = store.chat_task(&t.id).await.unwrap().unwrap();
+        let bots: Vec<_> = slack
+            .thread(&link.channel, &link.thread)
+            .into_iter()
+            .filter(|m| m.is_bot())
+            .collect();
+        assert_eq!(
+            bots.len(),
+            2,
+            "status + summary in {}: {bots:?}",
+            link.thread
+        );
+        assert_eq!(Some(&bots[0].ts), link.status_ts.as_ref());
+        assert_eq!(Some(&bots[1].ts), link.summary_ts.as_ref());
+    }
+    drop(a);
+    drop(b);
+    let left = threadsmith_runner::Docker::connect()
+        .await
+        .unwrap()
+        .list_managed()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| {
+            tasks
+                .iter()
+                .any(|t| c.task.as_deref() == Some(t.id.as_str()))
+        })
+        .count();
+    assert_eq!(left, 0, "no container left");
+}
