@@ -1890,7 +1890,11 @@ pub fn waiting_words(ahead: u64, running: u64, limit: Option<u32>) -> String {
         1 => "1 task is ahead of it".to_string(),
         n => format!("{n} tasks are ahead of it"),
     };
-    format!("Queued: {running} rollouts are running{limit}; {ahead}. It starts by itself.")
+    let running = match running {
+        1 => "1 rollout is running".to_string(),
+        n => format!("{n} rollouts are running"),
+    };
+    format!("Queued: {running}{limit}; {ahead}. It starts by itself.")
 }
 
 impl ProgressSink for ChatProgress {

@@ -291,16 +291,20 @@ async fn admit(
     let user_limit = u64::from(config.user_queued_tasks_limit());
     let limit = u64::from(config.queued_tasks_limit());
     // The counts include this task.
+    let tasks = |n: u64| match n {
+        1 => "1 task".to_string(),
+        n => format!("{n} tasks"),
+    };
     if load.user_queued_tasks > user_limit {
         return Err(user(format!(
-            "You already have {} tasks waiting for a free slot (the limit is {user_limit}). Wait for one of them to start, or cancel one, then ask again.",
-            load.user_queued_tasks - 1
+            "You already have {} waiting for a free slot (the limit is {user_limit}). Wait for one to start, or cancel one, then ask again.",
+            tasks(load.user_queued_tasks - 1)
         )));
     }
     if load.queued_tasks > limit {
         return Err(user(format!(
-            "The queue is full: {} tasks are waiting for a free slot (the limit is {limit}). Try again when some have finished.",
-            load.queued_tasks - 1
+            "The queue is full: {} waiting for a free slot (the limit is {limit}). Try again when some have finished.",
+            tasks(load.queued_tasks - 1)
         )));
     }
     let mut shown = None;

@@ -299,3 +299,123 @@ async fn two_processes_on_one_postgres_run_each_of_200_tasks_exactly_once() {
         .count();
     assert_eq!(left, 0, "no container left");
 }
+
+/// Two processes on one PostgreSQL database; the one running a task (3 rollouts at work) is
+/// SIGKILLed; the other, still serving, takes the task over: reported failed in its thread
+/// with Retry, once, its containers removed, and it goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_other_process_takes_over_a_killed_processs_task() {
+    ensure_image().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = threadsmith_tests::postgres::database().await;
+    let store = store::open(&db).await.expect("open the database");
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let model = FakeModel::start().await;
+    let repo = threadsmith_tests::gitrepo::calc_repo(&dir.path().join("calc"));
+    std::fs::write(
+        dir.path().join("threadsmith.toml"),
+        format!(
+            "attempts = 3\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n\
+             [sandbox]\nmemory = \"256m\"\nworkspace_size = \"64m\"\ntmp_size = \"64m\"\n\
+             [workers]\npoll_ms = 100\nlease_secs = 3\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    model.script(
+        0,
+        vec![
+            Turn::Call(
+                "write_spec",
+                json!({"title": "add() subtracts", "problem": "add 2 3 prints -1"}),
+            );
+            2
+        ],
+    );
+    // Every rollout's first model call hangs: the task is mid-run when its process dies.
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    for seed in 1..=3 {
+        model.script(
+            seed,
+            vec![Turn::Gated(
+                gate.clone(),
+                Box::new(Turn::Call("give_up", json!({"reason": "never"}))),
+            )],
+        );
+    }
+    let a = serve(dir.path(), &db, "data-a", &model, &slack);
+    slack.wait_connected().await;
+    let parent = slack.post_as_user("C500", "U1", "add(2, 3) gives -1", None);
+    let (mention, e) = slack
+        .mention("C500", "U1", "<@UBOT> fix this", Some(&parent))
+        .await;
+    slack.ack(&e).await;
+    tokio::time::timeout(Duration::from_secs(120), model.wait_for_requests(4))
+        .await
+        .expect("three rollouts waiting on the model");
+    let task = store.recent_tasks(1).await.unwrap().remove(0);
+    let docker = threadsmith_runner::Docker::connect().await.unwrap();
+    let containers = |docker: threadsmith_runner::Docker, id: String| async move {
+        docker
+            .list_managed()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.task.as_deref() == Some(id.as_str()))
+            .count()
+    };
+    assert_eq!(containers(docker.clone(), task.id.clone()).await, 3);
+
+    let b = serve(dir.path(), &db, "data-b", &model, &slack);
+    // B is up and serving before A dies.
+    slack
+        .wait_until("the second process connected", |s| s.connections() >= 2)
+        .await;
+    drop(a); // SIGKILL
+    let killed = Instant::now();
+    let notice = slack
+        .wait_for("the takeover reported in the thread", |s| {
+            s.thread("C500", &parent)
+                .into_iter()
+                .find(|m| m.is_bot() && m.text.starts_with("threadsmith stopped"))
+        })
+        .await;
+    eprintln!("reported {:?} after the kill", killed.elapsed());
+    assert!(killed.elapsed() < Duration::from_secs(60));
+    assert!(notice.blocks.unwrap().to_string().contains("\"retry\""));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while containers(docker.clone(), task.id.clone()).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead process's containers stay"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = store.task(&task.id).await.unwrap().unwrap();
+    assert_eq!(now.state, TaskState::Failed);
+    assert_ne!(now.worker, task.worker, "adopted by the other process");
+    slack
+        .wait_until("❌ on the request", |s| {
+            s.reactions("C500", &mention).contains(&"x".to_string())
+        })
+        .await;
+    // B still serves: a help request is answered.
+    let other = slack.post_as_user("C501", "U2", "hello", None);
+    let (_, e) = slack
+        .mention("C501", "U2", "<@UBOT> help", Some(&other))
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the help answer", |s| {
+            s.thread("C501", &other).iter().any(|m| m.is_bot())
+        })
+        .await;
+    let notices = slack
+        .thread("C500", &parent)
+        .into_iter()
+        .filter(|m| m.is_bot() && m.text.starts_with("threadsmith stopped"))
+        .count();
+    assert_eq!(notices, 1, "reported once");
+    drop(b);
+    gate.notify_waiters();
+}
