@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use threadsmith_bot::store::{
-    self, ChatTaskLink, NewTask, Question, RolloutLimits, Store, TaskState, Worker,
+    self, ChatTaskLink, NewTask, Question, RolloutLimits, Stage, Store, TaskState, Worker,
 };
 use threadsmith_runner::{
     CommandKind, CommandRecord, Diff, FileChange, Outcome, RolloutResult, Sampling,
@@ -539,6 +539,21 @@ async fn chat_links_questions_plans(s: Arc<dyn Store>) {
     s.create_task(&new_task("t1", "U1", "r", 1, "w"))
         .await
         .unwrap();
+    let stage = |s: Arc<dyn Store>| async move {
+        let t = s.task("t1").await.unwrap().unwrap();
+        store::stage(s.as_ref(), &t).await.unwrap()
+    };
+    assert_eq!(stage(s.clone()).await, Stage::Spec);
+    s.set_task_state("t1", TaskState::Queued, None)
+        .await
+        .unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Queued);
+    s.set_task_state("t1", TaskState::Running, None)
+        .await
+        .unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Running);
+    s.set_task_state("t1", TaskState::Done, None).await.unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Checked);
     s.create_task(&new_task("t2", "U1", "r", 1, "w"))
         .await
         .unwrap();
@@ -563,7 +578,17 @@ async fn chat_links_questions_plans(s: Arc<dyn Store>) {
     .await
     .unwrap();
     s.set_status_ts("t1", "1.2").await.unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Checked);
     s.set_summary_ts("t1", "1.3").await.unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Summarised);
+    s.approve("t1", 1, "U1").await.unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Approved);
+    s.claim_publication("t1", 1, "b").await.unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Approved);
+    s.finish_publication("t1", "c", "https://pr", Some(1))
+        .await
+        .unwrap();
+    assert_eq!(stage(s.clone()).await, Stage::Published);
     let got = s
         .chat_task_by_trigger("slack", "C1", "1.1")
         .await

@@ -125,7 +125,8 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("task {}  ({})", task.id, task.state.as_str());
+    let stage = crate::store::stage(store.as_ref(), &task).await?;
+    println!("task {}  ({})", task.id, stage.as_str());
     println!("title: {}", task.title);
     println!(
         "repo:  {} @ {} {}",
