@@ -453,3 +453,96 @@ mod tests {
         assert!(!is_phrase("please fix this later", &phrases));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::chat::ButtonAction;
+    use crate::discord::render::{custom_id, parse_custom_id};
+
+    fn message_json(content: String, mention_name: String, filename: String, drop: u8) -> Value {
+        let mut m = json!({
+            "id": "1300000000000000100", "channel_id": "1300000000000000001",
+            "author": {"id": "1400000000000000001", "username": "alice", "discriminator": "0",
+                       "global_name": null, "avatar": null, "bot": false},
+            "content": content, "timestamp": "2026-11-24T03:00:00.000000+00:00",
+            "edited_timestamp": null, "tts": false, "mention_everyone": false,
+            "mentions": [{"id": "1400000000000000002", "username": mention_name,
+                          "discriminator": "0", "global_name": null, "avatar": null}],
+            "mention_roles": [], "attachments": [{"id": "1", "filename": filename, "size": 3,
+                "url": "https://cdn.example/x", "proxy_url": "https://cdn.example/x"}],
+            "embeds": [], "pinned": false, "type": 0
+        });
+        // Optional fields dropped at random, as Discord leaves some out.
+        for (bit, key) in ["mentions", "attachments", "edited_timestamp", "embeds"]
+            .iter()
+            .enumerate()
+        {
+            if drop & (1 << bit) != 0 {
+                m.as_object_mut().map(|o| o.remove(*key));
+            }
+        }
+        m
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn messages_become_thread_messages(
+            content in "\\PC{0,300}",
+            name in "\\PC{0,40}",
+            filename in "\\PC{0,40}",
+            drop in any::<u8>(),
+        ) {
+            let v = message_json(content.clone(), name, filename, drop);
+            if let Ok(m) = serde_json::from_value::<Message>(v) {
+                let t = thread_message(&m);
+                prop_assert_eq!(t.author, "alice");
+                prop_assert!(!t.is_bot);
+                prop_assert!(!t.text.contains("<@!"));
+            }
+            let _ = mentions(&content, "1400000000000000009");
+            let _ = is_phrase(&content, &["fix this".to_string(), content.clone()]);
+        }
+
+        #[test]
+        fn button_ids_round_trip_and_garbage_are_refused_quietly(
+            task in "[0-9a-f]{32}",
+            rollout in 1u32..=16,
+            garbage in "\\PC{0,120}",
+        ) {
+            for action in [
+                ButtonAction::Approve { task_id: task.clone(), rollout },
+                ButtonAction::Retry { task_id: task.clone() },
+                ButtonAction::Cancel { task_id: task.clone() },
+                ButtonAction::RunPlan { plan_id: task.clone() },
+                ButtonAction::RevisePlan { plan_id: task.clone() },
+            ] {
+                let id = custom_id(&action);
+                prop_assert!(id.len() <= 100, "Discord's custom_id limit");
+                prop_assert_eq!(parse_custom_id(&id), Some(action));
+            }
+            let _ = parse_custom_id(&garbage);
+        }
+    }
+
+    #[test]
+    fn the_base_message_deserialises() {
+        let v = message_json(
+            "hi <@!1400000000000000002>".into(),
+            "bob".into(),
+            "log.txt".into(),
+            0,
+        );
+        let m: Message = serde_json::from_value(v).unwrap();
+        let t = thread_message(&m);
+        assert_eq!(
+            t.text,
+            "hi @bob\n[attachment: log.txt](https://cdn.example/x)"
+        );
+    }
+}

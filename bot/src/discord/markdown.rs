@@ -185,3 +185,46 @@ mod tests {
         assert_eq!(code.matches("```").count(), 2, "{code}");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn discord_output_can_never_ping_or_forge(md in crate::chat::markdown::fuzz::hostile_markdown()) {
+            let out = to_discord(&md);
+            // An entity Discord would render starts with an unescaped `<` outside code (Discord
+            // renders none inside code spans and blocks, which are blanked here).
+            let mut outside_code = out.clone();
+            for (event, range) in pulldown_cmark::Parser::new(&out).into_offset_iter() {
+                if let pulldown_cmark::Event::Code(_)
+                | pulldown_cmark::Event::Start(pulldown_cmark::Tag::CodeBlock(_)) = event
+                {
+                    let blank = " ".repeat(range.len());
+                    outside_code.replace_range(range, &blank);
+                }
+            }
+            prop_assert!(
+                !outside_code.contains("@everyone") && !outside_code.contains("@here"),
+                "{out:?}"
+            );
+            for forged in ["<@", "<#", "<t:", "<:", "</"] {
+                let live = outside_code
+                    .match_indices(forged)
+                    .any(|(i, _)| !outside_code[..i].ends_with('\\'));
+                prop_assert!(!live, "{forged} in {out:?} from {md:?}");
+            }
+            let lower = outside_code.to_lowercase();
+            let js_link = lower
+                .match_indices("](javascript:")
+                .any(|(i, _)| !lower[..i].ends_with('\\'));
+            prop_assert!(!js_link, "{out:?}");
+            prop_assert_eq!(out.matches("```").count() % 2, 0, "fences closed: {:?}", out);
+        }
+    }
+}

@@ -217,3 +217,176 @@ pub fn from_command(c: &SlackCommandEvent) -> (String, ChatEvent) {
         },
     )
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn settings() -> EventSettings {
+        EventSettings {
+            bot_user_id: "UBOT".into(),
+            team_id: "T1".into(),
+            trigger_phrases: vec!["fix this".into()],
+            phrase_channels: vec!["C1".into()],
+        }
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,24}".prop_map(Value::String),
+            Just(json!("1700000000.000100")),
+            Just(json!("UBOT")),
+            Just(json!([])),
+            Just(json!({})),
+        ]
+    }
+
+    /// `v` with some of its leaves replaced (by path index), and some keys dropped.
+    fn mutate(v: &mut Value, edits: &[(usize, Value)], drops: &[usize], counter: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                let keys: Vec<String> = map.keys().cloned().collect();
+                for k in keys {
+                    *counter += 1;
+                    if drops.contains(counter) {
+                        map.remove(&k);
+                    } else if let Some(child) = map.get_mut(&k) {
+                        mutate(child, edits, drops, counter);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    mutate(item, edits, drops, counter);
+                }
+            }
+            leaf => {
+                *counter += 1;
+                if let Some((_, new)) = edits.iter().find(|(at, _)| at == counter) {
+                    *leaf = new.clone();
+                }
+            }
+        }
+    }
+
+    fn mutated(base: Value) -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec((0usize..60, leaf()), 0..6),
+            prop::collection::vec(0usize..60, 0..3),
+            "\\PC{0,200}",
+        )
+            .prop_map(move |(edits, drops, text)| {
+                let mut v = base.clone();
+                let mut n = 0;
+                mutate(&mut v, &edits, &drops, &mut n);
+                if let Some(t) = v.pointer_mut("/event/text")
+                    && t.is_string()
+                    && text.len() % 2 == 0
+                {
+                    *t = json!(format!("<@UBOT> {text}"));
+                }
+                v
+            })
+    }
+
+    fn app_mention() -> Value {
+        json!({"token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+               "event_id": "Ev1", "event_time": 1700000000,
+               "event": {"type": "app_mention", "user": "U1", "text": "<@UBOT> fix this",
+                         "ts": "1700000000.000200", "thread_ts": "1700000000.000100",
+                         "channel": "C1", "event_ts": "1700000000.000200"}})
+    }
+
+    fn message() -> Value {
+        json!({"token": "x", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+               "event_id": "Ev2", "event_time": 1700000000,
+               "event": {"type": "message", "user": "U1", "text": "fix this please",
+                         "ts": "1700000000.000300", "channel": "C1", "channel_type": "channel",
+                         "event_ts": "1700000000.000300"}})
+    }
+
+    fn block_actions() -> Value {
+        json!({"type": "block_actions", "team": {"id": "T1", "domain": "acme"},
+               "user": {"id": "U1", "username": "alice", "team_id": "T1"},
+               "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3",
+               "container": {"type": "message", "message_ts": "1700000000.000400",
+                             "channel_id": "C1", "is_ephemeral": false},
+               "channel": {"id": "C1", "name": "bugs"},
+               "message": {"type": "message", "ts": "1700000000.000400",
+                           "thread_ts": "1700000000.000100", "text": "summary"},
+               "actions": [{"action_id": "approve", "block_id": "b1", "type": "button",
+                            "value": "0123456789abcdef0123456789abcdef:2",
+                            "action_ts": "1700000001.000000"}]})
+    }
+
+    fn view_submission() -> Value {
+        json!({"type": "view_submission", "team": {"id": "T1", "domain": "acme"},
+               "user": {"id": "U1", "username": "alice", "team_id": "T1"},
+               "api_app_id": "A1", "token": "x", "trigger_id": "1.2.3",
+               "view": {"id": "V1", "type": "modal", "callback_id": "retry",
+                        "private_metadata": "0123456789abcdef0123456789abcdef",
+                        "title": {"type": "plain_text", "text": "Retry"},
+                        "blocks": [],
+                        "state": {"values": {"feedback": {"feedback": {"type": "plain_text_input", "value": "try harder"}}}},
+                        "hash": "h", "team_id": "T1", "app_id": "A1", "bot_id": "B1"}})
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn push_events_convert_or_are_ignored(v in prop_oneof![mutated(app_mention()), mutated(message())]) {
+            if let Ok(SlackPushEvent::EventCallback(cb)) = serde_json::from_value::<SlackPushEvent>(v)
+                && let Some((key, event)) = from_push(&cb, &settings())
+            {
+                prop_assert!(key.starts_with("slack:"));
+                prop_assert!(serde_json::to_string(&event).is_ok());
+            }
+        }
+
+        #[test]
+        fn interactions_convert_or_are_ignored(v in prop_oneof![mutated(block_actions()), mutated(view_submission())]) {
+            if let Ok(ev) = serde_json::from_value::<SlackInteractionEvent>(v)
+                && let Some((key, event)) = from_interaction(&ev, &settings())
+            {
+                prop_assert!(key.starts_with("slack:"));
+                prop_assert!(serde_json::to_string(&event).is_ok());
+            }
+        }
+
+        #[test]
+        fn any_json_is_refused_or_converted(v in leaf().prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::hash_map(
+                    prop::sample::select(vec!["type", "event", "user", "text", "ts", "channel", "actions", "view", "team_id"]),
+                    inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })) {
+            if let Ok(SlackPushEvent::EventCallback(cb)) = serde_json::from_value::<SlackPushEvent>(v.clone()) {
+                let _ = from_push(&cb, &settings());
+            }
+            if let Ok(ev) = serde_json::from_value::<SlackInteractionEvent>(v) {
+                let _ = from_interaction(&ev, &settings());
+            }
+        }
+    }
+
+    #[test]
+    fn the_base_payloads_convert() {
+        let SlackPushEvent::EventCallback(cb) = serde_json::from_value(app_mention()).unwrap()
+        else {
+            panic!("not an event callback")
+        };
+        assert!(from_push(&cb, &settings()).is_some());
+        let ev: SlackInteractionEvent = serde_json::from_value(block_actions()).unwrap();
+        assert!(from_interaction(&ev, &settings()).is_some());
+    }
+}

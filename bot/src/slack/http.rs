@@ -50,7 +50,8 @@ pub fn verify_signature(
         .trim()
         .parse()
         .map_err(|_| SignatureError::Stale)?;
-    if (now - ts).abs() > MAX_SKEW_SECS {
+    // `abs_diff`: a forged timestamp near i64::MIN must not overflow the subtraction.
+    if now.abs_diff(ts) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let expected = signature
@@ -228,6 +229,73 @@ mod tests {
         assert_eq!(
             verify_signature(SECRET, "1531420618", BODY.as_bytes(), "v1=zz", TS),
             Err(SignatureError::Mismatch)
+        );
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use hmac::{KeyInit, Mac};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sign(secret: &str, ts: &str, body: &[u8]) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{ts}:").as_bytes());
+        mac.update(body);
+        format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn forged_headers_never_pass_nor_panic(
+            timestamp in prop_oneof![
+                "\\PC{0,30}",
+                any::<i64>().prop_map(|n| n.to_string()),
+                Just(i64::MIN.to_string()),
+                Just(i64::MAX.to_string()),
+            ],
+            signature in prop_oneof!["\\PC{0,80}", "v0=[0-9a-f]{0,70}"],
+            body in prop::collection::vec(any::<u8>(), 0..200),
+            now in any::<i64>(),
+        ) {
+            prop_assert!(verify_signature("secret", &timestamp, &body, &signature, now).is_err());
+        }
+
+        #[test]
+        fn only_the_right_signature_in_time_passes(
+            body in prop::collection::vec(any::<u8>(), 0..200),
+            skew in -1000i64..1000,
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let now = 1_700_000_000;
+            let ts = (now + skew).to_string();
+            let good = sign("secret", &ts, &body);
+            let verdict = verify_signature("secret", &ts, &body, &good, now);
+            if skew.abs() <= MAX_SKEW_SECS {
+                prop_assert!(verdict.is_ok());
+            } else {
+                prop_assert_eq!(verdict, Err(SignatureError::Stale));
+            }
+            // Another secret, or one changed byte of the body, never passes.
+            prop_assert!(verify_signature("other", &ts, &body, &good, now).is_err());
+            if !body.is_empty() {
+                let mut changed = body.clone();
+                let i = flip.index(changed.len());
+                changed[i] ^= 0x01;
+                prop_assert!(verify_signature("secret", &ts, &changed, &good, now).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn a_timestamp_at_the_edge_of_i64_is_stale_not_a_panic() {
+        assert_eq!(
+            verify_signature("s", &i64::MIN.to_string(), b"", "v0=00", 1_700_000_000),
+            Err(SignatureError::Stale)
         );
     }
 }

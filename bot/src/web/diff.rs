@@ -278,3 +278,64 @@ new file mode 100644
         assert_eq!(plain.line("<b>"), "&lt;b&gt;");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Patch-like text: real diff lines mixed with garbage and broken hunk headers.
+    fn patch() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            prop::sample::select(vec![
+                "diff --git a/x.rs b/x.rs",
+                "diff --git a/a b/b c",
+                "new file mode 100644",
+                "deleted file mode 100644",
+                "index 000..111",
+                "--- a/x.rs",
+                "+++ b/x.rs",
+                "--- /dev/null",
+                "+++ /dev/null",
+                "@@ -1,3 +1,4 @@",
+                "@@ -0,0 +1 @@",
+                "@@ -99999999999,1 +4294967296,2 @@",
+                "@@ garbage @@",
+                "@@ -1 +1 @@ fn x()",
+                "Binary files a/x.png and b/x.png differ",
+                "GIT binary patch",
+                "literal 0",
+                "\\ No newline at end of file",
+                "+added",
+                "-removed",
+                " context",
+                "",
+            ])
+            .prop_map(String::from),
+            "[+ -]\\PC{0,40}",
+            "\\PC{0,40}",
+        ];
+        prop::collection::vec(line, 0..60).prop_map(|l| l.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_patch_parses_into_consistent_files(text in patch()) {
+            for f in parse(&text) {
+                let lines = f.hunks.iter().flat_map(|h| &h.lines);
+                let (mut added, mut removed) = (0u32, 0u32);
+                for l in lines {
+                    match l.kind {
+                        LineKind::Added => { added += 1; prop_assert!(l.old.is_none()); }
+                        LineKind::Removed => { removed += 1; prop_assert!(l.new.is_none()); }
+                        _ => {}
+                    }
+                }
+                prop_assert_eq!((f.added, f.removed), (added, removed));
+            }
+        }
+    }
+}

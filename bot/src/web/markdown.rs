@@ -111,3 +111,28 @@ mod tests {
         assert!(html.contains("href=\"https://e.com/p.png\""), "{html}");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn page_html_is_inert(md in crate::chat::markdown::fuzz::hostile_markdown()) {
+            let html = to_safe_html(&md).to_lowercase();
+            for bad in ["<script", "<img", "<iframe", "<style", "<svg", "<object", "href=\"javascript:"] {
+                prop_assert!(!html.contains(bad), "{bad} in {html:?} from {md:?}");
+            }
+            // No tag carries an event handler (text that merely reads "onerror" is escaped).
+            for tag in html.split('<').skip(1).map(|t| t.split('>').next().unwrap_or("")) {
+                let handler = tag.split_whitespace().skip(1).any(|a| a.starts_with("on"));
+                prop_assert!(!handler, "<{tag}> in {html:?}");
+            }
+            let _ = plain(&md);
+        }
+    }
+}

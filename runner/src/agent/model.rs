@@ -163,6 +163,21 @@ impl ModelError {
     }
 }
 
+/// A successful response's body → the model's reply; anything else is `Garbage`.
+fn parse_reply(text: &str) -> Result<Reply, ModelError> {
+    let parsed: ChatResponse = serde_json::from_str(text)
+        .map_err(|e| ModelError::Garbage(format!("{e}; it began: {}", excerpt(text))))?;
+    let choice = parsed
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ModelError::Garbage("no choices in the response".into()))?;
+    Ok(Reply {
+        content: choice.message.content,
+        tool_calls: choice.message.tool_calls.unwrap_or_default(),
+    })
+}
+
 fn excerpt(text: &str) -> String {
     let text = text.trim();
     match text.char_indices().nth(300) {
@@ -259,17 +274,7 @@ impl ModelClient {
                 });
             }
         }
-        let parsed: ChatResponse = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Garbage(format!("{e}; it began: {}", excerpt(&text))))?;
-        let choice = parsed
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| ModelError::Garbage("no choices in the response".into()))?;
-        Ok(Reply {
-            content: choice.message.content,
-            tool_calls: choice.message.tool_calls.unwrap_or_default(),
-        })
+        parse_reply(&text)
     }
 
     /// A request with retries and exponential back-off for transient failures.
@@ -346,5 +351,97 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(call.function.arguments, r#"{"confidence":1,"summary":"x"}"#);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// JSON values of any shape, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::hash_map("[a-z_]{1,12}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A completion whose fields are sometimes right, sometimes any JSON.
+    fn completion_like() -> impl Strategy<Value = Value> {
+        (any_json(), any_json(), any_json(), any::<bool>()).prop_map(
+            |(content, calls, args, good_calls)| {
+                let tool_calls = if good_calls {
+                    json!([{"id": "c1", "type": "function",
+                            "function": {"name": "run_command", "arguments": args}}])
+                } else {
+                    calls
+                };
+                json!({"choices": [{"message": {"role": "assistant", "content": content,
+                                                "tool_calls": tool_calls}}]})
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_body_is_a_reply_or_garbage(body in ".{0,300}") {
+            match parse_reply(&body) {
+                Ok(_) => {}
+                Err(ModelError::Garbage(why)) => prop_assert!(why.chars().count() < 700, "{why}"),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        #[test]
+        fn any_json_body_is_a_reply_or_garbage(v in any_json()) {
+            let text = v.to_string();
+            prop_assert!(matches!(parse_reply(&text), Ok(_) | Err(ModelError::Garbage(_))));
+        }
+
+        #[test]
+        fn completion_like_bodies_never_panic(v in completion_like()) {
+            if let Ok(reply) = parse_reply(&v.to_string()) {
+                for call in reply.tool_calls {
+                    // Whatever the arguments were, they reach the tool parser as a string.
+                    let _ = crate::agent::tools::parse(&call.function.name, &call.function.arguments);
+                }
+            }
+        }
+
+        #[test]
+        fn excerpts_are_short_and_whole_characters(text in "\\PC{0,1000}") {
+            let e = excerpt(&text);
+            prop_assert!(e.chars().count() <= 301);
+            prop_assert!(text.trim().starts_with(e.trim_end_matches('…')));
+        }
+    }
+
+    #[test]
+    fn arguments_sent_as_an_object_are_re_encoded() {
+        let body = json!({"choices": [{"message": {"tool_calls": [{"id": "1",
+            "function": {"name": "finish", "arguments": {"summary": "s", "confidence": 0.5}}}]}}]});
+        let reply = parse_reply(&body.to_string()).unwrap();
+        assert_eq!(
+            crate::agent::tools::parse("finish", &reply.tool_calls[0].function.arguments),
+            Ok(crate::agent::tools::Tool::Finish {
+                summary: "s".into(),
+                confidence: 0.5
+            })
+        );
     }
 }

@@ -198,8 +198,10 @@ pub fn parse(name: &str, arguments: &str) -> Result<Tool, String> {
             Tool::GiveUp { reason: a.reason }
         }
         other => {
+            // The name is the model's: quote a bounded part of it.
+            let shown: String = other.chars().take(80).collect();
             return Err(format!(
-                "there is no tool named `{other}`. The tools are: {}.",
+                "there is no tool named `{shown}`. The tools are: {}.",
                 TOOL_NAMES.join(", ")
             ));
         }
@@ -271,5 +273,120 @@ mod tests {
             .map(|d| d["function"]["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, TOOL_NAMES);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(TOOL_NAMES.to_vec()).prop_map(String::from),
+            "\\PC{0,200}",
+        ]
+    }
+
+    /// Argument strings: valid objects, objects with wrong types, truncated or garbled JSON.
+    fn arguments() -> impl Strategy<Value = String> {
+        let field = prop_oneof![
+            Just(json!(null)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            any::<u64>().prop_map(|n| json!(n)),
+            "\\PC{0,60}".prop_map(|s| json!(s)),
+            Just(json!([1, "two", {"three": 3}])),
+            Just(json!({"nested": {"deeper": [null]}})),
+        ];
+        let keys = prop::sample::select(vec![
+            "command",
+            "timeout_secs",
+            "path",
+            "start_line",
+            "max_lines",
+            "content",
+            "patch",
+            "summary",
+            "confidence",
+            "reason",
+            "extra",
+        ]);
+        let object = prop::collection::hash_map(keys, field, 0..6).prop_map(|m| {
+            serde_json::Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                .to_string()
+        });
+        prop_oneof![
+            object.clone(),
+            (object, any::<prop::sample::Index>()).prop_map(|(s, cut)| {
+                let at = cut.index(s.len() + 1);
+                s.get(..at).unwrap_or(&s).to_string()
+            }),
+            "\\PC{0,200}",
+            Just(String::new()),
+            Just("\u{0}".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_call_parses_or_says_what_is_wrong(name in name(), args in arguments()) {
+            match parse(&name, &args) {
+                Ok(tool) => {
+                    prop_assert!(TOOL_NAMES.contains(&name.as_str()));
+                    match tool {
+                        Tool::RunCommand { command, .. } => prop_assert!(!command.trim().is_empty()),
+                        Tool::ReadFile { path, start_line, max_lines } => {
+                            prop_assert!(!path.trim().is_empty());
+                            prop_assert!(start_line >= 1);
+                            prop_assert!((1..=5000).contains(&max_lines));
+                        }
+                        Tool::WriteFile { path, .. } => prop_assert!(!path.trim().is_empty()),
+                        Tool::Finish { confidence, .. } => prop_assert!((0.0..=1.0).contains(&confidence)),
+                        Tool::ApplyPatch { .. } | Tool::GiveUp { .. } => {}
+                    }
+                }
+                Err(why) => {
+                    prop_assert!(!why.is_empty());
+                    prop_assert!(why.chars().count() < 600, "{} chars: {why}", why.chars().count());
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_calls_always_parse(
+            command in "[a-z][a-z ./-]{0,40}",
+            path in "[a-z][a-z0-9_./]{0,40}",
+            content in "\\PC{0,200}",
+            confidence in 0.0f64..=1.0,
+            start in proptest::option::of(0u64..u64::MAX),
+        ) {
+            prop_assert_eq!(
+                parse("run_command", &json!({"command": command}).to_string()),
+                Ok(Tool::RunCommand { command: command.clone(), timeout_secs: None })
+            );
+            let read = parse("read_file", &json!({"path": path, "start_line": start}).to_string());
+            let read_ok = matches!(read, Ok(Tool::ReadFile { start_line, .. }) if start_line >= 1);
+            prop_assert!(read_ok);
+            prop_assert_eq!(
+                parse("write_file", &json!({"path": path, "content": content}).to_string()),
+                Ok(Tool::WriteFile { path: path.clone(), content: content.clone() })
+            );
+            // (serde_json reads floats to within an ulp, not always bit for bit.)
+            let finish = parse("finish", &json!({"summary": "done", "confidence": confidence}).to_string());
+            let finish_ok = matches!(finish, Ok(Tool::Finish { confidence: c, .. }) if (c - confidence).abs() < 1e-12);
+            prop_assert!(finish_ok, "{finish:?}");
+        }
+    }
+
+    #[test]
+    fn a_huge_unknown_name_is_quoted_in_part() {
+        let name = "x".repeat(1 << 20);
+        let why = parse(&name, "{}").unwrap_err();
+        assert!(why.len() < 300, "{}", why.len());
     }
 }
