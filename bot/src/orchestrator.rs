@@ -169,18 +169,30 @@ impl Bot {
     async fn finish_summary(&self, link: &ChatTaskLink) -> Result<(), HandleError> {
         tracing::warn!(task = %link.task_id, "posting a summary a stopped process left unsent");
         let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
-        self.post_summary(&thread, &link.task_id).await?;
-        if let Some(ts) = &link.trigger_ts {
+        self.summarise(&thread, &link.task_id, link.trigger_ts.as_deref())
+            .await
+    }
+
+    /// The end of a task in its thread: the summary, then ✅ (a rollout succeeded) or ❌ on the
+    /// request in place of 👀.
+    async fn summarise(
+        &self,
+        thread: &ThreadRef,
+        task_id: &str,
+        trigger_ts: Option<&str>,
+    ) -> Result<(), HandleError> {
+        self.post_summary(thread, task_id).await?;
+        if let Some(ts) = trigger_ts {
             let ok = self
                 .svc
                 .store
-                .rollouts(&link.task_id)
+                .rollouts(task_id)
                 .await?
                 .iter()
                 .any(|r| r.outcome == Some(Outcome::Succeeded));
-            self.react_once(&thread, ts, Reaction::Working, false).await;
+            self.react_once(thread, ts, Reaction::Working, false).await;
             self.react_once(
-                &thread,
+                thread,
                 ts,
                 if ok { Reaction::Done } else { Reaction::Failed },
                 true,
@@ -192,7 +204,7 @@ impl Bot {
 
     async fn report_interrupted(&self, link: &ChatTaskLink) -> Result<(), HandleError> {
         let task_id = &link.task_id;
-        tracing::warn!(task = %task_id, "a task was interrupted by a restart; reporting it failed");
+        tracing::warn!(task = %task_id, "a task's process stopped before it ended; reporting it failed");
         self.svc
             .store
             .set_task_state(
@@ -785,23 +797,9 @@ impl Bot {
         if let Ok(mut r) = self.running.lock() {
             r.remove(&task_id);
         }
-        let report = report?;
-        self.post_summary(&thread, &task_id).await?;
-        if let Some(ts) = &trigger_ts {
-            let ok = report
-                .rollouts
-                .iter()
-                .any(|r| r.outcome == Some(Outcome::Succeeded));
-            self.react_once(&thread, ts, Reaction::Working, false).await;
-            self.react_once(
-                &thread,
-                ts,
-                if ok { Reaction::Done } else { Reaction::Failed },
-                true,
-            )
-            .await;
-        }
-        Ok(())
+        report?;
+        self.summarise(&thread, &task_id, trigger_ts.as_deref())
+            .await
     }
 
     /// Reads the thread and makes the spec (the model's, or the plain thread when the model

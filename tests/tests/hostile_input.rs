@@ -225,4 +225,8 @@ async fn an_agent_writing_100000_files_ends_errored_with_the_reason() {
         0
     );
     env.assert_nothing_left(&report.task.id).await;
+    // The bot still works: the next task runs (its rollout gives up at once).
+    let next = env.run(&repo, 1, "look again").await;
+    assert_eq!(next.task.state, TaskState::Done, "{:?}", next.task.error);
+    assert_eq!(next.rollouts[0].outcome, Some(Outcome::GaveUp));
 }

@@ -4,7 +4,6 @@
 //! delivery was deduplicated (each event was delivered 4 times).
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -12,19 +11,9 @@ use threadsmith_bot::chat::{ChatEvent, ThreadRef, Via};
 use threadsmith_bot::store::{self, TaskState};
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::repo_with;
-use threadsmith_tests::{FakeModel, MODEL_KEY, Turn, ensure_image, threadsmith};
+use threadsmith_tests::{FakeModel, ServeProcess, Turn, ensure_image, serve_process};
 
 const RUNNING_LIMIT: usize = 6;
-
-/// A `threadsmith serve` process, SIGKILLed when dropped (a failing test leaves none behind).
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn serve(
     dir: &std::path::Path,
@@ -32,31 +21,8 @@ fn serve(
     data: &str,
     model: &FakeModel,
     slack: &FakeSlack,
-) -> Serve {
-    let child = Command::new(threadsmith())
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env(
-            "THREADSMITH_LOG",
-            std::env::var("THREADSMITH_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env("THREADSMITH_DATABASE_URL", db)
-        .env("THREADSMITH_DATA_DIR", dir.join(data))
-        .env("THREADSMITH_MODEL_BASE_URL", model.base_url())
-        .env("THREADSMITH_MODEL", "fake-model")
-        .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
-        .env("THREADSMITH_SLACK_BOT_TOKEN", "xoxb-test")
-        .env("THREADSMITH_SLACK_APP_TOKEN", "xapp-test")
-        .env("THREADSMITH_SLACK_API_URL", slack.api_base())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start threadsmith serve");
-    Serve(child)
+) -> ServeProcess {
+    serve_process(dir, db, &dir.join(data), model, &slack.api_base())
 }
 
 fn task_count() -> usize {

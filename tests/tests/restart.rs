@@ -1,51 +1,26 @@
 //! The bot killed with SIGKILL in the middle of a task, then started again: the real
 //! `threadsmith serve` binary against the fake Slack, the scripted model and real Docker.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
-use threadsmith_tests::{MODEL_KEY, TestEnv, Turn, env, threadsmith};
+use threadsmith_tests::{ServeProcess, TestEnv, Turn, env, serve_process};
 use tokio::sync::Notify;
 
 const CHANNEL: &str = "C111";
 const ALICE: &str = "U222";
 
-/// A `threadsmith serve` process, SIGKILLed when dropped (a failing test leaves none behind).
-struct Bot(Child);
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(env: &TestEnv, slack: &FakeSlack) -> Bot {
-    let child = Command::new(threadsmith())
-        .arg("serve")
-        .current_dir(env.dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", env.dir.path())
-        .env("THREADSMITH_LOG", "info")
-        .env("THREADSMITH_DATABASE_URL", env.svc.config.database_url())
-        .env("THREADSMITH_DATA_DIR", env.svc.config.data_dir())
-        .env("THREADSMITH_MODEL_BASE_URL", env.model.base_url())
-        .env("THREADSMITH_MODEL", "fake-model")
-        .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
-        .env("THREADSMITH_SLACK_BOT_TOKEN", "xoxb-test")
-        .env("THREADSMITH_SLACK_APP_TOKEN", "xapp-test")
-        .env("THREADSMITH_SLACK_API_URL", slack.api_base())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start threadsmith serve");
-    Bot(child)
+fn serve(env: &TestEnv, slack: &FakeSlack) -> ServeProcess {
+    serve_process(
+        env.dir.path(),
+        &env.svc.config.database_url(),
+        &env.svc.config.data_dir(),
+        &env.model,
+        &slack.api_base(),
+    )
 }
 
 async fn containers_of(env: &TestEnv, task: &str) -> usize {
