@@ -337,22 +337,49 @@ impl Bot {
         }
     }
 
-    /// Cancels this process's tasks whose Cancel was clicked in another process.
+    /// Cancels this process's tasks whose Cancel was clicked in another process, and those
+    /// another process adopted (this one's heartbeat lapsed, so it was taken for dead: the
+    /// other has reported the task, and this one must stop rather than finish it twice).
     async fn cancel_requested_elsewhere(&self) {
-        let ids = match self.svc.store.cancel_requests(self.svc.worker_id()).await {
+        let store = &self.svc.store;
+        let mut doomed = match store.cancel_requests(self.svc.worker_id()).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::error!(error = %e, "could not read cancellations");
                 return;
             }
         };
+        let local: Vec<String> = self
+            .running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        for id in local {
+            if let Ok(Some(t)) = store.task(&id).await
+                && t.worker.as_deref() != Some(self.svc.worker_id())
+            {
+                tracing::error!(task = %id, worker = ?t.worker, "another process took this task over; stopping it here");
+                doomed.push(id);
+            }
+        }
         if let Ok(running) = self.running.lock() {
-            for id in ids {
+            for id in doomed {
                 if let Some(t) = running.get(&id) {
                     t.cancel();
                 }
             }
         }
+    }
+
+    /// Whether this process still owns a task (another adopts it when this one's heartbeat
+    /// lapses for a lease).
+    async fn still_owned(&self, task_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .svc
+            .store
+            .task(task_id)
+            .await?
+            .is_some_and(|t| t.worker.as_deref() == Some(self.svc.worker_id())))
     }
 
     /// Enqueues an expiry for every question past its time; returns when the next one expires.
@@ -798,6 +825,10 @@ impl Bot {
             r.remove(&task_id);
         }
         report?;
+        if !self.still_owned(&task_id).await? {
+            // Reported by the process that took it over; saying more would contradict it.
+            return Ok(());
+        }
         self.summarise(&thread, &task_id, trigger_ts.as_deref())
             .await
     }

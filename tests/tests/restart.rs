@@ -262,3 +262,85 @@ async fn a_summary_left_unsent_by_a_dead_process_is_posted_once() {
         );
     }
 }
+
+/// A process whose task another process adopted (its heartbeat lapsed, so it was taken for dead)
+/// stops the task rather than finish it twice, and posts no summary: the adopter speaks for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_adopted_by_another_process_stops_here() {
+    use threadsmith_bot::serve;
+    use threadsmith_bot::store::TaskState;
+    use tokio_util::sync::CancellationToken;
+
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let api = slack.api_base();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let repo_s = repo.display().to_string();
+    let env = env(move |c| {
+        threadsmith_tests::use_fake_slack(c, &api);
+        c.default_repo = Some(repo_s);
+        c.attempts = Some(2);
+        c.workers.poll_ms = Some(50);
+    })
+    .await;
+    env.model.script(
+        0,
+        vec![Turn::Call(
+            "write_spec",
+            json!({"title": "add() subtracts", "problem": "add 2 3 prints -1"}),
+        )],
+    );
+    let gate = Arc::new(Notify::new());
+    for seed in 1..=2 {
+        env.model.script(
+            seed,
+            vec![Turn::Gated(
+                gate.clone(),
+                Box::new(Turn::Call("give_up", json!({"reason": "never"}))),
+            )],
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1", None);
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
+        .await;
+    slack.ack(&e).await;
+    env.model.wait_for_requests(3).await;
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    wait_containers(&env, &task.id, |n| n == 2, "two running rollouts").await;
+
+    // Another process adopts the task, as it would after this one's heartbeat lapsed.
+    assert!(
+        env.svc
+            .store
+            .adopt_task(&task.id, Some(env.svc.worker_id()), "elsewhere:7:1")
+            .await
+            .unwrap()
+    );
+    wait_containers(&env, &task.id, |n| n == 0, "the rollouts stopped here").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ended = loop {
+        let t = env.svc.store.task(&task.id).await.unwrap().unwrap();
+        if t.state == TaskState::Cancelled {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "still {:?}", t.state);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended.worker.as_deref(), Some("elsewhere:7:1"));
+    // Only the status message: no summary from the process that lost the task.
+    running.stop(&shutdown).await;
+    let bots: Vec<_> = slack
+        .thread(CHANNEL, &parent)
+        .into_iter()
+        .filter(|m| m.is_bot())
+        .collect();
+    assert_eq!(bots.len(), 1, "{bots:?}");
+    gate.notify_waiters();
+    env.assert_nothing_left(&task.id).await;
+}

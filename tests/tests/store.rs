@@ -112,7 +112,7 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
         .map(|t| t.id)
         .collect();
     assert_eq!(found, vec!["a_1".to_string()]);
-    s.set_task_state("a_1", TaskState::Failed, Some("why"))
+    s.set_task_state("a_1", TaskState::Running, Some("why"))
         .await
         .unwrap();
     s.set_task_state("a_1", TaskState::Done, None)
@@ -121,6 +121,15 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
     let t = s.task("a_1").await.unwrap().unwrap();
     assert_eq!(t.state, TaskState::Done);
     assert_eq!(t.error.as_deref(), Some("why"), "an error is kept");
+    // An end is final.
+    s.set_task_state("a_1", TaskState::Cancelled, Some("late"))
+        .await
+        .unwrap();
+    let t = s.task("a_1").await.unwrap().unwrap();
+    assert_eq!(
+        (t.state, t.error.as_deref()),
+        (TaskState::Done, Some("why"))
+    );
     assert_eq!(t.worker.as_deref(), Some("w"));
     s.set_task_base("a_1", "main", "abc123").await.unwrap();
     assert_eq!(

@@ -72,9 +72,10 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     }
 
     let url = config.database_url();
+    let store = crate::store::open(&url).await;
     checks.push(Check {
         name: "database",
-        result: match crate::store::open(&url).await {
+        result: match &store {
             Ok(_) => Ok(format!(
                 "{} (migrations applied)",
                 crate::store::redact_url(&url)
@@ -84,6 +85,25 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
             )),
         },
     });
+    if let Ok(store) = &store {
+        // Informational: which bot processes share this database now.
+        let now = chrono::Utc::now().timestamp_millis();
+        let live: Vec<String> = store
+            .workers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|w| w.alive_until > now)
+            .map(|w| format!("{} (pid {})", w.host, w.pid))
+            .collect();
+        checks.push(Check {
+            name: "bot processes",
+            result: Ok(match live.len() {
+                0 => "none running on this database".to_string(),
+                n => format!("{n} running: {}", live.join(", ")),
+            }),
+        });
+    }
 
     checks.push(Check {
         name: "model endpoint",

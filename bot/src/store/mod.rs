@@ -353,6 +353,9 @@ pub fn redact_url(url: &str) -> String {
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn create_task(&self, task: &NewTask) -> Result<(), StoreError>;
+    /// Moves a task to `state`. An end (done, failed, cancelled) is final: a task that ended
+    /// stays as it ended (a process that lost its task to another cannot overwrite the end the
+    /// other gave it).
     async fn set_task_state(
         &self,
         id: &str,

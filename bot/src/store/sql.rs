@@ -333,7 +333,8 @@ impl Store for SqlStore {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE tasks SET state = $1, error = COALESCE($2, error), updated_at = $3 WHERE id = $4",
+            "UPDATE tasks SET state = $1, error = COALESCE($2, error), updated_at = $3
+             WHERE id = $4 AND state NOT IN ('done', 'failed', 'cancelled')",
         )
         .bind(state.as_str())
         .bind(error)
