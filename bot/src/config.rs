@@ -104,8 +104,9 @@ pub struct WorkersSection {
     pub lease_secs: Option<u64>,
     /// How often to look for work queued by another process, in milliseconds. Default 1000.
     pub poll_ms: Option<u64>,
-    /// Events (requests, clicks) one process handles at once; the rest wait in the shared
-    /// queue, where another process may take them. Default 32.
+    /// Events (requests, clicks) one process works on at once; the rest wait in the shared
+    /// queue, where another process may take them. A task waiting for a rollout slot does not
+    /// count (the queue limits bound those). Default 32.
     pub concurrent_events: Option<u32>,
 }
 

@@ -49,6 +49,11 @@ pub struct Bot {
 
 const EFFECT_LOCK_STRIPES: usize = 64;
 
+tokio::task_local! {
+    /// The process's slot for the event being handled (`workers.concurrent_events`).
+    static EVENT_SLOT: std::cell::RefCell<Option<tokio::sync::OwnedSemaphorePermit>>;
+}
+
 /// An error while handling an event: logged, and the event is marked failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
@@ -282,8 +287,11 @@ impl Bot {
                         };
                         let bot = self.clone();
                         tokio::spawn(async move {
-                            bot.clone().handle_item(item).await;
-                            drop(permit);
+                            // The slot is held while the event is worked on; a task that waits
+                            // for a free rollout slot gives it back (see `ChatProgress`), so
+                            // that clicks and other requests are not stuck behind the queue.
+                            let slot = std::cell::RefCell::new(Some(permit));
+                            EVENT_SLOT.scope(slot, bot.clone().handle_item(item)).await;
                             bot.wake.notify_one();
                         });
                     }
@@ -1951,7 +1959,11 @@ impl ProgressSink for ChatProgress {
                 ahead,
                 running,
                 limit,
-            } => Update::Headline(waiting_words(*ahead, *running, *limit)),
+            } => {
+                // A queued task holds no event slot (the queue limits bound how many wait).
+                let _ = EVENT_SLOT.try_with(|slot| slot.borrow_mut().take());
+                Update::Headline(waiting_words(*ahead, *running, *limit))
+            }
             TaskEvent::Failed { error } => Update::Done(format!("Failed: {error}")),
         };
         let _ = self.tx.send(update);

@@ -1,7 +1,7 @@
 //! Limits through Slack: with one rollout allowed at a time and one waiting task per person, a
 //! second request waits and says so, a third from the same person is refused with a message
 //! naming the limit, another person's request waits too, and both waiting tasks run once the
-//! slot frees.
+//! slot frees. Waiting tasks do not keep the bot from reading other requests.
 
 use std::sync::Arc;
 
@@ -43,6 +43,9 @@ async fn a_task_over_the_limit_waits_and_one_over_the_queue_is_refused() {
         c.limits.running_rollouts = Some(1);
         c.limits.user_queued_tasks = Some(1);
         c.workers.poll_ms = Some(100);
+        // Two events at a time: the running task holds one; waiting tasks must not hold the
+        // other, or nothing more would be read until the first task ends.
+        c.workers.concurrent_events = Some(2);
     })
     .await;
     env.model.script(
@@ -103,6 +106,17 @@ async fn a_task_over_the_limit_waits_and_one_over_the_queue_is_refused() {
     slack
         .wait_until("Bob's task queued behind Alice's", |s| {
             bot_says(s, &fourth, "1 task is ahead of it")
+        })
+        .await;
+    // Meanwhile the bot still answers.
+    let other = slack.post_as_user(CHANNEL, BOB, "question", None);
+    let (_, e) = slack
+        .mention(CHANNEL, BOB, "<@UBOT> help", Some(&other))
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the help answer", |s| {
+            s.thread(CHANNEL, &other).iter().any(|m| m.is_bot())
         })
         .await;
     let tasks = env.svc.store.recent_tasks(10).await.unwrap();
