@@ -88,6 +88,22 @@ impl FakeModel {
         format!("http://{}/v1", self.addr)
     }
 
+    /// Rollouts `seeds` each wait at their first model call until the returned gate opens
+    /// (`notify_waiters`), then give up: tasks that stay mid-run while a test acts.
+    pub fn hold_rollouts(&self, seeds: std::ops::RangeInclusive<u64>) -> Arc<Notify> {
+        let gate = Arc::new(Notify::new());
+        for seed in seeds {
+            self.script(
+                seed,
+                vec![Turn::Gated(
+                    gate.clone(),
+                    Box::new(Turn::Call("give_up", json!({"reason": "held by the test"}))),
+                )],
+            );
+        }
+        gate
+    }
+
     /// The script of the rollout that sends `seed`.
     pub fn script(&self, seed: u64, turns: Vec<Turn>) {
         self.inner.lock().unwrap().scripts.insert(seed, turns);

@@ -3,15 +3,12 @@
 //! naming the limit, another person's request waits too, and both waiting tasks run once the
 //! slot frees. Waiting tasks do not keep the bot from reading other requests.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use threadsmith_bot::serve;
 use threadsmith_bot::store::TaskState;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, SlackState};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{Turn, env};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "C321";
@@ -55,14 +52,7 @@ async fn a_task_over_the_limit_waits_and_one_over_the_queue_is_refused() {
             .collect(),
     );
     // The first rollout waits on the model until the gate opens; the others give up at once.
-    let gate = Arc::new(Notify::new());
-    env.model.script(
-        1,
-        vec![Turn::Gated(
-            gate.clone(),
-            Box::new(Turn::Call("give_up", json!({"reason": "done waiting"}))),
-        )],
-    );
+    let gate = env.model.hold_rollouts(1..=1);
     let shutdown = CancellationToken::new();
     let running = serve::start(env.svc.clone(), shutdown.clone())
         .await

@@ -299,16 +299,7 @@ async fn the_other_process_takes_over_a_killed_processs_task() {
         ],
     );
     // Every rollout's first model call hangs: the task is mid-run when its process dies.
-    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
-    for seed in 1..=3 {
-        model.script(
-            seed,
-            vec![Turn::Gated(
-                gate.clone(),
-                Box::new(Turn::Call("give_up", json!({"reason": "never"}))),
-            )],
-        );
-    }
+    let gate = model.hold_rollouts(1..=3);
     let a = serve(dir.path(), &db, "data-a", &model, &slack);
     slack.wait_connected().await;
     let parent = slack.post_as_user("C500", "U1", "add(2, 3) gives -1", None);

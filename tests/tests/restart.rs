@@ -1,14 +1,12 @@
 //! The bot killed with SIGKILL in the middle of a task, then started again: the real
 //! `threadsmith serve` binary against the fake Slack, the scripted model and real Docker.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{ServeProcess, TestEnv, Turn, env, serve_process};
-use tokio::sync::Notify;
 
 const CHANNEL: &str = "C111";
 const ALICE: &str = "U222";
@@ -73,16 +71,7 @@ async fn a_bot_killed_mid_task_reports_it_on_restart_and_leaves_nothing() {
                    "expected": "5", "acceptance_checks": [], "hints": []}),
         )],
     );
-    let gate = Arc::new(Notify::new());
-    for seed in 1..=3 {
-        env.model.script(
-            seed,
-            vec![Turn::Gated(
-                gate.clone(),
-                Box::new(Turn::Call("give_up", json!({"reason": "never"}))),
-            )],
-        );
-    }
+    let gate = env.model.hold_rollouts(1..=3);
 
     let t0 = Instant::now();
     let first = serve(&env, &slack);
@@ -290,16 +279,7 @@ async fn a_task_adopted_by_another_process_stops_here() {
             json!({"title": "add() subtracts", "problem": "add 2 3 prints -1"}),
         )],
     );
-    let gate = Arc::new(Notify::new());
-    for seed in 1..=2 {
-        env.model.script(
-            seed,
-            vec![Turn::Gated(
-                gate.clone(),
-                Box::new(Turn::Call("give_up", json!({"reason": "never"}))),
-            )],
-        );
-    }
+    let gate = env.model.hold_rollouts(1..=2);
     let shutdown = CancellationToken::new();
     let running = serve::start(env.svc.clone(), shutdown.clone())
         .await
