@@ -707,6 +707,18 @@ impl Bot {
     ) -> Result<(), HandleError> {
         let task_id = uuid::Uuid::new_v4().simple().to_string();
         let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.clone());
+        // A request is one process's at a time: another live process that took it (this
+        // process's lease lapsed, so the event was taken again) keeps it.
+        if let Some(key) = request_key(&thread, trigger_ts.as_deref())
+            && !self
+                .svc
+                .store
+                .claim_request(&key, self.svc.worker_id())
+                .await?
+        {
+            tracing::warn!(request = %key, "another process is handling this request");
+            return Ok(());
+        }
         if let Some(ts) = &trigger_ts {
             self.react_once(&thread, ts, Reaction::Working, true).await;
         }
@@ -738,6 +750,15 @@ impl Bot {
                 status_ts.clone(),
             )
             .await;
+        if let Some(key) = request_key(&thread, trigger_ts.as_deref())
+            && let Err(e) = self
+                .svc
+                .store
+                .release_request(&key, self.svc.worker_id())
+                .await
+        {
+            tracing::warn!(error = %e, "could not release a request");
+        }
         if let Err(e) = &started {
             // Never leave the thread waiting: say that it stopped, and why in our terms.
             tracing::error!(error = %e, "a task stopped on an internal error");
@@ -796,6 +817,14 @@ impl Bot {
                 None => return Ok(()),
             },
         };
+        // Reading the thread takes a while: a process that lost the request meanwhile stops
+        // before it starts a task the other process starts too.
+        if let Some(key) = request_key(&thread, trigger_ts.as_deref())
+            && self.svc.store.effect(&key).await?.as_deref() != Some(self.svc.worker_id())
+        {
+            tracing::warn!(request = %key, "another process took this request over");
+            return Ok(());
+        }
         let feedback = spec.feedback.clone();
         let cancel = CancellationToken::new();
         if let Ok(mut r) = self.running.lock() {
@@ -1862,6 +1891,12 @@ fn inert(text: &str) -> String {
 }
 
 /// The thread a stored record (task link, plan, question) belongs to.
+/// The claim key of a request made by a message (`None` for a Retry or a plan's Run it, which
+/// have their own once-only reservations).
+fn request_key(thread: &ThreadRef, trigger_ts: Option<&str>) -> Option<String> {
+    trigger_ts.map(|ts| format!("request:{}:{}:{ts}", thread.platform, thread.channel))
+}
+
 fn thread_of(platform: &str, workspace: &str, channel: &str, thread: &str) -> ThreadRef {
     ThreadRef {
         platform: platform.to_string(),

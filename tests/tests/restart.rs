@@ -324,3 +324,70 @@ async fn a_task_adopted_by_another_process_stops_here() {
     gate.notify_waiters();
     env.assert_nothing_left(&task.id).await;
 }
+
+/// A request another live process is handling (it took the event again when this process's
+/// lease lapsed) is left to it: nothing is posted and no task is started here.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_another_live_process_holds_is_left_to_it() {
+    use threadsmith_bot::serve;
+    use threadsmith_bot::store::Worker;
+    use tokio_util::sync::CancellationToken;
+
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let api = slack.api_base();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let repo_s = repo.display().to_string();
+    let env = env(move |c| {
+        threadsmith_tests::use_fake_slack(c, &api);
+        c.default_repo = Some(repo_s);
+    })
+    .await;
+    let store = &env.svc.store;
+    let other = Worker {
+        id: "elsewhere:9:1".into(),
+        host: "elsewhere".into(),
+        pid: 9,
+        alive_until: 0,
+    };
+    store
+        .heartbeat(&other, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1", None);
+    let mention = slack.post_as_user(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent));
+    assert!(
+        store
+            .claim_request(&format!("request:slack:{CHANNEL}:{mention}"), &other.id)
+            .await
+            .unwrap()
+    );
+
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+    let e = slack
+        .send_envelope(
+            "events_api",
+            slack.app_mention(CHANNEL, ALICE, "<@UBOT> fix this", &mention, Some(&parent)),
+            false,
+        )
+        .await;
+    slack.ack(&e).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.inbox_len().await.unwrap() < 1 || store.inbox_pending().await.unwrap() > 0 {
+        assert!(Instant::now() < deadline, "the event was never handled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop(&shutdown).await;
+    let bots = slack
+        .thread(CHANNEL, &parent)
+        .into_iter()
+        .filter(|m| m.is_bot())
+        .count();
+    assert_eq!(bots, 0, "left to the other process");
+    assert!(store.recent_tasks(5).await.unwrap().is_empty());
+    assert!(slack.reactions(CHANNEL, &mention).is_empty());
+}

@@ -355,6 +355,35 @@ async fn effects_approvals_publications(s: Arc<dyn Store>) {
     assert_eq!(s.approval("t1").await.unwrap(), None);
     assert_eq!(s.approve("t1", 3, "U3").await.unwrap().rollout, 3);
 
+    // Requests: one live worker's at a time; taken over from a dead one; free once released.
+    s.heartbeat(&worker("A"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.heartbeat(&worker("B"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.heartbeat(&worker("C"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(s.claim_request("request:1", "A").await.unwrap());
+    assert!(s.claim_request("request:1", "A").await.unwrap(), "its own");
+    assert!(
+        !s.claim_request("request:1", "B").await.unwrap(),
+        "A is alive"
+    );
+    s.retire_worker("A").await.unwrap();
+    assert!(
+        s.claim_request("request:1", "B").await.unwrap(),
+        "A is gone"
+    );
+    s.release_request("request:1", "A").await.unwrap();
+    assert!(
+        !s.claim_request("request:1", "C").await.unwrap(),
+        "B holds it"
+    );
+    s.release_request("request:1", "B").await.unwrap();
+    assert!(s.claim_request("request:1", "C").await.unwrap(), "released");
+
     let p = s
         .claim_publication("t1", 3, "threadsmith/t1-3")
         .await

@@ -464,6 +464,13 @@ pub trait Store: Send + Sync {
     /// Records an effect's idempotency key; false when it was recorded before.
     async fn record_effect(&self, key: &str, result: &str) -> Result<bool, StoreError>;
     async fn effect(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Claims a request (`key`) for `worker`: true when it is this worker's now — first claim,
+    /// already its own, or taken over from a worker that is no longer alive; false while another
+    /// live worker holds it.
+    async fn claim_request(&self, key: &str, worker: &str) -> Result<bool, StoreError>;
+    /// Gives a claimed request back once its handling ended, so that a later event of the same
+    /// request (an answered question, a plan's Run it) can claim it in any process.
+    async fn release_request(&self, key: &str, worker: &str) -> Result<(), StoreError>;
     /// Approves a rollout unless the task is approved already; returns the approval in force.
     async fn approve(&self, task_id: &str, rollout: u32, by: &str) -> Result<Approval, StoreError>;
     async fn approval(&self, task_id: &str) -> Result<Option<Approval>, StoreError>;

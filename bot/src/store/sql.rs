@@ -942,6 +942,33 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn claim_request(&self, key: &str, worker: &str) -> Result<bool, StoreError> {
+        let first = self.record_effect(key, worker).await?;
+        if first {
+            return Ok(true);
+        }
+        let done = sqlx::query(
+            "UPDATE effects SET result = $2
+             WHERE key = $1 AND (result = $2 OR result IS NULL OR NOT EXISTS (
+                SELECT 1 FROM workers w WHERE w.id = effects.result AND w.alive_until > $3))",
+        )
+        .bind(key)
+        .bind(worker)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_request(&self, key: &str, worker: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE effects SET result = NULL WHERE key = $1 AND result = $2")
+            .bind(key)
+            .bind(worker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn effect(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query("SELECT result FROM effects WHERE key = $1")
             .bind(key)
