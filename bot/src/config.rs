@@ -108,6 +108,9 @@ pub struct WorkersSection {
     /// queue, where another process may take them. A task waiting for a rollout slot does not
     /// count (the queue limits bound those). Default 32.
     pub concurrent_events: Option<u32>,
+    /// How long handled events and idempotency records are kept, in days; older ones are
+    /// deleted once an hour. Must outlast Slack's and Discord's redelivery (minutes). Default 14.
+    pub retention_days: Option<u64>,
 }
 
 /// Discord. Enabled when `token` is set.
@@ -446,6 +449,12 @@ impl Config {
             .concurrent_events
             .unwrap_or(32)
             .clamp(1, 10_000) as usize
+    }
+
+    /// How long handled events and idempotency records are kept (at least a day).
+    pub fn retention(&self) -> std::time::Duration {
+        let days = self.workers.retention_days.unwrap_or(14).clamp(1, 36_500);
+        std::time::Duration::from_secs(days * 24 * 3600)
     }
 
     pub fn poll_interval(&self) -> std::time::Duration {

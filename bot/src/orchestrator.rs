@@ -22,6 +22,8 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod housekeeping;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -256,6 +258,7 @@ impl Bot {
         let poll = self.svc.config.poll_interval();
         let lease = self.svc.config.lease();
         let mut last_reconcile = tokio::time::Instant::now();
+        let mut housekeeping = housekeeping::Housekeeping::default();
         // What this process takes on at once; the rest stays in the shared queue.
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.svc.config.concurrent_events(),
@@ -303,6 +306,7 @@ impl Bot {
                 last_reconcile = tokio::time::Instant::now();
                 self.reconcile().await;
             }
+            housekeeping.run_when_due(&self.svc).await;
             // Timers only enqueue events: expired questions become QuestionExpired.
             let next_expiry = self.expire_questions().await;
             let wait = next_expiry

@@ -339,6 +339,15 @@ pub struct Load {
     pub ahead: u64,
 }
 
+/// What [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Handled (done or failed) inbox events.
+    pub events: u64,
+    /// Idempotency records of side effects and request claims.
+    pub effects: u64,
+}
+
 /// Hides a database URL's password.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
@@ -516,6 +525,12 @@ pub trait Store: Send + Sync {
         channel: &str,
         repo: &str,
     ) -> Result<(), StoreError>;
+
+    // --- housekeeping -------------------------------------------------------------------
+    /// Deletes inbox events handled before `before` (queued and leased ones are kept, whatever
+    /// their age) and idempotency records made before it. A delivery of a pruned event would be
+    /// taken as new, so the retention must outlast the platforms' redelivery (minutes).
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError>;
 }
 
 /// Opens the store a database URL names (`sqlite://…` or `postgres://…`), applying migrations.

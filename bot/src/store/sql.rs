@@ -19,9 +19,11 @@ use threadsmith_runner::{
 };
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, Load, NewTask, Plan, Publication, Question, RolloutLimits,
-    RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState, Worker,
+    Approval, ChatTaskLink, InboxItem, Load, NewTask, Plan, Pruned, Publication, Question,
+    RolloutLimits, RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState, Worker,
 };
+
+mod housekeeping;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -1156,6 +1158,11 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "store.prune", skip(self))]
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        housekeeping::prune(&self.pool, before).await
     }
 
     async fn create_plan(&self, p: &Plan) -> Result<(), StoreError> {
