@@ -20,7 +20,8 @@ use crate::chat::{
 };
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
-use crate::store::{ChatTaskLink, StoreError};
+use crate::store::inbox_writer::InboxWriter;
+use crate::store::{ChatTaskLink, NewEvent, StoreError};
 
 mod housekeeping;
 
@@ -43,6 +44,8 @@ pub struct Bot {
     port: Arc<dyn ChatPort>,
     settings: ChatSettings,
     wake: Notify,
+    /// Stores submitted events in group commits.
+    inbox: InboxWriter,
     running: Mutex<HashMap<String, CancellationToken>>,
     /// Serialises side effects with the same idempotency key (by hash stripe), so that two
     /// handlers at once post one message.
@@ -69,10 +72,12 @@ pub enum HandleError {
 
 impl Bot {
     pub fn new(svc: Services, port: Arc<dyn ChatPort>, settings: ChatSettings) -> Arc<Self> {
+        let inbox = InboxWriter::start(svc.store.clone());
         Arc::new(Self {
             svc,
             port,
             settings,
+            inbox,
             wake: Notify::new(),
             running: Mutex::default(),
             effect_locks: (0..EFFECT_LOCK_STRIPES)
@@ -91,9 +96,12 @@ impl Bot {
         let json = serde_json::to_string(event)
             .map_err(|e| StoreError::Corrupt(format!("event not serializable: {e}")))?;
         let id = self
-            .svc
-            .store
-            .enqueue(dedupe_key, &self.settings.platform, &json)
+            .inbox
+            .enqueue(NewEvent {
+                dedupe_key: dedupe_key.to_string(),
+                platform: self.settings.platform.clone(),
+                event: json,
+            })
             .await?;
         if id.is_some() {
             self.wake.notify_one();

@@ -6,6 +6,7 @@
 //! (`sqlite://file.db`, the default) or PostgreSQL (`postgres://…`), both served by
 //! [`sql::SqlStore`].
 
+pub mod inbox_writer;
 pub mod sql;
 
 use std::sync::Arc;
@@ -28,6 +29,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// A failure shared by several callers (one transaction for a group of events).
+    #[error("database error: {0}")]
+    Shared(String),
     #[error("the database holds a value threadsmith cannot read: {0}")]
     Corrupt(String),
     #[error(
@@ -339,6 +343,16 @@ pub struct Load {
     pub ahead: u64,
 }
 
+/// An event to store in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// One per delivery that matters: a redelivery has the same key.
+    pub dedupe_key: String,
+    pub platform: String,
+    /// The event in threadsmith's own terms, as JSON.
+    pub event: String,
+}
+
 /// What [`Store::prune`] deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -415,6 +429,9 @@ pub trait Store: Send + Sync {
         platform: &str,
         event: &str,
     ) -> Result<Option<i64>, StoreError>;
+    /// Stores several events in one transaction, each unless one with the same key was stored
+    /// before (or earlier in `events`); answers in order, `None` for a duplicate.
+    async fn enqueue_many(&self, events: &[NewEvent]) -> Result<Vec<Option<i64>>, StoreError>;
     /// How many events were ever stored (duplicates and rejected requests are not).
     async fn inbox_len(&self) -> Result<u64, StoreError>;
     /// How many stored events are not handled yet.

@@ -19,11 +19,12 @@ use threadsmith_runner::{
 };
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, Load, NewTask, Plan, Pruned, Publication, Question,
-    RolloutLimits, RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState, Worker,
+    Approval, ChatTaskLink, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
+    Question, RolloutLimits, RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState, Worker,
 };
 
 mod housekeeping;
+mod inbox;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -604,6 +605,11 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    #[tracing::instrument(name = "store.enqueue_many", skip_all, fields(events = events.len()))]
+    async fn enqueue_many(&self, events: &[NewEvent]) -> Result<Vec<Option<i64>>, StoreError> {
+        inbox::enqueue_many(&self.pool, events).await
     }
 
     async fn inbox_len(&self) -> Result<u64, StoreError> {
