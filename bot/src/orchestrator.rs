@@ -24,6 +24,7 @@ use crate::store::inbox_writer::InboxWriter;
 use crate::store::{ChatTaskLink, NewEvent, StoreError};
 
 mod housekeeping;
+mod supervise;
 
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
@@ -344,16 +345,41 @@ impl Bot {
                 "taking over an event whose process stopped before finishing it"
             );
         }
-        let result = match serde_json::from_str::<ChatEvent>(&item.event) {
-            Ok(event) => self.handle(event).await,
-            Err(e) => Err(HandleError::BadEvent(e.to_string())),
+        let (handled, thread) = match serde_json::from_str::<ChatEvent>(&item.event) {
+            Ok(event) => {
+                let thread = supervise::thread_of_event(&event);
+                (self.handle_caught(event).await, thread)
+            }
+            Err(e) => (
+                supervise::Handled::Finished(Err(HandleError::BadEvent(e.to_string()))),
+                None,
+            ),
         };
-        let error = result.err().map(|e| {
-            tracing::error!(error = %e, inbox = item.id, "handling a chat event failed");
-            e.to_string()
-        });
+        let (error, panicked) = match handled {
+            supervise::Handled::Finished(Ok(())) => (None, None),
+            supervise::Handled::Finished(Err(e)) => {
+                tracing::error!(error = %e, inbox = item.id, "handling a chat event failed");
+                (Some(e.to_string()), None)
+            }
+            supervise::Handled::Panicked { trace, message } => {
+                tracing::error!(
+                    trace,
+                    panic = message,
+                    inbox = item.id,
+                    "a chat event's handler panicked"
+                );
+                (
+                    Some(format!("panicked (trace {trace}): {message}")),
+                    Some(trace),
+                )
+            }
+        };
+        // Marked before anything is said, so that the event is never taken again.
         if let Err(e) = self.svc.store.finish_inbox(item.id, error.as_deref()).await {
             tracing::error!(error = %e, "could not mark an event handled");
+        }
+        if let (Some(trace), Some(thread)) = (panicked, thread) {
+            self.apologise(item.id, &thread, &trace).await;
         }
     }
 
