@@ -22,6 +22,8 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod status;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -613,12 +615,7 @@ impl Bot {
             if let Some(link) = self.svc.store.chat_task(&t.id).await?
                 && link.channel == thread.channel
             {
-                lines.push(format!(
-                    "• `{}` {} — {}",
-                    &t.id[..8],
-                    t.title,
-                    t.state.as_str()
-                ));
+                lines.push(status::task_line(&t.id, &t.title, t.state.as_str()));
             }
         }
         Ok(if lines.is_empty() {
