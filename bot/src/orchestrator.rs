@@ -22,6 +22,8 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod direct;
+mod links;
 mod status;
 
 /// What the orchestrator needs to know about its chat platform.
@@ -474,6 +476,12 @@ impl Bot {
             ChatEvent::QuestionExpired { question_id } => {
                 self.on_question_expired(question_id).await
             }
+            ChatEvent::DirectMessage {
+                platform,
+                channel,
+                message_ts,
+                user: _,
+            } => self.on_direct_message(platform, channel, message_ts).await,
         }
     }
 
@@ -1852,30 +1860,26 @@ impl Bot {
                 };
                 self.start_task(thread, Some(ts), user, args, None).await?;
             }
-            SlashCommand::FromThread { link, args } => match link {
-                commands::ThreadLink::Slack { channel: c, ts } if platform == "slack" => {
-                    let thread = ThreadRef {
-                        platform,
-                        workspace,
-                        channel: c,
-                        thread: ts.clone(),
-                    };
-                    if self
-                        .svc
-                        .store
-                        .chat_task_by_trigger(&thread.platform, &thread.channel, &ts)
-                        .await?
-                        .is_none()
-                    {
-                        self.start_task(thread, Some(ts), user, args, None).await?;
+            SlashCommand::FromThread { link, args } => {
+                match self.linked_thread(&platform, &workspace, link).await {
+                    Some((thread, ts)) => {
+                        if self
+                            .svc
+                            .store
+                            .chat_task_by_trigger(&thread.platform, &thread.channel, &ts)
+                            .await?
+                            .is_none()
+                        {
+                            self.start_task(thread, Some(ts), user, args, None).await?;
+                        }
+                    }
+                    None => {
+                        self.port
+                            .ephemeral(&here, &user, "That link is not a thread of this workspace.")
+                            .await?;
                     }
                 }
-                _ => {
-                    self.port
-                        .ephemeral(&here, &user, "That link is not a thread of this workspace.")
-                        .await?;
-                }
-            },
+            }
         }
         Ok(())
     }

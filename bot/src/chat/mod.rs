@@ -73,6 +73,14 @@ pub enum ChatEvent {
         user: String,
         repo: String,
     },
+    /// A message to the bot outside any server or workspace channel (a Discord DM): answered
+    /// that the bot works in servers only.
+    DirectMessage {
+        platform: String,
+        channel: String,
+        message_ts: String,
+        user: String,
+    },
     /// A question was not answered in time (enqueued by the timer).
     QuestionExpired { question_id: String },
     /// The Revise form of a plan was submitted.
@@ -320,6 +328,12 @@ pub trait ChatPort: Send + Sync {
     async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String>;
     /// Whether `user` is in the group (a Slack user group, a Discord role).
     async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError>;
+    /// The thread a pasted message link points into, as the core names threads: a link gives
+    /// `{channel, thread: message}`, and where that channel is itself a thread (Discord) the
+    /// thread is that channel in its parent. Slack's links need nothing.
+    async fn linked_thread(&self, link: ThreadRef) -> ThreadRef {
+        link
+    }
 }
 
 #[cfg(test)]

@@ -175,6 +175,15 @@ impl Handler {
             return;
         }
         let Some(guild) = msg.guild_id else {
+            // A direct message: the bot works in servers only, and says so.
+            let event = ChatEvent::DirectMessage {
+                platform: "discord".into(),
+                channel: msg.channel_id.to_string(),
+                message_ts: msg.id.to_string(),
+                user: msg.author.id.to_string(),
+            };
+            self.submit(&format!("discord:message:{}", msg.id), &event)
+                .await;
             return;
         };
         let mentioned = msg
@@ -198,11 +207,9 @@ impl Handler {
             return;
         }
         let thread = self.thread_for(Some(guild), parent, msg.channel_id, &msg.id.to_string());
-        let text = if phrase {
-            format!("<@{}> {}", self.settings.bot_user_id, msg.content.trim())
-        } else {
-            normalize_mentions(&msg.content)
-        };
+        // A phrase is read as written ("fix this: keep sub()" at the start of a line), as Slack
+        // hands it to the core.
+        let text = normalize_mentions(&msg.content);
         let event = ChatEvent::Trigger {
             thread,
             message_ts: msg.id.to_string(),
@@ -374,7 +381,8 @@ impl Handler {
                     thread,
                     message_ts: target,
                     user: user.clone(),
-                    text: format!("<@{}> fix this", self.settings.bot_user_id),
+                    // The command carries no words of the user's: no instructions (as on Slack).
+                    text: String::new(),
                     via: Via::Shortcut,
                 };
                 (event, true)

@@ -432,6 +432,22 @@ impl ChatPort for DiscordPort {
         ))
     }
 
+    async fn linked_thread(&self, link: ThreadRef) -> ThreadRef {
+        // A link to a message inside a thread names the thread's channel: the task's thread is
+        // that thread, in its parent channel.
+        match id(&link.channel) {
+            Ok(c) => match self.thread_parent(ChannelId::new(c)).await {
+                Some(parent) => ThreadRef {
+                    channel: parent.to_string(),
+                    thread: link.channel,
+                    ..link
+                },
+                None => link,
+            },
+            Err(_) => link,
+        }
+    }
+
     async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError> {
         Ok(self
             .roles
@@ -524,8 +540,10 @@ pub async fn start(
             phrase_channels: d.phrase_channels.clone(),
         },
     };
-    let mut intents =
-        serenity::all::GatewayIntents::GUILDS | serenity::all::GatewayIntents::GUILD_MESSAGES;
+    // Direct messages too, to answer that the bot works in servers only.
+    let mut intents = serenity::all::GatewayIntents::GUILDS
+        | serenity::all::GatewayIntents::GUILD_MESSAGES
+        | serenity::all::GatewayIntents::DIRECT_MESSAGES;
     if d.message_content {
         intents |= serenity::all::GatewayIntents::MESSAGE_CONTENT;
     }
