@@ -109,14 +109,19 @@ fn error(status: StatusCode, code: u64, message: &str) -> Response {
 
 impl FakeDiscord {
     pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Discord");
+        Self::start_on(listener)
+    }
+
+    /// The fake on a listener of the test's choosing (an address the bot already tries).
+    pub fn start_on(listener: tokio::net::TcpListener) -> Self {
         let state = Arc::new(Mutex::new(State_ {
             next_id: 1_600_000_000_000_000_000,
             commands: json!([]),
             ..State_::default()
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake Discord");
         let addr = listener.local_addr().expect("address");
         let fake = Self { state, addr };
         let app = Router::new()

@@ -533,3 +533,52 @@ async fn discord_rate_limits_are_waited_out_and_retried_once() {
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, vec!["add() subtracts", "Working on it."]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_discord_is_retried_and_a_refused_token_is_said() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    // Nothing answers HTTP at this address yet: the first attempt is accepted and dropped.
+    let early = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = early.local_addr().unwrap();
+    let api = format!("http://{addr}");
+    let first = env(move |c| {
+        c.discord.token = Some(Secret::new(fake_discord::TOKEN));
+        c.discord.api_url = Some(api);
+        c.default_repo = Some(repo.display().to_string());
+    })
+    .await;
+    let shutdown = CancellationToken::new();
+    let starting = tokio::spawn(serve::start(first.svc.clone(), shutdown.clone()));
+    let (conn, _) = tokio::time::timeout(Duration::from_secs(30), early.accept())
+        .await
+        .expect("the bot tried to reach Discord")
+        .unwrap();
+    drop(conn);
+    drop(early);
+    // Discord comes up where the bot keeps trying: start-up completes and the gateway connects.
+    let fake = FakeDiscord::start_on(tokio::net::TcpListener::bind(addr).await.unwrap());
+    fake.add_channel(CHANNEL, "bugs");
+    let running = tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("start-up retried")
+        .unwrap()
+        .expect("started once Discord answered");
+    fake.wait_connected().await;
+    running.stop(&shutdown).await;
+
+    // A token Discord refuses ends start-up with that reason.
+    let fake = FakeDiscord::start().await;
+    let api = fake.api_base();
+    let second = env(move |c| {
+        c.discord.token = Some(Secret::new("not-the-token"));
+        c.discord.api_url = Some(api);
+    })
+    .await;
+    let error = serve::start(second.svc.clone(), CancellationToken::new())
+        .await
+        .err()
+        .expect("a refused token is an error")
+        .to_string();
+    assert!(error.contains("refused the bot token"), "{error}");
+}

@@ -491,6 +491,43 @@ impl Running {
     }
 }
 
+/// How long one call to learn who the bot is may take.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest wait between two attempts to reach Discord at start-up.
+const IDENTIFY_BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Who the bot is (`GET /users/@me`). A refused token (401) ends start-up at once; anything
+/// else (Discord unreachable, a time-out, a 5xx or a 429) is logged and tried again, waiting 1 s,
+/// then twice as long each time up to 30 s, until it works or `shutdown` is cancelled.
+async fn current_user(
+    http: &Http,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<serenity::all::CurrentUser> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let error = match tokio::time::timeout(IDENTIFY_TIMEOUT, http.get_current_user()).await {
+            Ok(Ok(me)) => return Ok(me),
+            Ok(Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r))))
+                if r.status_code.as_u16() == 401 =>
+            {
+                anyhow::bail!(
+                    "Discord refused the bot token (401 Unauthorized): check THREADSMITH_DISCORD_TOKEN"
+                )
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", IDENTIFY_TIMEOUT.as_secs()),
+        };
+        tracing::warn!(error = %error, retry_in = ?wait, "could not reach Discord; trying again");
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                anyhow::bail!("stopped before Discord could be reached (last error: {error})")
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(IDENTIFY_BACKOFF_CAP);
+    }
+}
+
 /// Connects to Discord and starts its orchestrator loop.
 pub async fn start(
     svc: crate::pipeline::Services,
@@ -504,10 +541,7 @@ pub async fn start(
         .clone()
         .context("Discord needs THREADSMITH_DISCORD_TOKEN")?;
     let http = http(token.expose(), d.api_url.as_deref());
-    let me = http
-        .get_current_user()
-        .await
-        .map_err(|e| anyhow::anyhow!("Discord refused the bot token: {e}"))?;
+    let me = current_user(&http, &shutdown).await?;
     let app = http
         .get_current_application_info()
         .await
