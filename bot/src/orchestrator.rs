@@ -22,6 +22,7 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod actor;
 mod direct;
 mod links;
 mod status;
@@ -92,10 +93,14 @@ impl Bot {
     pub async fn submit(&self, dedupe_key: &str, event: &ChatEvent) -> Result<bool, StoreError> {
         let json = serde_json::to_string(event)
             .map_err(|e| StoreError::Corrupt(format!("event not serializable: {e}")))?;
+        self.submit_json(dedupe_key, &json).await
+    }
+
+    async fn submit_json(&self, dedupe_key: &str, json: &str) -> Result<bool, StoreError> {
         let id = self
             .svc
             .store
-            .enqueue(dedupe_key, &self.settings.platform, &json)
+            .enqueue(dedupe_key, &self.settings.platform, json)
             .await?;
         if id.is_some() {
             self.wake.notify_one();
@@ -337,7 +342,10 @@ impl Bot {
             );
         }
         let result = match serde_json::from_str::<ChatEvent>(&item.event) {
-            Ok(event) => self.handle(event).await,
+            Ok(event) => {
+                let actor = actor::stored_actor(&item.event);
+                crate::chat::with_actor(actor, self.handle(event)).await
+            }
             Err(e) => Err(HandleError::BadEvent(e.to_string())),
         };
         let error = result.err().map(|e| {

@@ -27,7 +27,7 @@ use serenity::builder::Builder;
 use crate::chat::{ChatError, ChatPort, Form, OutMessage, Reaction, ThreadMessage, ThreadRef};
 
 /// Interaction tokens are good for 15 minutes; we use them for 14.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// The most messages read from one thread.
 const MAX_THREAD_MESSAGES: usize = 2000;
 
@@ -186,6 +186,34 @@ impl DiscordPort {
         Some(found)
     }
 
+    /// The private answer of the event being handled (stored with it, so known to whichever
+    /// process handles it), when it is `user`'s and still good; `unanswered_in` asks only for a
+    /// command still waiting for its answer in that channel. Marks it answered.
+    fn take_actor_reply(&self, user: Option<&str>, unanswered_in: Option<&str>) -> Option<Pending> {
+        let actor = crate::chat::actor()?;
+        let reply = actor.reply?;
+        let wanted = user.is_none_or(|u| u == actor.user)
+            && unanswered_in.is_none_or(|c| reply.unanswered && c == reply.channel)
+            && reply.expires_at > chrono::Utc::now();
+        if !wanted {
+            return None;
+        }
+        crate::chat::actor_answered();
+        // This process may remember the same interaction: it is answered now.
+        if let Ok(mut p) = self.pending.lock() {
+            for x in p.iter_mut().filter(|x| x.token == reply.handle) {
+                x.unanswered = false;
+            }
+        }
+        Some(Pending {
+            user: actor.user,
+            channel: reply.channel,
+            token: reply.handle,
+            unanswered: reply.unanswered,
+            at: Instant::now(),
+        })
+    }
+
     /// The unanswered slash command in `channel`, if any (answered by what it started).
     fn take_unanswered(&self, channel: &str) -> Option<Pending> {
         let mut p = self.pending.lock().ok()?;
@@ -248,7 +276,10 @@ impl ChatPort for DiscordPort {
                 .send(id(&thread.channel)?, message)
                 .await
                 .map_err(api("create message"))?;
-            if let Some(p) = self.take_unanswered(&thread.channel) {
+            if let Some(p) = self
+                .take_actor_reply(None, Some(&thread.channel))
+                .or_else(|| self.take_unanswered(&thread.channel))
+            {
                 let link = format!(
                     "Started: https://discord.com/channels/{}/{}/{}",
                     thread.workspace, thread.channel, m
@@ -304,7 +335,8 @@ impl ChatPort for DiscordPort {
             Some(thread.thread.as_str())
         };
         let pending = self
-            .take_pending(user, channel)
+            .take_actor_reply(Some(user), None)
+            .or_else(|| self.take_pending(user, channel))
             .or_else(|| self.take_pending(user, Some(&thread.channel)))
             .or_else(|| self.take_pending(user, None));
         match pending {
@@ -449,6 +481,13 @@ impl ChatPort for DiscordPort {
     }
 
     async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError> {
+        // The roles the event being handled showed (stored with it: any process knows them).
+        if let Some(a) = crate::chat::actor()
+            && a.user == user
+            && a.groups.iter().any(|g| g == group)
+        {
+            return Ok(true);
+        }
         Ok(self
             .roles
             .lock()
