@@ -23,7 +23,11 @@ use crate::spec::{self, TaskSpec};
 use crate::store::inbox_writer::InboxWriter;
 use crate::store::{ChatTaskLink, NewEvent, StoreError};
 
+mod actor;
+mod direct;
 mod housekeeping;
+mod links;
+mod status;
 mod supervise;
 
 /// What the orchestrator needs to know about its chat platform.
@@ -96,12 +100,16 @@ impl Bot {
     pub async fn submit(&self, dedupe_key: &str, event: &ChatEvent) -> Result<bool, StoreError> {
         let json = serde_json::to_string(event)
             .map_err(|e| StoreError::Corrupt(format!("event not serializable: {e}")))?;
+        self.submit_json(dedupe_key, &json).await
+    }
+
+    async fn submit_json(&self, dedupe_key: &str, json: &str) -> Result<bool, StoreError> {
         let id = self
             .inbox
             .enqueue(NewEvent {
                 dedupe_key: dedupe_key.to_string(),
                 platform: self.settings.platform.clone(),
-                event: json,
+                event: json.to_string(),
             })
             .await?;
         if id.is_some() {
@@ -348,7 +356,8 @@ impl Bot {
         let (handled, thread) = match serde_json::from_str::<ChatEvent>(&item.event) {
             Ok(event) => {
                 let thread = supervise::thread_of_event(&event);
-                (self.handle_caught(event).await, thread)
+                let actor = actor::stored_actor(&item.event);
+                (self.handle_caught(actor, event).await, thread)
             }
             Err(e) => (
                 supervise::Handled::Finished(Err(HandleError::BadEvent(e.to_string()))),
@@ -510,6 +519,12 @@ impl Bot {
             ChatEvent::QuestionExpired { question_id } => {
                 self.on_question_expired(question_id).await
             }
+            ChatEvent::DirectMessage {
+                platform,
+                channel,
+                message_ts,
+                user: _,
+            } => self.on_direct_message(platform, channel, message_ts).await,
         }
     }
 
@@ -651,12 +666,7 @@ impl Bot {
             if let Some(link) = self.svc.store.chat_task(&t.id).await?
                 && link.channel == thread.channel
             {
-                lines.push(format!(
-                    "• `{}` {} — {}",
-                    &t.id[..8],
-                    t.title,
-                    t.state.as_str()
-                ));
+                lines.push(status::task_line(&t.id, &t.title, t.state.as_str()));
             }
         }
         Ok(if lines.is_empty() {
@@ -1893,30 +1903,26 @@ impl Bot {
                 };
                 self.start_task(thread, Some(ts), user, args, None).await?;
             }
-            SlashCommand::FromThread { link, args } => match link {
-                commands::ThreadLink::Slack { channel: c, ts } if platform == "slack" => {
-                    let thread = ThreadRef {
-                        platform,
-                        workspace,
-                        channel: c,
-                        thread: ts.clone(),
-                    };
-                    if self
-                        .svc
-                        .store
-                        .chat_task_by_trigger(&thread.platform, &thread.channel, &ts)
-                        .await?
-                        .is_none()
-                    {
-                        self.start_task(thread, Some(ts), user, args, None).await?;
+            SlashCommand::FromThread { link, args } => {
+                match self.linked_thread(&platform, &workspace, link).await {
+                    Some((thread, ts)) => {
+                        if self
+                            .svc
+                            .store
+                            .chat_task_by_trigger(&thread.platform, &thread.channel, &ts)
+                            .await?
+                            .is_none()
+                        {
+                            self.start_task(thread, Some(ts), user, args, None).await?;
+                        }
+                    }
+                    None => {
+                        self.port
+                            .ephemeral(&here, &user, "That link is not a thread of this workspace.")
+                            .await?;
                     }
                 }
-                _ => {
-                    self.port
-                        .ephemeral(&here, &user, "That link is not a thread of this workspace.")
-                        .await?;
-                }
-            },
+            }
         }
         Ok(())
     }

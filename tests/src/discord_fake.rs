@@ -82,6 +82,8 @@ struct State_ {
     identifies: usize,
     resumes: usize,
     ready: bool,
+    /// The intents of the last Identify.
+    intents: u64,
     /// (method, path prefix, retry_after seconds): the next matching call gets a 429.
     rate_limits: Vec<(String, String, f64)>,
 }
@@ -107,14 +109,19 @@ fn error(status: StatusCode, code: u64, message: &str) -> Response {
 
 impl FakeDiscord {
     pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Discord");
+        Self::start_on(listener)
+    }
+
+    /// The fake on a listener of the test's choosing (an address the bot already tries).
+    pub fn start_on(listener: tokio::net::TcpListener) -> Self {
         let state = Arc::new(Mutex::new(State_ {
             next_id: 1_600_000_000_000_000_000,
             commands: json!([]),
             ..State_::default()
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake Discord");
         let addr = listener.local_addr().expect("address");
         let fake = Self { state, addr };
         let app = Router::new()
@@ -242,6 +249,30 @@ impl FakeDiscord {
 
     fn gateway_message(&self, m: &Msg, t: &str) {
         let mut d = self.message_json(m);
+        let (intents, dm) = {
+            let s = self.lock();
+            let dm = s.channels.get(&m.channel_id).is_some_and(|c| c.kind == 1);
+            (s.intents, dm)
+        };
+        if dm {
+            // Direct messages reach only a bot that asked for them (DIRECT_MESSAGES, 1 << 12),
+            // with their content; they carry no guild.
+            if intents & (1 << 12) != 0 {
+                self.dispatch(t, d);
+            }
+            return;
+        }
+        // Without the privileged MESSAGE_CONTENT intent (1 << 15), a guild message's content,
+        // embeds, attachments and components are empty unless it mentions the bot or is the
+        // bot's own (Discord's "Message Content Intent").
+        let mentions_bot = m.content.contains(&format!("<@{BOT_ID}>"))
+            || m.content.contains(&format!("<@!{BOT_ID}>"));
+        if intents & (1 << 15) == 0 && !mentions_bot && m.author_id != BOT_ID {
+            d["content"] = json!("");
+            d["embeds"] = json!([]);
+            d["attachments"] = json!([]);
+            d["components"] = json!([]);
+        }
         d["guild_id"] = json!(GUILD_ID);
         if !m.is_bot {
             let mut member = self.member(&m.author_id);
@@ -270,6 +301,25 @@ impl FakeDiscord {
         self.lock().messages.push(m.clone());
         self.gateway_message(&m, "MESSAGE_CREATE");
         id
+    }
+
+    /// A direct message from `user_id` to the bot (its DM channel made on first use); returns
+    /// (channel, message id).
+    pub fn post_dm(&self, user_id: &str, content: &str) -> (String, String) {
+        let channel = format!("19{}", &user_id[2..]);
+        self.lock()
+            .channels
+            .entry(channel.clone())
+            .or_insert(Channel {
+                id: channel.clone(),
+                kind: 1,
+                name: String::new(),
+                parent: None,
+            });
+        (
+            channel.clone(),
+            self.post_as_user(&channel, user_id, content),
+        )
     }
 
     fn create_thread(&self, parent: &str, id: &str, name: &str) -> Option<Value> {
@@ -585,6 +635,7 @@ async fn connection(fake: FakeDiscord, mut socket: WebSocket) {
                         {
                             let mut s = fake.lock();
                             s.identifies += 1;
+                            s.intents = v["d"]["intents"].as_u64().unwrap_or(0);
                             s.session = Some(session.clone());
                             s.log.clear();
                             s.seq = 0;

@@ -19,6 +19,14 @@ const CAROL: &str = "1400000000000000003";
 const MAINTAINERS: &str = "1500000000000000001";
 
 async fn discord_env(fake: &FakeDiscord, repo: &std::path::Path) -> TestEnv {
+    discord_env_with(fake, repo, |_| {}).await
+}
+
+async fn discord_env_with(
+    fake: &FakeDiscord,
+    repo: &std::path::Path,
+    more: impl FnOnce(&mut threadsmith_bot::config::Config),
+) -> TestEnv {
     let api = fake.api_base();
     let repo = repo.display().to_string();
     env(move |c| {
@@ -28,8 +36,126 @@ async fn discord_env(fake: &FakeDiscord, repo: &std::path::Path) -> TestEnv {
         c.default_repo = Some(repo);
         c.attempts = Some(2);
         c.status_edit_interval_ms = Some(0);
+        more(c);
     })
     .await
+}
+
+/// The spec requests the model received so far (seed 0), as their user message.
+fn spec_requests(env: &TestEnv) -> Vec<String> {
+    env.model
+        .received_by(0)
+        .iter()
+        .map(|r| {
+            r.body["messages"][1]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bare_phrase_fix_this_a_message_link_and_a_dm_are_each_answered() {
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(CHANNEL, "bugs");
+    fake.add_user(ALICE, "alice", &[]);
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let env = discord_env_with(&fake, &repo, |c| {
+        c.discord.phrase_channels = vec![CHANNEL.into()];
+        c.discord.message_content = true;
+        c.attempts = Some(1);
+    })
+    .await;
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    fake.wait_connected().await;
+    let ended = |f: &FakeDiscord, thread: &str| {
+        bot_messages(f, thread)
+            .into_iter()
+            .any(|m| has_component(&m, "retry:"))
+    };
+
+    // A bare phrase in a phrase channel's thread, with instructions after a colon.
+    let starter = fake.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1 in calc.sh");
+    let thread = fake.start_thread(CHANNEL, &starter, "add is broken");
+    fake.post_as_user(&thread, ALICE, "fix this: keep sub() as it is");
+    fake.wait_until("the phrase's task to end", |f| ended(f, &thread))
+        .await;
+    let asked = spec_requests(&env);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(
+        asked[0].contains("added: keep sub() as it is"),
+        "{}",
+        asked[0]
+    );
+
+    // "Fix this" on a message: the task reads the thread; the command adds no instructions.
+    let report = fake.post_as_user(CHANNEL, ALICE, "sub(5, 3) gives 8 in calc.sh");
+    let cmd = fake.message_command(ALICE, CHANNEL, &report, "Fix this");
+    fake.send_interaction(cmd).await;
+    fake.wait_until("the command's task to end", |f| ended(f, &report))
+        .await;
+    let asked = spec_requests(&env);
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert!(asked[1].contains("sub(5, 3) gives 8"), "{}", asked[1]);
+    assert!(
+        !asked[1].contains("added:") && !asked[1].contains(fake_discord::BOT_ID),
+        "{}",
+        asked[1]
+    );
+
+    // /fix <link to a message inside a thread>: the task runs in that thread.
+    let other = fake.post_as_user(CHANNEL, ALICE, "mul(2, 3) gives 5 in calc.sh");
+    let other_thread = fake.start_thread(CHANNEL, &other, "mul");
+    let detail = fake.post_as_user(&other_thread, ALICE, "seen on main too");
+    let link = format!(
+        "https://discord.com/channels/{}/{other_thread}/{detail}",
+        fake_discord::GUILD_ID
+    );
+    let slash = fake.slash_command(ALICE, CHANNEL, "fix", Some(&link));
+    fake.send_interaction(slash).await;
+    fake.wait_until("the linked thread's task to end", |f| {
+        ended(f, &other_thread)
+    })
+    .await;
+    let asked = spec_requests(&env);
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert!(
+        asked[2].contains("mul(2, 3) gives 5") && asked[2].contains("seen on main too"),
+        "{}",
+        asked[2]
+    );
+    assert!(
+        !fake.webhook_messages().iter().any(|w| w.body["content"]
+            .as_str()
+            .is_some_and(|c| c.contains("not a thread"))),
+        "the link was taken"
+    );
+
+    // A direct message: answered that the bot works in servers only, once.
+    let (dm, _) = fake.post_dm(ALICE, "fix this please");
+    let answer = fake
+        .wait_for("the answer to a DM", |f| {
+            bot_messages(f, &dm).into_iter().next()
+        })
+        .await;
+    assert!(
+        answer.content.contains("servers only"),
+        "{}",
+        answer.content
+    );
+
+    let tasks = env.svc.store.recent_tasks(10).await.unwrap();
+    assert_eq!(tasks.len(), 3);
+    running.stop(&shutdown).await;
+    assert_eq!(bot_messages(&fake, &dm).len(), 1);
+    for t in tasks {
+        env.assert_nothing_left(&t.id).await;
+    }
 }
 
 fn bot_messages(fake: &FakeDiscord, channel: &str) -> Vec<Msg> {
@@ -406,4 +532,53 @@ async fn discord_rate_limits_are_waited_out_and_retried_once() {
     let messages = port.read_thread(&place).await.expect("read after a 429");
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, vec!["add() subtracts", "Working on it."]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_discord_is_retried_and_a_refused_token_is_said() {
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    // Nothing answers HTTP at this address yet: the first attempt is accepted and dropped.
+    let early = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = early.local_addr().unwrap();
+    let api = format!("http://{addr}");
+    let first = env(move |c| {
+        c.discord.token = Some(Secret::new(fake_discord::TOKEN));
+        c.discord.api_url = Some(api);
+        c.default_repo = Some(repo.display().to_string());
+    })
+    .await;
+    let shutdown = CancellationToken::new();
+    let starting = tokio::spawn(serve::start(first.svc.clone(), shutdown.clone()));
+    let (conn, _) = tokio::time::timeout(Duration::from_secs(30), early.accept())
+        .await
+        .expect("the bot tried to reach Discord")
+        .unwrap();
+    drop(conn);
+    drop(early);
+    // Discord comes up where the bot keeps trying: start-up completes and the gateway connects.
+    let fake = FakeDiscord::start_on(tokio::net::TcpListener::bind(addr).await.unwrap());
+    fake.add_channel(CHANNEL, "bugs");
+    let running = tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("start-up retried")
+        .unwrap()
+        .expect("started once Discord answered");
+    fake.wait_connected().await;
+    running.stop(&shutdown).await;
+
+    // A token Discord refuses ends start-up with that reason.
+    let fake = FakeDiscord::start().await;
+    let api = fake.api_base();
+    let second = env(move |c| {
+        c.discord.token = Some(Secret::new("not-the-token"));
+        c.discord.api_url = Some(api);
+    })
+    .await;
+    let error = serve::start(second.svc.clone(), CancellationToken::new())
+        .await
+        .err()
+        .expect("a refused token is an error")
+        .to_string();
+    assert!(error.contains("refused the bot token"), "{error}");
 }

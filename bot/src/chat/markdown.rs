@@ -50,6 +50,58 @@ fn safe_url(kind: LinkType, dest: &str) -> Option<String> {
     Some(out)
 }
 
+/// Untrusted text (a task title, say) placed in the core's own Markdown text (`OutMessage::Text`),
+/// shown literally on both platforms whether the adapter sends the text as it is (Discord) or
+/// converts it (Slack): `<` and `>` become look-alikes (so nothing reads as a mention, channel or
+/// link), Markdown punctuation is escaped (no emphasis, code, spoiler or masked link), and
+/// `@everyone`, `@here`, `@channel` are broken with a zero-width space. One line.
+pub fn literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '<' => out.push('‹'),
+            '>' => out.push('›'),
+            '\\' | '`' | '*' | '_' | '~' | '|' | '[' | ']' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    ["@everyone", "@here", "@channel"]
+        .iter()
+        .fold(out, |t, m| t.replace(m, &format!("@\u{200b}{}", &m[1..])))
+}
+
+/// The bot's own mention of a person (the requester, an approver): the platform's `<@id>` for a
+/// user id as the platform's event gave it (Slack `U…`/`W…`, Discord digits), and nothing that
+/// could be read as any other entity (`<!here>`, `<@&role>`) for anything else.
+pub fn user_mention(id: &str) -> String {
+    if !id.is_empty()
+        && id.len() <= 32
+        && id
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    {
+        format!("<@{id}>")
+    } else {
+        format!("@{}", literal(id))
+    }
+}
+
+/// Where an untrusted link goes, as shown next to its words instead of a clickable link: the
+/// host of an `http(s)` URL (after any `user@`, in its ASCII form, so look-alike letters show as
+/// `xn--…`), the address of a `mailto:`.
+pub fn link_destination(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url.trim()).ok()?;
+    match parsed.scheme() {
+        "http" | "https" => parsed.host_str().map(str::to_string),
+        "mailto" => Some(parsed.path().to_string()).filter(|p| !p.is_empty()),
+        _ => None,
+    }
+}
+
 #[derive(Default)]
 struct Writer {
     out: String,
@@ -166,12 +218,21 @@ impl Writer {
                 if self.links == 0
                     && let Some((url, label)) = self.link.take()
                 {
-                    let label = escape(label.trim()).replace('|', "¦");
+                    let label = escape(label.trim());
                     match url {
+                        // A link whose words are its own address shows where it goes.
                         Some(url) if label.is_empty() || label == url => {
                             self.write(&format!("<{url}>"))
                         }
-                        Some(url) => self.write(&format!("<{url}|{label}>")),
+                        Some(url) if url.strip_prefix("mailto:") == Some(label.as_str()) => {
+                            self.write(&format!("<{url}|{label}>"))
+                        }
+                        // Words chosen by untrusted text: not clickable, and followed by where
+                        // the link would have gone (see SECURITY.md).
+                        Some(url) => match link_destination(&unescape(&url)) {
+                            Some(to) => self.write(&format!("{label} ({})", escape(&to))),
+                            None => self.write(&label),
+                        },
                         None => self.write(&label),
                     }
                 }
@@ -481,15 +542,16 @@ mod tests {
             `` a`b ``                             => `aˋb`
             one\ntwo  \nthree                     => one\ntwo\nthree
             a & b <c> d > e                       => a &amp; b &lt;c&gt; d &gt; e
-            [docs](https://x.io/a?b=1&c=2)        => <https://x.io/a?b=1&amp;c=2|docs>
-            [a|b>c](https://x.io/p|q>r)           => <https://x.io/p%7Cq%3Er|a¦b&gt;c>
-            [**bold** link](http://x.io)          => <http://x.io|bold link>
-            [mail](mailto:a@b.io)                 => <mailto:a@b.io|mail>
+            [docs](https://x.io/a?b=1&c=2)        => docs (x.io)
+            [a|b>c](https://x.io/p|q>r)           => a|b&gt;c (x.io)
+            [**bold** link](http://x.io)          => bold link (x.io)
+            [CI log](https://ci.example@evil.io/) => CI log (evil.io)
+            [mail](mailto:a@b.io)                 => mail (a@b.io)
             <https://x.io>                        => <https://x.io>
             <a@b.io>                              => <mailto:a@b.io|a@b.io>
-            ![a chart](https://x.io/c.png)        => <https://x.io/c.png|a chart>
+            ![a chart](https://x.io/c.png)        => a chart (x.io)
             [x](javascript:alert(1)) [y](ftp://h) [z](/rel) => x y z
-            [ref][1]\n\n[1]: https://x.io         => <https://x.io|ref>
+            [ref][1]\n\n[1]: https://x.io         => ref (x.io)
             [broken]                              => [broken]
             # Title\ntext\n## Sub **x**           => *Title*\n\ntext\n\n*Sub x*
             one\n\n\ntwo                          => one\n\ntwo
@@ -511,6 +573,34 @@ mod tests {
             to_slack_mrkdwn,
         );
         assert_eq!(to_slack_mrkdwn("  \n\n"), "");
+    }
+
+    #[test]
+    fn literal_text_is_inert_on_both_platforms() {
+        let title = "@everyone @here <@&1> <!channel> **b** [x](https://evil.example) `c` ||s||";
+        let lit = literal(title);
+        for bad in ["@everyone", "@here", "<@", "<!", "[x](", "**", "||"] {
+            assert!(!lit.contains(bad), "{bad} in {lit}");
+        }
+        // Through Slack's conversion it reads back as the words, with no entity or link.
+        let slack = to_slack_mrkdwn(&lit);
+        assert!(
+            !slack.contains('<') && !slack.contains("(evil.example)"),
+            "{slack}"
+        );
+        assert!(
+            slack.contains("‹@＆1›") || slack.contains("‹@&amp;1›"),
+            "{slack}"
+        );
+        assert_eq!(literal("a\nb"), "a b");
+        assert_eq!(user_mention("U0123ABC"), "<@U0123ABC>");
+        assert_eq!(
+            user_mention("1400000000000000001"),
+            "<@1400000000000000001>"
+        );
+        assert_eq!(user_mention("&1"), "@&1");
+        assert_eq!(user_mention("!here"), "@!here");
+        assert!(!user_mention("x> <!channel").contains('<'));
     }
 
     #[test]
@@ -569,11 +659,13 @@ mod tests {
         let slack = "*Bug*: login fails for <@U1> since <https://ci.x.io/run/7|run 7>\nTrace:\n```Traceback (most recent call last):\n  File \"app/_auth.py\", line 3, in *check*\nKeyError: 'user' &lt;&amp;&gt;```\n_Expected_: a 200 from <http://localhost:8080/login>";
         let markdown = "**Bug**: login fails for @alice since [run 7](https://ci.x.io/run/7)\nTrace:\n```\nTraceback (most recent call last):\n  File \"app/_auth.py\", line 3, in *check*\nKeyError: 'user' <&>\n```\n*Expected*: a 200 from http://localhost:8080/login";
         assert_eq!(slack_to_markdown(slack, &names), markdown);
-        let back = "*Bug*: login fails for @alice since <https://ci.x.io/run/7|run 7>\nTrace:\n\n```\nTraceback (most recent call last):\n  File \"app/_auth.py\", line 3, in *check*\nKeyError: 'user' &lt;&amp;&gt;\n```\n\n_Expected_: a 200 from http://localhost:8080/login";
+        // A link from untrusted text shows its words and where it goes, without a link.
+        let back = "*Bug*: login fails for @alice since run 7 (ci.x.io)\nTrace:\n\n```\nTraceback (most recent call last):\n  File \"app/_auth.py\", line 3, in *check*\nKeyError: 'user' &lt;&amp;&gt;\n```\n\n_Expected_: a 200 from http://localhost:8080/login";
         assert_eq!(to_slack_mrkdwn(markdown), back);
         assert_eq!(
             slack_to_markdown(&to_slack_mrkdwn(markdown), &names),
             markdown
+                .replace("[run 7](https://ci.x.io/run/7)", "run 7 (ci.x.io)")
                 .replace("```\n*", "```\n\n*")
                 .replace(":\n```", ":\n\n```")
         );

@@ -73,6 +73,14 @@ pub enum ChatEvent {
         user: String,
         repo: String,
     },
+    /// A message to the bot outside any server or workspace channel (a Discord DM): answered
+    /// that the bot works in servers only.
+    DirectMessage {
+        platform: String,
+        channel: String,
+        message_ts: String,
+        user: String,
+    },
     /// A question was not answered in time (enqueued by the timer).
     QuestionExpired { question_id: String },
     /// The Revise form of a plan was submitted.
@@ -81,6 +89,61 @@ pub enum ChatEvent {
         user: String,
         feedback: String,
     },
+}
+
+/// What the platform showed about the person behind an event, stored with the event (next to
+/// it in the inbox) so that whichever process handles the event can act on it: several
+/// processes share one queue, and the one that received an event may not be the one that
+/// handles it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    pub user: String,
+    /// The groups the person is in as the event showed them (Discord roles); empty when the
+    /// platform does not say (Slack: asked when needed).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// How to answer the person privately, when the platform needs the event for that.
+    #[serde(default)]
+    pub reply: Option<PrivateReply>,
+}
+
+/// A private answer's handle (a Discord interaction token): opaque to the core.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrivateReply {
+    pub handle: String,
+    /// The channel the event came from.
+    pub channel: String,
+    /// A command whose placeholder ("thinking…") is still to be answered.
+    pub unanswered: bool,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+tokio::task_local! {
+    /// The person behind the event being handled, as stored with it.
+    static ACTOR: std::cell::RefCell<Option<Actor>>;
+}
+
+/// Runs `f` (the handling of one event) with the event's [`Actor`] at hand for the adapters.
+pub async fn with_actor<F: std::future::Future>(actor: Option<Actor>, f: F) -> F::Output {
+    ACTOR.scope(std::cell::RefCell::new(actor), f).await
+}
+
+/// The person behind the event being handled, if the event said (outside an event's handling,
+/// e.g. in a task spawned from it, there is none and the adapter falls back on what it knows).
+pub fn actor() -> Option<Actor> {
+    ACTOR.try_with(|a| a.borrow().clone()).ok().flatten()
+}
+
+/// Notes that the event's placeholder has been answered (later answers are follow-ups).
+pub fn actor_answered() {
+    ACTOR
+        .try_with(|a| {
+            if let Some(r) = a.borrow_mut().as_mut().and_then(|x| x.reply.as_mut()) {
+                r.unanswered = false;
+            }
+        })
+        // Outside an event's handling there is nothing to note.
+        .unwrap_or_default()
 }
 
 /// What a button does. Encoded in the button itself so that it works after a restart.
@@ -320,6 +383,12 @@ pub trait ChatPort: Send + Sync {
     async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String>;
     /// Whether `user` is in the group (a Slack user group, a Discord role).
     async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError>;
+    /// The thread a pasted message link points into, as the core names threads: a link gives
+    /// `{channel, thread: message}`, and where that channel is itself a thread (Discord) the
+    /// thread is that channel in its parent. Slack's links need nothing.
+    async fn linked_thread(&self, link: ThreadRef) -> ThreadRef {
+        link
+    }
 }
 
 #[cfg(test)]

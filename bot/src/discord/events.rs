@@ -15,7 +15,9 @@ use serenity::builder::Builder;
 
 use super::render::parse_custom_id;
 use super::{DiscordPort, no_mentions};
-use crate::chat::{ButtonAction, CHOOSE_REPO, ChatEvent, ThreadMessage, ThreadRef, Via};
+use crate::chat::{
+    Actor, ButtonAction, CHOOSE_REPO, ChatEvent, PrivateReply, ThreadMessage, ThreadRef, Via,
+};
 use crate::orchestrator::Bot;
 
 /// What the event conversion needs to know.
@@ -109,6 +111,22 @@ fn refusal(text: &str) -> CreateInteractionResponse {
     )
 }
 
+/// The person behind an interaction, stored with its event: their roles (for maintainer
+/// roles) and the interaction's token (for private answers), so that any process can act.
+fn actor(user: &str, channel: &str, token: &str, roles: &[String], unanswered: bool) -> Actor {
+    let lifetime = chrono::Duration::from_std(super::TOKEN_LIFETIME).unwrap_or_default();
+    Actor {
+        user: user.to_string(),
+        groups: roles.to_vec(),
+        reply: Some(PrivateReply {
+            handle: token.to_string(),
+            channel: channel.to_string(),
+            unanswered,
+            expires_at: chrono::Utc::now() + lifetime,
+        }),
+    }
+}
+
 const STORE_FAILED: &str =
     "I could not take that just now (my database did not answer). Please try again in a moment.";
 
@@ -137,9 +155,14 @@ impl Handler {
         }
     }
 
-    /// Stores the event; `Some(true)` when it is new, `None` when the store failed.
-    async fn submit(&self, key: &str, event: &ChatEvent) -> Option<bool> {
-        match self.bot.submit(key, event).await {
+    /// Stores the event (with the person behind it, when an interaction showed them);
+    /// `Some(true)` when it is new, `None` when the store failed.
+    async fn submit(&self, key: &str, event: &ChatEvent, actor: Option<&Actor>) -> Option<bool> {
+        let stored = match actor {
+            Some(a) => self.bot.submit_as(key, event, a).await,
+            None => self.bot.submit(key, event).await,
+        };
+        match stored {
             Ok(new) => Some(new),
             Err(e) => {
                 tracing::error!(error = %e, "could not store a Discord event");
@@ -156,9 +179,10 @@ impl Handler {
         id: serenity::all::InteractionId,
         token: &str,
         event: &ChatEvent,
+        actor: &Actor,
     ) {
         let answer = match self
-            .submit(&format!("discord:interaction:{id}"), event)
+            .submit(&format!("discord:interaction:{id}"), event, Some(actor))
             .await
         {
             Some(true) => CreateInteractionResponse::Acknowledge,
@@ -175,6 +199,15 @@ impl Handler {
             return;
         }
         let Some(guild) = msg.guild_id else {
+            // A direct message: the bot works in servers only, and says so.
+            let event = ChatEvent::DirectMessage {
+                platform: "discord".into(),
+                channel: msg.channel_id.to_string(),
+                message_ts: msg.id.to_string(),
+                user: msg.author.id.to_string(),
+            };
+            self.submit(&format!("discord:message:{}", msg.id), &event, None)
+                .await;
             return;
         };
         let mentioned = msg
@@ -198,11 +231,9 @@ impl Handler {
             return;
         }
         let thread = self.thread_for(Some(guild), parent, msg.channel_id, &msg.id.to_string());
-        let text = if phrase {
-            format!("<@{}> {}", self.settings.bot_user_id, msg.content.trim())
-        } else {
-            normalize_mentions(&msg.content)
-        };
+        // A phrase is read as written ("fix this: keep sub()" at the start of a line), as Slack
+        // hands it to the core.
+        let text = normalize_mentions(&msg.content);
         let event = ChatEvent::Trigger {
             thread,
             message_ts: msg.id.to_string(),
@@ -210,17 +241,18 @@ impl Handler {
             text,
             via: if phrase { Via::Phrase } else { Via::Mention },
         };
-        self.submit(&format!("discord:message:{}", msg.id), &event)
+        self.submit(&format!("discord:message:{}", msg.id), &event, None)
             .await;
     }
 
     async fn on_component(&self, ctx: &Context, c: ComponentInteraction) {
         let user = c.user.id.to_string();
-        let roles = c
+        let roles: Vec<String> = c
             .member
             .as_ref()
             .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
             .unwrap_or_default();
+        let actor = actor(&user, &c.channel_id.to_string(), &c.token, &roles, false);
         self.port
             .remember(&user, &c.channel_id.to_string(), &c.token, roles, false);
         let parent = self.port.thread_parent(c.channel_id).await;
@@ -288,16 +320,18 @@ impl Handler {
             }
             _ => return,
         };
-        self.store_then_ack(ctx, c.id, &c.token, &event).await;
+        self.store_then_ack(ctx, c.id, &c.token, &event, &actor)
+            .await;
     }
 
     async fn on_modal(&self, ctx: &Context, m: ModalInteraction) {
         let user = m.user.id.to_string();
-        let roles = m
+        let roles: Vec<String> = m
             .member
             .as_ref()
             .map(|x| x.roles.iter().map(|r| r.to_string()).collect())
             .unwrap_or_default();
+        let actor = actor(&user, &m.channel_id.to_string(), &m.token, &roles, false);
         self.port
             .remember(&user, &m.channel_id.to_string(), &m.token, roles, false);
         let feedback = m
@@ -329,13 +363,14 @@ impl Handler {
             }
             _ => return,
         };
-        self.store_then_ack(ctx, m.id, &m.token, &event).await;
+        self.store_then_ack(ctx, m.id, &m.token, &event, &actor)
+            .await;
     }
 
     async fn on_command(&self, ctx: &Context, c: CommandInteraction) {
         let user = c.user.id.to_string();
         let channel = c.channel_id;
-        let roles = c
+        let roles: Vec<String> = c
             .member
             .as_ref()
             .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
@@ -374,7 +409,8 @@ impl Handler {
                     thread,
                     message_ts: target,
                     user: user.clone(),
-                    text: format!("<@{}> fix this", self.settings.bot_user_id),
+                    // The command carries no words of the user's: no instructions (as on Slack).
+                    text: String::new(),
                     via: Via::Shortcut,
                 };
                 (event, true)
@@ -385,10 +421,15 @@ impl Handler {
             ChatEvent::Slash { channel, .. } => channel.clone(),
             _ => channel.to_string(),
         };
+        let actor = actor(&user, &answer_in, &c.token, &roles, !answered_now);
         self.port
             .remember(&user, &answer_in, &c.token, roles, !answered_now);
         match self
-            .submit(&format!("discord:interaction:{}", c.id), &event)
+            .submit(
+                &format!("discord:interaction:{}", c.id),
+                &event,
+                Some(&actor),
+            )
             .await
         {
             Some(true) => {

@@ -39,13 +39,33 @@ fn safe_url(url: &str) -> Option<String> {
     })
 }
 
+/// Ends a link from untrusted text whose words were written from `start`: a link whose words
+/// are its own address stays a link (`<url>`, what it shows is where it goes); any other is not
+/// clickable and is followed by where it would have gone, `words (host)` (see SECURITY.md).
+fn end_link(out: &mut String, start: usize, url: &str) {
+    let words = out
+        .get(start..)
+        .unwrap_or_default()
+        .trim()
+        .replace('\\', "");
+    if words.is_empty() || words == url || words == url.trim_end_matches('/') {
+        out.truncate(start);
+        let url = url
+            .replace("@everyone", "%40everyone")
+            .replace("@here", "%40here");
+        out.push_str(&format!("<{url}>"));
+    } else if let Some(to) = crate::chat::markdown::link_destination(url) {
+        out.push_str(&format!(" ({})", escape(&to)));
+    }
+}
+
 /// Converts untrusted Markdown to Discord Markdown that renders the same and can neither ping
 /// nor forge entities or links.
 pub fn to_discord(md: &str) -> String {
     let mut out = String::new();
     let mut lists: Vec<Option<u64>> = Vec::new();
     let mut quote = 0usize;
-    let mut link: Vec<Option<String>> = Vec::new();
+    let mut link: Vec<(Option<String>, usize)> = Vec::new();
     let mut in_code_block = false;
     let newline = |out: &mut String, quote: usize| {
         out.push('\n');
@@ -121,16 +141,10 @@ pub fn to_discord(md: &str) -> String {
                 }
             }
             Event::End(TagEnd::Item) if !out.ends_with('\n') => newline(&mut out, quote),
-            Event::Start(Tag::Link { dest_url, .. }) => {
-                let url = safe_url(&dest_url);
-                if url.is_some() {
-                    out.push('[');
-                }
-                link.push(url);
-            }
+            Event::Start(Tag::Link { dest_url, .. }) => link.push((safe_url(&dest_url), out.len())),
             Event::End(TagEnd::Link) => {
-                if let Some(Some(url)) = link.pop() {
-                    out.push_str(&format!("]({url})"));
+                if let Some((Some(url), start)) = link.pop() {
+                    end_link(&mut out, start, &url);
                 }
             }
             Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image) => {}
@@ -161,9 +175,24 @@ mod tests {
         assert_eq!(to_discord("__under__ _it_"), "**under** *it*");
         assert_eq!(to_discord("- one\n- two"), "• one\n• two");
         assert_eq!(
-            to_discord("see [the log](https://ci.example.com/1)"),
-            "see [the log](https://ci.example.com/1)"
+            to_discord("see <https://ci.example.com/1>"),
+            "see <https://ci.example.com/1>"
         );
+    }
+
+    #[test]
+    fn untrusted_links_show_where_they_go_and_are_not_clickable() {
+        assert_eq!(
+            to_discord("see [the CI log](https://ci.example@evil.example/x)"),
+            "see the CI log (evil.example)"
+        );
+        assert_eq!(
+            to_discord("[**docs**](http://docs.example.com/a_b)"),
+            "**docs** (docs.example.com)"
+        );
+        assert_eq!(to_discord("[x](javascript:alert(1))"), "x");
+        let out = to_discord("[click](https://evil.example) and more");
+        assert!(!out.contains("](") && !out.contains("<https"), "{out}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serenity::builder::Builder;
 use crate::chat::{ChatError, ChatPort, Form, OutMessage, Reaction, ThreadMessage, ThreadRef};
 
 /// Interaction tokens are good for 15 minutes; we use them for 14.
-const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// The most messages read from one thread.
 const MAX_THREAD_MESSAGES: usize = 2000;
 
@@ -186,6 +186,34 @@ impl DiscordPort {
         Some(found)
     }
 
+    /// The private answer of the event being handled (stored with it, so known to whichever
+    /// process handles it), when it is `user`'s and still good; `unanswered_in` asks only for a
+    /// command still waiting for its answer in that channel. Marks it answered.
+    fn take_actor_reply(&self, user: Option<&str>, unanswered_in: Option<&str>) -> Option<Pending> {
+        let actor = crate::chat::actor()?;
+        let reply = actor.reply?;
+        let wanted = user.is_none_or(|u| u == actor.user)
+            && unanswered_in.is_none_or(|c| reply.unanswered && c == reply.channel)
+            && reply.expires_at > chrono::Utc::now();
+        if !wanted {
+            return None;
+        }
+        crate::chat::actor_answered();
+        // This process may remember the same interaction: it is answered now.
+        if let Ok(mut p) = self.pending.lock() {
+            for x in p.iter_mut().filter(|x| x.token == reply.handle) {
+                x.unanswered = false;
+            }
+        }
+        Some(Pending {
+            user: actor.user,
+            channel: reply.channel,
+            token: reply.handle,
+            unanswered: reply.unanswered,
+            at: Instant::now(),
+        })
+    }
+
     /// The unanswered slash command in `channel`, if any (answered by what it started).
     fn take_unanswered(&self, channel: &str) -> Option<Pending> {
         let mut p = self.pending.lock().ok()?;
@@ -248,7 +276,10 @@ impl ChatPort for DiscordPort {
                 .send(id(&thread.channel)?, message)
                 .await
                 .map_err(api("create message"))?;
-            if let Some(p) = self.take_unanswered(&thread.channel) {
+            if let Some(p) = self
+                .take_actor_reply(None, Some(&thread.channel))
+                .or_else(|| self.take_unanswered(&thread.channel))
+            {
                 let link = format!(
                     "Started: https://discord.com/channels/{}/{}/{}",
                     thread.workspace, thread.channel, m
@@ -304,7 +335,8 @@ impl ChatPort for DiscordPort {
             Some(thread.thread.as_str())
         };
         let pending = self
-            .take_pending(user, channel)
+            .take_actor_reply(Some(user), None)
+            .or_else(|| self.take_pending(user, channel))
             .or_else(|| self.take_pending(user, Some(&thread.channel)))
             .or_else(|| self.take_pending(user, None));
         match pending {
@@ -432,7 +464,30 @@ impl ChatPort for DiscordPort {
         ))
     }
 
+    async fn linked_thread(&self, link: ThreadRef) -> ThreadRef {
+        // A link to a message inside a thread names the thread's channel: the task's thread is
+        // that thread, in its parent channel.
+        match id(&link.channel) {
+            Ok(c) => match self.thread_parent(ChannelId::new(c)).await {
+                Some(parent) => ThreadRef {
+                    channel: parent.to_string(),
+                    thread: link.channel,
+                    ..link
+                },
+                None => link,
+            },
+            Err(_) => link,
+        }
+    }
+
     async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError> {
+        // The roles the event being handled showed (stored with it: any process knows them).
+        if let Some(a) = crate::chat::actor()
+            && a.user == user
+            && a.groups.iter().any(|g| g == group)
+        {
+            return Ok(true);
+        }
         Ok(self
             .roles
             .lock()
@@ -475,6 +530,43 @@ impl Running {
     }
 }
 
+/// How long one call to learn who the bot is may take.
+const IDENTIFY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest wait between two attempts to reach Discord at start-up.
+const IDENTIFY_BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Who the bot is (`GET /users/@me`). A refused token (401) ends start-up at once; anything
+/// else (Discord unreachable, a time-out, a 5xx or a 429) is logged and tried again, waiting 1 s,
+/// then twice as long each time up to 30 s, until it works or `shutdown` is cancelled.
+async fn current_user(
+    http: &Http,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<serenity::all::CurrentUser> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let error = match tokio::time::timeout(IDENTIFY_TIMEOUT, http.get_current_user()).await {
+            Ok(Ok(me)) => return Ok(me),
+            Ok(Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(r))))
+                if r.status_code.as_u16() == 401 =>
+            {
+                anyhow::bail!(
+                    "Discord refused the bot token (401 Unauthorized): check THREADSMITH_DISCORD_TOKEN"
+                )
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", IDENTIFY_TIMEOUT.as_secs()),
+        };
+        tracing::warn!(error = %error, retry_in = ?wait, "could not reach Discord; trying again");
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                anyhow::bail!("stopped before Discord could be reached (last error: {error})")
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(IDENTIFY_BACKOFF_CAP);
+    }
+}
+
 /// Connects to Discord and starts its orchestrator loop.
 pub async fn start(
     svc: crate::pipeline::Services,
@@ -488,10 +580,7 @@ pub async fn start(
         .clone()
         .context("Discord needs THREADSMITH_DISCORD_TOKEN")?;
     let http = http(token.expose(), d.api_url.as_deref());
-    let me = http
-        .get_current_user()
-        .await
-        .map_err(|e| anyhow::anyhow!("Discord refused the bot token: {e}"))?;
+    let me = current_user(&http, &shutdown).await?;
     let app = http
         .get_current_application_info()
         .await
@@ -524,8 +613,10 @@ pub async fn start(
             phrase_channels: d.phrase_channels.clone(),
         },
     };
-    let mut intents =
-        serenity::all::GatewayIntents::GUILDS | serenity::all::GatewayIntents::GUILD_MESSAGES;
+    // Direct messages too, to answer that the bot works in servers only.
+    let mut intents = serenity::all::GatewayIntents::GUILDS
+        | serenity::all::GatewayIntents::GUILD_MESSAGES
+        | serenity::all::GatewayIntents::DIRECT_MESSAGES;
     if d.message_content {
         intents |= serenity::all::GatewayIntents::MESSAGE_CONTENT;
     }

@@ -8,7 +8,7 @@ use serenity::all::{
 };
 
 use super::markdown::to_discord;
-use crate::chat::markdown::truncate;
+use crate::chat::markdown::{truncate, user_mention};
 use crate::chat::{
     ButtonAction, CHOOSE_REPO, OutMessage, PlanView, RepoQuestionView, StatusView, SummaryView,
 };
@@ -123,7 +123,10 @@ fn summary(s: &SummaryView) -> Rendered {
         head.push_str(&format!("\n⚠️ {}", to_discord(error)));
     }
     if let Some((k, by)) = &s.approved {
-        head.push_str(&format!("\n✅ Rollout {k} approved by <@{by}>"));
+        head.push_str(&format!(
+            "\n✅ Rollout {k} approved by {}",
+            user_mention(by)
+        ));
         if let Some((url, label)) = &s.published {
             head.push_str(&format!(" · [{}]({url})", to_discord(label)));
         }
@@ -258,7 +261,10 @@ fn repo_question(q: &RepoQuestionView) -> Rendered {
     )
     .placeholder("Choose a repository");
     Rendered {
-        content: format!("<@{}>, which repository should I work on?", q.requester),
+        content: format!(
+            "{}, which repository should I work on?",
+            user_mention(&q.requester)
+        ),
         embeds: Vec::new(),
         components: vec![CreateActionRow::SelectMenu(menu)],
     }

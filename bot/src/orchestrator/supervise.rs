@@ -10,7 +10,7 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 
 use super::{Bot, HandleError};
-use crate::chat::{ChatEvent, OutMessage, ThreadRef};
+use crate::chat::{Actor, ChatEvent, OutMessage, ThreadRef};
 
 /// What became of a handler.
 pub(super) enum Handled {
@@ -31,7 +31,8 @@ pub(super) fn thread_of_event(event: &ChatEvent) -> Option<ThreadRef> {
         ChatEvent::Slash { .. }
         | ChatEvent::RetrySubmitted { .. }
         | ChatEvent::PlanRevision { .. }
-        | ChatEvent::QuestionExpired { .. } => None,
+        | ChatEvent::QuestionExpired { .. }
+        | ChatEvent::DirectMessage { .. } => None,
     }
 }
 
@@ -54,9 +55,15 @@ pub(super) fn apology(trace: &str) -> String {
 }
 
 impl Bot {
-    /// Runs the handler of one event, catching a panic.
-    pub(super) async fn handle_caught(self: &Arc<Self>, event: ChatEvent) -> Handled {
-        match AssertUnwindSafe(self.handle(event)).catch_unwind().await {
+    /// Runs the handler of one event, as `actor` (see [`crate::chat::with_actor`]), catching a
+    /// panic.
+    pub(super) async fn handle_caught(
+        self: &Arc<Self>,
+        actor: Option<Actor>,
+        event: ChatEvent,
+    ) -> Handled {
+        let handler = crate::chat::with_actor(actor, self.handle(event));
+        match AssertUnwindSafe(handler).catch_unwind().await {
             Ok(result) => Handled::Finished(result),
             Err(panic) => {
                 let trace = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::chat::markdown::{to_slack_mrkdwn, truncate};
+use crate::chat::markdown::{to_slack_mrkdwn, truncate, user_mention};
 use crate::chat::{
     ButtonAction, CHOOSE_REPO, Form, OutMessage, PlanView, RepoQuestionView, StatusView,
     SummaryView,
@@ -65,7 +65,10 @@ pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
 }
 
 fn repo_question(q: &RepoQuestionView) -> (String, Vec<Value>) {
-    let text = format!("<@{}>, which repository should I work on?", q.requester);
+    let text = format!(
+        "{}, which repository should I work on?",
+        user_mention(&q.requester)
+    );
     let options: Vec<Value> = q
         .repos
         .iter()
@@ -172,7 +175,10 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
         if let Some((k, by)) = &s.approved
             && *k == r.index
         {
-            text.push_str(&format!("\n:heavy_check_mark: Approved by <@{by}>"));
+            text.push_str(&format!(
+                "\n:heavy_check_mark: Approved by {}",
+                user_mention(by)
+            ));
             if let Some((url, label)) = &s.published {
                 text.push_str(&format!(" · <{url}|{}>", to_slack_mrkdwn(label)));
             }
