@@ -459,7 +459,13 @@ async fn a_base_that_moved_into_a_conflict_is_refused_with_nothing_pushed() {
         env.svc.store.approval(&task_id).await.unwrap().is_none(),
         "the approval is withdrawn"
     );
-    assert!(env.svc.store.publication(&task_id).await.unwrap().is_none());
+    let publication = env.svc.store.publication(&task_id).await.unwrap();
+    assert!(
+        publication
+            .as_ref()
+            .is_some_and(|p| p.state == "failed" && p.url.is_none()),
+        "{publication:?}"
+    );
     // The summary offers Approve again.
     slack
         .wait_until("the summary's buttons back", |s| {
@@ -495,6 +501,7 @@ async fn push_only_mode_pushes_onto_the_moved_base_and_reuses_the_branch() {
         thread_link: None,
         approved_by: None,
     };
+    env.svc.store.approve(&task_id, 1, "tester").await.unwrap();
     let first = env.svc.publisher.publish(&task_id, 1, &ctx).await.unwrap();
     let branch = format!("threadsmith/{}-1", &task_id[..8]);
     assert_eq!(first.branch, branch);
@@ -544,4 +551,136 @@ async fn sqlx_forget(env: &TestEnv, task_id: &str) {
         .await
         .unwrap();
     pool.close().await;
+}
+
+/// `threadsmith approve <task> <rollout>` as an operator runs it: this test's database, cache,
+/// config file (the repository, the recording git) and fake GitHub.
+fn cli_approve(env: &TestEnv, gh: &FakeGitHub, task: &str, rollout: u32) -> std::process::Output {
+    std::process::Command::new(threadsmith_tests::threadsmith())
+        .args(["approve", task, &rollout.to_string()])
+        .current_dir(env.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.dir.path())
+        .env("THREADSMITH_DATABASE_URL", env.svc.config.database_url())
+        .env("THREADSMITH_DATA_DIR", env.svc.config.data_dir())
+        .env("THREADSMITH_GITHUB_TOKEN", PAT)
+        .env("THREADSMITH_GITHUB_API_URL", gh.api_url())
+        .output()
+        .expect("run threadsmith approve")
+}
+
+/// A finished task of two rollouts (both change calc.sh) on `acme/calc`, and the CLI's config.
+async fn task_for_the_cli(env: &TestEnv, remote: &Remote) -> String {
+    script_calc_fix(env);
+    let mut req = threadsmith_tests::request(Path::new("acme/calc"), 2, "add(2, 3) gives -1");
+    req.repo = "acme/calc".into();
+    let report = env.run_request(req).await;
+    std::fs::write(
+        env.dir.path().join("threadsmith.toml"),
+        format!(
+            "[[repos]]\nname = \"acme/calc\"\nurl = \"{}\"\n\n[publish]\ngit = \"{}\"\nauthor_name = \"ci\"\nauthor_email = \"ci@example.com\"\n",
+            remote.bare.display(),
+            remote.git_wrapper.display()
+        ),
+    )
+    .unwrap();
+    report.task.id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_concurrent_cli_approvals_all_print_the_one_pull_request() {
+    let gh = FakeGitHub::start().await;
+    gh.allow_personal_token(PAT);
+    let remote = remote();
+    let env = publish_env(None, &gh, &remote, Auth::Token, None).await;
+    let task_id = task_for_the_cli(&env, &remote).await;
+    let task8 = task_id[..8].to_string();
+    threadsmith_tests::threadsmith();
+
+    // Ten operators at once, each its own process.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(10));
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let barrier = barrier.clone();
+                let (env, gh, task8) = (&env, &gh, &task8);
+                s.spawn(move || {
+                    barrier.wait();
+                    cli_approve(env, gh, task8, 1)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let want = "pull request #1: https://github.com/acme/calc/pull/1\n";
+    for out in &outs {
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(
+            (out.status.code(), stdout.as_ref()),
+            (Some(0), want),
+            "stderr:\n{stderr}"
+        );
+    }
+    assert_eq!(gh.pulls().len(), 1, "{:?}", gh.pulls());
+    let branch = format!("threadsmith/{task8}-1");
+    assert_eq!(remote.branches(), vec!["main".to_string(), branch.clone()]);
+    assert_eq!(
+        git(
+            &remote.bare,
+            &["rev-list", "--count", &format!("main..{branch}")]
+        ),
+        "1"
+    );
+    let approval = env.svc.store.approval(&task_id).await.unwrap().unwrap();
+    let publication = env.svc.store.publication(&task_id).await.unwrap().unwrap();
+    assert_eq!(approval.rollout, 1);
+    assert_eq!(
+        (
+            publication.state.as_str(),
+            publication.rollout,
+            publication.pr_number,
+            publication.url.as_deref()
+        ),
+        (
+            "published",
+            1,
+            Some(1),
+            Some("https://github.com/acme/calc/pull/1")
+        )
+    );
+    assert_eq!(
+        gh.pulls()[0].head_sha,
+        git(&remote.bare, &["rev-parse", &branch])
+    );
+
+    // Another rollout afterwards: refused, naming the rollout that is published, not pretending.
+    let out = cli_approve(&env, &gh, &task8, 2);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("already approved: rollout 1")
+            && stderr.contains("rollout 2 was not approved")
+            && stderr.contains("pull request #1: https://github.com/acme/calc/pull/1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        env.svc
+            .store
+            .approval(&task_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .rollout,
+        1
+    );
+    assert_eq!(gh.pulls().len(), 1);
+    env.assert_nothing_left(&task_id).await;
 }
