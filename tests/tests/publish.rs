@@ -684,3 +684,79 @@ async fn ten_concurrent_cli_approvals_all_print_the_one_pull_request() {
     assert_eq!(gh.pulls().len(), 1);
     env.assert_nothing_left(&task_id).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_answer_from_github_is_told_truthfully_and_approving_again_converges() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let gh = FakeGitHub::start().await;
+    gh.allow_personal_token(PAT);
+    // GitHub opens the pull request but its answer is cut short, and the lookup after it fails
+    // (octocrab tries a 5xx three more times: four failures).
+    gh.garble_next_pull_creation(4);
+    let remote = remote();
+    let env = publish_env(Some(&slack), &gh, &remote, Auth::Token, None).await;
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+    let (task_id, parent, summary) = thread_to_summary(&slack, &env).await;
+    let value = format!("{task_id}:1");
+
+    approve(&slack, ALICE, &summary, &parent, &value).await;
+    let notice = slack
+        .wait_for("the unreadable answer's notice", |s| {
+            s.thread(CHANNEL, &parent)
+                .into_iter()
+                .find(|m| m.is_bot() && m.text.contains("could not be read"))
+        })
+        .await;
+    assert!(
+        notice.text.contains("may have been opened")
+            && notice.text.contains("approve rollout 1 again")
+            && !notice.text.contains("refused")
+            && notice.text.len() < 1000,
+        "{}",
+        notice.text
+    );
+    eprintln!("the notice: {}", notice.text);
+    settle(&env).await;
+    assert_eq!(gh.pulls().len(), 1, "GitHub did open it");
+    let approval = env.svc.store.approval(&task_id).await.unwrap();
+    assert_eq!(
+        approval.map(|a| a.rollout),
+        Some(1),
+        "the approval stands: the pull request may exist"
+    );
+
+    // Approve again: the pull request is found by its branch, not opened twice.
+    approve(&slack, ALICE, &summary, &parent, &value).await;
+    slack
+        .wait_until("the pull request's link", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.text
+                    .contains("Pull request #1 is open: https://github.com/acme/calc/pull/1")
+            })
+        })
+        .await;
+    settle(&env).await;
+    assert_eq!(gh.pulls().len(), 1, "{:?}", gh.pulls());
+    assert_eq!(
+        gh.calls()
+            .iter()
+            .filter(|c| c.method == "POST" && c.path.ends_with("/pulls"))
+            .count(),
+        1
+    );
+    let publication = env.svc.store.publication(&task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            publication.state.as_str(),
+            publication.rollout,
+            publication.pr_number
+        ),
+        ("published", 1, Some(1))
+    );
+    running.stop(&shutdown).await;
+    env.assert_nothing_left(&task_id).await;
+}
