@@ -23,6 +23,7 @@ use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
 mod approve;
+mod retry;
 
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
@@ -1148,6 +1149,8 @@ impl Bot {
             Update::Created => {
                 if let Err(e) = self.svc.store.link_chat_task(link).await {
                     tracing::error!(error = %e, "could not link the task to its thread");
+                } else if let Some(previous) = &link.retry_of {
+                    self.show_retried(previous).await;
                 }
             }
             Update::Headline(h) => view.headline = h,
@@ -1295,6 +1298,7 @@ impl Bot {
             previous,
             feedback: link.and_then(|l| l.feedback),
             error: report.task.error.clone(),
+            retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
         })
     }
 
@@ -1615,7 +1619,7 @@ impl Bot {
                 .record_effect(&format!("retry:{task_id}"), &user)
                 .await?
         {
-            return Ok(());
+            return self.retry_refused(&thread, &user, &task_id).await;
         }
         let Some(task) = self.svc.store.task(&task_id).await? else {
             return Ok(());
