@@ -23,6 +23,7 @@ use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
 mod approve;
+mod once;
 mod retry;
 
 /// What the orchestrator needs to know about its chat platform.
@@ -495,12 +496,7 @@ impl Bot {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        if let Some(ts) = self.svc.store.effect(key).await? {
-            return Ok(ts);
-        }
-        let ts = self.port.post(thread, message).await?;
-        self.svc.store.record_effect(key, &ts).await?;
-        Ok(ts)
+        self.post_claimed(key, thread, message).await
     }
 
     async fn react_once(&self, thread: &ThreadRef, ts: &str, reaction: Reaction, on: bool) {

@@ -760,3 +760,157 @@ async fn an_unreadable_answer_from_github_is_told_truthfully_and_approving_again
     running.stop(&shutdown).await;
     env.assert_nothing_left(&task_id).await;
 }
+
+/// Two `threadsmith serve` processes on one PostgreSQL database: ten Approve clicks at once,
+/// taken by either process, open one pull request, say so once, and leave the approval and the
+/// publication in agreement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
+    use threadsmith_tests::{FakeModel, Turn, serve_process};
+    threadsmith_tests::ensure_image().await;
+    let db = threadsmith_tests::postgres::database().await;
+    let store = threadsmith_bot::store::open(&db).await.unwrap();
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let model = FakeModel::start().await;
+    let gh = FakeGitHub::start().await;
+    gh.allow_personal_token(PAT);
+    let remote = remote();
+    gh.add_repo("acme/calc", &remote.bare);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("threadsmith.toml"),
+        format!(
+            "attempts = 2\nstatus_edit_interval_ms = 0\ndefault_repo = \"acme/calc\"\n\
+             [[repos]]\nname = \"acme/calc\"\nurl = \"{}\"\n\
+             [github]\ntoken = \"{PAT}\"\napi_url = \"{}\"\n\
+             [publish]\ngit = \"{}\"\n\
+             [sandbox]\nmemory = \"256m\"\nworkspace_size = \"64m\"\ntmp_size = \"64m\"\n\
+             [workers]\npoll_ms = 100\nconcurrent_events = 8\n",
+            remote.bare.display(),
+            gh.api_url(),
+            remote.git_wrapper.display()
+        ),
+    )
+    .unwrap();
+    model.script(
+        0,
+        vec![Turn::Call(
+            "write_spec",
+            serde_json::json!({"title": "add() subtracts instead of adding", "problem": "add 2 3 prints -1"}),
+        )],
+    );
+    model.script(
+        1,
+        vec![
+            Turn::Call(
+                "write_file",
+                serde_json::json!({"path": "calc.sh", "content": FIXED_CALC}),
+            ),
+            Turn::Call(
+                "finish",
+                serde_json::json!({"summary": "Fixed add.", "confidence": 0.9}),
+            ),
+        ],
+    );
+    model.script(
+        2,
+        vec![Turn::Call(
+            "give_up",
+            serde_json::json!({"reason": "no idea"}),
+        )],
+    );
+    let _a = serve_process(
+        dir.path(),
+        &db,
+        &dir.path().join("data-a"),
+        &model,
+        &slack.api_base(),
+    );
+    let _b = serve_process(
+        dir.path(),
+        &db,
+        &dir.path().join("data-b"),
+        &model,
+        &slack.api_base(),
+    );
+    slack
+        .wait_until("both processes connected", |s| s.connections() >= 2)
+        .await;
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1 in calc.sh", None);
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
+        .await;
+    slack.ack(&e).await;
+    let summary = slack
+        .wait_for("the summary", |s| {
+            s.thread(CHANNEL, &parent).into_iter().find(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("\"approve\""))
+            })
+        })
+        .await;
+    let task_id = store.recent_tasks(1).await.unwrap().remove(0).id;
+    let value = format!("{task_id}:1");
+    let edits_before = slack.message(CHANNEL, &summary.ts).unwrap().edits;
+
+    for _ in 0..10 {
+        approve(&slack, ALICE, &summary, &parent, &value).await;
+    }
+    slack
+        .wait_until("the pull request's link", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.text
+                    .contains("Pull request #1 is open: https://github.com/acme/calc/pull/1")
+            })
+        })
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while store.inbox_pending().await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events left unhandled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    assert_eq!(gh.pulls().len(), 1, "{:?}", gh.pulls());
+    let texts: Vec<String> = bots(&slack, &parent).into_iter().map(|m| m.text).collect();
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("Pull request #1"))
+            .count(),
+        1,
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("could not")),
+        "no click failed: {texts:?}"
+    );
+    let approval = store.approval(&task_id).await.unwrap().unwrap();
+    let publication = store.publication(&task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (approval.rollout, approval.approved_by.as_str()),
+        (1, ALICE)
+    );
+    assert_eq!(
+        (
+            publication.state.as_str(),
+            publication.rollout,
+            publication.pr_number
+        ),
+        ("published", 1, Some(1))
+    );
+    // One change to show, one edit, whichever process made it.
+    let shown = slack.message(CHANNEL, &summary.ts).unwrap();
+    assert!(
+        shown
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.to_string().contains("pull/1|pull request #1")),
+        "{shown:?}"
+    );
+    assert_eq!(shown.edits, edits_before + 1);
+}
