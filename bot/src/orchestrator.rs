@@ -30,6 +30,10 @@ mod links;
 mod status;
 mod supervise;
 
+mod approve;
+mod once;
+mod retry;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -545,12 +549,7 @@ impl Bot {
             Some(lock) => Some(lock.lock().await),
             None => None,
         };
-        if let Some(ts) = self.svc.store.effect(key).await? {
-            return Ok(ts);
-        }
-        let ts = self.port.post(thread, message).await?;
-        self.svc.store.record_effect(key, &ts).await?;
-        Ok(ts)
+        self.post_claimed(key, thread, message).await
     }
 
     async fn react_once(&self, thread: &ThreadRef, ts: &str, reaction: Reaction, on: bool) {
@@ -1194,6 +1193,8 @@ impl Bot {
             Update::Created => {
                 if let Err(e) = self.svc.store.link_chat_task(link).await {
                     tracing::error!(error = %e, "could not link the task to its thread");
+                } else if let Some(previous) = &link.retry_of {
+                    self.show_retried(previous).await;
                 }
             }
             Update::Headline(h) => view.headline = h,
@@ -1246,13 +1247,19 @@ impl Bot {
                 }
             }
         }
+        let fresh = self
+            .svc
+            .store
+            .effect(&format!("summary:{task_id}"))
+            .await?
+            .is_none();
+        let message = OutMessage::Summary(view);
         let ts = self
-            .post_once(
-                &format!("summary:{task_id}"),
-                thread,
-                &OutMessage::Summary(view),
-            )
+            .post_once(&format!("summary:{task_id}"), thread, &message)
             .await?;
+        if fresh {
+            self.summary_shown(task_id, &ts, &message).await?;
+        }
         self.svc.store.set_summary_ts(task_id, &ts).await?;
         // The task page links back to the thread.
         let key = format!("permalink:{task_id}");
@@ -1335,6 +1342,7 @@ impl Bot {
             previous,
             feedback: link.and_then(|l| l.feedback),
             error: report.task.error.clone(),
+            retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
         })
     }
 
@@ -1381,32 +1389,7 @@ impl Bot {
         }
         match action {
             ButtonAction::Approve { task_id, rollout } => {
-                let rollouts = self.svc.store.rollouts(&task_id).await?;
-                if !rollouts.iter().any(|r| r.index == rollout) {
-                    self.port
-                        .ephemeral(&thread, &user, "That rollout does not exist.")
-                        .await?;
-                    return Ok(());
-                }
-                let approval = self.svc.store.approve(&task_id, rollout, &user).await?;
-                if approval.rollout != rollout || approval.approved_by != user {
-                    let mut text = format!(
-                        "This task is already approved: rollout {} by <@{}>.",
-                        approval.rollout, approval.approved_by
-                    );
-                    if let Some(url) = self
-                        .svc
-                        .store
-                        .publication(&task_id)
-                        .await?
-                        .and_then(|p| p.url)
-                    {
-                        text.push_str(&format!(" It is at {url}"));
-                    }
-                    self.port.ephemeral(&thread, &user, &text).await?;
-                    return Ok(());
-                }
-                self.publish(&thread, &link, &task_id, rollout, &user)
+                self.on_approve(thread, &link, user, task_id, rollout)
                     .await?;
             }
             ButtonAction::Retry { task_id } => {
@@ -1462,119 +1445,6 @@ impl Bot {
                     }
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// After an approval: push the branch and open the pull request, then say so in the thread
-    /// and show it on the summary.
-    async fn publish(
-        self: &Arc<Self>,
-        thread: &ThreadRef,
-        link: &ChatTaskLink,
-        task_id: &str,
-        rollout: u32,
-        user: &str,
-    ) -> Result<(), HandleError> {
-        let publisher = self.svc.publisher.clone();
-        if publisher.mode() == crate::publish::Mode::Off {
-            self.post_once(
-                &format!("approved:{task_id}"),
-                thread,
-                &OutMessage::Text(format!(
-                    "Rollout {rollout} approved by <@{user}>. {}",
-                    crate::publish::PublishError::Off
-                )),
-            )
-            .await?;
-            self.refresh_summary(thread, link, task_id).await?;
-            return Ok(());
-        }
-        self.post_once(
-            &format!("approved:{task_id}"),
-            thread,
-            &OutMessage::Text(format!(
-                "Rollout {rollout} approved by <@{user}>. Pushing a branch and opening a pull request…"
-            )),
-        )
-        .await?;
-        let anchor = link.summary_ts.as_ref().or(link.trigger_ts.as_ref());
-        let thread_link = match anchor {
-            Some(ts) => self.port.permalink(thread, ts).await,
-            None => None,
-        };
-        let ctx = crate::publish::Context {
-            thread_link,
-            approved_by: None,
-        };
-        match publisher.publish(task_id, rollout, &ctx).await {
-            Ok(p) => {
-                let what = match p.pr_number {
-                    Some(n) => format!("Pull request #{n} is open: {}", p.url),
-                    None => format!("Pushed branch `{}`: {}", p.branch, p.url),
-                };
-                self.post_once(
-                    &format!("published:{task_id}"),
-                    thread,
-                    &OutMessage::Text(what),
-                )
-                .await?;
-                self.refresh_summary(thread, link, task_id).await?;
-            }
-            Err(e @ crate::publish::PublishError::Conflict { .. }) => {
-                tracing::info!(task = task_id, error = %e, "the approved patch no longer applies");
-                self.svc.store.withdraw_approval(task_id).await?;
-                self.refresh_summary(thread, link, task_id).await?;
-                let key = format!("conflict:{task_id}");
-                if self.svc.store.effect(&key).await?.is_some() {
-                    self.port
-                        .ephemeral(thread, user, &inert(&e.to_string()))
-                        .await?;
-                } else {
-                    self.post_once(
-                        &key,
-                        thread,
-                        &OutMessage::RetryOffer {
-                            task_id: task_id.to_string(),
-                            text: inert(&e.to_string()),
-                        },
-                    )
-                    .await?;
-                }
-            }
-            Err(e) => {
-                tracing::warn!(task = task_id, error = %e, "publishing failed");
-                self.svc.store.withdraw_approval(task_id).await?;
-                self.refresh_summary(thread, link, task_id).await?;
-                self.port
-                    .post(
-                        thread,
-                        &OutMessage::Text(format!(
-                            "I could not open the pull request: {}\nThe approval is withdrawn: approve again once that is fixed.",
-                            inert(&e.to_string())
-                        )),
-                    )
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn refresh_summary(
-        &self,
-        thread: &ThreadRef,
-        link: &ChatTaskLink,
-        task_id: &str,
-    ) -> Result<(), HandleError> {
-        let ts = match self.svc.store.chat_task(task_id).await? {
-            Some(l) => l.summary_ts,
-            None => link.summary_ts.clone(),
-        };
-        if let Some(ts) = ts {
-            let view = self.summary_view(task_id).await?;
-            self.port
-                .update(thread, &ts, &OutMessage::Summary(view))
-                .await?;
         }
         Ok(())
     }
@@ -1793,7 +1663,7 @@ impl Bot {
                 .record_effect(&format!("retry:{task_id}"), &user)
                 .await?
         {
-            return Ok(());
+            return self.retry_refused(&thread, &user, &task_id).await;
         }
         let Some(task) = self.svc.store.task(&task_id).await? else {
             return Ok(());

@@ -72,7 +72,10 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
     // Web pages whenever they have a public address; Slack's HTTP endpoints in HTTP mode.
     let mut app = None;
     if config.public_url.is_some() || config.listen.is_some() {
-        app = Some(crate::web::router(svc.store.clone()));
+        app = Some(crate::web::router_publishing(
+            svc.store.clone(),
+            svc.publisher.mode() != crate::publish::Mode::Off,
+        ));
     }
     if config.discord.token.is_some() {
         let discord = crate::discord::start(svc.clone(), shutdown.clone()).await?;

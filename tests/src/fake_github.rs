@@ -56,6 +56,11 @@ struct Inner {
     calls: Vec<Call>,
     /// Seconds an installation token lives.
     token_lifetime: i64,
+    /// Pull requests still to be opened with an answer cut short (see
+    /// [`FakeGitHub::garble_next_pull_creation`]), and list calls still to fail afterwards.
+    garbled_creations: u32,
+    failing_lists: u32,
+    failing_lists_after_garble: u32,
 }
 
 #[derive(Clone)]
@@ -171,6 +176,15 @@ impl FakeGitHub {
     /// How long minted installation tokens live (GitHub: one hour).
     pub fn set_token_lifetime(&self, seconds: i64) {
         self.lock().token_lifetime = seconds;
+    }
+
+    /// The next pull request is really opened, but the `201 Created` answer's body is cut short
+    /// (a connection dropped mid-answer, a proxy that truncated it): the client cannot read it.
+    /// The `then_failing_lists` list calls after it answer `502 Bad Gateway`.
+    pub fn garble_next_pull_creation(&self, then_failing_lists: u32) {
+        let mut inner = self.lock();
+        inner.garbled_creations += 1;
+        inner.failing_lists_after_garble = then_failing_lists;
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -343,10 +357,28 @@ async fn list_pulls(
     if !token_ok(&gh.auth(&headers, "GET", &path)) {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials", Value::Null);
     }
+    {
+        let mut inner = gh.lock();
+        if inner.failing_lists > 0 {
+            inner.failing_lists -= 1;
+            drop(inner);
+            return error(StatusCode::BAD_GATEWAY, "Server Error", Value::Null);
+        }
+    }
+    // `state` is `open` unless asked otherwise; every pull request here is open.
+    let state = q.get("state").map_or("open", String::as_str);
+    if !matches!(state, "open" | "closed" | "all") {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed",
+            json!([{"resource": "PullRequest", "field": "state", "code": "invalid"}]),
+        );
+    }
     let api = gh.api_url();
     let pulls: Vec<Value> = gh
         .pulls()
         .iter()
+        .filter(|_| state != "closed")
         .filter(|p| p.owner == owner && p.repo == repo)
         .filter(|p| {
             q.get("head")
@@ -408,10 +440,11 @@ async fn create_pull(
         return invalid("base", "base is invalid");
     }
     let mut inner = gh.lock();
+    // GitHub refuses a second open pull request of the same head into the same base.
     if inner
         .pulls
         .iter()
-        .any(|p| p.owner == owner && p.repo == repo && p.head == head_branch)
+        .any(|p| p.owner == owner && p.repo == repo && p.head == head_branch && p.base == base)
     {
         drop(inner);
         return error(
@@ -433,6 +466,22 @@ async fn create_pull(
         head_sha,
     };
     inner.pulls.push(pull.clone());
+    if inner.garbled_creations > 0 {
+        inner.garbled_creations -= 1;
+        inner.failing_lists = inner.failing_lists_after_garble;
+        drop(inner);
+        let full = pull_json(&gh.api_url(), &pull).to_string();
+        let cut: String = full.chars().take(full.chars().count() / 2).collect();
+        return (
+            StatusCode::CREATED,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )],
+            cut,
+        )
+            .into_response();
+    }
     drop(inner);
     (StatusCode::CREATED, Json(pull_json(&gh.api_url(), &pull))).into_response()
 }

@@ -167,6 +167,7 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
         })
         .await;
     assert!(env.svc.store.approval(&task.id).await.unwrap().is_none());
+    let edits_before = slack.message(CHANNEL, &summary.ts).unwrap().edits;
     for _ in 0..10 {
         let approve = slack.block_actions(
             ALICE,
@@ -191,6 +192,44 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
         (approval.rollout, approval.approved_by.as_str()),
         (1, ALICE)
     );
+    // Once more, later: a private answer saying where it stands.
+    let again = slack.block_actions(
+        ALICE,
+        CHANNEL,
+        &summary.ts,
+        Some(&parent),
+        "approve",
+        &format!("{}:1", task.id),
+    );
+    let e = slack.send_envelope("interactive", again, false).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("alice's note", |s| {
+            s.ephemerals().iter().any(|m| {
+                m.user == ALICE
+                    && m.text.contains("You already approved rollout 1")
+                    && m.text.contains("recorded only")
+            })
+        })
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.svc.store.inbox_pending().await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "events left unhandled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Eleven clicks, one change to show: one edit of the summary.
+    let approved_summary = slack.message(CHANNEL, &summary.ts).unwrap();
+    assert!(
+        approved_summary
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.to_string().contains("Approved by <@U222>")),
+        "{approved_summary:?}"
+    );
+    assert_eq!(approved_summary.edits, edits_before + 1);
 
     // Retry with feedback: a form, then a new run whose agents read the feedback.
     env.model.reset();
@@ -260,6 +299,47 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
         2,
         "one retry for two submissions"
     );
+    // The earlier summary no longer offers its used Retry, and names the retry.
+    let retry_task = env
+        .svc
+        .store
+        .retry_of(&task.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .task_id;
+    slack
+        .wait_until("the earlier summary without Retry", |s| {
+            s.message(CHANNEL, &summary.ts).is_some_and(|m| {
+                m.blocks.as_ref().is_some_and(|b| {
+                    let b = b.to_string();
+                    !b.contains("\"retry\"")
+                        && b.contains(&format!("retried as task `{}`", &retry_task[..8]))
+                })
+            })
+        })
+        .await;
+    // A second Retry form, opened before the first was submitted and submitted now: told why
+    // nothing starts.
+    let mut late = slack.view_submission(
+        ALICE,
+        "retry",
+        &task.id,
+        json!({"feedback": {"feedback": {"type": "plain_text_input", "value": "again"}}}),
+    );
+    late["view"]["id"] = json!("V0SECONDFORM");
+    let e = slack.send_envelope("interactive", late, false).await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the note on the used retry", |s| {
+            s.ephemerals().iter().any(|m| {
+                m.user == ALICE
+                    && m.text.contains("retried already")
+                    && m.text.contains(&retry_task[..8])
+            })
+        })
+        .await;
+    assert_eq!(env.svc.store.recent_tasks(10).await.unwrap().len(), 2);
 
     running.stop(&shutdown).await;
     for t in env.svc.store.recent_tasks(10).await.unwrap() {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use threadsmith_bot::store::{
-    self, ChatTaskLink, NewTask, Question, RolloutLimits, Stage, Store, TaskState, Worker,
+    self, ChatTaskLink, NewTask, PublicationLease, Question, RolloutLimits, Stage, Store,
+    TaskState, Worker,
 };
 use threadsmith_runner::{
     CommandKind, CommandRecord, Diff, FileChange, Outcome, RolloutResult, Sampling,
@@ -51,6 +52,7 @@ check!(
     inbox_deduplicates_and_leases,
     inbox_claims_never_overlap,
     effects_approvals_publications,
+    publications_are_leased_by_one_attempt,
     orphans_are_adopted_once,
     admission_respects_limits,
     chat_links_questions_plans,
@@ -703,4 +705,120 @@ async fn cancel_requests_reach_the_owner(s: Arc<dyn Store>) {
         .unwrap();
     assert!(s.cancel_requests("owner").await.unwrap().is_empty());
     assert!(!s.request_cancel("t1").await.unwrap(), "it has ended");
+}
+
+/// One attempt holds a publication; only it ends it; a failure withdraws the approval with it;
+/// a lapsed lease is taken over; a finished one is final. And effects that change only on news.
+async fn publications_are_leased_by_one_attempt(s: Arc<dyn Store>) {
+    s.create_task(&new_task("t1", "U1", "r", 2, "w"))
+        .await
+        .unwrap();
+    let later = chrono::Utc::now().timestamp_millis() + 60_000;
+    let lease = |attempt: &'static str, rollout: u32, lease_until: i64, retry_failed: bool| {
+        let s = s.clone();
+        async move {
+            s.lease_publication(&PublicationLease {
+                task_id: "t1",
+                rollout,
+                branch: "b1",
+                attempt,
+                lease_until,
+                retry_failed,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(lease("a", 1, later, true).await, None, "nothing approved");
+    s.approve("t1", 1, "U1").await.unwrap();
+    assert_eq!(
+        lease("a", 2, later, true).await,
+        None,
+        "not the approved rollout"
+    );
+    let held = lease("a", 1, later, true).await.unwrap();
+    assert_eq!(
+        (held.state.as_str(), held.attempt.as_deref()),
+        ("publishing", Some("a"))
+    );
+    // Ten others at once: all see a's claim.
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let lease = lease("b", 1, later, true);
+        handles.push(tokio::spawn(lease));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().attempt.as_deref(), Some("a"));
+    }
+    assert!(s.renew_publication("t1", "a", later + 1).await.unwrap());
+    assert!(!s.renew_publication("t1", "b", later).await.unwrap());
+    // b's failure changes nothing: it holds nothing.
+    assert!(!s.fail_publication("t1", "b", "boom", true).await.unwrap());
+    assert!(s.approval("t1").await.unwrap().is_some());
+    // a's failure is recorded and withdraws the approval with it.
+    assert!(
+        s.fail_publication("t1", "a", "no longer applies", true)
+            .await
+            .unwrap()
+    );
+    assert!(s.approval("t1").await.unwrap().is_none());
+    let failed = s.publication("t1").await.unwrap().unwrap();
+    assert_eq!(
+        (failed.state.as_str(), failed.error.as_deref()),
+        ("failed", Some("no longer applies"))
+    );
+    assert!(
+        !s.fail_publication("t1", "a", "again", true).await.unwrap(),
+        "once"
+    );
+    // Without an approval nobody takes it up again; with one, a new attempt does.
+    assert_eq!(lease("c", 2, later, true).await.unwrap().state, "failed");
+    s.approve("t1", 2, "U2").await.unwrap();
+    assert_eq!(
+        lease("c", 2, later, false).await.unwrap().state,
+        "failed",
+        "a waiter does not retry"
+    );
+    let retried = lease("c", 2, 0, true).await.unwrap();
+    assert_eq!(
+        (
+            retried.state.as_str(),
+            retried.rollout,
+            retried.attempt.as_deref()
+        ),
+        ("publishing", 2, Some("c"))
+    );
+    // c's lease lapsed (it died): d takes over, as claimed.
+    let taken = lease("d", 1, later, true).await.unwrap();
+    assert_eq!((taken.rollout, taken.attempt.as_deref()), (2, Some("d")));
+    // A failure that keeps the approval (the pull request may exist).
+    assert!(!s.fail_publication("t1", "c", "late", false).await.unwrap());
+    let done = s
+        .complete_publication("t1", "c0ffee", "https://pr/1", Some(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.state.as_str(), done.url.as_deref()),
+        ("published", Some("https://pr/1"))
+    );
+    let again = s
+        .complete_publication("t1", "other", "https://pr/2", Some(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.url.as_deref(),
+        Some("https://pr/1"),
+        "the first result stands"
+    );
+    assert!(
+        !s.fail_publication("t1", "d", "late", true).await.unwrap(),
+        "a success is final"
+    );
+    assert_eq!(s.approval("t1").await.unwrap().unwrap().rollout, 2);
+    assert_eq!(lease("e", 2, later, true).await.unwrap().state, "published");
+
+    assert!(s.replace_effect("shown:1", "h1").await.unwrap());
+    assert!(!s.replace_effect("shown:1", "h1").await.unwrap());
+    assert!(s.replace_effect("shown:1", "h2").await.unwrap());
+    assert_eq!(s.effect("shown:1").await.unwrap().as_deref(), Some("h2"));
 }

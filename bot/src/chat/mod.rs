@@ -277,7 +277,7 @@ impl RolloutLine {
 }
 
 /// The summary of a finished task.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SummaryView {
     pub task_id: String,
     pub title: String,
@@ -290,6 +290,8 @@ pub struct SummaryView {
     pub previous: Option<String>,
     pub feedback: Option<String>,
     pub error: Option<String>,
+    /// The task that retries this one (its short id): its one Retry is used, so none is offered.
+    pub retried: Option<String>,
 }
 
 /// A proposed plan, with Run it and Revise.

@@ -1,12 +1,12 @@
 //! The `threadsmith` command line.
 
+mod approve;
 mod doctor;
 mod progress;
 mod show;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -238,56 +238,12 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor => doctor::doctor(config).await,
         Command::Image { command } => image_command(config, command).await,
         Command::Serve => crate::serve::serve(config, CancellationToken::new()).await,
-        Command::Approve { task, rollout } => approve(config, &task, rollout).await,
+        Command::Approve { task, rollout } => approve::approve(config, &task, rollout).await,
         Command::Cleanup => {
             let docker = Docker::connect().await?;
             let n = docker.remove_orphans().await?;
             println!("removed {n} orphaned container(s)");
             Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-async fn approve(config: Config, task: &str, rollout: u32) -> anyhow::Result<ExitCode> {
-    let store = crate::store::open(&config.database_url()).await?;
-    let task = show::find_task(store.as_ref(), task, &config.database_url()).await?;
-    let repos = RepoCache::new(config.data_dir());
-    let publisher = crate::publish::Publisher::new(Arc::new(config), store.clone(), repos)?;
-    publisher.check()?;
-    if !store
-        .rollouts(&task.id)
-        .await?
-        .iter()
-        .any(|r| r.index == rollout)
-    {
-        anyhow::bail!("task {} has no rollout {rollout}", &task.id[..8]);
-    }
-    let who = format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "someone".into())
-    );
-    let approval = store.approve(&task.id, rollout, &who).await?;
-    if approval.rollout != rollout {
-        anyhow::bail!(
-            "task {} is already approved: rollout {} by {}",
-            &task.id[..8],
-            approval.rollout,
-            approval.approved_by
-        );
-    }
-    let ctx = crate::publish::Context::default();
-    match publisher.publish(&task.id, rollout, &ctx).await {
-        Ok(p) => {
-            match p.pr_number {
-                Some(n) => println!("pull request #{n}: {}", p.url),
-                None => println!("branch {}: {}", p.branch, p.url),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            store.withdraw_approval(&task.id).await?;
-            eprintln!("{e}");
-            Ok(ExitCode::FAILURE)
         }
     }
 }

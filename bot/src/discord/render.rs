@@ -139,6 +139,9 @@ fn summary(s: &SummaryView) -> Rendered {
         ));
     }
     head.push_str(&format!("\n-# task `{}`", short(&s.task_id)));
+    if let Some(retry) = &s.retried {
+        head.push_str(&format!(" · retried as task `{}`", short(retry)));
+    }
 
     let mut embeds = Vec::new();
     let mut used = 0usize;
@@ -185,7 +188,7 @@ fn summary(s: &SummaryView) -> Rendered {
             .take((MAX_ROWS - 1) * BUTTONS_PER_ROW)
         {
             buttons.push(button(
-                &format!("Approve #{}", r.index),
+                &format!("Approve rollout {}", r.index),
                 &ButtonAction::Approve {
                     task_id: s.task_id.clone(),
                     rollout: r.index,
@@ -199,7 +202,7 @@ fn summary(s: &SummaryView) -> Rendered {
         }
     }
     let mut components = rows(buttons);
-    if s.approved.is_none() {
+    if s.approved.is_none() && s.retried.is_none() {
         components.push(CreateActionRow::Buttons(vec![button(
             "Retry…",
             &ButtonAction::Retry {
@@ -302,6 +305,7 @@ mod tests {
             previous: None,
             feedback: Some("y".repeat(3000)),
             error: None,
+            retried: None,
         };
         let r = render(&OutMessage::Summary(view));
         assert!(r.content.chars().count() <= CONTENT_CHARS);
@@ -334,5 +338,30 @@ mod tests {
         };
         assert_eq!(parse_custom_id(&custom_id(&a)), Some(a));
         assert_eq!(parse_custom_id("approve:zz:1"), None);
+    }
+
+    #[test]
+    fn approve_buttons_name_their_rollout_and_a_used_retry_is_gone() {
+        let mut third = line(3, "best");
+        third.rank = 1;
+        let mut view = SummaryView {
+            task_id: "0a1b2c3d4e5f".into(),
+            title: "t".into(),
+            rollouts: vec![third],
+            ..SummaryView::default()
+        };
+        let r = render(&OutMessage::Summary(view.clone()));
+        let rows = serde_json::to_value(&r.components).unwrap().to_string();
+        assert!(rows.contains("\"label\":\"Approve rollout 3\""), "{rows}");
+        assert!(rows.contains("retry:0a1b2c3d4e5f"), "{rows}");
+        view.retried = Some("ffeeddccbbaa".into());
+        let r = render(&OutMessage::Summary(view));
+        let rows = serde_json::to_value(&r.components).unwrap().to_string();
+        assert!(!rows.contains("retry:"), "{rows}");
+        assert!(
+            r.content.contains("retried as task `ffeeddcc`"),
+            "{}",
+            r.content
+        );
     }
 }

@@ -185,43 +185,87 @@ pub struct NewPull<'a> {
     pub draft: bool,
 }
 
-/// The pull request from `branch`, opened unless one exists already (open or closed).
-pub async fn open_pull_request(
+/// The pull request from `branch`, if one exists (open or closed).
+async fn find_pull_request(
     client: &Octocrab,
     pr: &NewPull<'_>,
-) -> Result<PullRequest, PublishError> {
-    let pulls = client.pulls(pr.owner, pr.name);
-    let existing = pulls
+) -> Result<Option<PullRequest>, octocrab::Error> {
+    let existing = client
+        .pulls(pr.owner, pr.name)
         .list()
         .state(State::All)
         .head(format!("{}:{}", pr.owner, pr.branch))
         .per_page(10)
         .send()
+        .await?;
+    Ok(existing.items.into_iter().next().map(|found| PullRequest {
+        number: found.number,
+        url: found.html_url.map(|u| u.to_string()).unwrap_or(found.url),
+        reused: true,
+    }))
+}
+
+/// GitHub may have acted on a call whose answer this is: anything but an error it stated.
+fn maybe_done(e: &octocrab::Error) -> bool {
+    !matches!(e, octocrab::Error::GitHub { .. })
+}
+
+/// The pull request from `branch`, opened unless one exists already (open or closed). Looked up
+/// by its head branch before and, when opening it failed or its answer could not be read,
+/// after: a pull request another attempt opened meanwhile ("A pull request already exists"), or
+/// one GitHub opened although its answer was lost, is the one returned.
+pub async fn open_pull_request(
+    client: &Octocrab,
+    rollout: u32,
+    pr: &NewPull<'_>,
+) -> Result<PullRequest, PublishError> {
+    if let Some(found) = find_pull_request(client, pr)
         .await
-        .map_err(gh_err("list pull requests"))?;
-    if let Some(found) = existing.items.into_iter().next() {
-        return Ok(PullRequest {
-            number: found.number,
-            url: found.html_url.map(|u| u.to_string()).unwrap_or(found.url),
-            reused: true,
-        });
+        .map_err(gh_err("list pull requests"))?
+    {
+        return Ok(found);
     }
-    let created = pulls
+    let created = client
+        .pulls(pr.owner, pr.name)
         .create(pr.title, pr.branch, pr.base)
         .body(pr.body)
         .draft(pr.draft)
         .maintainer_can_modify(true)
         .send()
-        .await
-        .map_err(gh_err("open the pull request"))?;
-    Ok(PullRequest {
-        number: created.number,
-        url: created
-            .html_url
-            .map(|u| u.to_string())
-            .unwrap_or(created.url),
-        reused: false,
-    })
+        .await;
+    let e = match created {
+        Ok(created) => {
+            return Ok(PullRequest {
+                number: created.number,
+                url: created
+                    .html_url
+                    .map(|u| u.to_string())
+                    .unwrap_or(created.url),
+                reused: false,
+            });
+        }
+        Err(e) => e,
+    };
+    match find_pull_request(client, pr).await {
+        Ok(Some(found)) => {
+            tracing::warn!(branch = pr.branch, number = found.number, error = %describe(&e), "opening the pull request failed or its answer was unreadable, but it exists: using it");
+            Ok(found)
+        }
+        Ok(None) if !maybe_done(&e) => Err(gh_err("open the pull request")(e)),
+        Ok(None) => Err(PublishError::Unreadable {
+            rollout,
+            detail: describe(&e),
+        }),
+        Err(list) if maybe_done(&e) => Err(PublishError::Unreadable {
+            rollout,
+            detail: format!(
+                "{}; looking it up failed too: {}",
+                describe(&e),
+                describe(&list)
+            ),
+        }),
+        Err(_) => Err(gh_err("open the pull request")(e)),
+    }
 }
 
 /// `owner/name` from a GitHub remote URL.

@@ -11,6 +11,7 @@
 //! Credentials: the token reaches git only through its environment (`GIT_CONFIG_*`, an
 //! `Authorization` header), never its arguments, the remote URL, a log line or the database.
 
+mod attempt;
 pub mod body;
 pub mod github;
 
@@ -79,6 +80,16 @@ pub enum PublishError {
         action: &'static str,
         detail: String,
     },
+    #[error(
+        "GitHub's answer to opening the pull request could not be read ({detail}), so it may have been opened. The approval stands: approve rollout {rollout} again to look the pull request up; no second one is opened."
+    )]
+    Unreadable { rollout: u32, detail: String },
+    #[error("rollout {rollout} is not the approved one")]
+    NotApproved { rollout: u32 },
+    #[error("Publishing rollout {rollout} failed: {detail}")]
+    FailedElsewhere { rollout: u32, detail: String },
+    #[error("another approval of this task is still being published; try again in a few minutes")]
+    StillPublishing,
     #[error(transparent)]
     Repo(#[from] RepoError),
     #[error(transparent)]
@@ -199,70 +210,6 @@ impl Publisher {
             github,
             settings_test: configured.and_then(|r| r.settings.test.clone()),
         })
-    }
-
-    /// Pushes the approved rollout and opens its pull request, or returns what an earlier call
-    /// made.
-    pub async fn publish(
-        &self,
-        task_id: &str,
-        rollout: u32,
-        ctx: &Context,
-    ) -> Result<Published, PublishError> {
-        let mode = self.mode();
-        if mode == Mode::Off {
-            return Err(PublishError::Off);
-        }
-        let lock = {
-            let mut locks = self.locks.lock().await;
-            locks.entry(task_id.to_string()).or_default().clone()
-        };
-        let _guard = lock.lock().await;
-
-        let no_such = || PublishError::NoSuchRollout {
-            task: task_id.to_string(),
-            rollout,
-        };
-        let task = self.store.task(task_id).await?.ok_or_else(no_such)?;
-        let branch = self.branch_name(task_id, rollout);
-        let claim = self
-            .store
-            .claim_publication(task_id, rollout, &branch)
-            .await?;
-        if claim.state == "published"
-            && let (Some(url), Some(commit)) = (claim.url.clone(), claim.commit.clone())
-        {
-            return Ok(Published {
-                rollout: claim.rollout,
-                branch: claim.branch,
-                commit,
-                url,
-                pr_number: claim.pr_number,
-                reused: true,
-            });
-        }
-        // One publication per task: an unfinished claim for another rollout is finished as
-        // claimed (its approval is the one in force).
-        let rollout = claim.rollout;
-        let branch = claim.branch.clone();
-        match self
-            .publish_claimed(&task, rollout, &branch, mode, ctx)
-            .await
-        {
-            Ok(p) => {
-                self.store
-                    .finish_publication(task_id, &p.commit, &p.url, p.pr_number)
-                    .await?;
-                tracing::info!(task = task_id, rollout, branch = %p.branch, url = %p.url, reused = p.reused, "published a rollout");
-                Ok(p)
-            }
-            Err(e) => {
-                // Nothing is on the remote unless the push succeeded, and then a later Approve
-                // reuses it: the claim can start over.
-                self.store.drop_publication(task_id).await?;
-                Err(e)
-            }
-        }
     }
 
     async fn publish_claimed(
@@ -391,35 +338,10 @@ impl Publisher {
 
         let remote = git.remote_branch(&dir, &target.push_url, branch).await?;
         let (commit, reused_branch) = match remote {
-            Some(sha) => {
-                git.run(
-                    Some(&dir),
-                    &[
-                        "fetch",
-                        "--quiet",
-                        "--no-tags",
-                        &target.push_url,
-                        &format!("refs/heads/{branch}"),
-                    ],
-                    "fetching the existing branch",
-                    true,
-                )
-                .await?;
-                let message = git
-                    .run(
-                        Some(&dir),
-                        &["log", "-1", "--format=%B", "FETCH_HEAD"],
-                        "reading the existing branch",
-                        false,
-                    )
-                    .await?;
-                if !message.contains(&format!("Threadsmith-Task: {task_id}")) {
-                    return Err(PublishError::BranchTaken {
-                        branch: branch.to_string(),
-                    });
-                }
-                (sha, true)
-            }
+            Some(_) => (
+                adopt_branch(&git, &dir, &target.push_url, branch, task_id).await?,
+                true,
+            ),
             None => {
                 let commit = self
                     .commit(
@@ -446,19 +368,18 @@ impl Publisher {
                         true,
                     )
                     .await;
-                if let Err(e) = pushed {
-                    // Another process may have pushed the same branch a moment ago.
-                    match git.remote_branch(&dir, &target.push_url, branch).await? {
-                        Some(_) => {
-                            return Err(PublishError::Git {
-                                action: "pushing the branch (it appeared meanwhile; approve again to reuse it)",
-                                detail: e.to_string(),
-                            });
-                        }
+                match pushed {
+                    Ok(_) => (commit, false),
+                    // Another attempt (a process that took over, a replay) pushed the same
+                    // branch a moment ago: its commit carries this task's trailer, use it.
+                    Err(e) => match git.remote_branch(&dir, &target.push_url, branch).await? {
+                        Some(_) => (
+                            adopt_branch(&git, &dir, &target.push_url, branch, task_id).await?,
+                            true,
+                        ),
                         None => return Err(e),
-                    }
+                    },
                 }
-                (commit, false)
             }
         };
 
@@ -471,6 +392,7 @@ impl Publisher {
                 let text = body::pull_request_body(&input);
                 let pr = github::open_pull_request(
                     &client,
+                    rollout,
                     &github::NewPull {
                         owner: &owner,
                         name: &name,
@@ -620,6 +542,44 @@ impl Publisher {
         .await
         .map(|s| s.trim().to_string())
     }
+}
+
+/// The commit of `branch` on the remote, when it is this task's (its trailer says so).
+async fn adopt_branch(
+    git: &Git,
+    dir: &Path,
+    url: &str,
+    branch: &str,
+    task_id: &str,
+) -> Result<String, PublishError> {
+    git.run(
+        Some(dir),
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            url,
+            &format!("refs/heads/{branch}"),
+        ],
+        "fetching the existing branch",
+        true,
+    )
+    .await?;
+    let message = git
+        .run(
+            Some(dir),
+            &["log", "-1", "--format=%H%n%B", "FETCH_HEAD"],
+            "reading the existing branch",
+            false,
+        )
+        .await?;
+    let (sha, message) = message.split_once('\n').unwrap_or((message.as_str(), ""));
+    if !message.contains(&format!("Threadsmith-Task: {task_id}")) {
+        return Err(PublishError::BranchTaken {
+            branch: branch.to_string(),
+        });
+    }
+    Ok(sha.trim().to_string())
 }
 
 /// git with the host's configuration, no prompts, no hooks, and (for remote calls) the token in

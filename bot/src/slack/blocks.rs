@@ -190,7 +190,7 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
         let mut block = section(&text);
         if s.approved.is_none() && r.files > 0 {
             block["accessory"] = button(
-                "Approve",
+                &format!("Approve rollout {}", r.index),
                 &ButtonAction::Approve {
                     task_id: s.task_id.clone(),
                     rollout: r.index,
@@ -206,8 +206,12 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
             s.rollouts.len() - room
         )));
     }
-    blocks.push(context(&format!("task `{}`", short(&s.task_id))));
-    if s.approved.is_none() {
+    let mut task_line = format!("task `{}`", short(&s.task_id));
+    if let Some(retry) = &s.retried {
+        task_line.push_str(&format!(" · retried as task `{}`", short(retry)));
+    }
+    blocks.push(context(&task_line));
+    if s.approved.is_none() && s.retried.is_none() {
         blocks.push(json!({"type": "actions", "elements": [
             button("Retry…", &ButtonAction::Retry { task_id: s.task_id.clone() }, None)
         ]}));
@@ -289,6 +293,7 @@ mod tests {
             previous: None,
             feedback: Some("f".repeat(5000)),
             error: None,
+            retried: None,
         };
         let (text, blocks) = render(&OutMessage::Summary(view));
         assert!(!text.is_empty());
@@ -322,6 +327,7 @@ mod tests {
             previous: None,
             feedback: None,
             error: None,
+            retried: None,
         };
         let (_, blocks) = render(&OutMessage::Summary(view));
         let all = serde_json::to_string(&blocks).unwrap();
@@ -332,5 +338,32 @@ mod tests {
         assert!(all.contains("<@U9>"));
         assert!(all.contains("<https://github.com/acme/api/pull/7|pull request #7>"));
         assert!(!all.contains("\"approve\""));
+    }
+
+    #[test]
+    fn approve_buttons_name_their_rollout_and_a_used_retry_is_gone() {
+        // Rank 1 is rollout 3: the button says which rollout it approves.
+        let mut third = line(3, "best");
+        third.rank = 1;
+        let mut first = line(1, "second best");
+        first.rank = 2;
+        let mut view = SummaryView {
+            task_id: "0a1b2c3d4e5f".into(),
+            title: "t".into(),
+            rollouts: vec![third, first],
+            ..SummaryView::default()
+        };
+        let (_, blocks) = render(&OutMessage::Summary(view.clone()));
+        let all = serde_json::to_string(&blocks).unwrap();
+        assert!(all.contains("#1 · Rollout 3"), "{all}");
+        assert!(all.contains("\"text\":\"Approve rollout 3\""), "{all}");
+        assert!(all.contains("\"text\":\"Approve rollout 1\""), "{all}");
+        assert!(!all.contains("Approve #"), "{all}");
+        assert!(all.contains("\"retry\""), "{all}");
+        view.retried = Some("ffeeddccbbaa".into());
+        let (_, blocks) = render(&OutMessage::Summary(view));
+        let all = serde_json::to_string(&blocks).unwrap();
+        assert!(!all.contains("\"retry\""), "{all}");
+        assert!(all.contains("retried as task `ffeeddcc`"), "{all}");
     }
 }

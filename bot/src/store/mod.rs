@@ -264,6 +264,23 @@ pub struct Publication {
     /// The pull request's address (or, in push-only mode, the branch's).
     pub url: Option<String>,
     pub pr_number: Option<u64>,
+    /// The attempt that holds (or last held) the row: only it may finish or fail it.
+    pub attempt: Option<String>,
+    /// Until when (Unix ms) a `publishing` attempt holds it; a lapsed lease may be taken over.
+    pub lease_until: Option<i64>,
+    /// Why the last attempt failed (`state = 'failed'`).
+    pub error: Option<String>,
+}
+
+/// What `Store::lease_publication` is asked for.
+#[derive(Debug, Clone)]
+pub struct PublicationLease<'a> {
+    pub task_id: &'a str,
+    pub rollout: u32,
+    pub branch: &'a str,
+    pub attempt: &'a str,
+    pub lease_until: i64,
+    pub retry_failed: bool,
 }
 
 /// A plan proposed in a thread ("@threadsmith plan").
@@ -523,6 +540,42 @@ pub trait Store: Send + Sync {
     /// Forgets an unfinished publication (the patch did not apply): a later Approve starts over.
     async fn drop_publication(&self, task_id: &str) -> Result<(), StoreError>;
     async fn publication(&self, task_id: &str) -> Result<Option<Publication>, StoreError>;
+    /// Takes the task's publication for `attempt` until `lease_until` (Unix ms), when the
+    /// approval in force is of `rollout`: a new row; a lapsed `publishing` one (kept as claimed);
+    /// or, when `retry_failed`, a `failed` one. Returns the row in force, whoever holds it.
+    async fn lease_publication(
+        &self,
+        lease: &PublicationLease<'_>,
+    ) -> Result<Option<Publication>, StoreError>;
+    /// Pushes `attempt`'s lease forward; false when it no longer holds the row.
+    async fn renew_publication(
+        &self,
+        task_id: &str,
+        attempt: &str,
+        lease_until: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records what was published (first result wins; attempts converge on one branch and
+    /// pull request) and returns the publication in force.
+    async fn complete_publication(
+        &self,
+        task_id: &str,
+        commit: &str,
+        url: &str,
+        pr_number: Option<u64>,
+    ) -> Result<Publication, StoreError>;
+    /// Ends `attempt`'s publication as failed with `error`, and in the same transaction
+    /// withdraws the approval when `withdraw`; false (nothing changed) when `attempt` no longer
+    /// holds an unfinished row, so a failure never undoes another attempt's work.
+    async fn fail_publication(
+        &self,
+        task_id: &str,
+        attempt: &str,
+        error: &str,
+        withdraw: bool,
+    ) -> Result<bool, StoreError>;
+    /// Records `result` under `key` unless it is that already; false when nothing changed
+    /// (an edit that would show the same thing again).
+    async fn replace_effect(&self, key: &str, result: &str) -> Result<bool, StoreError>;
     async fn ask(&self, question: &Question) -> Result<(), StoreError>;
     async fn question(&self, id: &str) -> Result<Option<Question>, StoreError>;
     /// Closes an open question as `answered` or `expired`; false when it was not open.

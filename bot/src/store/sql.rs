@@ -20,11 +20,13 @@ use threadsmith_runner::{
 
 use super::{
     Approval, ChatTaskLink, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
-    Question, RolloutLimits, RolloutRow, Store, StoreError, StoredTest, TaskRow, TaskState, Worker,
+    PublicationLease, Question, RolloutLimits, RolloutRow, Store, StoreError, StoredTest, TaskRow,
+    TaskState, Worker,
 };
 
 mod housekeeping;
 mod inbox;
+mod publish;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -1117,18 +1119,52 @@ impl Store for SqlStore {
             .bind(task_id)
             .fetch_optional(&self.pool)
             .await?
-            .map(|r| {
-                Ok(Publication {
-                    task_id: r.try_get("task_id")?,
-                    rollout: r.try_get::<i64, _>("rollout_idx")? as u32,
-                    state: r.try_get("state")?,
-                    branch: r.try_get("branch")?,
-                    commit: r.try_get("commit_sha")?,
-                    url: r.try_get("url")?,
-                    pr_number: r.try_get::<Option<i64>, _>("pr_number")?.map(|n| n as u64),
-                })
-            })
+            .as_ref()
+            .map(publish::publication_row)
             .transpose()
+    }
+
+    async fn lease_publication(
+        &self,
+        lease: &PublicationLease<'_>,
+    ) -> Result<Option<Publication>, StoreError> {
+        self.lease_publication_impl(lease).await
+    }
+
+    async fn renew_publication(
+        &self,
+        task_id: &str,
+        attempt: &str,
+        lease_until: i64,
+    ) -> Result<bool, StoreError> {
+        self.renew_publication_impl(task_id, attempt, lease_until)
+            .await
+    }
+
+    async fn complete_publication(
+        &self,
+        task_id: &str,
+        commit: &str,
+        url: &str,
+        pr_number: Option<u64>,
+    ) -> Result<Publication, StoreError> {
+        self.complete_publication_impl(task_id, commit, url, pr_number)
+            .await
+    }
+
+    async fn fail_publication(
+        &self,
+        task_id: &str,
+        attempt: &str,
+        error: &str,
+        withdraw: bool,
+    ) -> Result<bool, StoreError> {
+        self.fail_publication_impl(task_id, attempt, error, withdraw)
+            .await
+    }
+
+    async fn replace_effect(&self, key: &str, result: &str) -> Result<bool, StoreError> {
+        self.replace_effect_impl(key, result).await
     }
 
     async fn channel_repo(

@@ -29,12 +29,30 @@ pub fn task_url(public_url: &str, token: &str) -> String {
 #[derive(Clone)]
 struct WebState {
     store: Arc<dyn Store>,
+    /// Whether approvals are published (`None`: not known).
+    publishing: Option<bool>,
 }
 
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The pages' routes.
 pub fn router(store: Arc<dyn Store>) -> Router {
+    routes(WebState {
+        store,
+        publishing: None,
+    })
+}
+
+/// The pages' routes, saying whether approvals are published (pushed and opened as pull
+/// requests) or only recorded.
+pub fn router_publishing(store: Arc<dyn Store>, publishing: bool) -> Router {
+    routes(WebState {
+        store,
+        publishing: Some(publishing),
+    })
+}
+
+fn routes(state: WebState) -> Router {
     Router::new()
         .route("/", get(|| async { page(StatusCode::OK, pages::home()) }))
         .route("/healthz", get(|| async { "ok" }))
@@ -42,7 +60,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/t/{token}/rollouts/{k}", get(rollout_page))
         .route("/t/{token}/rollouts/{k}/patch", get(patch))
         .fallback(|| async { not_found() })
-        .with_state(WebState { store })
+        .with_state(state)
 }
 
 fn secure(mut resp: Response) -> Response {
@@ -116,7 +134,10 @@ async fn task_page(State(state): State<WebState>, Path(token): Path<String>) -> 
         Err(r) => return r,
     };
     match pages::TaskData::load(state.store.as_ref(), task, &token).await {
-        Ok(data) => page(StatusCode::OK, pages::task(&data)),
+        Ok(mut data) => {
+            data.publishing = state.publishing;
+            page(StatusCode::OK, pages::task(&data))
+        }
         Err(e) => internal(e),
     }
 }

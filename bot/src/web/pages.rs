@@ -121,19 +121,26 @@ pub struct TaskData {
     pub rollouts: Vec<RolloutRow>,
     pub approval: Option<Approval>,
     pub publication: Option<Publication>,
+    /// A publication not finished (being made, or failed).
+    pub pending: Option<Publication>,
+    /// Whether approvals are published (`None`: not known here).
+    pub publishing: Option<bool>,
     pub thread_link: Option<String>,
 }
 
 impl TaskData {
     pub async fn load(store: &dyn Store, task: TaskRow, token: &str) -> Result<Self, StoreError> {
+        let (publication, pending) = match store.publication(&task.id).await? {
+            Some(p) if p.state == "published" => (Some(p), None),
+            other => (None, other),
+        };
         Ok(Self {
             spec: spec_of(&task),
             rollouts: store.rollouts(&task.id).await?,
             approval: store.approval(&task.id).await?,
-            publication: store
-                .publication(&task.id)
-                .await?
-                .filter(|p| p.state == "published"),
+            publication,
+            pending,
+            publishing: None,
             thread_link: store
                 .effect(&format!("permalink:{}", task.id))
                 .await?
@@ -144,7 +151,8 @@ impl TaskData {
     }
 }
 
-fn publication_card(approval: &Option<Approval>, publication: &Option<Publication>) -> Markup {
+fn publication_card(d: &TaskData) -> Markup {
+    let (approval, publication) = (&d.approval, &d.publication);
     html! {
         @if let Some(p) = publication {
             div.card {
@@ -158,7 +166,18 @@ fn publication_card(approval: &Option<Approval>, publication: &Option<Publicatio
                 }
             }
         } @else if let Some(a) = approval {
-            div.card { "Rollout " (a.rollout) " is approved; its branch is not pushed yet." }
+            div.card {
+                "Rollout " (a.rollout) " is approved"
+                @if d.publishing == Some(false) {
+                    ". Publishing is not configured, so approvals are recorded only: nothing is pushed."
+                } @else if let Some(p) = d.pending.as_ref().filter(|p| p.state == "publishing") {
+                    "; its branch " code { (p.branch) } " and pull request are being made."
+                } @else if let Some(p) = d.pending.as_ref().filter(|p| p.state == "failed") {
+                    "; publishing it did not finish: " (p.error.as_deref().unwrap_or("an unknown error"))
+                } @else {
+                    "; nothing is pushed for it yet."
+                }
+            }
         }
     }
 }
@@ -178,7 +197,7 @@ pub fn task(d: &TaskData) -> Markup {
                 @if let Some(link) = &d.thread_link { " · " a rel="noreferrer" href=(link) { "chat thread" } }
             }
             @if let Some(e) = &t.error { div.card { strong { "Error: " } (e) } }
-            (publication_card(&d.approval, &d.publication))
+            (publication_card(d))
             h2 { "Rollouts" }
             @if d.rollouts.is_empty() { p { "No rollouts yet." } }
             @for r in &d.rollouts {
@@ -374,4 +393,80 @@ pub fn rollout(d: &RolloutData) -> Markup {
             @for c in &d.commands { (command(c)) }
         },
     )
+}
+
+#[cfg(test)]
+mod publication_tests {
+    use super::*;
+    use crate::store::TaskState;
+
+    fn data(publishing: Option<bool>, pending: Option<Publication>) -> TaskData {
+        TaskData {
+            task: TaskRow {
+                id: "0123456789abcdef".into(),
+                created_at: chrono::Utc::now(),
+                updated_at: chrono::Utc::now(),
+                state: TaskState::Done,
+                origin: "slack".into(),
+                requester: None,
+                title: "t".into(),
+                spec: "t".into(),
+                repo: "acme/calc".into(),
+                base_ref: None,
+                base_commit: None,
+                attempts: 2,
+                error: None,
+                spec_json: None,
+                worker: None,
+            },
+            spec: TaskSpec::default(),
+            token: "tok".into(),
+            rollouts: Vec::new(),
+            approval: Some(Approval {
+                task_id: "0123456789abcdef".into(),
+                rollout: 2,
+                approved_by: "U1".into(),
+                approved_at: chrono::Utc::now(),
+            }),
+            publication: None,
+            pending,
+            publishing,
+            thread_link: None,
+        }
+    }
+
+    #[test]
+    fn the_approval_card_says_what_is_true() {
+        let off = task(&data(Some(false), None)).into_string();
+        assert!(
+            off.contains("Rollout 2 is approved. Publishing is not configured, so approvals are recorded only"),
+            "{off}"
+        );
+        assert!(!off.contains("not pushed yet"), "{off}");
+        let failed = Publication {
+            task_id: "0123456789abcdef".into(),
+            rollout: 2,
+            state: "failed".into(),
+            branch: "threadsmith/01234567-2".into(),
+            commit: None,
+            url: None,
+            pr_number: None,
+            attempt: Some("a".into()),
+            lease_until: None,
+            error: Some("GitHub's answer could not be read <b>".into()),
+        };
+        let page = task(&data(Some(true), Some(failed.clone()))).into_string();
+        assert!(
+            page.contains(
+                "publishing it did not finish: GitHub's answer could not be read &lt;b&gt;"
+            ),
+            "{page}"
+        );
+        let making = Publication {
+            state: "publishing".into(),
+            ..failed
+        };
+        let page = task(&data(Some(true), Some(making))).into_string();
+        assert!(page.contains("and pull request are being made"), "{page}");
+    }
 }

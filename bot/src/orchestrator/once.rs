@@ -1,0 +1,59 @@
+//! Posting once across processes: the in-process lock of `post_once` keeps one handler of this
+//! process from racing another; this keeps two processes from both posting. The process that
+//! claims the post (`posting:<key>`, held by a live worker) posts it; the others wait until its
+//! message is recorded, or take the post over when that worker died or gave it back (its post
+//! failed).
+
+use std::time::Duration;
+
+use super::{Bot, HandleError};
+use crate::chat::{OutMessage, ThreadRef};
+use crate::store::StoreError;
+
+const POLL: Duration = Duration::from_millis(100);
+const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
+
+impl Bot {
+    /// Posts `message` unless the post of `key` is recorded (returns its `ts`), claiming it
+    /// against other processes first.
+    pub(super) async fn post_claimed(
+        &self,
+        key: &str,
+        thread: &ThreadRef,
+        message: &OutMessage,
+    ) -> Result<String, HandleError> {
+        let claim = format!("posting:{key}");
+        let worker = self.svc.worker_id().to_string();
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(ts) = self.svc.store.effect(key).await? {
+                return Ok(ts);
+            }
+            if self.svc.store.claim_request(&claim, &worker).await? {
+                break;
+            }
+            if started.elapsed() > MAX_WAIT {
+                return Err(StoreError::Corrupt(format!(
+                    "another bot process holds the post `{key}` and has not made it"
+                ))
+                .into());
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        // Recorded meanwhile by the worker that held the claim before.
+        if let Some(ts) = self.svc.store.effect(key).await? {
+            return Ok(ts);
+        }
+        match self.port.post(thread, message).await {
+            Ok(ts) => {
+                self.svc.store.record_effect(key, &ts).await?;
+                Ok(ts)
+            }
+            Err(e) => {
+                // Give the post back, so that a waiting process (or a replay) tries it.
+                self.svc.store.release_request(&claim, &worker).await?;
+                Err(e.into())
+            }
+        }
+    }
+}
