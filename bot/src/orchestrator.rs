@@ -22,6 +22,8 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod key_locks;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -42,16 +44,9 @@ pub struct Bot {
     settings: ChatSettings,
     wake: Notify,
     running: Mutex<HashMap<String, CancellationToken>>,
-    /// Serialises side effects with the same idempotency key (by hash stripe), so that two
-    /// handlers at once post one message.
-    effect_locks: Vec<tokio::sync::Mutex<()>>,
-}
-
-const EFFECT_LOCK_STRIPES: usize = 64;
-
-tokio::task_local! {
-    /// The process's slot for the event being handled (`workers.concurrent_events`).
-    static EVENT_SLOT: std::cell::RefCell<Option<tokio::sync::OwnedSemaphorePermit>>;
+    /// Serialises side effects with the same idempotency key, so that two handlers at once
+    /// post one message (and different keys never wait for each other).
+    effect_locks: key_locks::KeyLocks,
 }
 
 /// An error while handling an event: logged, and the event is marked failed.
@@ -73,9 +68,7 @@ impl Bot {
             settings,
             wake: Notify::new(),
             running: Mutex::default(),
-            effect_locks: (0..EFFECT_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            effect_locks: key_locks::KeyLocks::default(),
         })
     }
 
@@ -288,11 +281,16 @@ impl Bot {
                         let bot = self.clone();
                         tokio::spawn(async move {
                             // The slot is held while the event is worked on; a task that waits
-                            // for a free rollout slot gives it back (see `ChatProgress`), so
-                            // that clicks and other requests are not stuck behind the queue.
-                            let slot = std::cell::RefCell::new(Some(permit));
-                            EVENT_SLOT.scope(slot, bot.clone().handle_item(item)).await;
-                            bot.wake.notify_one();
+                            // for a free rollout slot (see `ChatProgress`) or a reply that waits
+                            // for the platform's pace (`chat::pace`) gives it back, so that
+                            // clicks, other requests and other channels are not stuck behind.
+                            let waker = bot.clone();
+                            let release = move || {
+                                drop(permit);
+                                waker.wake.notify_one();
+                            };
+                            crate::chat::pace::holding(release, bot.clone().handle_item(item))
+                                .await;
                         });
                     }
                 }
@@ -482,16 +480,7 @@ impl Bot {
         thread: &ThreadRef,
         message: &OutMessage,
     ) -> Result<String, HandleError> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        let _guard = match self
-            .effect_locks
-            .get(h.finish() as usize % EFFECT_LOCK_STRIPES.max(1))
-        {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _guard = self.effect_locks.lock(key).await;
         if let Some(ts) = self.svc.store.effect(key).await? {
             return Ok(ts);
         }
@@ -1996,7 +1985,7 @@ impl ProgressSink for ChatProgress {
                 limit,
             } => {
                 // A queued task holds no event slot (the queue limits bound how many wait).
-                let _ = EVENT_SLOT.try_with(|slot| slot.borrow_mut().take());
+                crate::chat::pace::give_back();
                 Update::Headline(waiting_words(*ahead, *running, *limit))
             }
             TaskEvent::Failed { error } => Update::Done(format!("Failed: {error}")),

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod markdown;
+pub mod pace;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
