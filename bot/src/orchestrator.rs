@@ -885,11 +885,12 @@ impl Bot {
                 match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
                     Ok(spec) => spec,
                     Err(why) => {
+                        // The reason is for the operator (it may quote the endpoint).
+                        tracing::warn!(error = %why, "the model could not summarise a thread");
                         let key = format!("specfallback:{}:{anchor}", thread.channel);
-                        self.post_once(&key, thread, &OutMessage::Text(format!(
-                            "I could not summarise the thread with the model ({}); the agents get the thread as it is.",
-                            inert(&why)
-                        ))).await?;
+                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
+                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
+                            .await?;
                         plain_spec(&transcript, args.instructions.as_deref())
                     }
                 }
@@ -1031,13 +1032,13 @@ impl Bot {
         {
             Ok(text) => text,
             Err(why) => {
+                tracing::warn!(error = %why, "the model could not make a plan");
                 self.port
                     .update(
                         &thread,
                         &status_ts,
                         &OutMessage::Text(format!(
-                            "I could not make a plan ({}). Say `@{} fix this` to run the agents without one.",
-                            inert(&why),
+                            "I could not make a plan with the model. Say `@{} fix this` to run the agents without one.",
                             self.settings.bot_name
                         )),
                     )

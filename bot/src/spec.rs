@@ -3,6 +3,8 @@
 //! From chat, a model turns a thread into a spec; from the CLI (or when the model fails), the
 //! plain spec made by [`TaskSpec::from_text`] is used.
 
+mod forced;
+
 /// A task spec. Stored as JSON beside its task, so that a Retry can start from it.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
@@ -178,41 +180,7 @@ fn spec_tool() -> serde_json::Value {
     }}])
 }
 
-/// One model turn that must call `tool`; returns the call's arguments. The error is a sentence.
-async fn ask_for_tool<T: serde::de::DeserializeOwned>(
-    model: &threadsmith_runner::ModelClient,
-    system: &str,
-    user: String,
-    tools: serde_json::Value,
-    tool: &str,
-    temperature: f32,
-) -> Result<T, String> {
-    use threadsmith_runner::agent::model::Message;
-    let messages = [
-        Message::System {
-            content: system.into(),
-        },
-        Message::User { content: user },
-    ];
-    let reply = model
-        .chat(
-            &messages,
-            &tools,
-            threadsmith_runner::Sampling {
-                temperature,
-                seed: 0,
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let call = reply
-        .tool_calls
-        .iter()
-        .find(|c| c.function.name == tool)
-        .ok_or_else(|| format!("the model did not call {tool}"))?;
-    serde_json::from_str(&call.function.arguments)
-        .map_err(|e| format!("the model's {tool} arguments are not valid: {e}"))
-}
+use forced::ask_for_tool;
 
 /// Asks the model to turn a thread transcript into a spec. The caller falls back to
 /// [`TaskSpec::from_text`] (and says so) when this fails.
