@@ -891,11 +891,19 @@ impl Bot {
                         let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
                         self.post_once(&key, thread, &OutMessage::Text(text.into()))
                             .await?;
-                        plain_spec(&transcript, args.instructions.as_deref())
+                        let title = self.port.thread_title(thread).await;
+                        spec::plain_from_thread(
+                            &transcript,
+                            args.instructions.as_deref(),
+                            title.as_deref(),
+                        )
                     }
                 }
             }
-            None => plain_spec(&transcript, args.instructions.as_deref()),
+            None => {
+                let title = self.port.thread_title(thread).await;
+                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
+            }
         };
         match self.pick_repo(args, thread, &transcript).await? {
             Some(repo) => Ok(Some((spec, repo))),
@@ -1902,20 +1910,6 @@ struct Prepared {
     repo: String,
     base: Option<String>,
     retry_of: Option<String>,
-}
-
-/// The plain spec: the thread itself, plus what the requester added.
-fn plain_spec(transcript: &str, request: Option<&str>) -> TaskSpec {
-    if transcript.trim().is_empty()
-        && let Some(r) = request.filter(|r| !r.trim().is_empty())
-    {
-        return TaskSpec::from_text(r);
-    }
-    let mut spec = TaskSpec::from_text(transcript);
-    if let Some(r) = request.filter(|r| !r.trim().is_empty()) {
-        spec.hints.push(format!("The requester added: {r}"));
-    }
-    spec
 }
 
 enum Update {
