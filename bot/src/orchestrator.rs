@@ -34,6 +34,8 @@ mod approve;
 mod once;
 mod retry;
 
+mod key_locks;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -56,16 +58,9 @@ pub struct Bot {
     /// Stores submitted events in group commits.
     inbox: InboxWriter,
     running: Mutex<HashMap<String, CancellationToken>>,
-    /// Serialises side effects with the same idempotency key (by hash stripe), so that two
-    /// handlers at once post one message.
-    effect_locks: Vec<tokio::sync::Mutex<()>>,
-}
-
-const EFFECT_LOCK_STRIPES: usize = 64;
-
-tokio::task_local! {
-    /// The process's slot for the event being handled (`workers.concurrent_events`).
-    static EVENT_SLOT: std::cell::RefCell<Option<tokio::sync::OwnedSemaphorePermit>>;
+    /// Serialises side effects with the same idempotency key, so that two handlers at once
+    /// post one message (and different keys never wait for each other).
+    effect_locks: key_locks::KeyLocks,
 }
 
 /// An error while handling an event: logged, and the event is marked failed.
@@ -89,9 +84,7 @@ impl Bot {
             inbox,
             wake: Notify::new(),
             running: Mutex::default(),
-            effect_locks: (0..EFFECT_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
+            effect_locks: key_locks::KeyLocks::default(),
         })
     }
 
@@ -312,11 +305,16 @@ impl Bot {
                         let bot = self.clone();
                         tokio::spawn(async move {
                             // The slot is held while the event is worked on; a task that waits
-                            // for a free rollout slot gives it back (see `ChatProgress`), so
-                            // that clicks and other requests are not stuck behind the queue.
-                            let slot = std::cell::RefCell::new(Some(permit));
-                            EVENT_SLOT.scope(slot, bot.clone().handle_item(item)).await;
-                            bot.wake.notify_one();
+                            // for a free rollout slot (see `ChatProgress`) or a reply that waits
+                            // for the platform's pace (`chat::pace`) gives it back, so that
+                            // clicks, other requests and other channels are not stuck behind.
+                            let waker = bot.clone();
+                            let release = move || {
+                                drop(permit);
+                                waker.wake.notify_one();
+                            };
+                            crate::chat::pace::holding(release, bot.clone().handle_item(item))
+                                .await;
                         });
                     }
                 }
@@ -539,16 +537,7 @@ impl Bot {
         thread: &ThreadRef,
         message: &OutMessage,
     ) -> Result<String, HandleError> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        let _guard = match self
-            .effect_locks
-            .get(h.finish() as usize % EFFECT_LOCK_STRIPES.max(1))
-        {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _guard = self.effect_locks.lock(key).await;
         self.post_claimed(key, thread, message).await
     }
 
@@ -943,16 +932,25 @@ impl Bot {
                 match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
                     Ok(spec) => spec,
                     Err(why) => {
+                        // The reason is for the operator (it may quote the endpoint).
+                        tracing::warn!(error = %why, "the model could not summarise a thread");
                         let key = format!("specfallback:{}:{anchor}", thread.channel);
-                        self.post_once(&key, thread, &OutMessage::Text(format!(
-                            "I could not summarise the thread with the model ({}); the agents get the thread as it is.",
-                            inert(&why)
-                        ))).await?;
-                        plain_spec(&transcript, args.instructions.as_deref())
+                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
+                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
+                            .await?;
+                        let title = self.port.thread_title(thread).await;
+                        spec::plain_from_thread(
+                            &transcript,
+                            args.instructions.as_deref(),
+                            title.as_deref(),
+                        )
                     }
                 }
             }
-            None => plain_spec(&transcript, args.instructions.as_deref()),
+            None => {
+                let title = self.port.thread_title(thread).await;
+                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
+            }
         };
         match self.pick_repo(args, thread, &transcript).await? {
             Some(repo) => Ok(Some((spec, repo))),
@@ -1089,13 +1087,13 @@ impl Bot {
         {
             Ok(text) => text,
             Err(why) => {
+                tracing::warn!(error = %why, "the model could not make a plan");
                 self.port
                     .update(
                         &thread,
                         &status_ts,
                         &OutMessage::Text(format!(
-                            "I could not make a plan ({}). Say `@{} fix this` to run the agents without one.",
-                            inert(&why),
+                            "I could not make a plan with the model. Say `@{} fix this` to run the agents without one.",
                             self.settings.bot_name
                         )),
                     )
@@ -1828,20 +1826,6 @@ struct Prepared {
     retry_of: Option<String>,
 }
 
-/// The plain spec: the thread itself, plus what the requester added.
-fn plain_spec(transcript: &str, request: Option<&str>) -> TaskSpec {
-    if transcript.trim().is_empty()
-        && let Some(r) = request.filter(|r| !r.trim().is_empty())
-    {
-        return TaskSpec::from_text(r);
-    }
-    let mut spec = TaskSpec::from_text(transcript);
-    if let Some(r) = request.filter(|r| !r.trim().is_empty()) {
-        spec.hints.push(format!("The requester added: {r}"));
-    }
-    spec
-}
-
 enum Update {
     Created,
     Headline(String),
@@ -1910,7 +1894,7 @@ impl ProgressSink for ChatProgress {
                 limit,
             } => {
                 // A queued task holds no event slot (the queue limits bound how many wait).
-                let _ = EVENT_SLOT.try_with(|slot| slot.borrow_mut().take());
+                crate::chat::pace::give_back();
                 Update::Headline(waiting_words(*ahead, *running, *limit))
             }
             TaskEvent::Failed { error } => Update::Done(format!("Failed: {error}")),

@@ -3,6 +3,11 @@
 //! From chat, a model turns a thread into a spec; from the CLI (or when the model fails), the
 //! plain spec made by [`TaskSpec::from_text`] is used.
 
+mod forced;
+mod title;
+
+pub use title::{TITLE_CHARS, title_of, title_of_transcript};
+
 /// A task spec. Stored as JSON beside its task, so that a Retry can start from it.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TaskSpec {
@@ -18,27 +23,22 @@ pub struct TaskSpec {
     pub plan: Option<String>,
 }
 
-/// Titles stay short enough for a chat header or a pull request.
-const TITLE_CHARS: usize = 80;
-
-fn title_of(text: &str) -> String {
-    let first = text
-        .lines()
-        .map(|l| l.trim().trim_start_matches('#').trim())
-        .find(|l| !l.is_empty())
-        .unwrap_or("Untitled task");
-    match first.char_indices().nth(TITLE_CHARS) {
-        Some((i, _)) => format!("{}…", first[..i].trim_end()),
-        None => first.to_string(),
-    }
-}
-
 impl TaskSpec {
     /// The plain spec: the text is the problem, its first line the title.
     pub fn from_text(text: &str) -> Self {
         Self {
             title: title_of(text),
             problem: text.trim().to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The plain spec of a thread's transcript (see [`transcript`]): the transcript is the
+    /// problem, the first message's text (without its author) the title.
+    pub fn from_transcript(transcript: &str) -> Self {
+        Self {
+            title: title_of_transcript(transcript),
+            problem: transcript.trim().to_string(),
             ..Self::default()
         }
     }
@@ -178,40 +178,31 @@ fn spec_tool() -> serde_json::Value {
     }}])
 }
 
-/// One model turn that must call `tool`; returns the call's arguments. The error is a sentence.
-async fn ask_for_tool<T: serde::de::DeserializeOwned>(
-    model: &threadsmith_runner::ModelClient,
-    system: &str,
-    user: String,
-    tools: serde_json::Value,
-    tool: &str,
-    temperature: f32,
-) -> Result<T, String> {
-    use threadsmith_runner::agent::model::Message;
-    let messages = [
-        Message::System {
-            content: system.into(),
-        },
-        Message::User { content: user },
-    ];
-    let reply = model
-        .chat(
-            &messages,
-            &tools,
-            threadsmith_runner::Sampling {
-                temperature,
-                seed: 0,
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let call = reply
-        .tool_calls
-        .iter()
-        .find(|c| c.function.name == tool)
-        .ok_or_else(|| format!("the model did not call {tool}"))?;
-    serde_json::from_str(&call.function.arguments)
-        .map_err(|e| format!("the model's {tool} arguments are not valid: {e}"))
+use forced::ask_for_tool;
+
+/// The plain spec of a thread (when there is no model, or it failed): the transcript, plus
+/// what the requester added; titled by the thread's own name if it has one (Discord), else
+/// by its first message.
+pub fn plain_from_thread(
+    transcript: &str,
+    request: Option<&str>,
+    thread_title: Option<&str>,
+) -> TaskSpec {
+    let request = request.filter(|r| !r.trim().is_empty());
+    let mut spec = match request {
+        Some(r) if transcript.trim().is_empty() => TaskSpec::from_text(r),
+        _ => {
+            let mut spec = TaskSpec::from_transcript(transcript);
+            if let Some(r) = request {
+                spec.hints.push(format!("The requester added: {r}"));
+            }
+            spec
+        }
+    };
+    if let Some(title) = thread_title.filter(|t| !t.trim().is_empty()) {
+        spec.title = title_of(title);
+    }
+    spec
 }
 
 /// Asks the model to turn a thread transcript into a spec. The caller falls back to
@@ -338,7 +329,30 @@ mod tests {
         assert_eq!(spec.title, "add() is wrong");
         assert_eq!(spec.problem, "## add() is wrong\nIt returns a - b.");
         let long = TaskSpec::from_text(&"x".repeat(200));
-        assert_eq!(long.title.chars().count(), TITLE_CHARS + 1);
+        assert_eq!(long.title.chars().count(), TITLE_CHARS);
+    }
+
+    #[test]
+    fn a_thread_without_the_model_is_titled_by_its_name_or_first_message_in_plain_text() {
+        let messages = [
+            (
+                "alice".to_string(),
+                "Stack trace when adding: see https://ci.example.com/builds/123456789/logs/raw?step=test&attempt=2 and **more** words".to_string(),
+            ),
+            ("bob".to_string(), "same here".to_string()),
+        ];
+        let t = transcript(&messages, 60_000);
+        let spec = plain_from_thread(&t, Some("use the v2 API"), None);
+        assert_eq!(spec.title, "Stack trace when adding: see…");
+        assert_eq!(spec.problem, t.trim());
+        assert_eq!(spec.hints, ["The requester added: use the v2 API"]);
+        // The thread's own name wins, as plain text.
+        let named = plain_from_thread(&t, None, Some("calc: **add** is broken"));
+        assert_eq!(named.title, "calc: add is broken");
+        // No thread, only the request.
+        let bare = plain_from_thread("", Some("fix `add`"), None);
+        assert_eq!(bare.title, "fix add");
+        assert!(bare.hints.is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum Turn {
     Calls(Vec<(&'static str, Value)>),
     /// A tool call whose `arguments` string is given raw (to send malformed JSON).
     RawCall(&'static str, String),
-    /// Plain assistant text, no tool call.
+    /// Plain assistant text, no tool call (e.g. the JSON a tool call should have carried).
     Text(String),
     /// An HTTP error status with a JSON error body.
     Status(u16),
@@ -50,6 +50,8 @@ struct Inner {
     cursors: HashMap<u64, usize>,
     received: Vec<Received>,
     latency: Duration,
+    /// Refuse a named `tool_choice` (HTTP 400), as some OpenAI-compatible servers do.
+    no_named_tool_choice: bool,
 }
 
 #[derive(Clone)]
@@ -109,6 +111,12 @@ impl FakeModel {
         self.inner.lock().unwrap().scripts.insert(seed, turns);
     }
 
+    /// From now on, refuse `tool_choice: {"type": "function", …}` with HTTP 400, as an
+    /// OpenAI-compatible server without named tool choice does ("required" and "auto" work).
+    pub fn refuse_named_tool_choice(&self) {
+        self.inner.lock().unwrap().no_named_tool_choice = true;
+    }
+
     /// A fixed delay before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.inner.lock().unwrap().latency = latency;
@@ -162,6 +170,66 @@ async fn models() -> Json<Value> {
     )
 }
 
+/// What OpenAI answers for a `tool_choice` it does not accept: HTTP 400 with an
+/// `invalid_request_error` naming the parameter.
+fn invalid_tool_choice(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "tool_choice",
+            "code": null
+        }})),
+    )
+        .into_response()
+}
+
+/// Checks `tool_choice` as the Chat Completions API does: `none`, `auto`, `required`, or
+/// `{"type": "function", "function": {"name": …}}` naming one of the `tools`.
+fn check_tool_choice(body: &Value, named_ok: bool) -> Result<(), Response> {
+    let Some(choice) = body.get("tool_choice") else {
+        return Ok(());
+    };
+    let tools = body["tools"].as_array().filter(|t| !t.is_empty());
+    if tools.is_none() && !choice.is_null() {
+        return Err(invalid_tool_choice(
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+        ));
+    }
+    match choice {
+        Value::String(s) if ["none", "auto", "required"].contains(&s.as_str()) => Ok(()),
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            if !named_ok {
+                return Err(invalid_tool_choice(
+                    "This server does not support a named tool_choice.",
+                ));
+            }
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    invalid_tool_choice("Missing required parameter: 'tool_choice.function.name'.")
+                })?;
+            let known = tools
+                .into_iter()
+                .flatten()
+                .any(|t| t["function"]["name"] == name);
+            if known {
+                Ok(())
+            } else {
+                Err(invalid_tool_choice(&format!(
+                    "Invalid value for 'tool_choice': no function named '{name}' was specified in the 'tools' parameter."
+                )))
+            }
+        }
+        _ => Err(invalid_tool_choice(
+            "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a named tool.",
+        )),
+    }
+}
+
 async fn chat(
     State((inner, arrivals)): State<AppState>,
     headers: HeaderMap,
@@ -178,6 +246,12 @@ async fn chat(
                 .map(String::from),
             body: body.clone(),
         });
+        // Refused before the model sees it: the script does not advance.
+        if let Err(refusal) = check_tool_choice(&body, !g.no_named_tool_choice) {
+            drop(g);
+            arrivals.send_modify(|count| *count += 1);
+            return refusal;
+        }
         let key = seed.unwrap_or(0);
         let n = *g.cursors.get(&key).unwrap_or(&0);
         g.cursors.insert(key, n + 1);

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod markdown;
+pub mod pace;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -371,6 +372,10 @@ pub trait ChatPort: Send + Sync {
     ) -> Result<(), ChatError>;
     /// The whole thread, oldest first.
     async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError>;
+    /// The thread's own name, where the platform names threads (Discord); plain text.
+    async fn thread_title(&self, _thread: &ThreadRef) -> Option<String> {
+        None
+    }
     /// Opens a feedback form for the person who clicked.
     async fn open_form(&self, trigger_id: &str, form: &Form) -> Result<(), ChatError>;
     /// Attaches a file to the thread.

@@ -425,6 +425,19 @@ impl ChatPort for DiscordPort {
         Ok(messages.iter().map(events::thread_message).collect())
     }
 
+    async fn thread_title(&self, thread: &ThreadRef) -> Option<String> {
+        let channel = ChannelId::new(id(&thread.thread).ok()?);
+        match with_backoff(|| channel.to_channel(&self.http)).await {
+            Ok(serenity::all::Channel::Guild(c)) => Some(c.name),
+            Ok(_) => None,
+            // No thread yet (the first post creates it), or unreadable: no title.
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read the thread's name");
+                None
+            }
+        }
+    }
+
     async fn open_form(&self, _trigger_id: &str, _form: &Form) -> Result<(), ChatError> {
         // Discord shows a form only as the immediate answer to a click; the adapter did that
         // when the button was pressed.

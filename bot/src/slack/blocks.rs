@@ -44,11 +44,11 @@ fn short(task_id: &str) -> &str {
 pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
     match message {
         OutMessage::Text(text) => {
-            let text = truncate(text, TEXT_CHARS, "…");
+            let text = truncate(&bot_text(text), TEXT_CHARS, "…");
             (text.clone(), vec![section(&text)])
         }
         OutMessage::RetryOffer { task_id, text } => {
-            let text = truncate(text, SECTION_CHARS, "…");
+            let text = truncate(&bot_text(text), SECTION_CHARS, "…");
             let blocks = vec![
                 section(&text),
                 json!({"type": "actions", "elements": [
@@ -62,6 +62,55 @@ pub fn render(message: &OutMessage) -> (String, Vec<Value>) {
         OutMessage::Plan(p) => plan(p),
         OutMessage::RepoQuestion(q) => repo_question(q),
     }
+}
+
+/// The bot's own Markdown text (help, status, replies: untrusted parts already made inert by
+/// the core) as Slack mrkdwn: converted like every other message, with the bot's own user
+/// mentions (`<@U123>`) kept as mentions.
+pub fn bot_text(md: &str) -> String {
+    const OPEN: char = '\u{E000}';
+    const CLOSE: char = '\u{E001}';
+    let md: String = md.chars().filter(|c| *c != OPEN && *c != CLOSE).collect();
+    let mut mentions = Vec::new();
+    let mut protected = String::with_capacity(md.len());
+    let mut rest = md.as_str();
+    while let Some(at) = rest.find("<@") {
+        protected.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let id_len = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        if id_len > 0 && after[id_len..].starts_with('>') {
+            protected.push(OPEN);
+            protected.push_str(&mentions.len().to_string());
+            protected.push(CLOSE);
+            mentions.push(after[..id_len].to_string());
+            rest = &after[id_len + 1..];
+        } else {
+            protected.push_str("<@");
+            rest = after;
+        }
+    }
+    protected.push_str(rest);
+    let converted = to_slack_mrkdwn(&protected);
+    let mut out = String::with_capacity(converted.len());
+    let mut rest = converted.as_str();
+    while let Some(open) = rest.find(OPEN) {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + OPEN.len_utf8()..];
+        let close = after.find(CLOSE).unwrap_or(after.len());
+        match after[..close]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| mentions.get(i))
+        {
+            Some(id) => out.push_str(&format!("<@{id}>")),
+            None => out.push_str(&after[..close]),
+        }
+        rest = after.get(close + CLOSE.len_utf8()..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 fn repo_question(q: &RepoQuestionView) -> (String, Vec<Value>) {
@@ -280,6 +329,29 @@ mod tests {
             diff_link: None,
             network: None,
         }
+    }
+
+    #[test]
+    fn bot_text_is_mrkdwn_and_keeps_the_bots_mentions_only() {
+        let help = crate::chat::commands::help_text("threadsmith", "fix");
+        let (text, blocks) = render(&OutMessage::Text(help));
+        assert!(text.contains("*Mention me*"), "{text}");
+        assert!(!text.contains("**"), "{text}");
+        assert_eq!(blocks[0]["text"]["text"], text);
+        assert_eq!(
+            bot_text("Cancelled by <@U222>. **Done**"),
+            "Cancelled by <@U222>. *Done*"
+        );
+        // Anything else in angle brackets stays inert, and the placeholder cannot be forged.
+        assert_eq!(
+            bot_text("<!channel> <@U1|x> \u{E000}0\u{E001} <@U9>"),
+            "&lt;!channel&gt; &lt;@U1|x&gt; 0 <@U9>"
+        );
+        let (offer, _) = render(&OutMessage::RetryOffer {
+            task_id: "ab".into(),
+            text: "**Push failed**".into(),
+        });
+        assert_eq!(offer, "*Push failed*");
     }
 
     #[test]

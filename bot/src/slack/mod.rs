@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod events;
 pub mod http;
+pub mod pace;
 pub mod socket;
 
 use std::collections::HashMap;
@@ -27,17 +28,11 @@ pub struct SlackPort {
     client: Arc<SlackHyperClient>,
     token: SlackApiToken,
     names: Mutex<HashMap<String, String>>,
+    /// `chat.postMessage`'s pace, per channel.
+    pacer: pace::ChannelPacer,
 }
 
-fn api(method: &'static str) -> impl FnOnce(slack_morphism::errors::SlackClientError) -> ChatError {
-    move |e| match e {
-        slack_morphism::errors::SlackClientError::RateLimitError(_) => ChatError::RateLimited,
-        e => ChatError::Api {
-            method,
-            detail: e.to_string(),
-        },
-    }
-}
+use pace::retrying;
 
 /// A client for Slack's Web API; `api_url` points it elsewhere (a fake, in tests).
 pub fn client(api_url: Option<&str>) -> anyhow::Result<Arc<SlackHyperClient>> {
@@ -54,9 +49,9 @@ pub fn client(api_url: Option<&str>) -> anyhow::Result<Arc<SlackHyperClient>> {
                 .with_slack_api_url(url.trim_end_matches('/'))
         }
     };
-    // Slack's per-method tiers, and 429s retried after their Retry-After.
-    let connector =
-        connector.with_rate_control(SlackApiRateControlConfig::new().with_max_retries(5));
+    // No client-side rate control: slack-morphism's spaces all chat.postMessage calls of a
+    // workspace one second apart, whatever the channel. `pace` paces per channel and waits
+    // out each 429 in the call that got it.
     Ok(Arc::new(SlackClient::new(connector)))
 }
 
@@ -100,6 +95,7 @@ impl SlackPort {
                 client,
                 token,
                 names: Mutex::default(),
+                pacer: pace::ChannelPacer::default(),
             },
             identity,
         ))
@@ -110,10 +106,9 @@ impl SlackPort {
             return n;
         }
         let session = self.client.open_session(&self.token);
-        let name = match session
-            .users_info(&SlackApiUsersInfoRequest::new(user.into()))
-            .await
-        {
+        let req = SlackApiUsersInfoRequest::new(user.into());
+        let (s, r) = (&session, &req);
+        let name = match retrying("users.info", move || s.users_info(r)).await {
             Ok(info) => {
                 let u = info.user;
                 u.profile
@@ -153,10 +148,9 @@ impl ChatPort for SlackPort {
         if !thread.thread.is_empty() {
             req = req.with_thread_ts(thread.thread.as_str().into());
         }
-        let resp = session
-            .chat_post_message(&req)
-            .await
-            .map_err(api("chat.postMessage"))?;
+        self.pacer.wait_turn(&thread.channel).await;
+        let (s, r) = (&session, &req);
+        let resp = retrying("chat.postMessage", move || s.chat_post_message(r)).await?;
         Ok(resp.ts.to_string())
     }
 
@@ -167,14 +161,13 @@ impl ChatPort for SlackPort {
         message: &OutMessage,
     ) -> Result<(), ChatError> {
         let session = self.client.open_session(&self.token);
-        session
-            .chat_update(&SlackApiChatUpdateRequest::new(
-                thread.channel.as_str().into(),
-                content(message),
-                ts.into(),
-            ))
-            .await
-            .map_err(api("chat.update"))?;
+        let req = SlackApiChatUpdateRequest::new(
+            thread.channel.as_str().into(),
+            content(message),
+            ts.into(),
+        );
+        let (s, r) = (&session, &req);
+        retrying("chat.update", move || s.chat_update(r)).await?;
         Ok(())
     }
 
@@ -183,15 +176,13 @@ impl ChatPort for SlackPort {
         let mut req = SlackApiChatPostEphemeralRequest::new(
             thread.channel.as_str().into(),
             user.into(),
-            SlackMessageContent::new().with_text(text.to_string()),
+            SlackMessageContent::new().with_text(blocks::bot_text(text)),
         );
         if !thread.thread.is_empty() {
             req = req.with_thread_ts(thread.thread.as_str().into());
         }
-        session
-            .chat_post_ephemeral(&req)
-            .await
-            .map_err(api("chat.postEphemeral"))?;
+        let (s, r) = (&session, &req);
+        retrying("chat.postEphemeral", move || s.chat_post_ephemeral(r)).await?;
         Ok(())
     }
 
@@ -204,34 +195,38 @@ impl ChatPort for SlackPort {
     ) -> Result<(), ChatError> {
         let session = self.client.open_session(&self.token);
         let name: SlackReactionName = emoji(reaction).into();
-        let result = if on {
-            session
-                .reactions_add(&SlackApiReactionsAddRequest::new(
-                    thread.channel.as_str().into(),
-                    name,
-                    ts.into(),
-                ))
-                .await
-                .map(|_| ())
-        } else {
-            session
-                .reactions_remove(
-                    &SlackApiReactionsRemoveRequest::new(name)
-                        .with_channel(thread.channel.as_str().into())
-                        .with_timestamp(ts.into()),
-                )
-                .await
-                .map(|_| ())
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // Already there, or already gone: the effect holds.
-            Err(slack_morphism::errors::SlackClientError::ApiError(e))
-                if e.code == "already_reacted" || e.code == "no_reaction" =>
-            {
-                Ok(())
+        // Already there, or already gone: the effect holds.
+        fn holds<T>(
+            result: Result<T, slack_morphism::errors::SlackClientError>,
+        ) -> Result<(), slack_morphism::errors::SlackClientError> {
+            match result {
+                Ok(_) => Ok(()),
+                Err(slack_morphism::errors::SlackClientError::ApiError(e))
+                    if e.code == "already_reacted" || e.code == "no_reaction" =>
+                {
+                    Ok(())
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(api("reactions")(e)),
+        }
+        let s = &session;
+        if on {
+            let req =
+                SlackApiReactionsAddRequest::new(thread.channel.as_str().into(), name, ts.into());
+            let r = &req;
+            retrying("reactions.add", move || async move {
+                holds(s.reactions_add(r).await)
+            })
+            .await
+        } else {
+            let req = SlackApiReactionsRemoveRequest::new(name)
+                .with_channel(thread.channel.as_str().into())
+                .with_timestamp(ts.into());
+            let r = &req;
+            retrying("reactions.remove", move || async move {
+                holds(s.reactions_remove(r).await)
+            })
+            .await
         }
     }
 
@@ -241,17 +236,15 @@ impl ChatPort for SlackPort {
         let mut cursor: Option<SlackCursorId> = None;
         // A thread of 10,000 messages is 50 pages: read them all, but never loop forever.
         for _ in 0..200 {
-            let resp = session
-                .conversations_replies(
-                    &SlackApiConversationsRepliesRequest::new(
-                        thread.channel.as_str().into(),
-                        thread.thread.as_str().into(),
-                    )
-                    .with_limit(200)
-                    .opt_cursor(cursor.clone()),
-                )
-                .await
-                .map_err(api("conversations.replies"))?;
+            let req = SlackApiConversationsRepliesRequest::new(
+                thread.channel.as_str().into(),
+                thread.thread.as_str().into(),
+            )
+            .with_limit(200)
+            .opt_cursor(cursor.clone());
+            let (s, r) = (&session, &req);
+            let resp =
+                retrying("conversations.replies", move || s.conversations_replies(r)).await?;
             raw.extend(resp.messages);
             cursor = resp.response_metadata.and_then(|m| m.next_cursor);
             if cursor.is_none() {
@@ -300,10 +293,9 @@ impl ChatPort for SlackPort {
                 detail: e.to_string(),
             })?;
         let session = self.client.open_session(&self.token);
-        session
-            .views_open(&SlackApiViewsOpenRequest::new(trigger_id.into(), view))
-            .await
-            .map_err(api("views.open"))?;
+        let req = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
+        let (s, r) = (&session, &req);
+        retrying("views.open", move || s.views_open(r)).await?;
         Ok(())
     }
 
@@ -315,50 +307,44 @@ impl ChatPort for SlackPort {
         title: &str,
     ) -> Result<(), ChatError> {
         let session = self.client.open_session(&self.token);
-        let url = session
-            .get_upload_url_external(&SlackApiFilesGetUploadUrlExternalRequest::new(
-                filename.to_string(),
-                content.len(),
-            ))
-            .await
-            .map_err(api("files.getUploadURLExternal"))?;
-        session
-            .files_upload_via_url(&SlackApiFilesUploadViaUrlRequest::new(
-                url.upload_url,
-                content,
-                "text/x-diff".into(),
-            ))
-            .await
-            .map_err(api("files upload"))?;
-        session
-            .files_complete_upload_external(
-                &SlackApiFilesCompleteUploadExternalRequest::new(vec![
-                    SlackApiFilesComplete::new(url.file_id).with_title(title.to_string()),
-                ])
-                .with_channel_id(thread.channel.as_str().into())
-                .with_thread_ts(thread.thread.as_str().into()),
-            )
-            .await
-            .map_err(api("files.completeUploadExternal"))?;
+        let s = &session;
+        let req =
+            SlackApiFilesGetUploadUrlExternalRequest::new(filename.to_string(), content.len());
+        let r = &req;
+        let url = retrying("files.getUploadURLExternal", move || {
+            s.get_upload_url_external(r)
+        })
+        .await?;
+        let req =
+            SlackApiFilesUploadViaUrlRequest::new(url.upload_url, content, "text/x-diff".into());
+        let r = &req;
+        retrying("files upload", move || s.files_upload_via_url(r)).await?;
+        let req = SlackApiFilesCompleteUploadExternalRequest::new(vec![
+            SlackApiFilesComplete::new(url.file_id).with_title(title.to_string()),
+        ])
+        .with_channel_id(thread.channel.as_str().into())
+        .with_thread_ts(thread.thread.as_str().into());
+        let r = &req;
+        retrying("files.completeUploadExternal", move || {
+            s.files_complete_upload_external(r)
+        })
+        .await?;
         Ok(())
     }
 
     async fn in_group(&self, user: &str, group: &str) -> Result<bool, ChatError> {
         let session = self.client.open_session(&self.token);
-        let members = session
-            .usergroups_users_list(&SlackApiUserGroupsUsersListRequest::new(group.into()))
-            .await
-            .map_err(api("usergroups.users.list"))?;
+        let req = SlackApiUserGroupsUsersListRequest::new(group.into());
+        let (s, r) = (&session, &req);
+        let members = retrying("usergroups.users.list", move || s.usergroups_users_list(r)).await?;
         Ok(members.users.iter().any(|u| u.to_string() == user))
     }
 
     async fn permalink(&self, thread: &ThreadRef, ts: &str) -> Option<String> {
         let session = self.client.open_session(&self.token);
-        session
-            .chat_get_permalink(&SlackApiChatGetPermalinkRequest::new(
-                thread.channel.as_str().into(),
-                ts.into(),
-            ))
+        let req = SlackApiChatGetPermalinkRequest::new(thread.channel.as_str().into(), ts.into());
+        let (s, r) = (&session, &req);
+        retrying("chat.getPermalink", move || s.chat_get_permalink(r))
             .await
             .ok()
             .map(|r| r.permalink.to_string())

@@ -95,12 +95,37 @@ pub struct Sampling {
     pub seed: u64,
 }
 
+/// Which tool the model may or must call (Chat Completions `tool_choice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice {
+    /// The model picks: a message or tool calls.
+    Auto,
+    /// The model must call one or more tools.
+    Required,
+    /// The model must call this function.
+    Function(String),
+}
+
+impl ToolChoice {
+    /// The wire form: `"auto"`, `"required"`, or
+    /// `{"type": "function", "function": {"name": …}}`.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ToolChoice::Auto => Value::from("auto"),
+            ToolChoice::Required => Value::from("required"),
+            ToolChoice::Function(name) => {
+                serde_json::json!({"type": "function", "function": {"name": name}})
+            }
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
     messages: &'a [Message],
     tools: &'a Value,
-    tool_choice: &'static str,
+    tool_choice: Value,
     temperature: f32,
     seed: u64,
 }
@@ -220,11 +245,23 @@ impl ModelClient {
         tools: &Value,
         sampling: Sampling,
     ) -> Result<Reply, ModelError> {
+        self.chat_once_with(messages, tools, sampling, &ToolChoice::Auto)
+            .await
+    }
+
+    /// One request with a `tool_choice`, no retries.
+    pub async fn chat_once_with(
+        &self,
+        messages: &[Message],
+        tools: &Value,
+        sampling: Sampling,
+        choice: &ToolChoice,
+    ) -> Result<Reply, ModelError> {
         let body = ChatRequest {
             model: &self.config.model,
             messages,
             tools,
-            tool_choice: "auto",
+            tool_choice: choice.to_value(),
             temperature: sampling.temperature,
             seed: sampling.seed,
         };
@@ -284,9 +321,21 @@ impl ModelClient {
         tools: &Value,
         sampling: Sampling,
     ) -> Result<Reply, ModelError> {
+        self.chat_with(messages, tools, sampling, &ToolChoice::Auto)
+            .await
+    }
+
+    /// [`Self::chat`] with a `tool_choice`.
+    pub async fn chat_with(
+        &self,
+        messages: &[Message],
+        tools: &Value,
+        sampling: Sampling,
+        choice: &ToolChoice,
+    ) -> Result<Reply, ModelError> {
         let mut attempt = 0;
         loop {
-            match self.chat_once(messages, tools, sampling).await {
+            match self.chat_once_with(messages, tools, sampling, choice).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) if e.is_transient() && attempt < self.config.max_retries => {
                     let backoff = self.config.retry_base * 2u32.saturating_pow(attempt);

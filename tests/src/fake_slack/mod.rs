@@ -12,6 +12,7 @@
 //! A thread is keyed by its channel and the `ts` of its parent message; a reply's `thread_ts`
 //! is the parent's `ts` (the parent itself has `thread_ts: None` in [`Message`]).
 
+mod limits;
 mod payloads;
 mod socket;
 mod state;
@@ -315,6 +316,12 @@ impl FakeSlack {
                 self.read(SlackState::summary)
             ),
         }
+    }
+
+    /// Calls the fake answered HTTP 429 for being over Slack's rate limits, as
+    /// `(method, channel)`.
+    pub fn rate_limited(&self) -> Vec<(String, Option<String>)> {
+        self.read(|s| s.limits.refused.clone())
     }
 
     /// The next call of `method` fails with this HTTP status (and `Retry-After` header).

@@ -76,6 +76,19 @@ async fn api(
         if bad_json {
             return Ok(error("invalid_json"));
         }
+        // Over its rate limit: 429 with Retry-After, and no effect.
+        if handler(&method).is_some()
+            && let Err(secs) = s.limits.check(
+                &method,
+                args.get("channel").and_then(Value::as_str),
+                std::time::Instant::now(),
+            )
+        {
+            return Err(Failure::Status {
+                status: 429,
+                retry_after: Some(secs),
+            });
+        }
         Ok(dispatch(s, &shared, &method, &args, token.as_deref()))
     });
     match failure {
