@@ -5,8 +5,7 @@
 //! task never blocks a click. Every side effect in chat carries an idempotency key (the
 //! `effects` table), so a redelivered event or a replay changes nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use threadsmith_runner::{Outcome, Phase, RolloutEvent};
@@ -21,6 +20,8 @@ use crate::chat::{
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
+
+mod running;
 
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
@@ -41,7 +42,7 @@ pub struct Bot {
     port: Arc<dyn ChatPort>,
     settings: ChatSettings,
     wake: Notify,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    running: running::RunningTasks,
     /// Serialises side effects with the same idempotency key (by hash stripe), so that two
     /// handlers at once post one message.
     effect_locks: Vec<tokio::sync::Mutex<()>>,
@@ -72,7 +73,7 @@ impl Bot {
             port,
             settings,
             wake: Notify::new(),
-            running: Mutex::default(),
+            running: running::RunningTasks::default(),
             effect_locks: (0..EFFECT_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -314,12 +315,7 @@ impl Bot {
                 _ = shutdown.cancelled() => break,
             }
         }
-        let tokens: Vec<CancellationToken> = self
-            .running
-            .lock()
-            .map(|r| r.values().cloned().collect())
-            .unwrap_or_default();
-        for t in tokens {
+        for t in self.running.tokens() {
             t.cancel();
         }
     }
@@ -357,12 +353,7 @@ impl Bot {
                 return;
             }
         };
-        let local: Vec<String> = self
-            .running
-            .lock()
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default();
-        for id in local {
+        for id in self.running.ids() {
             if let Ok(Some(t)) = store.task(&id).await
                 && t.worker.as_deref() != Some(self.svc.worker_id())
             {
@@ -370,13 +361,7 @@ impl Bot {
                 doomed.push(id);
             }
         }
-        if let Ok(running) = self.running.lock() {
-            for id in doomed {
-                if let Some(t) = running.get(&id) {
-                    t.cancel();
-                }
-            }
-        }
+        self.running.cancel(&doomed);
     }
 
     /// Whether this process still owns a task (another adopts it when this one's heartbeat
@@ -615,7 +600,7 @@ impl Bot {
             {
                 lines.push(format!(
                     "• `{}` {} — {}",
-                    &t.id[..8],
+                    crate::short_id::short_id(&t.id),
                     t.title,
                     t.state.as_str()
                 ));
@@ -827,9 +812,7 @@ impl Bot {
         }
         let feedback = spec.feedback.clone();
         let cancel = CancellationToken::new();
-        if let Ok(mut r) = self.running.lock() {
-            r.insert(task_id.clone(), cancel.clone());
-        }
+        self.running.insert(task_id.clone(), cancel.clone());
         let link = ChatTaskLink {
             task_id: task_id.clone(),
             platform: thread.platform.clone(),
@@ -858,9 +841,7 @@ impl Bot {
         let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
         drop(sink);
         let _ = editor.await;
-        if let Ok(mut r) = self.running.lock() {
-            r.remove(&task_id);
-        }
+        self.running.remove(&task_id);
         report?;
         if !self.still_owned(&task_id).await? {
             // Reported by the process that took it over; saying more would contradict it.
@@ -1369,7 +1350,7 @@ impl Bot {
                             &user,
                             &format!(
                                 "This task was retried already (task `{}`).",
-                                &retry.task_id[..8]
+                                crate::short_id::short_id(&retry.task_id)
                             ),
                         )
                         .await?;
@@ -1383,11 +1364,7 @@ impl Bot {
             }
             ButtonAction::RunPlan { .. } | ButtonAction::RevisePlan { .. } => {}
             ButtonAction::Cancel { task_id } => {
-                let token = self
-                    .running
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.get(&task_id).cloned());
+                let token = self.running.get(&task_id);
                 match token {
                     Some(t) => {
                         t.cancel();

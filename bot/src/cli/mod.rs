@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipeline::{self, Services, TaskRequest};
+use crate::short_id::short_id;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -260,7 +261,7 @@ async fn approve(config: Config, task: &str, rollout: u32) -> anyhow::Result<Exi
         .iter()
         .any(|r| r.index == rollout)
     {
-        anyhow::bail!("task {} has no rollout {rollout}", &task.id[..8]);
+        anyhow::bail!("task {} has no rollout {rollout}", short_id(&task.id));
     }
     let who = format!(
         "cli:{}",
@@ -270,7 +271,7 @@ async fn approve(config: Config, task: &str, rollout: u32) -> anyhow::Result<Exi
     if approval.rollout != rollout {
         anyhow::bail!(
             "task {} is already approved: rollout {} by {}",
-            &task.id[..8],
+            short_id(&task.id),
             approval.rollout,
             approval.approved_by
         );
@@ -330,7 +331,7 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     print!("{}", show::ranked_table(&report.rollouts));
-    let dir = args.out.join(&report.task.id[..8]);
+    let dir = args.out.join(short_id(&report.task.id));
     let mut written = 0;
     for r in &report.rollouts {
         if let Some(diff) = svc.store.diff(&report.task.id, r.index).await?
@@ -348,7 +349,7 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "details: threadsmith show {}  (add --diff N or --transcript N)",
-        &report.task.id[..8]
+        short_id(&report.task.id)
     );
     let succeeded = report
         .rollouts

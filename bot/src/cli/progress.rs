@@ -77,9 +77,10 @@ impl CliProgress {
     fn rollout(&self, index: u32, message: String, done: bool) {
         match &self.bars {
             Some(bars) => {
-                let Ok(map) = bars.rollouts.lock() else {
-                    return;
-                };
+                let map = bars
+                    .rollouts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(bar) = map.get(&index) {
                     if done {
                         bar.finish_with_message(message);
@@ -103,7 +104,10 @@ impl ProgressSink for CliProgress {
     fn on_event(&self, event: &TaskEvent<'_>) {
         match event {
             TaskEvent::Created { task_id, title } => {
-                self.line(&format!("task {}: {title}", &task_id[..8]));
+                self.line(&format!(
+                    "task {}: {title}",
+                    crate::short_id::short_id(task_id)
+                ));
             }
             TaskEvent::Preparing { repo } => self.line(&format!("fetching {repo} …")),
             TaskEvent::Waiting {
@@ -123,9 +127,11 @@ impl ProgressSink for CliProgress {
                     &commit[..commit.len().min(10)],
                     rollouts.len()
                 ));
-                if let Some(bars) = &self.bars
-                    && let Ok(mut map) = bars.rollouts.lock()
-                {
+                if let Some(bars) = &self.bars {
+                    let mut map = bars
+                        .rollouts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let style = ProgressStyle::with_template(
                         "{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
                     )

@@ -105,7 +105,10 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
     if let Some(k) = args.diff {
         match store.diff(&task.id, k).await? {
             Some(d) => print!("{}", d.patch),
-            None => bail!("task {} has no rollout {k}", &task.id[..8]),
+            None => bail!(
+                "task {} has no rollout {k}",
+                crate::short_id::short_id(&task.id)
+            ),
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -86,7 +86,7 @@ pub fn failed() -> Markup {
 }
 
 fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+    crate::short_id::short_id(id)
 }
 
 fn outcome_badge(r: &RolloutRow) -> Markup {
