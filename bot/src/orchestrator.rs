@@ -21,6 +21,7 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod outcome_words;
 mod running;
 
 /// What the orchestrator needs to know about its chat platform.
@@ -1241,7 +1242,7 @@ impl Bot {
             .map(|r| RolloutLine {
                 index: r.index,
                 rank: r.rank.unwrap_or(0),
-                outcome: r.outcome.map_or(r.phase.clone(), |o| o.label().to_string()),
+                outcome: outcome_words::outcome_words(r),
                 succeeded: r.outcome == Some(Outcome::Succeeded),
                 tests: r.test.as_ref().map(|t| t.passed),
                 added: r.lines_added,

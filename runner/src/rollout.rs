@@ -334,6 +334,11 @@ async fn in_sandbox(
                                 ),
                             )
                         };
+                        if settings.test_detected_from.is_some()
+                            && let Some(words) = crate::testdetect::test_words(settings)
+                        {
+                            partial.detail = format!("{}: {words}", partial.detail);
+                        }
                         partial.test = Some(run);
                     }
                     Err(SandboxError::Cancelled) => {
@@ -346,8 +351,8 @@ async fn in_sandbox(
                     }
                 }
             } else {
-                partial.outcome = Outcome::Succeeded;
-                partial.detail = "no test command is configured".into();
+                partial.outcome = Outcome::Untested;
+                partial.detail = crate::testdetect::UNTESTED.into();
             }
         }
         AgentEnd::GaveUp { reason } => {

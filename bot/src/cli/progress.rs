@@ -12,6 +12,8 @@ use crate::pipeline::{ProgressSink, TaskEvent};
 
 pub struct CliProgress {
     bars: Option<Bars>,
+    /// Which tests the rollouts run (said again under the ranked table).
+    tests: Mutex<Option<String>>,
 }
 
 struct Bars {
@@ -56,7 +58,18 @@ impl CliProgress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             rollouts: Mutex::default(),
         });
-        Self { bars }
+        Self {
+            bars,
+            tests: Mutex::default(),
+        }
+    }
+
+    /// The task's tests line (`tests: `cargo test`, detected from …`), once rollouts started.
+    pub fn tests(&self) -> Option<String> {
+        self.tests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn finish(&self) {
@@ -121,12 +134,17 @@ impl ProgressSink for CliProgress {
                 base_ref,
                 commit,
                 rollouts,
+                tests,
             } => {
                 self.line(&format!(
-                    "base {base_ref} @ {}; {} rollout(s)",
+                    "base {base_ref} @ {}; {} rollout(s); {tests}",
                     &commit[..commit.len().min(10)],
                     rollouts.len()
                 ));
+                *self
+                    .tests
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tests.to_string());
                 if let Some(bars) = &self.bars {
                     let mut map = bars
                         .rollouts
@@ -156,7 +174,8 @@ impl ProgressSink for CliProgress {
                 format!("{} — {}", result.outcome.label(), result.detail),
                 true,
             ),
-            TaskEvent::Failed { error } => self.line(&format!("failed: {error}")),
+            // `run` says why the task failed once it ends (saying it here too printed it twice).
+            TaskEvent::Failed { .. } => {}
         }
     }
 }
