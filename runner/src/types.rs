@@ -219,7 +219,10 @@ pub struct TestRun {
 /// One changed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// The path after the change.
     pub path: String,
+    /// The path before, for a rename (git's rename detection).
+    pub old_path: Option<String>,
     /// `None` for binary files.
     pub added: Option<u64>,
     pub removed: Option<u64>,
