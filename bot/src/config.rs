@@ -333,6 +333,7 @@ impl SandboxSection {
             setup: self.setup.clone().filter(|s| !s.trim().is_empty()),
             setup_network: self.setup_network.unwrap_or(false),
             test: self.test.clone().filter(|s| !s.trim().is_empty()),
+            test_detected_from: None,
             limits,
             rollout_timeout: self
                 .rollout_timeout_secs

@@ -10,6 +10,7 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod publish;
 pub mod serve;
+pub mod short_id;
 pub mod slack;
 pub mod spec;
 pub mod store;

@@ -5,8 +5,7 @@
 //! task never blocks a click. Every side effect in chat carries an idempotency key (the
 //! `effects` table), so a redelivered event or a replay changes nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use threadsmith_runner::{Outcome, Phase, RolloutEvent};
@@ -36,6 +35,9 @@ mod retry;
 
 mod key_locks;
 
+mod outcome_words;
+mod running;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -57,7 +59,7 @@ pub struct Bot {
     wake: Notify,
     /// Stores submitted events in group commits.
     inbox: InboxWriter,
-    running: Mutex<HashMap<String, CancellationToken>>,
+    running: running::RunningTasks,
     /// Serialises side effects with the same idempotency key, so that two handlers at once
     /// post one message (and different keys never wait for each other).
     effect_locks: key_locks::KeyLocks,
@@ -83,7 +85,7 @@ impl Bot {
             settings,
             inbox,
             wake: Notify::new(),
-            running: Mutex::default(),
+            running: running::RunningTasks::default(),
             effect_locks: key_locks::KeyLocks::default(),
         })
     }
@@ -337,12 +339,7 @@ impl Bot {
                 _ = shutdown.cancelled() => break,
             }
         }
-        let tokens: Vec<CancellationToken> = self
-            .running
-            .lock()
-            .map(|r| r.values().cloned().collect())
-            .unwrap_or_default();
-        for t in tokens {
+        for t in self.running.tokens() {
             t.cancel();
         }
     }
@@ -406,12 +403,7 @@ impl Bot {
                 return;
             }
         };
-        let local: Vec<String> = self
-            .running
-            .lock()
-            .map(|r| r.keys().cloned().collect())
-            .unwrap_or_default();
-        for id in local {
+        for id in self.running.ids() {
             if let Ok(Some(t)) = store.task(&id).await
                 && t.worker.as_deref() != Some(self.svc.worker_id())
             {
@@ -419,13 +411,7 @@ impl Bot {
                 doomed.push(id);
             }
         }
-        if let Ok(running) = self.running.lock() {
-            for id in doomed {
-                if let Some(t) = running.get(&id) {
-                    t.cancel();
-                }
-            }
-        }
+        self.running.cancel(&doomed);
     }
 
     /// Whether this process still owns a task (another adopts it when this one's heartbeat
@@ -863,9 +849,7 @@ impl Bot {
         }
         let feedback = spec.feedback.clone();
         let cancel = CancellationToken::new();
-        if let Ok(mut r) = self.running.lock() {
-            r.insert(task_id.clone(), cancel.clone());
-        }
+        self.running.insert(task_id.clone(), cancel.clone());
         let link = ChatTaskLink {
             task_id: task_id.clone(),
             platform: thread.platform.clone(),
@@ -894,9 +878,7 @@ impl Bot {
         let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
         drop(sink);
         let _ = editor.await;
-        if let Ok(mut r) = self.running.lock() {
-            r.remove(&task_id);
-        }
+        self.running.remove(&task_id);
         report?;
         if !self.still_owned(&task_id).await? {
             // Reported by the process that took it over; saying more would contradict it.
@@ -1313,7 +1295,7 @@ impl Bot {
             .map(|r| RolloutLine {
                 index: r.index,
                 rank: r.rank.unwrap_or(0),
-                outcome: r.outcome.map_or(r.phase.clone(), |o| o.label().to_string()),
+                outcome: outcome_words::outcome_words(r),
                 succeeded: r.outcome == Some(Outcome::Succeeded),
                 tests: r.test.as_ref().map(|t| t.passed),
                 added: r.lines_added,
@@ -1398,7 +1380,7 @@ impl Bot {
                             &user,
                             &format!(
                                 "This task was retried already (task `{}`).",
-                                &retry.task_id[..8]
+                                crate::short_id::short_id(&retry.task_id)
                             ),
                         )
                         .await?;
@@ -1412,11 +1394,7 @@ impl Bot {
             }
             ButtonAction::RunPlan { .. } | ButtonAction::RevisePlan { .. } => {}
             ButtonAction::Cancel { task_id } => {
-                let token = self
-                    .running
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.get(&task_id).cloned());
+                let token = self.running.get(&task_id);
                 match token {
                     Some(t) => {
                         t.cancel();

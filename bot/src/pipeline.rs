@@ -18,6 +18,12 @@ use crate::publish::{PublishError, Publisher};
 use crate::spec::{RepoFacts, TaskSpec};
 use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, Worker};
 
+mod detect;
+mod model_check;
+mod validate;
+pub use detect::tests_line;
+pub use validate::validate;
+
 /// What the pipeline needs.
 #[derive(Clone)]
 pub struct Services {
@@ -152,6 +158,9 @@ pub enum TaskEvent<'a> {
         base_ref: &'a str,
         commit: &'a str,
         rollouts: &'a [u32],
+        /// Which test command the rollouts run, and whether it was detected (see
+        /// [`tests_line`]).
+        tests: &'a str,
     },
     Rollout(&'a RolloutEvent),
     /// Waiting for a slot under the limits on running rollouts.
@@ -413,11 +422,12 @@ async fn prepare_and_run(
         None => SandboxSection::default(),
     };
     let operator = configured.map(|r| r.settings.clone()).unwrap_or_default();
-    let settings = operator
+    let mut settings = operator
         .or(&repo_file)
         .or(&config.sandbox)
         .resolve(&config.image())
         .map_err(user)?;
+    detect::detect_tests(&svc.repos, &prepared, &mut settings).await;
     let size = svc.repos.tree_size(&prepared).await.map_err(user)?;
     let fits = config
         .repo_size_limit()
@@ -430,10 +440,19 @@ async fn prepare_and_run(
             bytes_words(fits)
         )));
     }
-    if matches!(settings.agent, AgentKind::Builtin { .. }) && config.model_config().is_none() {
-        return Err(user(
-            "No model endpoint is configured. Set THREADSMITH_MODEL_BASE_URL (any OpenAI-compatible endpoint), THREADSMITH_MODEL and, if it needs one, THREADSMITH_MODEL_API_KEY.",
-        ));
+    if matches!(settings.agent, AgentKind::Builtin { .. }) {
+        let Some(model) = config.model_config() else {
+            return Err(user(
+                "No model endpoint is configured. Set THREADSMITH_MODEL_BASE_URL (any OpenAI-compatible endpoint), THREADSMITH_MODEL and, if it needs one, THREADSMITH_MODEL_API_KEY.",
+            ));
+        };
+        // Before any container is made.
+        tokio::select! {
+            checked = model_check::check_reachable(&model, model_check::PROBE_TIMEOUT) => {
+                checked.map_err(user)?
+            }
+            _ = cancel.cancelled() => return Err(Refusal::CancelledWaiting.into()),
+        }
     }
 
     let seed_volume = svc
@@ -457,10 +476,12 @@ async fn prepare_and_run(
         .set_task_state(task_id, TaskState::Running, None)
         .await?;
     let indexes: Vec<u32> = rollouts.iter().map(|(k, _)| *k).collect();
+    let tests = tests_line(&settings);
     sink.on_event(&TaskEvent::Started {
         base_ref: &prepared.base_ref,
         commit: &prepared.base_commit,
         rollouts: &indexes,
+        tests: &tests,
     });
 
     let plan = Arc::new(TaskPlan {

@@ -12,6 +12,7 @@ pub mod repo;
 pub mod rollout;
 pub mod sandbox;
 pub mod secret;
+pub mod testdetect;
 pub mod types;
 
 use std::sync::Arc;

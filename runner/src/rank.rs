@@ -11,7 +11,8 @@ pub struct RankInput {
     pub confidence: Option<f64>,
     /// Lines added plus lines removed.
     pub diff_lines: u64,
-    /// Whether a test command ran (and so whether "succeeded" means "tests pass").
+    /// Whether a test command ran (and so whether "succeeded" means "tests pass"). An
+    /// [`Outcome::Untested`] rollout ranks below every one whose tests pass.
     pub tested: bool,
 }
 
@@ -39,7 +40,7 @@ pub struct Ranked {
 fn tier(r: &RankInput) -> (u8, &'static str) {
     match r.outcome {
         Outcome::Succeeded if r.tested => (0, "its tests pass"),
-        Outcome::Succeeded => (1, "it finished, but no tests were run"),
+        Outcome::Succeeded | Outcome::Untested => (1, "it changed files, but no tests were run"),
         Outcome::TestsFailed => (2, "its tests fail"),
         Outcome::GaveUp => (3, "it gave up"),
         Outcome::TimedOut => (4, "it timed out"),
@@ -158,6 +159,22 @@ mod tests {
         assert_eq!(
             ranked.iter().map(|r| r.rank).collect::<Vec<_>>(),
             vec![1, 2, 3, 4, 5]
+        );
+    }
+
+    #[test]
+    fn untested_ranks_below_passing_tests_whatever_its_confidence() {
+        let mut untested = input(1, Outcome::Untested, Some(1.0), 1);
+        untested.tested = false;
+        let ranked = rank(&[untested, input(2, Outcome::Succeeded, Some(0.1), 90)]);
+        assert_eq!(ranked[0].index, 2);
+        assert_eq!(ranked[1].index, 1);
+        assert!(
+            ranked[1].reason.contains(
+                "it changed files, but no tests were run, while rollout 2: its tests pass"
+            ),
+            "{}",
+            ranked[1].reason
         );
     }
 

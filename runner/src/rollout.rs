@@ -334,6 +334,11 @@ async fn in_sandbox(
                                 ),
                             )
                         };
+                        if settings.test_detected_from.is_some()
+                            && let Some(words) = crate::testdetect::test_words(settings)
+                        {
+                            partial.detail = format!("{}: {words}", partial.detail);
+                        }
                         partial.test = Some(run);
                     }
                     Err(SandboxError::Cancelled) => {
@@ -346,8 +351,8 @@ async fn in_sandbox(
                     }
                 }
             } else {
-                partial.outcome = Outcome::Succeeded;
-                partial.detail = "no test command is configured".into();
+                partial.outcome = Outcome::Untested;
+                partial.detail = crate::testdetect::UNTESTED.into();
             }
         }
         AgentEnd::GaveUp { reason } => {
@@ -407,9 +412,9 @@ if [ ! -d /workspace ]; then echo "the workspace is gone" >&2; exit 3; fi
 cp -p /seed/tree/.git/index /tmp/.ts-index
 mkdir -p /tmp/.ts-objects
 git add -A
-git diff --cached --no-renames --numstat -z HEAD
+git diff --cached --find-renames --numstat -z HEAD
 printf '\0--threadsmith-patch--\0'
-git diff --cached --no-renames --binary HEAD
+git diff --cached --find-renames --binary HEAD
 "#;
     let mut req = ExecRequest::shell(script, ctx.command_timeout);
     req.keep_stdout = Some(MAX_DIFF_BYTES);
@@ -469,23 +474,43 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Parses `git diff --numstat -z` (without renames).
+/// Parses `git diff --numstat -z --find-renames`: `added\tremoved\tpath\0`, or for a rename
+/// `added\tremoved\t\0old path\0new path\0`. Paths come as they are (never quoted).
 fn parse_numstat(raw: &[u8]) -> Vec<FileChange> {
-    raw.split(|b| *b == 0)
-        .filter(|entry| !entry.is_empty())
-        .filter_map(|entry| {
-            let text = String::from_utf8_lossy(entry);
-            let mut parts = text.splitn(3, '\t');
-            let added = parts.next()?;
-            let removed = parts.next()?;
-            let path = parts.next()?;
-            Some(FileChange {
-                path: path.to_string(),
-                added: added.parse().ok(),
-                removed: removed.parse().ok(),
-            })
-        })
-        .collect()
+    let mut fields = raw.split(|b| *b == 0);
+    let mut files = Vec::new();
+    while let Some(entry) = fields.next() {
+        if entry.is_empty() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(entry);
+        let mut parts = text.splitn(3, '\t');
+        let (Some(added), Some(removed), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (old_path, path) = if path.is_empty() {
+            let old = fields
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            let new = fields
+                .next()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            match (old, new) {
+                (Some(old), Some(new)) => (Some(old), new),
+                _ => break,
+            }
+        } else {
+            (None, path.to_string())
+        };
+        files.push(FileChange {
+            path,
+            old_path,
+            added: added.parse().ok(),
+            removed: removed.parse().ok(),
+        });
+    }
+    files
 }
 
 #[cfg(test)]
@@ -500,13 +525,38 @@ mod tests {
             vec![
                 FileChange {
                     path: "src/a b.rs".into(),
+                    old_path: None,
                     added: Some(3),
                     removed: Some(1)
                 },
                 FileChange {
                     path: "img.png".into(),
+                    old_path: None,
                     added: None,
                     removed: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn numstat_renames_keep_both_names_unquoted() {
+        let raw =
+            "0\t0\t\0docs/naïve notes/a.md\0docs/naïve notes/b.md\x001\t0\trun.sh\0".as_bytes();
+        assert_eq!(
+            parse_numstat(raw),
+            vec![
+                FileChange {
+                    path: "docs/naïve notes/b.md".into(),
+                    old_path: Some("docs/naïve notes/a.md".into()),
+                    added: Some(0),
+                    removed: Some(0)
+                },
+                FileChange {
+                    path: "run.sh".into(),
+                    old_path: None,
+                    added: Some(1),
+                    removed: Some(0)
                 },
             ]
         );

@@ -234,7 +234,7 @@ fn labels(task_id: &str, rollout: Option<u32>) -> HashMap<String, String> {
 }
 
 fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+    id.char_indices().nth(8).map_or(id, |(at, _)| &id[..at])
 }
 
 impl Docker {

@@ -10,8 +10,11 @@ use crate::sandbox::Limits;
 /// How a rollout ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// The agent finished, changed files, and the tests passed (or none are configured).
+    /// The agent finished, changed files, and the tests passed.
     Succeeded,
+    /// The agent finished and changed files, but the repository has no test command (none is
+    /// configured and none was detected): nothing says whether the change works.
+    Untested,
     /// The agent finished, but the test command failed.
     TestsFailed,
     /// The agent gave up, or finished without changing anything.
@@ -25,8 +28,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Succeeded,
+        Outcome::Untested,
         Outcome::TestsFailed,
         Outcome::GaveUp,
         Outcome::TimedOut,
@@ -37,6 +41,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
+            Outcome::Untested => "untested",
             Outcome::TestsFailed => "tests_failed",
             Outcome::GaveUp => "gave_up",
             Outcome::TimedOut => "timed_out",
@@ -53,6 +58,7 @@ impl Outcome {
     pub fn label(self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
+            Outcome::Untested => "untested",
             Outcome::TestsFailed => "tests failed",
             Outcome::GaveUp => "gave up",
             Outcome::TimedOut => "timed out",
@@ -137,6 +143,9 @@ pub struct RepoSettings {
     /// The setup phase may use the network (opt-in; the result says so).
     pub setup_network: bool,
     pub test: Option<String>,
+    /// Set when `test` was not configured but found from the repository's files (what it was
+    /// found from, see [`crate::testdetect`]).
+    pub test_detected_from: Option<String>,
     pub limits: Limits,
     pub rollout_timeout: Duration,
     pub command_timeout: Duration,
@@ -150,6 +159,7 @@ impl Default for RepoSettings {
             setup: None,
             setup_network: false,
             test: None,
+            test_detected_from: None,
             limits: Limits::default(),
             rollout_timeout: Duration::from_secs(30 * 60),
             command_timeout: Duration::from_secs(10 * 60),
@@ -209,7 +219,10 @@ pub struct TestRun {
 /// One changed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChange {
+    /// The path after the change.
     pub path: String,
+    /// The path before, for a rename (git's rename detection).
+    pub old_path: Option<String>,
     /// `None` for binary files.
     pub added: Option<u64>,
     pub removed: Option<u64>,

@@ -220,3 +220,25 @@ async fn a_base_ref_other_than_the_default_branch_is_used() {
     let commands = env.svc.store.commands(&report.task.id, 1).await.unwrap();
     assert_eq!(commands[0].output.trim(), "1.0");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_model_fails_the_task_before_any_container() {
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let env = env(|c| c.model.base_url = Some(url)).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    let started = std::time::Instant::now();
+    let report = env.run(&repo, 2, "fix it").await;
+    assert_eq!(report.task.state, TaskState::Failed, "{report:?}");
+    let error = report.task.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("model endpoint cannot be reached"),
+        "{error}"
+    );
+    // No rollout (and so no sandbox) was started, and it took no retries.
+    assert!(report.rollouts.is_empty(), "{report:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    env.assert_nothing_left(&report.task.id).await;
+}

@@ -263,3 +263,179 @@ async fn approve_pushes_the_rollouts_branch() {
     assert!(stderr.contains("has no rollout 7"), "{stderr}");
     env.assert_nothing_left(&report.task.id).await;
 }
+
+/// The change every scripted rollout of these tests makes: add() fixed.
+fn script_fix(env: &TestEnv, seed: u64) {
+    env.model.script(
+        seed,
+        vec![
+            Turn::Call(
+                "write_file",
+                json!({"path": "calc.sh", "content": FIXED_CALC}),
+            ),
+            Turn::Call(
+                "finish",
+                json!({"summary": "Fixed add.", "confidence": 0.9}),
+            ),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_without_tests_gives_untested_rollouts_and_exit_3() {
+    let env = env(|_| {}).await;
+    let repo = threadsmith_tests::gitrepo::repo_with(
+        &env.dir.path().join("notests"),
+        &[("calc.sh", threadsmith_tests::gitrepo::BUGGY_CALC)],
+    );
+    script_fix(&env, 1);
+    let setup = Setup::of(&env);
+    let repo_arg = repo.display().to_string();
+    let out = cli(&setup, &["run", "--repo", &repo_arg, "-n", "1", "fix add"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("untested"), "{stdout}");
+    assert!(!stdout.contains("succeeded"), "{stdout}");
+    assert!(stdout.contains("tests: none"), "{stdout}");
+    assert!(stderr.contains("No rollout was tested"), "{stderr}");
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    let rollout = &env.svc.store.rollouts(&task.id).await.unwrap()[0];
+    assert_eq!(rollout.outcome, Some(threadsmith_runner::Outcome::Untested));
+    assert!(
+        rollout
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("no test command"),
+        "{rollout:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_makefile_test_target_is_detected_and_named() {
+    let env = env(|_| {}).await;
+    let repo = threadsmith_tests::gitrepo::repo_with(
+        &env.dir.path().join("withmake"),
+        &[
+            ("calc.sh", threadsmith_tests::gitrepo::BUGGY_CALC),
+            ("test.sh", threadsmith_tests::gitrepo::CALC_TESTS),
+            (
+                "Makefile",
+                "build:\n\ttrue\n\ntest: build\n\tbash test.sh\n",
+            ),
+        ],
+    );
+    script_fix(&env, 1);
+    let setup = Setup::of(&env);
+    let repo_arg = repo.display().to_string();
+    let out = cli(&setup, &["run", "--repo", &repo_arg, "-n", "1", "fix add"]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains("tests: `make test`, detected from the Makefile's `test` target"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
+    // The detected command is what ran (the rollout image has no make: the run says so).
+    let commands = env.svc.store.commands(&task.id, 1).await.unwrap();
+    assert!(
+        commands.iter().any(|c| c.command == "make test"),
+        "{commands:?}"
+    );
+    let rollout = &env.svc.store.rollouts(&task.id).await.unwrap()[0];
+    assert!(
+        rollout
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("detected from the Makefile's `test` target"),
+        "{rollout:?}"
+    );
+    assert_ne!(rollout.outcome, Some(threadsmith_runner::Outcome::Untested));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_into_a_closed_pipe_ends_quietly() {
+    let env = env(|_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    script_fix(&env, 1);
+    let report = env.run(&repo, 1, "fix add").await;
+    let setup = Setup::of(&env);
+    let task8 = report.task.id[..8].to_string();
+    for args in [vec!["show", &task8], vec!["show", &task8, "--diff", "1"]] {
+        // A reader that has gone already: every write meets a closed pipe.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(threadsmith())
+            .args(&args)
+            .current_dir(&setup.dir)
+            .env("THREADSMITH_DATABASE_URL", &setup.database_url)
+            .env("THREADSMITH_DATA_DIR", &setup.data_dir)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_cli_input_is_refused_before_a_task_is_stored() {
+    let env = env(|_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    let setup = Setup::of(&env);
+    let repo_arg = repo.display().to_string();
+    let missing = env.dir.path().join("no-such-repo").display().to_string();
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["run", "--repo", &repo_arg, "-n", "0", "fix"],
+            "Asked for 0 attempts",
+        ),
+        (
+            vec!["run", "--repo", &repo_arg, "  "],
+            "The task text is empty",
+        ),
+        (vec!["run", "--repo", &missing, "fix"], "no-such-repo"),
+    ];
+    for (args, expected) in cases {
+        let out = cli(&setup, &args).await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.matches(expected).count(), 1, "{args:?}: {stderr}");
+    }
+    assert!(
+        env.svc.store.recent_tasks(10).await.unwrap().is_empty(),
+        "no task row for refused input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_task_is_explained_once() {
+    let env = env(|_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    let setup = Setup::of(&env);
+    let repo_arg = repo.display().to_string();
+    let out = cli(
+        &setup,
+        &[
+            "run",
+            "--repo",
+            &repo_arg,
+            "--base",
+            "no-such-branch",
+            "fix",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr.matches("no-such-branch").count(),
+        1,
+        "the error is printed once: {stderr}"
+    );
+}

@@ -164,6 +164,7 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
             patch: "diff --git a/x b/x\n+ü\n".into(),
             files: vec![FileChange {
                 path: "x".into(),
+                old_path: Some("old ü/x".into()),
                 added: Some(1),
                 removed: Some(0),
             }],

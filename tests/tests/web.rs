@@ -138,3 +138,72 @@ async fn pages_show_the_diff_and_transcript_and_run_no_script() {
     eprintln!("screenshot: {}", png.display());
     env.assert_nothing_left(&task_id).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_pages_show_real_names_renames_and_mode_changes() {
+    let env = env(|_| {}).await;
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = threadsmith_tests::gitrepo::repo_with(
+        &repo_dir.path().join("docs-repo"),
+        &[
+            ("docs/naïve notes/a.md", "one\ntwo\nthree\nfour\nfive\n"),
+            ("docs/naïve notes/edit me.md", "x\n"),
+            ("run.sh", "echo hi\n"),
+            ("blob.bin", "\u{0}\u{1}\u{2}"),
+        ],
+    );
+    env.model.script(
+        1,
+        vec![
+            Turn::Call(
+                "run_command",
+                json!({"command": "cd 'docs/naïve notes' && mv a.md b.md && sed -i 's/five/FIVE/' b.md && printf 'y\\n' > 'edit me.md' && cd ../.. && chmod +x run.sh && printf '\\000\\003' > blob.bin"}),
+            ),
+            Turn::Call("finish", json!({"summary": "Renamed the notes.", "confidence": 0.5})),
+        ],
+    );
+    let report = env.run(&repo, 1, "rename the notes").await;
+    let task_id = report.task.id.clone();
+    let stored = env.svc.store.diff(&task_id, 1).await.unwrap().unwrap();
+    // The stored patch is one git applies (Approve applies it) and it says "rename".
+    assert!(stored.patch.contains("rename from"), "{}", stored.patch);
+    let check = tempfile::tempdir().unwrap();
+    let clone = check.path().join("clone");
+    threadsmith_tests::gitrepo::git(
+        check.path(),
+        &[
+            "clone",
+            "--quiet",
+            repo.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(check.path().join("p.patch"), &stored.patch).unwrap();
+    threadsmith_tests::gitrepo::git(
+        &clone,
+        &[
+            "apply",
+            "--check",
+            check.path().join("p.patch").to_str().unwrap(),
+        ],
+    );
+
+    let token = env.svc.store.web_token(&task_id).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = threadsmith_bot::web::router(env.svc.store.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dom = dump_dom(&format!("{base}/t/{token}/rollouts/1")).await;
+    let text = browser::text(&dom);
+    assert!(text.contains("docs/naïve notes/b.md"), "{text}");
+    assert!(text.contains("docs/naïve notes/edit me.md"), "{text}");
+    assert!(!text.contains("\\303"), "no quoted names: {text}");
+    assert!(
+        text.contains("renamed docs/naïve notes/a.md → docs/naïve notes/b.md"),
+        "{text}"
+    );
+    assert!(text.contains("mode 100644 → 100755"), "{text}");
+    assert!(text.contains("binary"), "{text}");
+    assert!(text.contains("Files (4)"), "a rename is one file: {text}");
+    env.assert_nothing_left(&task_id).await;
+}

@@ -28,7 +28,10 @@ pub async fn approve(config: Config, task: &str, rollout: u32) -> anyhow::Result
         .iter()
         .any(|r| r.index == rollout)
     {
-        anyhow::bail!("task {} has no rollout {rollout}", &task.id[..8]);
+        anyhow::bail!(
+            "task {} has no rollout {rollout}",
+            crate::short_id::short_id(&task.id)
+        );
     }
     let who = format!(
         "cli:{}",

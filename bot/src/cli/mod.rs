@@ -2,6 +2,7 @@
 
 mod approve;
 mod doctor;
+mod out;
 mod progress;
 mod show;
 
@@ -12,11 +13,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use threadsmith_runner::image::{self, OfflineBuild};
 use threadsmith_runner::secret::Secret;
-use threadsmith_runner::{Docker, ModelClient, RepoCache, Runner};
+use threadsmith_runner::{Docker, ModelClient, Outcome, RepoCache, Runner};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipeline::{self, Services, TaskRequest};
+use crate::short_id::short_id;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -230,7 +232,13 @@ pub async fn services(config: Config) -> anyhow::Result<Services> {
         .context("the [publish] or [github] settings")
 }
 
+/// Runs a command. Its answer goes to stdout; a reader that closes the pipe early ends it quietly
+/// with 141. Exit statuses are listed in README.md.
 pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    out::quiet_broken_pipe(command(cli).await)
+}
+
+async fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli.global)?;
     match cli.command {
         Command::Run(args) => run(config, args).await,
@@ -248,8 +256,35 @@ pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `threadsmith run`'s exit statuses (documented in README.md).
+pub mod exit {
+    /// A rollout's tests pass.
+    pub const TESTS_PASS: u8 = 0;
+    /// The task failed (bad input, repository, image, model…), or threadsmith did.
+    pub const FAILED: u8 = 1;
+    /// Every rollout failed its tests, gave up, timed out or errored.
+    pub const NO_FIX: u8 = 2;
+    /// A rollout changed files, but there are no tests (none configured, none detected).
+    pub const UNTESTED: u8 = 3;
+}
+
 async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let attempts = args.attempts.unwrap_or(config.attempts());
+    let request = TaskRequest {
+        text: args.text.join(" "),
+        repo: args.repo,
+        base: args.base,
+        attempts,
+        origin: "cli".into(),
+        requester: std::env::var("USER").ok(),
+        spec: None,
+        task_id: None,
+    };
+    // Bad input is refused before anything is stored or started.
+    if let Err(message) = pipeline::validate(&config, &request) {
+        eprintln!("{message}");
+        return Ok(ExitCode::from(exit::FAILED));
+    }
     let svc = services(config).await?;
     let cancel = CancellationToken::new();
     {
@@ -262,31 +297,18 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let progress = progress::CliProgress::new();
-    let report = pipeline::run_task(
-        &svc,
-        TaskRequest {
-            text: args.text.join(" "),
-            repo: args.repo,
-            base: args.base,
-            attempts,
-            origin: "cli".into(),
-            requester: std::env::var("USER").ok(),
-            spec: None,
-            task_id: None,
-        },
-        &progress,
-        cancel,
-    )
-    .await?;
+    let report = pipeline::run_task(&svc, request, &progress, cancel).await?;
     progress.finish();
     if let Some(error) = &report.task.error {
         eprintln!("\nThe task failed: {error}");
-        println!("task {}", report.task.id);
-        return Ok(ExitCode::FAILURE);
+        out::print(&format!("task {}\n", report.task.id))?;
+        return Ok(ExitCode::from(exit::FAILED));
     }
-    println!();
-    print!("{}", show::ranked_table(&report.rollouts));
-    let dir = args.out.join(&report.task.id[..8]);
+    let mut text = format!("\n{}", show::ranked_table(&report.rollouts));
+    if let Some(tests) = progress.tests() {
+        text.push_str(&format!("{tests}\n"));
+    }
+    let dir = args.out.join(short_id(&report.task.id));
     let mut written = 0;
     for r in &report.rollouts {
         if let Some(diff) = svc.store.diff(&report.task.id, r.index).await?
@@ -300,21 +322,24 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if written > 0 {
-        println!("\npatches: {}/rollout-<N>.patch", dir.display());
+        text.push_str(&format!("\npatches: {}/rollout-<N>.patch\n", dir.display()));
     }
-    println!(
-        "details: threadsmith show {}  (add --diff N or --transcript N)",
-        &report.task.id[..8]
-    );
-    let succeeded = report
-        .rollouts
-        .iter()
-        .any(|r| r.outcome == Some(threadsmith_runner::Outcome::Succeeded));
-    Ok(if succeeded {
-        ExitCode::SUCCESS
+    text.push_str(&format!(
+        "details: threadsmith show {}  (add --diff N or --transcript N)\n",
+        short_id(&report.task.id)
+    ));
+    out::print(&text)?;
+    let has = |o| report.rollouts.iter().any(|r| r.outcome == Some(o));
+    Ok(ExitCode::from(if has(Outcome::Succeeded) {
+        exit::TESTS_PASS
+    } else if has(Outcome::Untested) {
+        eprintln!(
+            "No rollout was tested: the repository has no test command (none is configured and none was found). Review the patches before using them, or set `test` in .threadsmith.toml."
+        );
+        exit::UNTESTED
     } else {
-        ExitCode::from(2)
-    })
+        exit::NO_FIX
+    }))
 }
 
 async fn image_command(config: Config, command: ImageCommand) -> anyhow::Result<ExitCode> {

@@ -12,6 +12,8 @@ use crate::pipeline::{ProgressSink, TaskEvent};
 
 pub struct CliProgress {
     bars: Option<Bars>,
+    /// Which tests the rollouts run (said again under the ranked table).
+    tests: Mutex<Option<String>>,
 }
 
 struct Bars {
@@ -56,7 +58,18 @@ impl CliProgress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
             rollouts: Mutex::default(),
         });
-        Self { bars }
+        Self {
+            bars,
+            tests: Mutex::default(),
+        }
+    }
+
+    /// The task's tests line (`tests: `cargo test`, detected from …`), once rollouts started.
+    pub fn tests(&self) -> Option<String> {
+        self.tests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn finish(&self) {
@@ -77,9 +90,10 @@ impl CliProgress {
     fn rollout(&self, index: u32, message: String, done: bool) {
         match &self.bars {
             Some(bars) => {
-                let Ok(map) = bars.rollouts.lock() else {
-                    return;
-                };
+                let map = bars
+                    .rollouts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(bar) = map.get(&index) {
                     if done {
                         bar.finish_with_message(message);
@@ -103,7 +117,10 @@ impl ProgressSink for CliProgress {
     fn on_event(&self, event: &TaskEvent<'_>) {
         match event {
             TaskEvent::Created { task_id, title } => {
-                self.line(&format!("task {}: {title}", &task_id[..8]));
+                self.line(&format!(
+                    "task {}: {title}",
+                    crate::short_id::short_id(task_id)
+                ));
             }
             TaskEvent::Preparing { repo } => self.line(&format!("fetching {repo} …")),
             TaskEvent::Waiting {
@@ -117,15 +134,22 @@ impl ProgressSink for CliProgress {
                 base_ref,
                 commit,
                 rollouts,
+                tests,
             } => {
                 self.line(&format!(
-                    "base {base_ref} @ {}; {} rollout(s)",
+                    "base {base_ref} @ {}; {} rollout(s); {tests}",
                     &commit[..commit.len().min(10)],
                     rollouts.len()
                 ));
-                if let Some(bars) = &self.bars
-                    && let Ok(mut map) = bars.rollouts.lock()
-                {
+                *self
+                    .tests
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tests.to_string());
+                if let Some(bars) = &self.bars {
+                    let mut map = bars
+                        .rollouts
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let style = ProgressStyle::with_template(
                         "{spinner} {prefix:.bold} {elapsed:>4} {wide_msg}",
                     )
@@ -150,7 +174,8 @@ impl ProgressSink for CliProgress {
                 format!("{} — {}", result.outcome.label(), result.detail),
                 true,
             ),
-            TaskEvent::Failed { error } => self.line(&format!("failed: {error}")),
+            // `run` says why the task failed once it ends (saying it here too printed it twice).
+            TaskEvent::Failed { .. } => {}
         }
     }
 }

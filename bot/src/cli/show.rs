@@ -99,20 +99,47 @@ pub async fn find_task(
     }
 }
 
+/// A line of the answer (writing to a `String` cannot fail).
+macro_rules! outln {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
+macro_rules! outw {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = write!($out, $($arg)*);
+    }};
+}
+
+/// Prints the answer; a reader that closed the pipe ends the command quietly.
+fn finish(out: &str) -> anyhow::Result<ExitCode> {
+    super::out::print(out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
     let store = crate::store::open(&config.database_url()).await?;
     let task = find_task(store.as_ref(), &args.task, &config.database_url()).await?;
+    let mut out = String::new();
     if let Some(k) = args.diff {
         match store.diff(&task.id, k).await? {
-            Some(d) => print!("{}", d.patch),
-            None => bail!("task {} has no rollout {k}", &task.id[..8]),
+            Some(d) => super::out::print(&d.patch)?,
+            None => bail!(
+                "task {} has no rollout {k}",
+                crate::short_id::short_id(&task.id)
+            ),
         }
-        return Ok(ExitCode::SUCCESS);
+        return finish(&out);
     }
     if let Some(k) = args.transcript {
         let commands = store.commands(&task.id, k).await?;
         for c in commands {
-            println!(
+            outln!(
+                out,
                 "── {} [{}] {} · exit {} · {:.1}s{}",
                 c.seq,
                 c.kind.as_str(),
@@ -121,14 +148,15 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
                 c.duration.as_secs_f64(),
                 if c.timed_out { " · timed out" } else { "" }
             );
-            println!("{}", c.output.trim_end());
+            outln!(out, "{}", c.output.trim_end());
         }
-        return Ok(ExitCode::SUCCESS);
+        return finish(&out);
     }
     let stage = crate::store::stage(store.as_ref(), &task).await?;
-    println!("task {}  ({})", task.id, stage.as_str());
-    println!("title: {}", task.title);
-    println!(
+    outln!(out, "task {}  ({})", task.id, stage.as_str());
+    outln!(out, "title: {}", task.title);
+    outln!(
+        out,
         "repo:  {} @ {} {}",
         task.repo,
         task.base_ref.as_deref().unwrap_or("?"),
@@ -136,37 +164,39 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map_or("", |c| &c[..c.len().min(10)])
     );
-    println!(
+    outln!(
+        out,
         "from:  {} at {}",
         task.origin,
         task.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     );
     if let Some(e) = &task.error {
-        println!("error: {e}");
+        outln!(out, "error: {e}");
     }
     let rollouts = store.rollouts(&task.id).await?;
     if rollouts.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+        return finish(&out);
     }
-    println!();
-    print!("{}", ranked_table(&rollouts));
+    outln!(out);
+    outw!(out, "{}", ranked_table(&rollouts));
     for r in &rollouts {
-        println!("\n## rollout {}", r.index);
+        outln!(out, "\n## rollout {}", r.index);
         if let Some(reason) = &r.rank_reason {
-            println!("rank:    {reason}");
+            outln!(out, "rank:    {reason}");
         }
         if let Some(detail) = &r.detail {
-            println!("outcome: {}", detail);
+            outln!(out, "outcome: {}", detail);
         }
         if let Some(net) = &r.network {
-            println!("network: {net}");
+            outln!(out, "network: {net}");
         }
         if let Some(s) = &r.summary {
-            println!("summary:\n{}", s.trim());
+            outln!(out, "summary:\n{}", s.trim());
         }
         let commands = store.commands(&task.id, r.index).await?;
         for c in &commands {
-            println!(
+            outln!(
+                out,
                 "  {:>3}. [{}] {}  → {}",
                 c.seq,
                 c.kind.as_str(),
@@ -179,5 +209,5 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    finish(&out)
 }

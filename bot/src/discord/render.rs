@@ -52,7 +52,7 @@ fn rows(buttons: Vec<CreateButton>) -> Vec<CreateActionRow> {
 }
 
 fn short(task_id: &str) -> &str {
-    &task_id[..task_id.len().min(8)]
+    crate::short_id::short_id(task_id)
 }
 
 fn content(text: &str) -> String {

@@ -37,7 +37,7 @@ fn button(label: &str, action: &ButtonAction, style: Option<&str>) -> Value {
 }
 
 fn short(task_id: &str) -> &str {
-    &task_id[..task_id.len().min(8)]
+    crate::short_id::short_id(task_id)
 }
 
 /// Text fallback and blocks of a message.

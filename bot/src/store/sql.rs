@@ -219,7 +219,13 @@ fn files_json(files: &[FileChange]) -> String {
     serde_json::Value::Array(
         files
             .iter()
-            .map(|f| json!({"path": f.path, "added": f.added, "removed": f.removed}))
+            .map(|f| {
+                let mut v = json!({"path": f.path, "added": f.added, "removed": f.removed});
+                if let Some(old) = &f.old_path {
+                    v["old_path"] = json!(old);
+                }
+                v
+            })
             .collect(),
     )
     .to_string()
@@ -233,6 +239,7 @@ fn parse_files(text: &str) -> Result<Vec<FileChange>, StoreError> {
             a.iter()
                 .map(|f| FileChange {
                     path: f["path"].as_str().unwrap_or_default().to_string(),
+                    old_path: f["old_path"].as_str().map(String::from),
                     added: f["added"].as_u64(),
                     removed: f["removed"].as_u64(),
                 })

@@ -7,6 +7,8 @@ use syntect::highlighting::{Theme, ThemeSet};
 use syntect::html::{IncludeBackground, styled_line_to_highlighted_html};
 use syntect::parsing::SyntaxSet;
 
+use super::diff_header::{Header, path_of_diff_line};
+
 /// Lines longer than this are shown without highlighting (minified files, data).
 const HIGHLIGHT_MAX_LINE: usize = 1_000;
 
@@ -35,13 +37,41 @@ pub struct Hunk {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FileDiff {
+    /// The path after the change (before it, for a deleted file), unquoted.
     pub path: String,
-    /// `added`, `deleted`, `modified`, `renamed`
+    /// The path before a rename or copy.
+    pub old_path: Option<String>,
+    /// `added`, `deleted`, `modified`, `renamed`, `copied`
     pub status: &'static str,
+    /// Set on a mode change (`100644` → `100755`).
+    pub old_mode: Option<String>,
+    pub new_mode: Option<String>,
     pub binary: bool,
     pub hunks: Vec<Hunk>,
     pub added: u32,
     pub removed: u32,
+}
+
+impl FileDiff {
+    /// What changed besides the lines, in words: `renamed a → b`, `mode 100644 → 100755`,
+    /// `added`, `deleted`, `binary`.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        match (self.status, &self.old_path) {
+            ("renamed" | "copied", Some(old)) => {
+                notes.push(format!("{} {old} → {}", self.status, self.path));
+            }
+            ("added" | "deleted", _) => notes.push(self.status.to_string()),
+            _ => {}
+        }
+        if let (Some(old), Some(new)) = (&self.old_mode, &self.new_mode) {
+            notes.push(format!("mode {old} → {new}"));
+        }
+        if self.binary {
+            notes.push("binary".into());
+        }
+        notes
+    }
 }
 
 fn hunk_starts(header: &str) -> (u32, u32) {
@@ -65,20 +95,40 @@ fn hunk_starts(header: &str) -> (u32, u32) {
     (old, new)
 }
 
+/// Parses a patch and names its files as git's `-z` output did (exact, never quoted, renames
+/// included), when that list matches the patch file for file; else as the patch's headers say.
+pub fn parse_with_names(patch: &str, names: &[threadsmith_runner::FileChange]) -> Vec<FileDiff> {
+    let mut files = parse(patch);
+    let lines_up = files.len() == names.len()
+        && files
+            .iter()
+            .zip(names)
+            .all(|(f, n)| f.status == "deleted" || f.old_path.is_some() == n.old_path.is_some());
+    if lines_up {
+        for (f, n) in files.iter_mut().zip(names) {
+            f.path.clone_from(&n.path);
+            if n.old_path.is_some() {
+                f.old_path.clone_from(&n.old_path);
+            }
+        }
+    }
+    files
+}
+
 /// Parses `git diff` output (as the runner stores it).
 pub fn parse(patch: &str) -> Vec<FileDiff> {
     let mut files: Vec<FileDiff> = Vec::new();
     let (mut old, mut new) = (0u32, 0u32);
     let mut in_binary = false;
+    let mut header = Header::default();
     for line in patch.lines() {
         if let Some(rest) = line.strip_prefix("diff --git ") {
-            // `a/<path> b/<path>`: the b side, which is the path after the change.
-            let path = rest.rsplit_once(" b/").map_or(rest, |(_, b)| b).to_string();
             files.push(FileDiff {
-                path,
+                path: path_of_diff_line(rest),
                 status: "modified",
                 ..FileDiff::default()
             });
+            header = Header::default();
             in_binary = false;
             continue;
         }
@@ -99,15 +149,16 @@ pub fn parse(patch: &str) -> Vec<FileDiff> {
             continue;
         }
         let Some(hunk) = file.hunks.last_mut() else {
-            if line.starts_with("new file mode") {
-                file.status = "added";
-            } else if line.starts_with("deleted file mode") {
-                file.status = "deleted";
-            } else if line.starts_with("rename to ") {
-                file.status = "renamed";
-            } else if line.starts_with("GIT binary patch") || line.starts_with("Binary files ") {
-                file.binary = true;
-                in_binary = true;
+            if header.read(line) {
+                if let Some(path) = &header.path {
+                    file.path.clone_from(path);
+                }
+                file.old_path.clone_from(&header.old_path);
+                file.status = header.status.unwrap_or("modified");
+                file.old_mode.clone_from(&header.old_mode);
+                file.new_mode.clone_from(&header.new_mode);
+                file.binary = header.binary;
+                in_binary = header.binary;
             }
             continue;
         };
@@ -245,6 +296,92 @@ new file mode 100644
 @@ -0,0 +1 @@
 +hello
 ";
+
+    /// What `git diff --cached --find-renames --binary HEAD` wrote for a binary change, a
+    /// rename with an edit and a non-ASCII, spaced name, an edit under such a name, and a mode
+    /// change.
+    const GIT_PATCH: &str = "diff --git a/blob.bin b/blob.bin
+index 8352675d67aed6625ece79af41c27fdb4ee2e867..a903574af00b573ad9bdb2bccf8d93ed00c675de 100644
+GIT binary patch
+literal 2
+JcmZQz1^@sB00aO4
+
+literal 3
+KcmZQzWC8#H2LJ>B
+
+diff --git \"a/docs/na\\303\\257ve notes/a.md\" \"b/docs/na\\303\\257ve notes/b.md\"
+similarity index 79%
+rename from \"docs/na\\303\\257ve notes/a.md\"
+rename to \"docs/na\\303\\257ve notes/b.md\"
+index b2f931a..17eb8c9 100644
+--- \"a/docs/na\\303\\257ve notes/a.md\"\t
++++ \"b/docs/na\\303\\257ve notes/b.md\"\t
+@@ -2,4 +2,4 @@ one
+ two
+ three
+ four
+-five
++FIVE
+diff --git \"a/docs/na\\303\\257ve notes/edit me.md\" \"b/docs/na\\303\\257ve notes/edit me.md\"
+index 587be6b..975fbec 100644
+--- \"a/docs/na\\303\\257ve notes/edit me.md\"\t
++++ \"b/docs/na\\303\\257ve notes/edit me.md\"\t
+@@ -1 +1 @@
+-x
++y
+diff --git a/run.sh b/run.sh
+old mode 100644
+new mode 100755
+";
+
+    #[test]
+    fn real_names_renames_modes_and_binary_changes() {
+        let files = parse(GIT_PATCH);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "blob.bin",
+                "docs/naïve notes/b.md",
+                "docs/naïve notes/edit me.md",
+                "run.sh"
+            ]
+        );
+        assert!(files[0].binary);
+        assert_eq!(files[0].notes(), ["binary"]);
+        assert_eq!(files[1].status, "renamed");
+        assert_eq!(files[1].old_path.as_deref(), Some("docs/naïve notes/a.md"));
+        assert_eq!(
+            files[1].notes(),
+            ["renamed docs/naïve notes/a.md → docs/naïve notes/b.md"]
+        );
+        assert_eq!((files[1].added, files[1].removed), (1, 1));
+        assert_eq!(files[1].hunks[0].lines[4].new, Some(5));
+        assert_eq!(files[2].status, "modified");
+        assert!(files[2].notes().is_empty());
+        assert_eq!(files[3].notes(), ["mode 100644 → 100755"]);
+        assert!(files[3].hunks.is_empty());
+
+        // The names git gave with -z win when they line up with the patch.
+        let names = |p: &str, old: Option<&str>| threadsmith_runner::FileChange {
+            path: p.into(),
+            old_path: old.map(String::from),
+            added: None,
+            removed: None,
+        };
+        let named = parse_with_names(
+            GIT_PATCH,
+            &[
+                names("blob.bin", None),
+                names("docs/naïve notes/b.md", Some("docs/naïve notes/a.md")),
+                names("docs/naïve notes/edit me.md", None),
+                names("run.sh", None),
+            ],
+        );
+        assert_eq!(named, files);
+        // A list that does not match (an older diff, another patch) is not used.
+        assert_eq!(parse_with_names(GIT_PATCH, &[names("x", None)]), files);
+    }
 
     #[test]
     fn a_git_diff_parses_into_files_and_numbered_lines() {

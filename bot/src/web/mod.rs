@@ -8,6 +8,7 @@
 //! referrer, so the token does not leak through links.
 
 pub mod diff;
+mod diff_header;
 pub mod markdown;
 mod pages;
 

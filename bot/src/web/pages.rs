@@ -86,7 +86,7 @@ pub fn failed() -> Markup {
 }
 
 fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+    crate::short_id::short_id(id)
 }
 
 fn outcome_badge(r: &RolloutRow) -> Markup {
@@ -279,6 +279,7 @@ fn file_diff(i: usize, f: &FileDiff, budget: &mut usize) -> Markup {
     html! {
         section.file id={ "file-" (i) } {
             h3 { (f.path) " " span.meta { "(" (f.status) ") " } span.add { "+" (f.added) } " " span.del { "−" (f.removed) } }
+            @for note in f.notes() { p.meta { (note) } }
             div.diff {
                 @if f.binary {
                     p.meta { " Binary file: download the patch to see it." }
@@ -346,7 +347,7 @@ pub fn rollout(d: &RolloutData) -> Markup {
     let files = d
         .diff
         .as_ref()
-        .map(|x| diff::parse(&x.patch))
+        .map(|x| diff::parse_with_names(&x.patch, &x.files))
         .unwrap_or_default();
     let mut budget = MAX_DIFF_LINES;
     layout(
@@ -375,7 +376,10 @@ pub fn rollout(d: &RolloutData) -> Markup {
             @if files.is_empty() { p { "This rollout changed no files." } }
             ul.files {
                 @for (i, f) in files.iter().enumerate() {
-                    li { a href={ "#file-" (i) } { (f.path) } " " span.add { "+" (f.added) } " " span.del { "−" (f.removed) } }
+                    li {
+                        a href={ "#file-" (i) } { (f.path) } " " span.add { "+" (f.added) } " " span.del { "−" (f.removed) }
+                        @for note in f.notes() { " · " span.meta { (note) } }
+                    }
                 }
             }
             @for (i, f) in files.iter().enumerate() { (file_diff(i, f, &mut budget)) }

@@ -71,6 +71,12 @@ fn budget(deadline: Instant, limit: Duration) -> Duration {
         .max(Duration::from_secs(1))
 }
 
+/// The last line `read_file` shows. Both numbers come from the model: a huge start must not
+/// overflow (a panic in a debug build, a wrap to a line before the start otherwise).
+fn last_line(start_line: u64, max_lines: u64) -> u64 {
+    start_line.saturating_add(max_lines.saturating_sub(1))
+}
+
 /// The built-in agent loop.
 pub async fn run_builtin(
     ctx: &mut RolloutCtx<'_>,
@@ -178,7 +184,7 @@ async fn execute(
             start_line,
             max_lines,
         } => {
-            let end = start_line + max_lines - 1;
+            let end = last_line(start_line, max_lines);
             let script = r#"f="$1"; if [ ! -f "$f" ]; then echo "no such file: $f" >&2; exit 2; fi; sed -n "$2,$3p" -- "$f""#;
             let mut req = ExecRequest::shell(script, budget(deadline, limit));
             req.argv.extend([
@@ -293,5 +299,25 @@ pub async fn run_external(
                 code.map_or("no exit code".to_string(), |c| format!("code {c}"))
             ),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_huge_start_line_does_not_overflow() {
+        assert_eq!(last_line(u64::MAX, 400), u64::MAX);
+        assert_eq!(last_line(1, 400), 400);
+        assert_eq!(last_line(7, 1), 7);
+    }
+
+    proptest! {
+        #[test]
+        fn the_range_is_never_empty(start in any::<u64>(), lines in any::<u64>()) {
+            prop_assert!(last_line(start, lines) >= start);
+        }
     }
 }
