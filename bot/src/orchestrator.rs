@@ -22,6 +22,10 @@ use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
 
+mod ending;
+mod repos;
+use repos::RepoChoice;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -562,15 +566,10 @@ impl Bot {
             Some(Ok(c)) => c,
         };
         if let Command::Fix(args) | Command::Plan(args) = &command
-            && let Some(repo) = &args.repo
-            && !self.repo_allowed(repo)
+            && let Some(refusal) = self.refuse_named_repo(args)
         {
-            self.post_once(
-                &reply_key,
-                &thread,
-                &OutMessage::Text(self.repo_refusal(repo)),
-            )
-            .await?;
+            self.post_once(&reply_key, &thread, &OutMessage::Text(refusal))
+                .await?;
             return Ok(());
         }
         match command {
@@ -607,94 +606,25 @@ impl Bot {
     }
 
     async fn status_text(&self, thread: &ThreadRef) -> Result<String, HandleError> {
-        let tasks = self.svc.store.recent_tasks(20).await?;
+        let tasks = self
+            .svc
+            .store
+            .recent_channel_tasks(&thread.platform, &thread.channel, 20)
+            .await?;
         let mut lines = Vec::new();
         for t in tasks {
-            if let Some(link) = self.svc.store.chat_task(&t.id).await?
-                && link.channel == thread.channel
-            {
-                lines.push(format!(
-                    "• `{}` {} — {}",
-                    &t.id[..8],
-                    t.title,
-                    t.state.as_str()
-                ));
-            }
+            lines.push(format!(
+                "• `{}` {} — {}",
+                &t.id[..8],
+                t.title,
+                t.state.as_str()
+            ));
         }
         Ok(if lines.is_empty() {
             "No tasks in this channel yet.".into()
         } else {
             format!("Recent tasks here:\n{}", lines.join("\n"))
         })
-    }
-
-    /// The repository: `repo=` in the request, a repository link in the thread, the channel's
-    /// default, the configured default.
-    /// Whether a repository named in chat may be used (see `allow_unlisted_repos`).
-    fn repo_allowed(&self, repo: &str) -> bool {
-        let config = &self.svc.config;
-        config.allow_unlisted_repos.unwrap_or(false)
-            || config.repo(repo).is_some()
-            || config.default_repo.as_deref() == Some(repo)
-    }
-
-    fn repo_refusal(&self, repo: &str) -> String {
-        let names: Vec<String> = self
-            .svc
-            .config
-            .repos
-            .iter()
-            .map(|r| format!("`{}`", inert(&r.name)))
-            .collect();
-        format!(
-            "I can only work on the repositories I am configured for, and `{}` is not one of them.{}",
-            inert(repo),
-            if names.is_empty() {
-                String::new()
-            } else {
-                format!(" Known: {}.", names.join(", "))
-            }
-        )
-    }
-
-    async fn pick_repo(
-        &self,
-        args: &FixArgs,
-        thread: &ThreadRef,
-        transcript: &str,
-    ) -> Result<Option<String>, HandleError> {
-        if let Some(r) = &args.repo {
-            return Ok(Some(r.clone()));
-        }
-        let config = &self.svc.config;
-        // The longest configured name or URL mentioned as a whole (not `acme/api` inside
-        // `acme/api-docs`).
-        let mentioned = |needle: &str| {
-            !needle.is_empty()
-                && transcript.match_indices(needle).any(|(at, _)| {
-                    transcript[at + needle.len()..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !(c.is_alphanumeric() || "-_.".contains(c)))
-                })
-        };
-        let found = config
-            .repos
-            .iter()
-            .filter(|r| mentioned(&r.url) || mentioned(&format!("/{}", r.name)))
-            .max_by_key(|r| r.name.len());
-        if let Some(repo) = found {
-            return Ok(Some(repo.name.clone()));
-        }
-        if let Some(r) = self
-            .svc
-            .store
-            .channel_repo(&thread.platform, &thread.channel)
-            .await?
-        {
-            return Ok(Some(r));
-        }
-        Ok(config.default_repo.clone())
     }
 
     async fn start_task(
@@ -795,7 +725,18 @@ impl Bot {
             base,
             retry_of,
         } = match prepared {
-            Some(p) => p,
+            Some(p) => {
+                // A stored task's or plan's repository is checked again: the allow-list may
+                // have changed since, and a stored row is no licence.
+                match self.check_repo(p.repo.clone()) {
+                    Ok(_) => p,
+                    Err(text) => {
+                        return self
+                            .refuse_in_status(&thread, &status_ts, trigger_ts.as_deref(), text)
+                            .await;
+                    }
+                }
+            }
             None => match self
                 .understand(
                     &thread,
@@ -907,9 +848,17 @@ impl Bot {
             }
             None => plain_spec(&transcript, args.instructions.as_deref()),
         };
-        match self.pick_repo(args, thread, &transcript).await? {
-            Some(repo) => Ok(Some((spec, repo))),
-            None if !self.svc.config.repos.is_empty() => {
+        match self
+            .resolve_repo(args.repo.as_deref(), thread, &transcript)
+            .await?
+        {
+            RepoChoice::Use(repo) => Ok(Some((spec, repo))),
+            RepoChoice::Refused(text) => {
+                self.refuse_in_status(thread, status_ts, trigger_ts, text)
+                    .await?;
+                Ok(None)
+            }
+            RepoChoice::Unknown if !self.svc.config.repos.is_empty() => {
                 // Ask, with a menu of the configured repositories; the request waits.
                 let timeout = self.svc.config.question_timeout_secs.unwrap_or(15 * 60);
                 let question = crate::store::Question {
@@ -946,7 +895,7 @@ impl Bot {
                     .await?;
                 Ok(None)
             }
-            None => {
+            RepoChoice::Unknown => {
                 let text = format!(
                     "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
                     self.settings.bot_name, self.settings.slash_command
@@ -1163,7 +1112,7 @@ impl Bot {
             Update::Done(text) => {
                 // The first end wins: "Failed: …" is not overwritten by the final "Done.".
                 if view.running {
-                    view.headline = text;
+                    view.headline = self.final_headline(&link.task_id, text).await;
                 }
                 view.running = false;
             }
@@ -1798,6 +1747,13 @@ impl Bot {
                 return Ok(());
             }
         };
+        // A `repo=` the allow-list refuses: before anything is posted or read.
+        if let SlashCommand::Describe(args) | SlashCommand::FromThread { args, .. } = &command
+            && let Some(refusal) = self.refuse_named_repo(args)
+        {
+            self.port.ephemeral(&here, &user, &refusal).await?;
+            return Ok(());
+        }
         match command {
             SlashCommand::Help => {
                 let help =
@@ -1819,12 +1775,14 @@ impl Bot {
                 };
                 self.port.ephemeral(&here, &user, &text).await?;
             }
-            SlashCommand::SetRepo(repo) if !self.repo_allowed(&repo) => {
-                self.port
-                    .ephemeral(&here, &user, &self.repo_refusal(&repo))
-                    .await?;
-            }
             SlashCommand::SetRepo(repo) => {
+                let repo = match self.check_repo(repo) {
+                    Ok(repo) => repo,
+                    Err(text) => {
+                        self.port.ephemeral(&here, &user, &text).await?;
+                        return Ok(());
+                    }
+                };
                 self.svc
                     .store
                     .set_channel_repo(&platform, &channel, &repo)
@@ -2007,6 +1965,6 @@ impl ProgressSink for ChatProgress {
 
 impl Drop for ChatProgress {
     fn drop(&mut self) {
-        let _ = self.tx.send(Update::Done("Done.".into()));
+        let _ = self.tx.send(Update::Done(ending::DONE.into()));
     }
 }
