@@ -302,6 +302,13 @@ async fn cancel_stops_a_running_task() {
             s.reactions(CHANNEL, &mention).contains(&"x".to_string())
         })
         .await;
+    // The status message ends saying so, not "Done.".
+    let ended = slack.message(CHANNEL, &status.ts).unwrap();
+    assert!(
+        ended.text.contains("Cancelled.") && !ended.text.contains("Done."),
+        "{}",
+        ended.text
+    );
     assert!(
         slack
             .ephemerals()
