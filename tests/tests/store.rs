@@ -55,6 +55,7 @@ check!(
     admission_respects_limits,
     chat_links_questions_plans,
     cancel_requests_reach_the_owner,
+    channel_tasks_are_read_by_channel,
 );
 
 fn new_task(id: &str, requester: &str, repo: &str, attempts: u32, worker: &str) -> NewTask {
@@ -703,4 +704,59 @@ async fn cancel_requests_reach_the_owner(s: Arc<dyn Store>) {
         .unwrap();
     assert!(s.cancel_requests("owner").await.unwrap().is_empty());
     assert!(!s.request_cancel("t1").await.unwrap(), "it has ended");
+}
+
+/// A channel's tasks come from the store by channel: many newer tasks elsewhere (other
+/// channels, the same channel id on another platform) never hide them.
+async fn channel_tasks_are_read_by_channel(s: Arc<dyn Store>) {
+    let link = |id: &str, platform: &str, channel: &str| ChatTaskLink {
+        task_id: id.into(),
+        platform: platform.into(),
+        workspace: "T1".into(),
+        channel: channel.into(),
+        thread: format!("{id}.0"),
+        requester: "U1".into(),
+        ..ChatTaskLink::default()
+    };
+    s.create_task(&new_task("quiet", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    s.link_chat_task(&link("quiet", "slack", "C1"))
+        .await
+        .unwrap();
+    for n in 0..25 {
+        let id = format!("busy{n:02}");
+        s.create_task(&new_task(&id, "U1", "r", 1, "w"))
+            .await
+            .unwrap();
+        s.link_chat_task(&link(&id, "slack", "C2")).await.unwrap();
+    }
+    s.create_task(&new_task("other", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    s.link_chat_task(&link("other", "discord", "C1"))
+        .await
+        .unwrap();
+    s.create_task(&new_task("cli", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+
+    let quiet = s.recent_channel_tasks("slack", "C1", 20).await.unwrap();
+    assert_eq!(
+        quiet.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["quiet"]
+    );
+    let busy = s.recent_channel_tasks("slack", "C2", 20).await.unwrap();
+    assert_eq!(busy.len(), 20);
+    assert!(
+        busy.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+    assert!(busy.iter().all(|t| t.id.starts_with("busy")));
+    assert!(
+        s.recent_channel_tasks("slack", "C3", 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -392,6 +392,13 @@ pub trait Store: Send + Sync {
     /// Tasks whose id starts with `prefix`, newest first.
     async fn find_tasks(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError>;
     async fn recent_tasks(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError>;
+    /// The newest `limit` tasks asked for in a chat channel, newest first.
+    async fn recent_channel_tasks(
+        &self,
+        platform: &str,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<TaskRow>, StoreError>;
     /// In rank order when ranked, else in rollout order.
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError>;
     async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError>;

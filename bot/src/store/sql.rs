@@ -531,6 +531,27 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn recent_channel_tasks(
+        &self,
+        platform: &str,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<TaskRow>, StoreError> {
+        sqlx::query(
+            "SELECT t.* FROM tasks t JOIN chat_tasks c ON c.task_id = t.id
+             WHERE c.platform = $1 AND c.channel = $2
+             ORDER BY t.created_at DESC LIMIT $3",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
+    }
+
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError> {
         sqlx::query("SELECT * FROM rollouts WHERE task_id = $1 ORDER BY rank IS NULL, rank, idx")
             .bind(task_id)
