@@ -24,6 +24,7 @@ use crate::store::{ChatTaskLink, StoreError};
 
 mod ending;
 mod repos;
+mod thread_queue;
 use repos::RepoChoice;
 
 /// What the orchestrator needs to know about its chat platform.
@@ -49,6 +50,7 @@ pub struct Bot {
     /// Serialises side effects with the same idempotency key (by hash stripe), so that two
     /// handlers at once post one message.
     effect_locks: Vec<tokio::sync::Mutex<()>>,
+    busy_threads: thread_queue::BusyThreads,
 }
 
 const EFFECT_LOCK_STRIPES: usize = 64;
@@ -80,6 +82,7 @@ impl Bot {
             effect_locks: (0..EFFECT_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            busy_threads: thread_queue::BusyThreads::default(),
         })
     }
 
@@ -147,6 +150,9 @@ impl Bot {
             {
                 continue;
             }
+            let thread = link
+                .as_ref()
+                .map(|l| thread_of(&l.platform, &l.workspace, &l.channel, &l.thread));
             match link {
                 // It ended, but the summary never went out: post it now.
                 Some(link) if task.state == crate::store::TaskState::Done => {
@@ -169,6 +175,10 @@ impl Bot {
                         )
                         .await?;
                 }
+            }
+            // Requests queued behind it in its thread start now.
+            if let Some(thread) = thread {
+                self.start_next_queued(&thread).await;
             }
         }
         Ok(())
@@ -598,6 +608,12 @@ impl Bot {
                 {
                     return Ok(());
                 }
+                if self
+                    .queue_if_busy(&thread, &message_ts, &user, &text, via)
+                    .await?
+                {
+                    return Ok(());
+                }
                 self.start_task(thread, Some(message_ts), user, args, None)
                     .await?;
             }
@@ -667,6 +683,7 @@ impl Bot {
                 }),
             )
             .await?;
+        self.busy_threads.enter(&thread);
 
         let started = self
             .run_started(
@@ -702,6 +719,8 @@ impl Bot {
                 self.react_once(&thread, ts, Reaction::Failed, true).await;
             }
         }
+        self.busy_threads.leave(&thread);
+        self.start_next_queued(&thread).await;
         started
     }
 

@@ -56,6 +56,7 @@ check!(
     chat_links_questions_plans,
     cancel_requests_reach_the_owner,
     channel_tasks_are_read_by_channel,
+    requests_queue_behind_a_threads_task,
 );
 
 fn new_task(id: &str, requester: &str, repo: &str, attempts: u32, worker: &str) -> NewTask {
@@ -758,5 +759,84 @@ async fn channel_tasks_are_read_by_channel(s: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A thread's running task and the requests queued behind it, oldest first, each once.
+async fn requests_queue_behind_a_threads_task(s: Arc<dyn Store>) {
+    s.create_task(&new_task("run", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    s.link_chat_task(&ChatTaskLink {
+        task_id: "run".into(),
+        platform: "slack".into(),
+        workspace: "T1".into(),
+        channel: "C1".into(),
+        thread: "1.0".into(),
+        trigger_ts: Some("1.1".into()),
+        requester: "U1".into(),
+        ..ChatTaskLink::default()
+    })
+    .await
+    .unwrap();
+    let active = s.active_thread_task("slack", "C1", "1.0").await.unwrap();
+    assert_eq!(active.map(|l| l.task_id).as_deref(), Some("run"));
+    assert!(
+        s.active_thread_task("slack", "C1", "2.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(
+        s.queue_request("slack", "C1", "1.0", "1.2", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.queue_request("slack", "C1", "1.0", "1.2", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        s.queue_request("slack", "C1", "1.0", "1.3", "{\"b\":2}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.queue_request("slack", "C1", "9.0", "9.1", "{}")
+            .await
+            .unwrap()
+    );
+    let (ts, event, _) = s
+        .next_queued_request("slack", "C1", "1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ts.as_str(), event.as_str()), ("1.2", "{\"a\":1}"));
+    s.unqueue_request("slack", "C1", "1.2").await.unwrap();
+    let (ts, _, _) = s
+        .next_queued_request("slack", "C1", "1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ts, "1.3");
+    s.unqueue_request("slack", "C1", "1.3").await.unwrap();
+    assert!(
+        s.next_queued_request("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    s.set_task_state("run", TaskState::Done, None)
+        .await
+        .unwrap();
+    assert!(
+        s.active_thread_task("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .is_none()
     );
 }
