@@ -38,6 +38,11 @@ mod key_locks;
 mod outcome_words;
 mod running;
 
+mod ending;
+mod repos;
+mod thread_queue;
+use repos::RepoChoice;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -63,6 +68,7 @@ pub struct Bot {
     /// Serialises side effects with the same idempotency key, so that two handlers at once
     /// post one message (and different keys never wait for each other).
     effect_locks: key_locks::KeyLocks,
+    busy_threads: thread_queue::BusyThreads,
 }
 
 /// An error while handling an event: logged, and the event is marked failed.
@@ -87,6 +93,7 @@ impl Bot {
             wake: Notify::new(),
             running: running::RunningTasks::default(),
             effect_locks: key_locks::KeyLocks::default(),
+            busy_threads: thread_queue::BusyThreads::default(),
         })
     }
 
@@ -161,6 +168,9 @@ impl Bot {
             {
                 continue;
             }
+            let thread = link
+                .as_ref()
+                .map(|l| thread_of(&l.platform, &l.workspace, &l.channel, &l.thread));
             match link {
                 // It ended, but the summary never went out: post it now.
                 Some(link) if task.state == crate::store::TaskState::Done => {
@@ -183,6 +193,10 @@ impl Bot {
                         )
                         .await?;
                 }
+            }
+            // Requests queued behind it in its thread start now.
+            if let Some(thread) = thread {
+                self.start_next_queued(&thread).await;
             }
         }
         Ok(())
@@ -589,15 +603,10 @@ impl Bot {
             Some(Ok(c)) => c,
         };
         if let Command::Fix(args) | Command::Plan(args) = &command
-            && let Some(repo) = &args.repo
-            && !self.repo_allowed(repo)
+            && let Some(refusal) = self.refuse_named_repo(args)
         {
-            self.post_once(
-                &reply_key,
-                &thread,
-                &OutMessage::Text(self.repo_refusal(repo)),
-            )
-            .await?;
+            self.post_once(&reply_key, &thread, &OutMessage::Text(refusal))
+                .await?;
             return Ok(());
         }
         match command {
@@ -626,6 +635,12 @@ impl Bot {
                 {
                     return Ok(());
                 }
+                if self
+                    .queue_if_busy(&thread, &message_ts, &user, &text, via)
+                    .await?
+                {
+                    return Ok(());
+                }
                 self.start_task(thread, Some(message_ts), user, args, None)
                     .await?;
             }
@@ -634,89 +649,20 @@ impl Bot {
     }
 
     async fn status_text(&self, thread: &ThreadRef) -> Result<String, HandleError> {
-        let tasks = self.svc.store.recent_tasks(20).await?;
+        let tasks = self
+            .svc
+            .store
+            .recent_channel_tasks(&thread.platform, &thread.channel, 20)
+            .await?;
         let mut lines = Vec::new();
         for t in tasks {
-            if let Some(link) = self.svc.store.chat_task(&t.id).await?
-                && link.channel == thread.channel
-            {
-                lines.push(status::task_line(&t.id, &t.title, t.state.as_str()));
-            }
+            lines.push(status::task_line(&t.id, &t.title, t.state.as_str()));
         }
         Ok(if lines.is_empty() {
             "No tasks in this channel yet.".into()
         } else {
             format!("Recent tasks here:\n{}", lines.join("\n"))
         })
-    }
-
-    /// The repository: `repo=` in the request, a repository link in the thread, the channel's
-    /// default, the configured default.
-    /// Whether a repository named in chat may be used (see `allow_unlisted_repos`).
-    fn repo_allowed(&self, repo: &str) -> bool {
-        let config = &self.svc.config;
-        config.allow_unlisted_repos.unwrap_or(false)
-            || config.repo(repo).is_some()
-            || config.default_repo.as_deref() == Some(repo)
-    }
-
-    fn repo_refusal(&self, repo: &str) -> String {
-        let names: Vec<String> = self
-            .svc
-            .config
-            .repos
-            .iter()
-            .map(|r| format!("`{}`", inert(&r.name)))
-            .collect();
-        format!(
-            "I can only work on the repositories I am configured for, and `{}` is not one of them.{}",
-            inert(repo),
-            if names.is_empty() {
-                String::new()
-            } else {
-                format!(" Known: {}.", names.join(", "))
-            }
-        )
-    }
-
-    async fn pick_repo(
-        &self,
-        args: &FixArgs,
-        thread: &ThreadRef,
-        transcript: &str,
-    ) -> Result<Option<String>, HandleError> {
-        if let Some(r) = &args.repo {
-            return Ok(Some(r.clone()));
-        }
-        let config = &self.svc.config;
-        // The longest configured name or URL mentioned as a whole (not `acme/api` inside
-        // `acme/api-docs`).
-        let mentioned = |needle: &str| {
-            !needle.is_empty()
-                && transcript.match_indices(needle).any(|(at, _)| {
-                    transcript[at + needle.len()..]
-                        .chars()
-                        .next()
-                        .is_none_or(|c| !(c.is_alphanumeric() || "-_.".contains(c)))
-                })
-        };
-        let found = config
-            .repos
-            .iter()
-            .filter(|r| mentioned(&r.url) || mentioned(&format!("/{}", r.name)))
-            .max_by_key(|r| r.name.len());
-        if let Some(repo) = found {
-            return Ok(Some(repo.name.clone()));
-        }
-        if let Some(r) = self
-            .svc
-            .store
-            .channel_repo(&thread.platform, &thread.channel)
-            .await?
-        {
-            return Ok(Some(r));
-        }
-        Ok(config.default_repo.clone())
     }
 
     async fn start_task(
@@ -759,6 +705,7 @@ impl Bot {
                 }),
             )
             .await?;
+        self.busy_threads.enter(&thread);
 
         let started = self
             .run_started(
@@ -794,6 +741,8 @@ impl Bot {
                 self.react_once(&thread, ts, Reaction::Failed, true).await;
             }
         }
+        self.busy_threads.leave(&thread);
+        self.start_next_queued(&thread).await;
         started
     }
 
@@ -817,7 +766,18 @@ impl Bot {
             base,
             retry_of,
         } = match prepared {
-            Some(p) => p,
+            Some(p) => {
+                // A stored task's or plan's repository is checked again: the allow-list may
+                // have changed since, and a stored row is no licence.
+                match self.check_repo(p.repo.clone()) {
+                    Ok(_) => p,
+                    Err(text) => {
+                        return self
+                            .refuse_in_status(&thread, &status_ts, trigger_ts.as_deref(), text)
+                            .await;
+                    }
+                }
+            }
             None => match self
                 .understand(
                     &thread,
@@ -934,9 +894,17 @@ impl Bot {
                 spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
             }
         };
-        match self.pick_repo(args, thread, &transcript).await? {
-            Some(repo) => Ok(Some((spec, repo))),
-            None if !self.svc.config.repos.is_empty() => {
+        match self
+            .resolve_repo(args.repo.as_deref(), thread, &transcript)
+            .await?
+        {
+            RepoChoice::Use(repo) => Ok(Some((spec, repo))),
+            RepoChoice::Refused(text) => {
+                self.refuse_in_status(thread, status_ts, trigger_ts, text)
+                    .await?;
+                Ok(None)
+            }
+            RepoChoice::Unknown if !self.svc.config.repos.is_empty() => {
                 // Ask, with a menu of the configured repositories; the request waits.
                 let timeout = self.svc.config.question_timeout_secs.unwrap_or(15 * 60);
                 let question = crate::store::Question {
@@ -973,7 +941,7 @@ impl Bot {
                     .await?;
                 Ok(None)
             }
-            None => {
+            RepoChoice::Unknown => {
                 let text = format!(
                     "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
                     self.settings.bot_name, self.settings.slash_command
@@ -1192,7 +1160,7 @@ impl Bot {
             Update::Done(text) => {
                 // The first end wins: "Failed: …" is not overwritten by the final "Done.".
                 if view.running {
-                    view.headline = text;
+                    view.headline = self.final_headline(&link.task_id, text).await;
                 }
                 view.running = false;
             }
@@ -1692,6 +1660,13 @@ impl Bot {
                 return Ok(());
             }
         };
+        // A `repo=` the allow-list refuses: before anything is posted or read.
+        if let SlashCommand::Describe(args) | SlashCommand::FromThread { args, .. } = &command
+            && let Some(refusal) = self.refuse_named_repo(args)
+        {
+            self.port.ephemeral(&here, &user, &refusal).await?;
+            return Ok(());
+        }
         match command {
             SlashCommand::Help => {
                 let help =
@@ -1713,12 +1688,14 @@ impl Bot {
                 };
                 self.port.ephemeral(&here, &user, &text).await?;
             }
-            SlashCommand::SetRepo(repo) if !self.repo_allowed(&repo) => {
-                self.port
-                    .ephemeral(&here, &user, &self.repo_refusal(&repo))
-                    .await?;
-            }
             SlashCommand::SetRepo(repo) => {
+                let repo = match self.check_repo(repo) {
+                    Ok(repo) => repo,
+                    Err(text) => {
+                        self.port.ephemeral(&here, &user, &text).await?;
+                        return Ok(());
+                    }
+                };
                 self.svc
                     .store
                     .set_channel_repo(&platform, &channel, &repo)
@@ -1883,6 +1860,6 @@ impl ProgressSink for ChatProgress {
 
 impl Drop for ChatProgress {
     fn drop(&mut self) {
-        let _ = self.tx.send(Update::Done("Done.".into()));
+        let _ = self.tx.send(Update::Done(ending::DONE.into()));
     }
 }

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod image;
 pub mod output;
+pub mod process;
 pub mod rank;
 pub mod repo;
 pub mod rollout;

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::process::Command;
 use tokio::sync::Mutex;
 
 /// Where a repository comes from.
@@ -129,7 +128,7 @@ pub(crate) async fn git(
     args: &[&str],
     action: &'static str,
 ) -> Result<Vec<u8>, RepoError> {
-    let mut cmd = Command::new("git");
+    let mut cmd = crate::process::command("git");
     if let Some(dir) = dir {
         cmd.arg("-C").arg(dir);
     }
@@ -346,7 +345,7 @@ impl RepoCache {
             format!("{}/objects\n", crate::sandbox::SEED),
         )
         .map_err(io("writing alternates"))?;
-        let out = Command::new("tar")
+        let out = crate::process::command("tar")
             .args(["--owner=1000", "--group=1000", "--numeric-owner", "-C"])
             .arg(work.path())
             .args(["-cf", "-", "objects", "tree"])

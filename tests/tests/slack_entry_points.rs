@@ -23,6 +23,9 @@ async fn slack_env(slack: &FakeSlack) -> TestEnv {
         threadsmith_tests::use_fake_slack(c, &api);
         c.slack.phrase_channels = vec![PHRASES.into()];
         c.attempts = Some(1);
+        // These tests point a channel at a repository by its path, as an operator who allows
+        // unlisted repositories may (tests/tests/repo_allow_list.rs covers the refusal).
+        c.allow_unlisted_repos = Some(true);
     })
     .await
 }
@@ -302,6 +305,13 @@ async fn cancel_stops_a_running_task() {
             s.reactions(CHANNEL, &mention).contains(&"x".to_string())
         })
         .await;
+    // The status message ends saying so, not "Done.".
+    let ended = slack.message(CHANNEL, &status.ts).unwrap();
+    assert!(
+        ended.text.contains("Cancelled.") && !ended.text.contains("Done."),
+        "{}",
+        ended.text
+    );
     assert!(
         slack
             .ephemerals()
@@ -803,6 +813,8 @@ async fn members_of_a_maintainers_group_may_approve() {
         threadsmith_tests::use_fake_slack(c, &api);
         c.slack.maintainer_groups = vec!["S777".into()];
         c.attempts = Some(1);
+        // The channel names the repository by its path.
+        c.allow_unlisted_repos = Some(true);
     })
     .await;
     env.svc

@@ -57,6 +57,8 @@ check!(
     admission_respects_limits,
     chat_links_questions_plans,
     cancel_requests_reach_the_owner,
+    channel_tasks_are_read_by_channel,
+    requests_queue_behind_a_threads_task,
 );
 
 fn new_task(id: &str, requester: &str, repo: &str, attempts: u32, worker: &str) -> NewTask {
@@ -822,4 +824,138 @@ async fn publications_are_leased_by_one_attempt(s: Arc<dyn Store>) {
     assert!(!s.replace_effect("shown:1", "h1").await.unwrap());
     assert!(s.replace_effect("shown:1", "h2").await.unwrap());
     assert_eq!(s.effect("shown:1").await.unwrap().as_deref(), Some("h2"));
+}
+
+/// A channel's tasks come from the store by channel: many newer tasks elsewhere (other
+/// channels, the same channel id on another platform) never hide them.
+async fn channel_tasks_are_read_by_channel(s: Arc<dyn Store>) {
+    let link = |id: &str, platform: &str, channel: &str| ChatTaskLink {
+        task_id: id.into(),
+        platform: platform.into(),
+        workspace: "T1".into(),
+        channel: channel.into(),
+        thread: format!("{id}.0"),
+        requester: "U1".into(),
+        ..ChatTaskLink::default()
+    };
+    s.create_task(&new_task("quiet", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    s.link_chat_task(&link("quiet", "slack", "C1"))
+        .await
+        .unwrap();
+    for n in 0..25 {
+        let id = format!("busy{n:02}");
+        s.create_task(&new_task(&id, "U1", "r", 1, "w"))
+            .await
+            .unwrap();
+        s.link_chat_task(&link(&id, "slack", "C2")).await.unwrap();
+    }
+    s.create_task(&new_task("other", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    s.link_chat_task(&link("other", "discord", "C1"))
+        .await
+        .unwrap();
+    s.create_task(&new_task("cli", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+
+    let quiet = s.recent_channel_tasks("slack", "C1", 20).await.unwrap();
+    assert_eq!(
+        quiet.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["quiet"]
+    );
+    let busy = s.recent_channel_tasks("slack", "C2", 20).await.unwrap();
+    assert_eq!(busy.len(), 20);
+    assert!(
+        busy.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+    assert!(busy.iter().all(|t| t.id.starts_with("busy")));
+    assert!(
+        s.recent_channel_tasks("slack", "C3", 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A thread's running task and the requests queued behind it, oldest first, each once.
+async fn requests_queue_behind_a_threads_task(s: Arc<dyn Store>) {
+    s.create_task(&new_task("run", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    s.link_chat_task(&ChatTaskLink {
+        task_id: "run".into(),
+        platform: "slack".into(),
+        workspace: "T1".into(),
+        channel: "C1".into(),
+        thread: "1.0".into(),
+        trigger_ts: Some("1.1".into()),
+        requester: "U1".into(),
+        ..ChatTaskLink::default()
+    })
+    .await
+    .unwrap();
+    let active = s.active_thread_task("slack", "C1", "1.0").await.unwrap();
+    assert_eq!(active.map(|l| l.task_id).as_deref(), Some("run"));
+    assert!(
+        s.active_thread_task("slack", "C1", "2.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(
+        s.queue_request("slack", "C1", "1.0", "1.2", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.queue_request("slack", "C1", "1.0", "1.2", "{\"a\":1}")
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        s.queue_request("slack", "C1", "1.0", "1.3", "{\"b\":2}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.queue_request("slack", "C1", "9.0", "9.1", "{}")
+            .await
+            .unwrap()
+    );
+    let (ts, event, _) = s
+        .next_queued_request("slack", "C1", "1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ts.as_str(), event.as_str()), ("1.2", "{\"a\":1}"));
+    s.unqueue_request("slack", "C1", "1.2").await.unwrap();
+    let (ts, _, _) = s
+        .next_queued_request("slack", "C1", "1.0")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ts, "1.3");
+    s.unqueue_request("slack", "C1", "1.3").await.unwrap();
+    assert!(
+        s.next_queued_request("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    s.set_task_state("run", TaskState::Done, None)
+        .await
+        .unwrap();
+    assert!(
+        s.active_thread_task("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

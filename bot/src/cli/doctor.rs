@@ -15,7 +15,7 @@ struct Check {
 pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     let mut checks = Vec::new();
 
-    let git = tokio::process::Command::new("git")
+    let git = threadsmith_runner::process::command("git")
         .arg("--version")
         .output()
         .await;

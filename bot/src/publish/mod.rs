@@ -591,7 +591,9 @@ struct Git {
 
 impl Git {
     fn command(&self, dir: Option<&Path>, remote: bool) -> Command {
-        let mut cmd = Command::new(&self.program);
+        // Only the allow-listed environment: not the model key, the chat tokens or the database
+        // URL; the credential header below is the one secret a push gets.
+        let mut cmd = threadsmith_runner::process::command(&self.program);
         if let Some(d) = dir {
             cmd.current_dir(d);
         }

@@ -432,6 +432,13 @@ pub trait Store: Send + Sync {
     /// Tasks whose id starts with `prefix`, newest first.
     async fn find_tasks(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError>;
     async fn recent_tasks(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError>;
+    /// The newest `limit` tasks asked for in a chat channel, newest first.
+    async fn recent_channel_tasks(
+        &self,
+        platform: &str,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<TaskRow>, StoreError>;
     /// In rank order when ranked, else in rollout order.
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError>;
     async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError>;
@@ -500,6 +507,38 @@ pub trait Store: Send + Sync {
         channel: &str,
         trigger_ts: &str,
     ) -> Result<Option<ChatTaskLink>, StoreError>;
+    /// The newest unfinished task of a thread, if any.
+    async fn active_thread_task(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<ChatTaskLink>, StoreError>;
+    /// Queues a request (`event`, its stored JSON) behind a thread's running task; false when
+    /// it is queued already.
+    async fn queue_request(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        trigger_ts: &str,
+        event: &str,
+    ) -> Result<bool, StoreError>;
+    /// The oldest request queued in a thread: its `trigger_ts`, event and when it was queued
+    /// (Unix ms; with the `trigger_ts`, a key for its handling).
+    async fn next_queued_request(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError>;
+    /// Removes a queued request once it is back in the inbox.
+    async fn unqueue_request(
+        &self,
+        platform: &str,
+        channel: &str,
+        trigger_ts: &str,
+    ) -> Result<(), StoreError>;
     /// The task that retries `task_id`, if any.
     async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError>;
     async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError>;

@@ -543,6 +543,27 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn recent_channel_tasks(
+        &self,
+        platform: &str,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<TaskRow>, StoreError> {
+        sqlx::query(
+            "SELECT t.* FROM tasks t JOIN chat_tasks c ON c.task_id = t.id
+             WHERE c.platform = $1 AND c.channel = $2
+             ORDER BY t.created_at DESC LIMIT $3",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
+    }
+
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError> {
         sqlx::query("SELECT * FROM rollouts WHERE task_id = $1 ORDER BY rank IS NULL, rank, idx")
             .bind(task_id)
@@ -610,7 +631,7 @@ impl Store for SqlStore {
         .bind(dedupe_key)
         .bind(platform)
         .bind(event)
-        .bind(now())
+        .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
@@ -917,6 +938,95 @@ impl Store for SqlStore {
         .as_ref()
         .map(chat_link)
         .transpose()
+    }
+
+    async fn active_thread_task(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<ChatTaskLink>, StoreError> {
+        sqlx::query(
+            "SELECT c.* FROM chat_tasks c JOIN tasks t ON t.id = c.task_id
+             WHERE c.platform = $1 AND c.channel = $2 AND c.thread = $3
+               AND t.state NOT IN ('done', 'failed', 'cancelled')
+             ORDER BY t.created_at DESC LIMIT 1",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(thread)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(chat_link)
+        .transpose()
+    }
+
+    async fn queue_request(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        trigger_ts: &str,
+        event: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO queued_requests (platform, channel, trigger_ts, thread, event, queued_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (platform, channel, trigger_ts) DO NOTHING",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(trigger_ts)
+        .bind(thread)
+        .bind(event)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn next_queued_request(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError> {
+        sqlx::query(
+            "SELECT trigger_ts, event, queued_at FROM queued_requests
+             WHERE platform = $1 AND channel = $2 AND thread = $3
+             ORDER BY queued_at, trigger_ts LIMIT 1",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(thread)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| {
+            Ok((
+                row.try_get("trigger_ts")?,
+                row.try_get("event")?,
+                row.try_get("queued_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+    async fn unqueue_request(
+        &self,
+        platform: &str,
+        channel: &str,
+        trigger_ts: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM queued_requests WHERE platform = $1 AND channel = $2 AND trigger_ts = $3",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(trigger_ts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {

@@ -1,0 +1,157 @@
+//! One task at a time per thread. A "fix this" in a thread where a task runs is not started
+//! beside it: the requester is told which task runs, and the request waits in the store
+//! (`queued_requests`) until that task ends; then it is put back in the inbox as the event it
+//! was and handled as usual. The state lives in the store, so a restart or another process
+//! carries on; a redelivered request is queued and answered once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::chat::{ChatEvent, OutMessage, ThreadRef, Via};
+use crate::store::{ChatTaskLink, StoreError};
+
+use super::{Bot, HandleError};
+
+/// Threads in which this process is starting or running a task — covering the moments before
+/// the task is in the store (reading the thread, writing the spec).
+#[derive(Default)]
+pub(super) struct BusyThreads(Mutex<HashMap<String, usize>>);
+
+fn thread_key(thread: &ThreadRef) -> String {
+    format!("{}:{}:{}", thread.platform, thread.channel, thread.thread)
+}
+
+impl BusyThreads {
+    pub(super) fn enter(&self, thread: &ThreadRef) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(thread_key(thread))
+            .and_modify(|n| *n += 1)
+            .or_insert(1);
+    }
+
+    pub(super) fn leave(&self, thread: &ThreadRef) {
+        let mut busy = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = thread_key(thread);
+        if let Some(n) = busy.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&key);
+            }
+        }
+    }
+
+    fn contains(&self, thread: &ThreadRef) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&thread_key(thread))
+    }
+}
+
+impl Bot {
+    /// When a task runs in the thread (in the store, or starting in this process), queues the
+    /// request behind it, says so once, and returns true.
+    pub(super) async fn queue_if_busy(
+        &self,
+        thread: &ThreadRef,
+        message_ts: &str,
+        user: &str,
+        text: &str,
+        via: Via,
+    ) -> Result<bool, HandleError> {
+        // This very request, taken again while a process works on it: the claim in
+        // `start_task` decides, not the queue.
+        if let Some(key) = super::request_key(thread, Some(message_ts))
+            && self
+                .svc
+                .store
+                .effect(&key)
+                .await?
+                .is_some_and(|w| !w.is_empty())
+        {
+            return Ok(false);
+        }
+        let active = self
+            .svc
+            .store
+            .active_thread_task(&thread.platform, &thread.channel, &thread.thread)
+            .await?;
+        if active.is_none() && !self.busy_threads.contains(thread) {
+            return Ok(false);
+        }
+        let event = ChatEvent::Trigger {
+            thread: thread.clone(),
+            message_ts: message_ts.to_string(),
+            user: user.to_string(),
+            text: text.to_string(),
+            via,
+        };
+        let json = serde_json::to_string(&event)
+            .map_err(|e| StoreError::Corrupt(format!("event not serializable: {e}")))?;
+        self.svc
+            .store
+            .queue_request(
+                &thread.platform,
+                &thread.channel,
+                &thread.thread,
+                message_ts,
+                &json,
+            )
+            .await?;
+        let text = self.busy_words(thread, active.as_ref()).await;
+        self.post_once(
+            &format!("queued:{}:{message_ts}", thread.channel),
+            thread,
+            &OutMessage::Text(text),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    async fn busy_words(&self, thread: &ThreadRef, active: Option<&ChatTaskLink>) -> String {
+        let link = match active.and_then(|l| l.status_ts.clone()) {
+            Some(ts) => self.port.permalink(thread, &ts).await,
+            None => None,
+        };
+        let which = match (active, link) {
+            (Some(a), Some(link)) => {
+                format!("(task `{}`: {link})", &a.task_id[..8.min(a.task_id.len())])
+            }
+            (Some(a), None) => format!("(task `{}`)", &a.task_id[..8.min(a.task_id.len())]),
+            (None, _) => "(it is starting)".to_string(),
+        };
+        format!(
+            "A task is already running in this thread {which}, so I have not started another beside it. Your request is queued: it starts by itself when that task ends. Cancel the running task to start yours sooner."
+        )
+    }
+
+    /// After a task in `thread` ended: the oldest request queued there goes back to the inbox
+    /// (once, whichever process gets there first: its inbox key is fixed).
+    pub(super) async fn start_next_queued(&self, thread: &ThreadRef) {
+        if let Err(e) = self.requeue_next(thread).await {
+            tracing::error!(error = %e, "could not start a request queued in a thread");
+        }
+    }
+
+    async fn requeue_next(&self, thread: &ThreadRef) -> Result<(), StoreError> {
+        let store = &self.svc.store;
+        let Some((ts, event, queued_at)) = store
+            .next_queued_request(&thread.platform, &thread.channel, &thread.thread)
+            .await?
+        else {
+            return Ok(());
+        };
+        let key = format!(
+            "dequeued:{}:{}:{ts}:{queued_at}",
+            thread.platform, thread.channel
+        );
+        store.enqueue(&key, &thread.platform, &event).await?;
+        store
+            .unqueue_request(&thread.platform, &thread.channel, &ts)
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! One task at a time per thread: a second "fix this" while a task runs there is answered (once,
+//! however often it is delivered), waits in the store, and starts by itself when the running
+//! task ends.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use threadsmith_bot::config::RepoSection;
+use threadsmith_bot::serve;
+use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
+use threadsmith_tests::gitrepo::calc_repo;
+use threadsmith_tests::{Turn, env};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+const CHANNEL: &str = "C111";
+const ALICE: &str = "U222";
+const BOB: &str = "U333";
+const BUSY: &str = "A task is already running in this thread";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_request_waits_for_the_running_task() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&dir.path().join("calc"));
+    let api = slack.api_base();
+    let url = repo.display().to_string();
+    let env = env(move |c| {
+        threadsmith_tests::use_fake_slack(c, &api);
+        c.attempts = Some(1);
+        c.repos = vec![RepoSection {
+            name: "acme/calc".into(),
+            url,
+            ..Default::default()
+        }];
+        c.default_repo = Some("acme/calc".into());
+    })
+    .await;
+    env.model.script(
+        0,
+        vec![
+            Turn::Call("write_spec", json!({"title": "First", "problem": "p"})),
+            Turn::Call("write_spec", json!({"title": "Second", "problem": "p"})),
+        ],
+    );
+    let gate = Arc::new(Notify::new());
+    env.model.script(
+        1,
+        vec![
+            Turn::Gated(
+                gate.clone(),
+                Box::new(Turn::Call("give_up", json!({"reason": "first"}))),
+            ),
+            Turn::Call("give_up", json!({"reason": "second"})),
+        ],
+    );
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
+        .await;
+    slack.ack(&e).await;
+    // The first task runs (its rollout waits on the model).
+    env.model.wait_for_requests(2).await;
+    slack
+        .wait_until("the first status message with Cancel", |s| {
+            s.thread(CHANNEL, &parent).iter().any(|m| {
+                m.is_bot()
+                    && m.blocks
+                        .as_ref()
+                        .is_some_and(|b| b.to_string().contains("\"cancel\""))
+            })
+        })
+        .await;
+
+    // A second request in the thread, delivered twice.
+    let text = "<@UBOT> fix this, and sub too";
+    let second = slack.post_as_user(CHANNEL, BOB, text, Some(&parent));
+    let payload = slack.app_mention(CHANNEL, BOB, text, &second, Some(&parent));
+    for _ in 0..2 {
+        let e = slack
+            .send_envelope("events_api", payload.clone(), false)
+            .await;
+        slack.ack(&e).await;
+    }
+    let busy = slack
+        .wait_for("the busy reply", |s| {
+            s.thread(CHANNEL, &parent)
+                .into_iter()
+                .find(|m| m.is_bot() && m.text.contains(BUSY))
+        })
+        .await;
+    assert!(busy.text.contains("queued"), "{}", busy.text);
+    let tasks = env.svc.store.recent_tasks(10).await.unwrap();
+    assert_eq!(tasks.len(), 1, "no second task beside the first");
+    // The request waits in the store, not in this process.
+    let queued = env
+        .svc
+        .store
+        .next_queued_request("slack", CHANNEL, &parent)
+        .await
+        .unwrap()
+        .expect("the request is queued");
+    assert_eq!(queued.0, second);
+
+    // The first task ends: the queued one starts by itself, once.
+    gate.notify_one();
+    slack
+        .wait_until("the second task's summary", |s| {
+            s.thread(CHANNEL, &parent)
+                .iter()
+                .filter(|m| {
+                    m.is_bot()
+                        && m.blocks
+                            .as_ref()
+                            .is_some_and(|b| b.to_string().contains("\"retry\""))
+                })
+                .count()
+                == 2
+        })
+        .await;
+    let tasks = env.svc.store.recent_tasks(10).await.unwrap();
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    let link = env
+        .svc
+        .store
+        .chat_task_by_trigger("slack", CHANNEL, &second)
+        .await
+        .unwrap()
+        .expect("the second request became a task");
+    assert_eq!(link.requester, BOB);
+    assert_eq!(
+        slack
+            .thread(CHANNEL, &parent)
+            .iter()
+            .filter(|m| m.text.contains(BUSY))
+            .count(),
+        1,
+        "said once"
+    );
+    assert!(
+        env.svc
+            .store
+            .next_queued_request("slack", CHANNEL, &parent)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    running.stop(&shutdown).await;
+}
