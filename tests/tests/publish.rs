@@ -780,7 +780,7 @@ async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
     std::fs::write(
         dir.path().join("threadsmith.toml"),
         format!(
-            "attempts = 2\nstatus_edit_interval_ms = 0\ndefault_repo = \"acme/calc\"\n\
+            "attempts = 2\ndefault_repo = \"acme/calc\"\n\
              [[repos]]\nname = \"acme/calc\"\nurl = \"{}\"\n\
              [github]\ntoken = \"{PAT}\"\napi_url = \"{}\"\n\
              [publish]\ngit = \"{}\"\n\
