@@ -86,6 +86,11 @@ struct State_ {
     intents: u64,
     /// (method, path prefix, retry_after seconds): the next matching call gets a 429.
     rate_limits: Vec<(String, String, f64)>,
+    /// (method, path prefix, until): a bucket exhausted by a 429; calls before `until` get
+    /// another 429 for what is left.
+    exhausted: Vec<(String, String, Instant)>,
+    /// When each call arrived: (method, path, at).
+    arrivals: Vec<(String, String, Instant)>,
 }
 
 #[derive(Clone)]
@@ -367,6 +372,11 @@ impl FakeDiscord {
         self.lock()
             .rate_limits
             .push((method.into(), path_prefix.into(), retry_after));
+    }
+
+    /// When each call arrived, in order: (method, path, at).
+    pub fn arrivals(&self) -> Vec<(String, String, Instant)> {
+        self.lock().arrivals.clone()
     }
 
     pub fn identifies(&self) -> usize {
@@ -799,30 +809,44 @@ async fn rest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    fake.lock()
-        .calls
-        .push((method.to_string(), uri.path().to_string()));
+    {
+        let mut s = fake.lock();
+        s.calls.push((method.to_string(), uri.path().to_string()));
+        s.arrivals
+            .push((method.to_string(), uri.path().to_string(), Instant::now()));
+    }
     if headers.get("authorization").and_then(|h| h.to_str().ok()) != Some(&format!("Bot {TOKEN}")) {
         return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
     }
-    // A scripted rate limit, shaped as Discord sends it (header and body).
+    // A scripted rate limit, and the bucket it exhausts until its time is up.
     let limited = {
         let mut s = fake.lock();
-        let at = s.rate_limits.iter().position(|(m, prefix, _)| {
-            m == method.as_str() && uri.path().starts_with(prefix.as_str())
-        });
-        at.map(|i| s.rate_limits.remove(i).2)
+        let now = Instant::now();
+        s.exhausted.retain(|(_, _, until)| *until > now);
+        let matches =
+            |m: &str, prefix: &str| m == method.as_str() && uri.path().starts_with(prefix);
+        let still = s
+            .exhausted
+            .iter()
+            .find(|(m, p, _)| matches(m, p))
+            .map(|(_, _, until)| (*until - now).as_secs_f64());
+        let fresh = s
+            .rate_limits
+            .iter()
+            .position(|(m, p, _)| matches(m, p))
+            .map(|i| s.rate_limits.remove(i));
+        match (still, fresh) {
+            (Some(left), _) => Some(left),
+            (None, Some((m, p, retry_after))) => {
+                s.exhausted
+                    .push((m, p, now + Duration::from_secs_f64(retry_after)));
+                Some(retry_after)
+            }
+            (None, None) => None,
+        }
     };
     if let Some(retry_after) = limited {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [
-                ("retry-after", format!("{retry_after:.3}")),
-                ("x-ratelimit-scope", "user".to_string()),
-            ],
-            axum::Json(json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false})),
-        )
-            .into_response();
+        return rate_limited(retry_after);
     }
     let content_type = headers
         .get("content-type")
@@ -1037,6 +1061,32 @@ async fn rest(
         }
         _ => error(StatusCode::NOT_FOUND, 0, "404: Not Found"),
     }
+}
+
+/// A 429 as Discord documents it ("Exceeding A Rate Limit"): the JSON body with `retry_after`
+/// in seconds (with decimals), `Retry-After` in whole seconds rounded up, and the bucket's
+/// headers (`X-RateLimit-Reset-After` with decimals, scope `user`).
+fn rate_limited(retry_after: f64) -> Response {
+    let retry_after = (retry_after * 1000.0).ceil() / 1000.0;
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+        + retry_after;
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [
+            ("retry-after", format!("{}", retry_after.ceil() as u64)),
+            ("x-ratelimit-limit", "5".to_string()),
+            ("x-ratelimit-remaining", "0".to_string()),
+            ("x-ratelimit-reset", format!("{reset:.3}")),
+            ("x-ratelimit-reset-after", format!("{retry_after:.3}")),
+            ("x-ratelimit-bucket", "fake-bucket".to_string()),
+            ("x-ratelimit-scope", "user".to_string()),
+        ],
+        axum::Json(json!({"message": "You are being rate limited.", "retry_after": retry_after, "global": false})),
+    )
+        .into_response()
 }
 
 fn webhook_message(fake: &FakeDiscord, body: &Value) -> Value {

@@ -510,28 +510,67 @@ async fn discord_rate_limits_are_waited_out_and_retried_once() {
         thread: thread.clone(),
     };
     let path = format!("/api/v10/channels/{thread}/messages");
-    fake.rate_limit_next("POST", &path, 0.4);
+    // Discord asks for 1.37 s (its Retry-After header says 2): the retry comes after 1.37 s,
+    // not after a guessed back-off (0.5 s) nor the rounded header.
+    fake.rate_limit_next("POST", &path, 1.37);
     fake.rate_limit_next("GET", &path, 0.2);
-    let started = std::time::Instant::now();
     port.post(&place, &OutMessage::Text("Working on it.".into()))
         .await
         .expect("posted after the rate limit");
+    let posts: Vec<std::time::Instant> = fake
+        .arrivals()
+        .into_iter()
+        .filter(|(m, p, _)| m == "POST" && p == &path)
+        .map(|(_, _, at)| at)
+        .collect();
+    assert_eq!(posts.len(), 2, "one 429, one retry");
+    let waited = posts[1] - posts[0];
     assert!(
-        started.elapsed() >= std::time::Duration::from_millis(400),
-        "backed off before retrying: {:?}",
-        started.elapsed()
+        waited >= Duration::from_millis(1370) && waited < Duration::from_millis(1900),
+        "waited {waited:?} for a retry_after of 1.37 s"
     );
-    let posts = fake
-        .calls()
-        .iter()
-        .filter(|(m, p)| m == "POST" && p == &path)
-        .count();
-    assert_eq!(posts, 2, "one 429, one retry");
     let bots = bot_messages(&fake, &thread);
     assert_eq!(bots.len(), 1, "posted once");
     let messages = port.read_thread(&place).await.expect("read after a 429");
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!(texts, vec!["add() subtracts", "Working on it."]);
+
+    // A wait longer than the cap is not waited: the call ends rate-limited at once, and a stop
+    // ends a wait in progress.
+    fake.rate_limit_next("POST", &path, 120.0);
+    let started = std::time::Instant::now();
+    let refused = port.post(&place, &OutMessage::Text("later".into())).await;
+    assert!(
+        matches!(refused, Err(threadsmith_bot::chat::ChatError::RateLimited)),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let stop = CancellationToken::new();
+    let http = threadsmith_bot::discord::http(fake_discord::TOKEN, Some(&fake.api_base()));
+    let stopping = threadsmith_bot::discord::DiscordPort::new(std::sync::Arc::new(http))
+        .stopping_with(stop.clone());
+    let path = format!("/api/v10/channels/{thread}/messages/");
+    fake.rate_limit_next("PATCH", &path, 30.0);
+    let bot_msg = bots[0].id.clone();
+    let edit = tokio::spawn(async move {
+        stopping
+            .update(&place, &bot_msg, &OutMessage::Text("edited".into()))
+            .await
+    });
+    fake.wait_until("the edit to be rate-limited", |f| {
+        f.calls()
+            .iter()
+            .any(|(m, p)| m == "PATCH" && p.starts_with(&path))
+    })
+    .await;
+    let started = std::time::Instant::now();
+    stop.cancel();
+    let ended = edit.await.unwrap();
+    assert!(
+        matches!(ended, Err(threadsmith_bot::chat::ChatError::RateLimited)),
+        "{ended:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread")]
