@@ -447,7 +447,10 @@ impl ChatPort for DiscordPort {
             // No interaction to answer privately (a replayed event after a restart): say it in
             // the thread, addressed to them (no ping).
             None => {
-                let m = OutMessage::Text(format!("<@{user}> {text}"));
+                let m = OutMessage::Text(format!(
+                    "{} {text}",
+                    crate::chat::markdown::user_mention(user)
+                ));
                 self.post(thread, &m).await?;
             }
         }
