@@ -11,12 +11,14 @@
 pub mod events;
 pub mod markdown;
 pub mod render;
+pub mod rest;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use reqwest::Method;
 use serenity::all::{
     ChannelId, ChannelType, CreateAllowedMentions, CreateAttachment,
     CreateInteractionResponseFollowup, CreateMessage, CreateThread, EditInteractionResponse,
@@ -45,6 +47,10 @@ struct Pending {
 /// Discord's REST API as a [`ChatPort`].
 pub struct DiscordPort {
     http: Arc<Http>,
+    /// Through `discord.api_url`: the calls the port repeats, sent by itself (see [`rest`]).
+    rest: Option<rest::ProxyRest>,
+    /// Ends waits for rate limits when the bot stops.
+    stop: tokio_util::sync::CancellationToken,
     /// Interactions of the last 14 minutes, newest last.
     pending: Mutex<Vec<Pending>>,
     /// Roles of members, as their latest interaction showed them.
@@ -101,8 +107,8 @@ fn emoji(r: Reaction) -> ReactionType {
 
 /// The HTTP client: Discord itself, or `api_url` (a proxy, or a fake in tests). Against
 /// discord.com serenity's rate limiter waits out Discord's buckets and its 429s; it cannot send
-/// through a proxy, so with `api_url` it is off and the port backs off from 429s itself
-/// ([`with_backoff`]).
+/// through a proxy, so with `api_url` it is off and the port sends the calls it makes most
+/// itself, waiting out 429s as Discord asks ([`rest`]).
 pub fn http(token: &str, api_url: Option<&str>) -> Http {
     let builder = HttpBuilder::new(token);
     match api_url {
@@ -114,33 +120,17 @@ pub fn http(token: &str, api_url: Option<&str>) -> Http {
     }
 }
 
-/// Runs a REST call again when Discord answers 429 (rate limited), waiting 0.5 s, then 1, 2, 4
-/// and 8 s; any other answer is returned as it is.
-pub async fn with_backoff<T, F, Fut>(mut call: F) -> Result<T, serenity::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, serenity::Error>>,
-{
-    let mut wait = Duration::from_millis(500);
-    for _ in 0..5 {
-        match call().await {
-            Err(serenity::Error::Http(serenity::all::HttpError::UnsuccessfulRequest(r)))
-                if r.status_code.as_u16() == 429 =>
-            {
-                tracing::warn!(url = %r.url, wait = ?wait, "Discord rate-limited a request; retrying");
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-            other => return other,
-        }
-    }
-    call().await
-}
-
 impl DiscordPort {
     pub fn new(http: Arc<Http>) -> Self {
+        let rest = http.proxy.as_deref().and_then(|url| {
+            rest::ProxyRest::new(url, http.token())
+                .map_err(|e| tracing::error!(error = %e, "could not make the Discord REST client"))
+                .ok()
+        });
         Self {
             http,
+            rest,
+            stop: tokio_util::sync::CancellationToken::new(),
             pending: Mutex::default(),
             roles: Mutex::default(),
         }
@@ -148,6 +138,102 @@ impl DiscordPort {
 
     pub fn http(&self) -> &Arc<Http> {
         &self.http
+    }
+
+    /// Waits for rate limits end when `stop` is cancelled.
+    pub fn stopping_with(mut self, stop: tokio_util::sync::CancellationToken) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    async fn create_message(
+        &self,
+        channel: ChannelId,
+        m: &CreateMessage,
+    ) -> Result<serenity::all::Message, serenity::Error> {
+        match &self.rest {
+            Some(rest) => {
+                let body = serde_json::to_value(m).map_err(serenity::Error::Json)?;
+                let path = format!("/channels/{channel}/messages");
+                rest.call(Method::POST, &path, Some(&body), &self.stop)
+                    .await
+            }
+            None => channel.send_message(&self.http, m.clone()).await,
+        }
+    }
+
+    async fn edit_message(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        m: &EditMessage,
+    ) -> Result<(), serenity::Error> {
+        match &self.rest {
+            Some(rest) => {
+                let body = serde_json::to_value(m).map_err(serenity::Error::Json)?;
+                let path = format!("/channels/{channel}/messages/{message}");
+                rest.call::<serde_json::Value>(Method::PATCH, &path, Some(&body), &self.stop)
+                    .await
+                    .map(|_| ())
+            }
+            None => channel
+                .edit_message(&self.http, message, m.clone())
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    async fn reaction(
+        &self,
+        channel: ChannelId,
+        message: MessageId,
+        reaction: Reaction,
+        on: bool,
+    ) -> Result<(), serenity::Error> {
+        match &self.rest {
+            Some(rest) => {
+                let ReactionType::Unicode(e) = emoji(reaction) else {
+                    return Ok(());
+                };
+                let e: String = url::form_urlencoded::byte_serialize(e.as_bytes()).collect();
+                let path = format!("/channels/{channel}/messages/{message}/reactions/{e}/@me");
+                let method = if on { Method::PUT } else { Method::DELETE };
+                rest.call_empty(method, &path, &self.stop).await
+            }
+            None if on => {
+                channel
+                    .create_reaction(&self.http, message, emoji(reaction))
+                    .await
+            }
+            None => {
+                channel
+                    .delete_reaction(&self.http, message, None, emoji(reaction))
+                    .await
+            }
+        }
+    }
+
+    async fn messages_before(
+        &self,
+        channel: ChannelId,
+        before: Option<MessageId>,
+    ) -> Result<Vec<serenity::all::Message>, serenity::Error> {
+        match &self.rest {
+            Some(rest) => {
+                let mut path = format!("/channels/{channel}/messages?limit=100");
+                if let Some(b) = before {
+                    path.push_str(&format!("&before={b}"));
+                }
+                rest.call(Method::GET, &path, None, &self.stop).await
+            }
+            None => {
+                let mut query = GetMessages::new().limit(100);
+                if let Some(b) = before {
+                    query = query.before(b);
+                }
+                channel.messages(&self.http, query).await
+            }
+        }
     }
 
     /// Remembers an interaction's token (for private answers) and its member's roles.
@@ -242,7 +328,8 @@ impl DiscordPort {
             .embeds(r.embeds)
             .components(r.components)
             .allowed_mentions(no_mentions());
-        let m = with_backoff(|| ChannelId::new(channel).send_message(&self.http, create.clone()))
+        let m = self
+            .create_message(ChannelId::new(channel), &create)
             .await?;
         Ok(m.id)
     }
@@ -321,7 +408,7 @@ impl ChatPort for DiscordPort {
             .embeds(r.embeds)
             .components(r.components)
             .allowed_mentions(no_mentions());
-        with_backoff(|| channel.edit_message(&self.http, message, edit.clone()))
+        self.edit_message(channel, message, &edit)
             .await
             .map_err(api("edit message"))?;
         Ok(())
@@ -360,7 +447,10 @@ impl ChatPort for DiscordPort {
             // No interaction to answer privately (a replayed event after a restart): say it in
             // the thread, addressed to them (no ping).
             None => {
-                let m = OutMessage::Text(format!("<@{user}> {text}"));
+                let m = OutMessage::Text(format!(
+                    "{} {text}",
+                    crate::chat::markdown::user_mention(user)
+                ));
                 self.post(thread, &m).await?;
             }
         }
@@ -376,15 +466,13 @@ impl ChatPort for DiscordPort {
     ) -> Result<(), ChatError> {
         let channel = ChannelId::new(id(&Self::channel_of(thread, ts))?);
         let message = MessageId::new(id(ts)?);
-        if on {
-            with_backoff(|| channel.create_reaction(&self.http, message, emoji(reaction)))
-                .await
-                .map_err(api("create reaction"))
-        } else {
-            with_backoff(|| channel.delete_reaction(&self.http, message, None, emoji(reaction)))
-                .await
-                .map_err(api("delete reaction"))
-        }
+        self.reaction(channel, message, reaction, on)
+            .await
+            .map_err(api(if on {
+                "create reaction"
+            } else {
+                "delete reaction"
+            }))
     }
 
     async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError> {
@@ -394,11 +482,7 @@ impl ChatPort for DiscordPort {
             let channel = ChannelId::new(id(&thread.thread)?);
             let mut before: Option<MessageId> = None;
             loop {
-                let mut query = GetMessages::new().limit(100);
-                if let Some(b) = before {
-                    query = query.before(b);
-                }
-                let page = match with_backoff(|| channel.messages(&self.http, query)).await {
+                let page = match self.messages_before(channel, before).await {
                     Ok(p) => p,
                     // No thread yet: the starter message is all there is.
                     Err(e) if is_unknown(&e, 10003) => Vec::new(),
@@ -600,7 +684,7 @@ pub async fn start(
         .map_err(|e| anyhow::anyhow!("Discord did not describe the application: {e}"))?;
     http.set_application_id(app.id);
     let http = Arc::new(http);
-    let port = Arc::new(DiscordPort::new(http.clone()));
+    let port = Arc::new(DiscordPort::new(http.clone()).stopping_with(shutdown.clone()));
     let phrases = d
         .trigger_phrases
         .clone()
