@@ -511,7 +511,7 @@ impl ChatPort for DiscordPort {
 
     async fn thread_title(&self, thread: &ThreadRef) -> Option<String> {
         let channel = ChannelId::new(id(&thread.thread).ok()?);
-        match with_backoff(|| channel.to_channel(&self.http)).await {
+        match self.http.get_channel(channel).await {
             Ok(serenity::all::Channel::Guild(c)) => Some(c.name),
             Ok(_) => None,
             // No thread yet (the first post creates it), or unreadable: no title.
