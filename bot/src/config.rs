@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::Secret};
 
+mod check;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {path}: {source}")]

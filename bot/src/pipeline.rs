@@ -428,6 +428,12 @@ async fn prepare_and_run(
         .resolve(&config.image())
         .map_err(user)?;
     detect::detect_tests(&svc.repos, &prepared, &mut settings).await;
+    // The repository's own file may set sizes too: they must fit its memory as well.
+    threadsmith_runner::oom::check_memory_budget(&settings.limits).map_err(|e| {
+        user(format!(
+            "The sandbox settings for this repository do not fit: {e}"
+        ))
+    })?;
     let size = svc.repos.tree_size(&prepared).await.map_err(user)?;
     let fits = config
         .repo_size_limit()

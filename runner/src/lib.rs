@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod image;
+pub mod oom;
 pub mod output;
 pub mod process;
 pub mod rank;

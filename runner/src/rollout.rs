@@ -270,7 +270,11 @@ async fn in_sandbox(
     }
 
     ctx.phase(Phase::CollectingDiff);
-    let diff = match collect_diff(ctx).await {
+    // A sandbox whose memory is full cannot run git: say so at once rather than thrash.
+    let collected = crate::oom::guard(ctx.sandbox, ctx.cancel, MAX_DIFF_BYTES, collect_diff(ctx))
+        .await
+        .unwrap_or_else(|why| Err(DiffError::Failed(why)));
+    let diff = match collected {
         Ok(d) => d,
         Err(DiffError::Cancelled) => {
             return Partial::failed(Outcome::Cancelled, "the task was cancelled");

@@ -94,8 +94,10 @@ impl Default for Limits {
             memory_bytes: 2 << 30,
             cpus: 1.0,
             pids: 512,
-            workspace_bytes: 4 << 30,
-            tmp_bytes: 1 << 30,
+            // Both tmpfs, so charged to `memory_bytes`: they take at most three quarters of it
+            // (see `crate::oom::check_memory_budget`).
+            workspace_bytes: 1 << 30,
+            tmp_bytes: 256 << 20,
         }
     }
 }
@@ -602,6 +604,11 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// The Docker connection (for reading the container's state from the host).
+    pub(crate) fn client(&self) -> &bollard::Docker {
+        &self.docker
+    }
+
     /// Runs a command under its time limit, cancellable, with capped output.
     ///
     /// The command runs under `timeout -k 5 <secs>`, which kills its whole process group; if even

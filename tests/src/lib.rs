@@ -121,7 +121,7 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
     config.model.api_key = Some(Secret::new(MODEL_KEY));
     config.model.retry_base_ms = Some(10);
     config.model.max_retries = Some(2);
-    config.sandbox.memory = Some("512m".into());
+    config.sandbox.memory = Some("768m".into());
     config.sandbox.pids = Some(256);
     config.sandbox.workspace_size = Some("256m".into());
     config.sandbox.tmp_size = Some("256m".into());

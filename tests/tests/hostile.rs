@@ -30,6 +30,7 @@ async fn hostile_agents_are_contained_and_reported() {
         c.sandbox.memory = Some("256m".into());
         c.sandbox.pids = Some(128);
         c.sandbox.workspace_size = Some("64m".into());
+        c.sandbox.tmp_size = Some("64m".into());
     })
     .await;
     let repo = calc_repo(&env.dir.path().join("calc"));

@@ -193,6 +193,7 @@ async fn a_2_gb_repository_is_refused_before_anything_is_copied() {
 async fn an_agent_writing_100000_files_ends_errored_with_the_reason() {
     let env = env(|c| {
         c.sandbox.workspace_size = Some("512m".into());
+        c.sandbox.memory = Some("1g".into());
     })
     .await;
     let repo = calc_repo(&env.dir.path().join("calc"));

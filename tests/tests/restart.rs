@@ -56,7 +56,7 @@ async fn a_bot_killed_mid_task_reports_it_on_restart_and_leaves_nothing() {
     std::fs::write(
         env.dir.path().join("threadsmith.toml"),
         format!(
-            "attempts = 3\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n[sandbox]\nmemory = \"512m\"\nworkspace_size = \"256m\"\ntmp_size = \"256m\"\n",
+            "attempts = 3\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n[sandbox]\nmemory = \"768m\"\nworkspace_size = \"256m\"\ntmp_size = \"256m\"\n",
             repo.display()
         ),
     )

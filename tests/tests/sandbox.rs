@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 async fn docker_inspect_shows_every_sandbox_setting() {
     let env = env(|c| {
         c.sandbox.memory = Some("384m".into());
+        c.sandbox.workspace_size = Some("128m".into());
+        c.sandbox.tmp_size = Some("128m".into());
         c.sandbox.cpus = Some(0.5);
         c.sandbox.pids = Some(200);
     })

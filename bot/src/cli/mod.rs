@@ -208,6 +208,7 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     if let Some(v) = plain_env("THREADSMITH_DEFAULT_REPO") {
         config.default_repo = Some(v);
     }
+    config.check_sandbox()?;
     Ok(config)
 }
 

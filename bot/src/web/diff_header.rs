@@ -82,7 +82,7 @@ pub fn path_of_diff_line(rest: &str) -> String {
         return side(&rest[at + 1..], "b/").unwrap_or_default();
     }
     // `a/X b/X`: the same name twice.
-    if rest.len() >= 5 && (rest.len() - 5) % 2 == 0 {
+    if rest.len() >= 5 && (rest.len() - 5).is_multiple_of(2) {
         let n = (rest.len() - 5) / 2;
         if let (Some(a), Some(b)) = (rest.get(2..2 + n), rest.get(2 + n + 3..))
             && rest.starts_with("a/")
