@@ -1847,7 +1847,13 @@ impl Bot {
                         .await?
                         .is_none()
                     {
-                        self.start_task(thread, Some(ts), user, args, None).await?;
+                        if self.thread_busy(&thread).await? {
+                            self.port
+                                .ephemeral(&here, &user, thread_queue::BUSY_ELSEWHERE)
+                                .await?;
+                        } else {
+                            self.start_task(thread, Some(ts), user, args, None).await?;
+                        }
                     }
                 }
                 _ => {

@@ -96,6 +96,26 @@ async fn a_second_request_waits_for_the_running_task() {
         })
         .await;
     assert!(busy.text.contains("queued"), "{}", busy.text);
+    // `/fix <link to the thread>` does not start one beside it either.
+    let link = format!(
+        "https://fake.slack.com/archives/{CHANNEL}/p{}",
+        parent.replace('.', "")
+    );
+    let e = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/fix", &link, CHANNEL, BOB),
+            true,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the command's busy answer", |s| {
+            s.ephemerals()
+                .iter()
+                .any(|m| m.user == BOB && m.text.contains("already running in that thread"))
+        })
+        .await;
     let tasks = env.svc.store.recent_tasks(10).await.unwrap();
     assert_eq!(tasks.len(), 1, "no second task beside the first");
     // The request waits in the store, not in this process.

@@ -50,7 +50,22 @@ impl BusyThreads {
     }
 }
 
+/// The answer to `/fix <thread link>` naming a thread where a task runs (a command has no
+/// message in the thread to queue).
+pub(super) const BUSY_ELSEWHERE: &str = "A task is already running in that thread, so I have not started another beside it. Mention me in the thread to queue a request behind it, or Cancel the running task first.";
+
 impl Bot {
+    /// Whether a task runs (or is starting) in the thread.
+    pub(super) async fn thread_busy(&self, thread: &ThreadRef) -> Result<bool, StoreError> {
+        Ok(self.busy_threads.contains(thread)
+            || self
+                .svc
+                .store
+                .active_thread_task(&thread.platform, &thread.channel, &thread.thread)
+                .await?
+                .is_some())
+    }
+
     /// When a task runs in the thread (in the store, or starting in this process), queues the
     /// request behind it, says so once, and returns true.
     pub(super) async fn queue_if_busy(
