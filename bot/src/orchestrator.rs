@@ -643,7 +643,8 @@ impl Bot {
         })
     }
 
-    async fn start_task(
+    /// [`Self::start_task`] (in `thread_queue.rs`) once the request is this process's.
+    async fn start_task_inner(
         self: &Arc<Self>,
         thread: ThreadRef,
         trigger_ts: Option<String>,
@@ -683,7 +684,6 @@ impl Bot {
                 }),
             )
             .await?;
-        self.busy_threads.enter(&thread);
 
         let started = self
             .run_started(
@@ -719,8 +719,6 @@ impl Bot {
                 self.react_once(&thread, ts, Reaction::Failed, true).await;
             }
         }
-        self.busy_threads.leave(&thread);
-        self.start_next_queued(&thread).await;
         started
     }
 
