@@ -665,7 +665,8 @@ impl Bot {
         })
     }
 
-    async fn start_task(
+    /// [`Self::start_task`] (in `thread_queue.rs`) once the request is this process's.
+    async fn start_task_inner(
         self: &Arc<Self>,
         thread: ThreadRef,
         trigger_ts: Option<String>,
@@ -705,7 +706,6 @@ impl Bot {
                 }),
             )
             .await?;
-        self.busy_threads.enter(&thread);
 
         let started = self
             .run_started(
@@ -741,8 +741,6 @@ impl Bot {
                 self.react_once(&thread, ts, Reaction::Failed, true).await;
             }
         }
-        self.busy_threads.leave(&thread);
-        self.start_next_queued(&thread).await;
         started
     }
 
@@ -1736,7 +1734,13 @@ impl Bot {
                             .await?
                             .is_none()
                         {
-                            self.start_task(thread, Some(ts), user, args, None).await?;
+                            if self.thread_busy(&thread).await? {
+                                self.port
+                                    .ephemeral(&here, &user, thread_queue::BUSY_ELSEWHERE)
+                                    .await?;
+                            } else {
+                                self.start_task(thread, Some(ts), user, args, None).await?;
+                            }
                         }
                     }
                     None => {

@@ -3,13 +3,14 @@
 //! task ends.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use threadsmith_bot::config::RepoSection;
 use threadsmith_bot::serve;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
-use threadsmith_tests::{Turn, env};
+use threadsmith_tests::{Turn, env, serve_process};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -96,6 +97,26 @@ async fn a_second_request_waits_for_the_running_task() {
         })
         .await;
     assert!(busy.text.contains("queued"), "{}", busy.text);
+    // `/fix <link to the thread>` does not start one beside it either.
+    let link = format!(
+        "https://fake.slack.com/archives/{CHANNEL}/p{}",
+        parent.replace('.', "")
+    );
+    let e = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/fix", &link, CHANNEL, BOB),
+            true,
+        )
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the command's busy answer", |s| {
+            s.ephemerals()
+                .iter()
+                .any(|m| m.user == BOB && m.text.contains("already running in that thread"))
+        })
+        .await;
     let tasks = env.svc.store.recent_tasks(10).await.unwrap();
     assert_eq!(tasks.len(), 1, "no second task beside the first");
     // The request waits in the store, not in this process.
@@ -152,4 +173,97 @@ async fn a_second_request_waits_for_the_running_task() {
             .is_none()
     );
     running.stop(&shutdown).await;
+}
+
+/// The queue is in the store: the bot killed while a request waits, then started again,
+/// reports the interrupted task and then runs the queued request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_request_survives_a_restart() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let env = env(|_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    std::fs::write(
+        env.dir.path().join("threadsmith.toml"),
+        format!(
+            "attempts = 1\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n[sandbox]\nmemory = \"512m\"\nworkspace_size = \"256m\"\ntmp_size = \"256m\"\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    env.model.script(
+        0,
+        vec![
+            Turn::Call("write_spec", json!({"title": "First", "problem": "p"})),
+            Turn::Call("write_spec", json!({"title": "Second", "problem": "p"})),
+        ],
+    );
+    // The first rollout hangs until the bot is killed; the second gives up.
+    let never = Arc::new(Notify::new());
+    env.model.script(
+        1,
+        vec![
+            Turn::Gated(never, Box::new(Turn::Text("late".into()))),
+            Turn::Call("give_up", json!({"reason": "second"})),
+        ],
+    );
+    let serve = || {
+        serve_process(
+            env.dir.path(),
+            &env.svc.config.database_url(),
+            &env.svc.config.data_dir(),
+            &env.model,
+            &slack.api_base(),
+        )
+    };
+    let first = serve();
+    slack.wait_connected().await;
+    let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
+    let (_, e) = slack
+        .mention(CHANNEL, ALICE, "<@UBOT> fix this", Some(&parent))
+        .await;
+    slack.ack(&e).await;
+    tokio::time::timeout(Duration::from_secs(90), env.model.wait_for_requests(2))
+        .await
+        .expect("the first rollout waits on the model");
+    let (second, e) = slack
+        .mention(CHANNEL, BOB, "<@UBOT> fix this too", Some(&parent))
+        .await;
+    slack.ack(&e).await;
+    slack
+        .wait_until("the busy reply", |s| {
+            s.thread(CHANNEL, &parent)
+                .iter()
+                .any(|m| m.is_bot() && m.text.contains(BUSY))
+        })
+        .await;
+    drop(first); // SIGKILL
+
+    let _second_process = serve();
+    slack
+        .wait_until("the interruption reported", |s| {
+            s.thread(CHANNEL, &parent)
+                .iter()
+                .any(|m| m.text.starts_with("threadsmith stopped"))
+        })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let link = loop {
+        if let Some(l) = env
+            .svc
+            .store
+            .chat_task_by_trigger("slack", CHANNEL, &second)
+            .await
+            .unwrap()
+            && l.summary_ts.is_some()
+        {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the queued request never ran after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(link.requester, BOB);
+    assert_eq!(env.svc.store.recent_tasks(10).await.unwrap().len(), 2);
 }

@@ -5,52 +5,100 @@
 //! carries on; a redelivered request is queued and answered once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::chat::{ChatEvent, OutMessage, ThreadRef, Via};
 use crate::store::{ChatTaskLink, StoreError};
 
-use super::{Bot, HandleError};
+use super::{Bot, HandleError, Prepared};
+use crate::chat::commands::FixArgs;
 
-/// Threads in which this process is starting or running a task — covering the moments before
-/// the task is in the store (reading the thread, writing the spec).
+/// Requests this process is starting or running, by thread — covering the moments before a
+/// task is in the store (reading the thread, writing the spec), and two events of one request
+/// (the original taken again, and its requeued copy) handled at once.
 #[derive(Default)]
-pub(super) struct BusyThreads(Mutex<HashMap<String, usize>>);
+pub(super) struct BusyThreads(Mutex<HashMap<String, HashMap<String, Stage>>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Let through the busy check, about to start.
+    Reserved,
+    Running,
+}
 
 fn thread_key(thread: &ThreadRef) -> String {
     format!("{}:{}:{}", thread.platform, thread.channel, thread.thread)
 }
 
 impl BusyThreads {
-    pub(super) fn enter(&self, thread: &ThreadRef) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(thread_key(thread))
-            .and_modify(|n| *n += 1)
-            .or_insert(1);
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Stage>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn leave(&self, thread: &ThreadRef) {
-        let mut busy = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// Reserves the thread for request `anchor` unless another request is there: false when
+    /// the thread is busy with another.
+    fn reserve(&self, thread: &ThreadRef, anchor: &str) -> bool {
+        let mut busy = self.lock();
+        let requests = busy.entry(thread_key(thread)).or_default();
+        if requests.keys().any(|a| a != anchor) {
+            if requests.is_empty() {
+                busy.remove(&thread_key(thread));
+            }
+            return false;
+        }
+        requests
+            .entry(anchor.to_string())
+            .or_insert(Stage::Reserved);
+        true
+    }
+
+    /// Marks request `anchor` running; false when it runs already in this process.
+    fn begin(&self, thread: &ThreadRef, anchor: &str) -> bool {
+        let mut busy = self.lock();
+        let stage = busy
+            .entry(thread_key(thread))
+            .or_default()
+            .entry(anchor.to_string())
+            .or_insert(Stage::Reserved);
+        if *stage == Stage::Running {
+            return false;
+        }
+        *stage = Stage::Running;
+        true
+    }
+
+    fn end(&self, thread: &ThreadRef, anchor: &str) {
+        let mut busy = self.lock();
         let key = thread_key(thread);
-        if let Some(n) = busy.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(requests) = busy.get_mut(&key) {
+            requests.remove(anchor);
+            if requests.is_empty() {
                 busy.remove(&key);
             }
         }
     }
 
     fn contains(&self, thread: &ThreadRef) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&thread_key(thread))
+        self.lock().contains_key(&thread_key(thread))
     }
 }
 
+/// The answer to `/fix <thread link>` naming a thread where a task runs (a command has no
+/// message in the thread to queue).
+pub(super) const BUSY_ELSEWHERE: &str = "A task is already running in that thread, so I have not started another beside it. Mention me in the thread to queue a request behind it, or Cancel the running task first.";
+
 impl Bot {
+    /// Whether a task runs (or is starting) in the thread.
+    pub(super) async fn thread_busy(&self, thread: &ThreadRef) -> Result<bool, StoreError> {
+        Ok(self.busy_threads.contains(thread)
+            || self
+                .svc
+                .store
+                .active_thread_task(&thread.platform, &thread.channel, &thread.thread)
+                .await?
+                .is_some())
+    }
+
     /// When a task runs in the thread (in the store, or starting in this process), queues the
     /// request behind it, says so once, and returns true.
     pub(super) async fn queue_if_busy(
@@ -78,7 +126,7 @@ impl Bot {
             .store
             .active_thread_task(&thread.platform, &thread.channel, &thread.thread)
             .await?;
-        if active.is_none() && !self.busy_threads.contains(thread) {
+        if active.is_none() && self.busy_threads.reserve(thread, message_ts) {
             return Ok(false);
         }
         let event = ChatEvent::Trigger {
@@ -125,6 +173,32 @@ impl Bot {
         format!(
             "A task is already running in this thread {which}, so I have not started another beside it. Your request is queued: it starts by itself when that task ends. Cancel the running task to start yours sooner."
         )
+    }
+
+    /// Starts a task for a request (see `start_task_inner`), marking its thread busy in this
+    /// process meanwhile; a request already running here (two events of it at once) is left to
+    /// the handler running it. When it ends, the next request queued in the thread starts.
+    pub(super) async fn start_task(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        trigger_ts: Option<String>,
+        user: String,
+        args: FixArgs,
+        prepared: Option<Prepared>,
+    ) -> Result<(), HandleError> {
+        let anchor = trigger_ts
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        if !self.busy_threads.begin(&thread, &anchor) {
+            tracing::warn!(request = %anchor, "this request is being handled here already");
+            return Ok(());
+        }
+        let started = self
+            .start_task_inner(thread.clone(), trigger_ts, user, args, prepared)
+            .await;
+        self.busy_threads.end(&thread, &anchor);
+        self.start_next_queued(&thread).await;
+        started
     }
 
     /// After a task in `thread` ended: the oldest request queued there goes back to the inbox
