@@ -484,7 +484,8 @@ impl Bot {
         if let Some(ts) = self.svc.store.effect(key).await? {
             return Ok(ts);
         }
-        let ts = self.port.post(thread, message).await?;
+        // A post that waits for the platform's pace gives its event slot back meanwhile.
+        let ts = crate::chat::pace::patiently(self.port.post(thread, message)).await?;
         self.svc.store.record_effect(key, &ts).await?;
         Ok(ts)
     }
