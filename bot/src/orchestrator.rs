@@ -14,6 +14,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::commands::{self, Command, FixArgs, SlashCommand};
+use crate::chat::key_locks;
 use crate::chat::{
     ButtonAction, ChatEvent, ChatPort, OutMessage, Reaction, RolloutLine, StatusView, SummaryView,
     ThreadRef, Via,
@@ -21,8 +22,6 @@ use crate::chat::{
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::{ChatTaskLink, StoreError};
-
-mod key_locks;
 
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]

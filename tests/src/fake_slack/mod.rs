@@ -321,7 +321,7 @@ impl FakeSlack {
     /// Calls the fake answered HTTP 429 for being over Slack's rate limits, as
     /// `(method, channel)`.
     pub fn rate_limited(&self) -> Vec<(String, Option<String>)> {
-        self.read(|s| s.limits.refused.clone())
+        self.read(|s| s.rate_limited().to_vec())
     }
 
     /// The next call of `method` fails with this HTTP status (and `Retry-After` header).

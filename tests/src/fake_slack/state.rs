@@ -144,6 +144,11 @@ impl SlackState {
             .unwrap_or_default()
     }
 
+    /// Calls answered HTTP 429 for being over Slack's rate limits, as `(method, channel)`.
+    pub fn rate_limited(&self) -> &[(String, Option<String>)] {
+        &self.limits.refused
+    }
+
     pub fn ephemerals(&self) -> Vec<Ephemeral> {
         self.ephemerals.clone()
     }
