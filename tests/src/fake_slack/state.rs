@@ -103,7 +103,7 @@ impl SlackState {
             files: Vec::new(),
             responses: Vec::new(),
             failures: HashMap::new(),
-            limits: Default::default(),
+            limits: super::limits::RateLimits::new(cfg.tier_limits),
             triggers: HashSet::new(),
             tickets: HashSet::new(),
             ts_seq: 0,
