@@ -13,6 +13,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::commands::{self, Command, FixArgs, SlashCommand};
+use crate::chat::key_locks;
 use crate::chat::{
     ButtonAction, ChatEvent, ChatPort, OutMessage, Reaction, RolloutLine, StatusView, SummaryView,
     ThreadRef, Via,
@@ -32,8 +33,6 @@ mod supervise;
 mod approve;
 mod once;
 mod retry;
-
-mod key_locks;
 
 mod outcome_words;
 mod running;

@@ -186,32 +186,27 @@ fn invalid_tool_choice(message: &str) -> Response {
 }
 
 /// Checks `tool_choice` as the Chat Completions API does: `none`, `auto`, `required`, or
-/// `{"type": "function", "function": {"name": …}}` naming one of the `tools`.
-fn check_tool_choice(body: &Value, named_ok: bool) -> Result<(), Response> {
+/// `{"type": "function", "function": {"name": …}}` naming one of the `tools`. The error is
+/// the message of the 400.
+fn check_tool_choice(body: &Value, named_ok: bool) -> Result<(), String> {
     let Some(choice) = body.get("tool_choice") else {
         return Ok(());
     };
     let tools = body["tools"].as_array().filter(|t| !t.is_empty());
     if tools.is_none() && !choice.is_null() {
-        return Err(invalid_tool_choice(
-            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
-        ));
+        return Err("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.".into());
     }
     match choice {
         Value::String(s) if ["none", "auto", "required"].contains(&s.as_str()) => Ok(()),
         Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
             if !named_ok {
-                return Err(invalid_tool_choice(
-                    "This server does not support a named tool_choice.",
-                ));
+                return Err("This server does not support a named tool_choice.".into());
             }
             let name = o
                 .get("function")
                 .and_then(|f| f.get("name"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    invalid_tool_choice("Missing required parameter: 'tool_choice.function.name'.")
-                })?;
+                .ok_or("Missing required parameter: 'tool_choice.function.name'.")?;
             let known = tools
                 .into_iter()
                 .flatten()
@@ -219,14 +214,15 @@ fn check_tool_choice(body: &Value, named_ok: bool) -> Result<(), Response> {
             if known {
                 Ok(())
             } else {
-                Err(invalid_tool_choice(&format!(
+                Err(format!(
                     "Invalid value for 'tool_choice': no function named '{name}' was specified in the 'tools' parameter."
-                )))
+                ))
             }
         }
-        _ => Err(invalid_tool_choice(
-            "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a named tool.",
-        )),
+        _ => Err(
+            "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a named tool."
+                .into(),
+        ),
     }
 }
 
@@ -250,7 +246,7 @@ async fn chat(
         if let Err(refusal) = check_tool_choice(&body, !g.no_named_tool_choice) {
             drop(g);
             arrivals.send_modify(|count| *count += 1);
-            return refusal;
+            return invalid_tool_choice(&refusal);
         }
         let key = seed.unwrap_or(0);
         let n = *g.cursors.get(&key).unwrap_or(&0);

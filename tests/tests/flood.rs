@@ -148,3 +148,61 @@ async fn help_replies_are_slack_mrkdwn_not_raw_markdown() {
     );
     running.stop(&shutdown).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_slash_commands_in_one_channel_does_not_delay_another_channel() {
+    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let api = slack.api_base();
+    let env = env(move |c| threadsmith_tests::use_fake_slack(c, &api)).await;
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    slack.wait_connected().await;
+
+    // 300 private answers: three times what chat.postEphemeral's tier (Tier 4, 100 a minute)
+    // lets through at once, so that the tier is spent.
+    let mut envelopes = Vec::new();
+    for _ in 0..FLOOD {
+        let cmd = slack.slash_command("/fix", "help", BUSY, ALICE);
+        envelopes.push(slack.send_envelope("slash_commands", cmd, true).await);
+    }
+    for e in &envelopes {
+        slack.ack(e).await;
+    }
+    slack
+        .wait_until("the ephemerals' tier spent", |s| {
+            s.rate_limited()
+                .iter()
+                .any(|(method, _)| method == "chat.postEphemeral")
+        })
+        .await;
+
+    let delivered = Instant::now();
+    let cmd = slack.slash_command("/fix", "help", QUIET, BOB);
+    let e = slack.send_envelope("slash_commands", cmd, true).await;
+    slack.ack(&e).await;
+    let answered = tokio::time::timeout(
+        Duration::from_secs(30),
+        slack.wait_until("the quiet channel's private answer", |s| {
+            s.ephemerals().iter().any(|m| m.channel == QUIET)
+        }),
+    )
+    .await;
+    let latency = delivered.elapsed();
+    let busy_done = slack.read(|s| s.ephemerals().len());
+    println!(
+        "quiet channel's ephemeral after {latency:?} (answered: {}), busy channel: {busy_done}/{FLOOD}",
+        answered.is_ok()
+    );
+    assert!(answered.is_ok(), "not answered within 30 s");
+    assert!(
+        latency < BOUND,
+        "the quiet channel's answer took {latency:?} (bound {BOUND:?})"
+    );
+    assert!(
+        busy_done < FLOOD,
+        "the flood was over before the quiet channel asked: the test proves nothing"
+    );
+    running.stop(&shutdown).await;
+}

@@ -3,6 +3,7 @@
 //! views of [`OutMessage`] into their own formats.
 
 pub mod commands;
+pub(crate) mod key_locks;
 pub mod markdown;
 pub mod pace;
 

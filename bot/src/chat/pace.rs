@@ -8,10 +8,16 @@
 //! replay harmless).
 //!
 //! The orchestrator runs each handler inside [`holding`] with a way to give its slot back;
-//! adapters call [`give_back`] right before they sleep for a rate limit.
+//! adapters call [`give_back`] right before they sleep for a rate limit, and a post that
+//! takes longer than [`PATIENCE`] for any other reason (a client library's own rate limiter,
+//! as serenity's for Discord) gives it back too ([`patiently`]).
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::time::Duration;
+
+/// How long a chat call may hold an event slot before it gives it back and keeps waiting.
+pub const PATIENCE: Duration = Duration::from_millis(500);
 
 type Release = Box<dyn FnOnce() + Send>;
 
@@ -37,6 +43,19 @@ pub fn give_back() {
     let release = SLOT.try_with(|s| s.borrow_mut().take()).ok().flatten();
     if let Some(release) = release {
         release();
+    }
+}
+
+/// Awaits `fut`; if it is not done within [`PATIENCE`], gives the event slot back and keeps
+/// waiting for it.
+pub async fn patiently<F: Future>(fut: F) -> F::Output {
+    tokio::pin!(fut);
+    match tokio::time::timeout(PATIENCE, &mut fut).await {
+        Ok(out) => out,
+        Err(_) => {
+            give_back();
+            fut.await
+        }
     }
 }
 
@@ -78,5 +97,27 @@ mod tests {
         .await;
         assert_eq!(released.load(Ordering::SeqCst), 2, "given back at the end");
         give_back(); // outside a handler: nothing happens
+    }
+
+    #[tokio::test]
+    async fn a_slow_call_gives_the_slot_back_and_a_quick_one_keeps_it() {
+        let released = Arc::new(AtomicU32::new(0));
+        let r = released.clone();
+        let released_during = holding(
+            move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            },
+            {
+                let released = released.clone();
+                async move {
+                    patiently(async {}).await;
+                    let after_quick = released.load(Ordering::SeqCst);
+                    patiently(tokio::time::sleep(PATIENCE + Duration::from_millis(200))).await;
+                    (after_quick, released.load(Ordering::SeqCst))
+                }
+            },
+        )
+        .await;
+        assert_eq!(released_during, (0, 1));
     }
 }

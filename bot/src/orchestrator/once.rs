@@ -44,7 +44,8 @@ impl Bot {
         if let Some(ts) = self.svc.store.effect(key).await? {
             return Ok(ts);
         }
-        match self.port.post(thread, message).await {
+        // A post that waits for the platform's pace gives its event slot back meanwhile.
+        match crate::chat::pace::patiently(self.port.post(thread, message)).await {
             Ok(ts) => {
                 self.svc.store.record_effect(key, &ts).await?;
                 Ok(ts)

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use slack_morphism::prelude::*;
 
+use crate::chat::key_locks::KeyLocks;
 use crate::chat::markdown::slack_to_markdown;
 use crate::chat::{ChatError, ChatPort, Form, OutMessage, Reaction, ThreadMessage, ThreadRef};
 
@@ -30,9 +31,11 @@ pub struct SlackPort {
     names: Mutex<HashMap<String, String>>,
     /// `chat.postMessage`'s pace, per channel.
     pacer: pace::ChannelPacer,
+    /// One call at a time per method and channel (see [`pace`]).
+    lanes: KeyLocks,
+    /// Turns taken while a rate limit is spent.
+    gates: pace::Gates,
 }
-
-use pace::retrying;
 
 /// A client for Slack's Web API; `api_url` points it elsewhere (a fake, in tests).
 pub fn client(api_url: Option<&str>) -> anyhow::Result<Arc<SlackHyperClient>> {
@@ -96,9 +99,20 @@ impl SlackPort {
                 token,
                 names: Mutex::default(),
                 pacer: pace::ChannelPacer::default(),
+                lanes: KeyLocks::default(),
+                gates: pace::Gates::default(),
             },
             identity,
         ))
+    }
+
+    /// The calls of one method in one channel go one at a time, in order: when the method's
+    /// tier is spent, a flooded channel then has one call waiting, like every other channel,
+    /// instead of all of its calls crowding the others out at each `Retry-After`.
+    async fn lane(&self, method: &str, channel: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lanes
+            .lock_patiently(&format!("{method}:{channel}"))
+            .await
     }
 
     async fn name_of(&self, user: &str) -> String {
@@ -108,7 +122,11 @@ impl SlackPort {
         let session = self.client.open_session(&self.token);
         let req = SlackApiUsersInfoRequest::new(user.into());
         let (s, r) = (&session, &req);
-        let name = match retrying("users.info", move || s.users_info(r)).await {
+        let name = match self
+            .gates
+            .retrying("users.info", "users.info", move || s.users_info(r))
+            .await
+        {
             Ok(info) => {
                 let u = info.user;
                 u.profile
@@ -148,9 +166,14 @@ impl ChatPort for SlackPort {
         if !thread.thread.is_empty() {
             req = req.with_thread_ts(thread.thread.as_str().into());
         }
+        let _lane = self.lane("chat.postMessage", &thread.channel).await;
         self.pacer.wait_turn(&thread.channel).await;
         let (s, r) = (&session, &req);
-        let resp = retrying("chat.postMessage", move || s.chat_post_message(r)).await?;
+        let gate = format!("chat.postMessage:{}", thread.channel);
+        let resp = self
+            .gates
+            .retrying(&gate, "chat.postMessage", move || s.chat_post_message(r))
+            .await?;
         Ok(resp.ts.to_string())
     }
 
@@ -160,6 +183,7 @@ impl ChatPort for SlackPort {
         ts: &str,
         message: &OutMessage,
     ) -> Result<(), ChatError> {
+        let _lane = self.lane("chat.update", &thread.channel).await;
         let session = self.client.open_session(&self.token);
         let req = SlackApiChatUpdateRequest::new(
             thread.channel.as_str().into(),
@@ -167,7 +191,9 @@ impl ChatPort for SlackPort {
             ts.into(),
         );
         let (s, r) = (&session, &req);
-        retrying("chat.update", move || s.chat_update(r)).await?;
+        self.gates
+            .retrying("chat.update", "chat.update", move || s.chat_update(r))
+            .await?;
         Ok(())
     }
 
@@ -181,8 +207,13 @@ impl ChatPort for SlackPort {
         if !thread.thread.is_empty() {
             req = req.with_thread_ts(thread.thread.as_str().into());
         }
+        let _lane = self.lane("chat.postEphemeral", &thread.channel).await;
         let (s, r) = (&session, &req);
-        retrying("chat.postEphemeral", move || s.chat_post_ephemeral(r)).await?;
+        self.gates
+            .retrying("chat.postEphemeral", "chat.postEphemeral", move || {
+                s.chat_post_ephemeral(r)
+            })
+            .await?;
         Ok(())
     }
 
@@ -210,23 +241,26 @@ impl ChatPort for SlackPort {
             }
         }
         let s = &session;
+        let _lane = self.lane("reactions", &thread.channel).await;
         if on {
             let req =
                 SlackApiReactionsAddRequest::new(thread.channel.as_str().into(), name, ts.into());
             let r = &req;
-            retrying("reactions.add", move || async move {
-                holds(s.reactions_add(r).await)
-            })
-            .await
+            self.gates
+                .retrying("reactions.add", "reactions.add", move || async move {
+                    holds(s.reactions_add(r).await)
+                })
+                .await
         } else {
             let req = SlackApiReactionsRemoveRequest::new(name)
                 .with_channel(thread.channel.as_str().into())
                 .with_timestamp(ts.into());
             let r = &req;
-            retrying("reactions.remove", move || async move {
-                holds(s.reactions_remove(r).await)
-            })
-            .await
+            self.gates
+                .retrying("reactions.remove", "reactions.remove", move || async move {
+                    holds(s.reactions_remove(r).await)
+                })
+                .await
         }
     }
 
@@ -243,8 +277,14 @@ impl ChatPort for SlackPort {
             .with_limit(200)
             .opt_cursor(cursor.clone());
             let (s, r) = (&session, &req);
-            let resp =
-                retrying("conversations.replies", move || s.conversations_replies(r)).await?;
+            let resp = self
+                .gates
+                .retrying(
+                    "conversations.replies",
+                    "conversations.replies",
+                    move || s.conversations_replies(r),
+                )
+                .await?;
             raw.extend(resp.messages);
             cursor = resp.response_metadata.and_then(|m| m.next_cursor);
             if cursor.is_none() {
@@ -295,7 +335,9 @@ impl ChatPort for SlackPort {
         let session = self.client.open_session(&self.token);
         let req = SlackApiViewsOpenRequest::new(trigger_id.into(), view);
         let (s, r) = (&session, &req);
-        retrying("views.open", move || s.views_open(r)).await?;
+        self.gates
+            .retrying("views.open", "views.open", move || s.views_open(r))
+            .await?;
         Ok(())
     }
 
@@ -311,24 +353,35 @@ impl ChatPort for SlackPort {
         let req =
             SlackApiFilesGetUploadUrlExternalRequest::new(filename.to_string(), content.len());
         let r = &req;
-        let url = retrying("files.getUploadURLExternal", move || {
-            s.get_upload_url_external(r)
-        })
-        .await?;
+        let url = self
+            .gates
+            .retrying(
+                "files.getUploadURLExternal",
+                "files.getUploadURLExternal",
+                move || s.get_upload_url_external(r),
+            )
+            .await?;
         let req =
             SlackApiFilesUploadViaUrlRequest::new(url.upload_url, content, "text/x-diff".into());
         let r = &req;
-        retrying("files upload", move || s.files_upload_via_url(r)).await?;
+        self.gates
+            .retrying("files upload", "files upload", move || {
+                s.files_upload_via_url(r)
+            })
+            .await?;
         let req = SlackApiFilesCompleteUploadExternalRequest::new(vec![
             SlackApiFilesComplete::new(url.file_id).with_title(title.to_string()),
         ])
         .with_channel_id(thread.channel.as_str().into())
         .with_thread_ts(thread.thread.as_str().into());
         let r = &req;
-        retrying("files.completeUploadExternal", move || {
-            s.files_complete_upload_external(r)
-        })
-        .await?;
+        self.gates
+            .retrying(
+                "files.completeUploadExternal",
+                "files.completeUploadExternal",
+                move || s.files_complete_upload_external(r),
+            )
+            .await?;
         Ok(())
     }
 
@@ -336,7 +389,14 @@ impl ChatPort for SlackPort {
         let session = self.client.open_session(&self.token);
         let req = SlackApiUserGroupsUsersListRequest::new(group.into());
         let (s, r) = (&session, &req);
-        let members = retrying("usergroups.users.list", move || s.usergroups_users_list(r)).await?;
+        let members = self
+            .gates
+            .retrying(
+                "usergroups.users.list",
+                "usergroups.users.list",
+                move || s.usergroups_users_list(r),
+            )
+            .await?;
         Ok(members.users.iter().any(|u| u.to_string() == user))
     }
 
@@ -344,7 +404,10 @@ impl ChatPort for SlackPort {
         let session = self.client.open_session(&self.token);
         let req = SlackApiChatGetPermalinkRequest::new(thread.channel.as_str().into(), ts.into());
         let (s, r) = (&session, &req);
-        retrying("chat.getPermalink", move || s.chat_get_permalink(r))
+        self.gates
+            .retrying("chat.getPermalink", "chat.getPermalink", move || {
+                s.chat_get_permalink(r)
+            })
             .await
             .ok()
             .map(|r| r.permalink.to_string())

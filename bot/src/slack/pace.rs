@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use slack_morphism::errors::SlackClientError;
@@ -64,33 +65,104 @@ impl ChannelPacer {
     }
 }
 
-/// Runs a Web API call, waiting out 429s (their `Retry-After`, giving the event slot back
-/// first), at most [`MAX_RETRIES`] times.
-pub async fn retrying<T, F, Fut>(method: &'static str, call: F) -> Result<T, ChatError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, SlackClientError>>,
-{
-    let mut tries = 0;
-    loop {
-        match call().await {
-            Ok(v) => return Ok(v),
-            Err(SlackClientError::RateLimitError(e)) if tries < MAX_RETRIES => {
-                tries += 1;
-                let wait = e
-                    .retry_after
-                    .unwrap_or(POST_INTERVAL)
-                    .clamp(Duration::from_millis(100), MAX_RETRY_AFTER);
-                tracing::debug!(method, ?wait, tries, "Slack asked us to slow down");
+/// One gate per rate limit (a method's tier, or one channel's `chat.postMessage`). While a
+/// limit is spent (a call got 429 and others wait), its calls take turns in the order they
+/// came, each after the `Retry-After`: a flooded channel (which has one call waiting, see
+/// [`super::SlackPort`]'s lanes) and a quiet one alternate, instead of the quiet one losing
+/// every race for the next free call.
+#[derive(Default)]
+pub struct Gates {
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+#[derive(Default)]
+struct Gate {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    waiting: AtomicUsize,
+    blocked_until: Mutex<Option<Instant>>,
+}
+
+impl Gate {
+    fn blocked_until(&self) -> Option<Instant> {
+        *self
+            .blocked_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn block(&self, until: Instant) {
+        let mut b = self
+            .blocked_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *b = Some(b.map_or(until, |t| t.max(until)));
+    }
+
+    /// Whether calls must take turns: the limit was hit and is not known to be free again.
+    fn congested(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+            || self.turn.try_lock().is_err()
+            || self.blocked_until().is_some_and(|t| t > Instant::now())
+    }
+}
+
+impl Gates {
+    fn gate(&self, key: &str) -> Arc<Gate> {
+        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        if gates.len() > 4096 {
+            gates.retain(|_, g| Arc::strong_count(g) > 1);
+        }
+        gates.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Runs a Web API call under the gate `key`, waiting out 429s (their `Retry-After`,
+    /// giving the event slot back first), at most [`MAX_RETRIES`] times.
+    pub async fn retrying<T, F, Fut>(
+        &self,
+        key: &str,
+        method: &'static str,
+        call: F,
+    ) -> Result<T, ChatError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SlackClientError>>,
+    {
+        let gate = self.gate(key);
+        let mut turn = None;
+        let mut tries = 0;
+        loop {
+            if turn.is_none() && gate.congested() {
                 pace::give_back();
-                tokio::time::sleep(wait).await;
+                gate.waiting.fetch_add(1, Ordering::SeqCst);
+                let guard = gate.turn.clone().lock_owned().await;
+                gate.waiting.fetch_sub(1, Ordering::SeqCst);
+                turn = Some(guard);
             }
-            Err(SlackClientError::RateLimitError(_)) => return Err(ChatError::RateLimited),
-            Err(e) => {
-                return Err(ChatError::Api {
-                    method,
-                    detail: e.to_string(),
-                });
+            if turn.is_some()
+                && let Some(until) = gate.blocked_until()
+                && until > Instant::now()
+            {
+                pace::give_back();
+                tokio::time::sleep_until(until).await;
+            }
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(SlackClientError::RateLimitError(e)) if tries < MAX_RETRIES => {
+                    tries += 1;
+                    let wait = e
+                        .retry_after
+                        .unwrap_or(POST_INTERVAL)
+                        .clamp(Duration::from_millis(100), MAX_RETRY_AFTER);
+                    tracing::debug!(method, ?wait, tries, "Slack asked us to slow down");
+                    gate.block(Instant::now() + wait);
+                }
+                Err(SlackClientError::RateLimitError(_)) => return Err(ChatError::RateLimited),
+                Err(e) => {
+                    return Err(ChatError::Api {
+                        method,
+                        detail: e.to_string(),
+                    });
+                }
             }
         }
     }

@@ -75,12 +75,21 @@ impl Bucket {
 /// The buckets, and what was refused.
 #[derive(Default)]
 pub struct RateLimits {
+    /// The tiers are not enforced (see `FakeSlackConfig::tier_limits`).
+    tiers_off: bool,
     buckets: HashMap<String, Bucket>,
     /// Calls answered 429, as `(method, channel)`.
     pub(super) refused: Vec<(String, Option<String>)>,
 }
 
 impl RateLimits {
+    pub(super) fn new(tier_limits: bool) -> Self {
+        Self {
+            tiers_off: !tier_limits,
+            ..Self::default()
+        }
+    }
+
     /// Counts a call; `Err(retry_after_secs)` if it is over its limit.
     pub(super) fn check(
         &mut self,
@@ -93,7 +102,7 @@ impl RateLimits {
                 return Ok(());
             };
             (format!("post:{channel}"), POST_BURST, 1.0)
-        } else if let Some((per_minute, size)) = tier(method) {
+        } else if let Some((per_minute, size)) = tier(method).filter(|_| !self.tiers_off) {
             (method.to_string(), size, per_minute / 60.0)
         } else {
             return Ok(());
@@ -145,5 +154,17 @@ mod tests {
             Ok(())
         );
         assert_eq!(l.check("auth.test", None, t0), Ok(()));
+    }
+
+    #[test]
+    fn without_tiers_only_the_channels_pace_is_kept() {
+        let mut l = RateLimits::new(false);
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(l.check("reactions.remove", None, t0), Ok(()));
+        }
+        assert_eq!(l.check("chat.postMessage", Some("CA"), t0), Ok(()));
+        assert_eq!(l.check("chat.postMessage", Some("CA"), t0), Ok(()));
+        assert_eq!(l.check("chat.postMessage", Some("CA"), t0), Err(1));
     }
 }

@@ -45,6 +45,10 @@ pub struct FakeSlackConfig {
     pub app_token: String,
     /// Human users as `(id, name)`; `users.info` knows these and the bot user.
     pub users: Vec<(String, String)>,
+    /// Whether the method tiers (per method per workspace, per minute) are enforced, as Slack
+    /// does (the default). A test of something else that makes hundreds of calls a minute
+    /// (a throughput test) may turn them off; `chat.postMessage`'s per-channel limit stays.
+    pub tier_limits: bool,
 }
 
 impl Default for FakeSlackConfig {
@@ -60,6 +64,7 @@ impl Default for FakeSlackConfig {
                 ("U222".into(), "alice".into()),
                 ("U333".into(), "bob".into()),
             ],
+            tier_limits: true,
         }
     }
 }
@@ -321,7 +326,7 @@ impl FakeSlack {
     /// Calls the fake answered HTTP 429 for being over Slack's rate limits, as
     /// `(method, channel)`.
     pub fn rate_limited(&self) -> Vec<(String, Option<String>)> {
-        self.read(|s| s.limits.refused.clone())
+        self.read(|s| s.rate_limited().to_vec())
     }
 
     /// The next call of `method` fails with this HTTP status (and `Retry-After` header).

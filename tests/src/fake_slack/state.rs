@@ -103,7 +103,7 @@ impl SlackState {
             files: Vec::new(),
             responses: Vec::new(),
             failures: HashMap::new(),
-            limits: Default::default(),
+            limits: super::limits::RateLimits::new(cfg.tier_limits),
             triggers: HashSet::new(),
             tickets: HashSet::new(),
             ts_seq: 0,
@@ -142,6 +142,11 @@ impl SlackState {
         self.find(channel, ts)
             .map(|m| m.reactions.clone())
             .unwrap_or_default()
+    }
+
+    /// Calls answered HTTP 429 for being over Slack's rate limits, as `(method, channel)`.
+    pub fn rate_limited(&self) -> &[(String, Option<String>)] {
+        &self.limits.refused
     }
 
     pub fn ephemerals(&self) -> Vec<Ephemeral> {
