@@ -13,6 +13,7 @@ pub mod rollout;
 pub mod sandbox;
 pub mod secret;
 pub mod types;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -121,6 +122,7 @@ impl Runner {
                     started_at: now,
                     finished_at: now,
                     agent_duration: std::time::Duration::ZERO,
+                    timings: PhaseTimings::default(),
                 });
             }
         }
