@@ -10,7 +10,8 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use threadsmith_runner::PhaseTimings;
 use threadsmith_runner::image::DEFAULT_IMAGE;
-use threadsmith_runner::sandbox::{LABEL_MANAGED, LABEL_TASK};
+use threadsmith_runner::owner_label;
+use threadsmith_runner::sandbox::{LABEL_MANAGED, LABEL_OWNER, LABEL_TASK};
 
 /// One naive rollout; returns its phases and its total.
 ///
@@ -31,6 +32,8 @@ pub async fn rollout(
         labels: Some(HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_TASK.to_string(), "bench-naive".to_string()),
+            // Ours while this process lives: another process's orphan sweep leaves it alone.
+            (LABEL_OWNER.to_string(), owner_label()),
         ])),
         host_config: Some(HostConfig {
             network_mode: Some("none".into()),
