@@ -16,6 +16,7 @@ pub mod sandbox;
 pub mod secret;
 pub mod testdetect;
 pub mod types;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -124,6 +125,7 @@ impl Runner {
                     started_at: now,
                     finished_at: now,
                     agent_duration: std::time::Duration::ZERO,
+                    timings: PhaseTimings::default(),
                 });
             }
         }

@@ -4,11 +4,13 @@
 //!
 //! Seed layout (mounted at `/seed` in every sandbox):
 //! - `objects/` — the git objects of the base commit (shallow, depth 1);
-//! - `tree/` — a checkout of the base commit whose `.git/objects` borrows `/seed/objects`.
+//! - `checkout.tar` — a checkout of the base commit (its files and a `.git` whose objects are
+//!   borrowed from `/seed/objects`), as an uncompressed archive;
+//! - `tree/.git` — that checkout's git directory (its index holds the files' stat data).
 //!
-//! A rollout copies `tree/` to `/workspace` (small: the files and a `.git` without objects). Its
-//! diff is taken against `/seed`, which the agent cannot write, so an agent that rewrites or
-//! deletes `/workspace/.git` cannot hide or forge its changes.
+//! A rollout extracts `checkout.tar` into `/workspace` (see [`crate::workspace`]). Its diff is
+//! taken against `/seed`, which the agent cannot write, so an agent that rewrites or deletes
+//! `/workspace/.git` cannot hide or forge its changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -345,23 +347,68 @@ impl RepoCache {
             format!("{}/objects\n", crate::sandbox::SEED),
         )
         .map_err(io("writing alternates"))?;
-        let out = crate::process::command("tar")
-            .args(["--owner=1000", "--group=1000", "--numeric-owner", "-C"])
-            .arg(work.path())
-            .args(["-cf", "-", "objects", "tree"])
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .map_err(io("packing the seed"))?;
-        if !out.status.success() {
-            return Err(RepoError::Git {
-                action: "packing the seed",
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+        // The checkout as one archive, which a rollout extracts in one sequential read; the
+        // seed keeps only its git directory beside it, for the diff.
+        tar(&[
+            "-C",
+            &tree_arg,
+            "-cf",
+            &work
+                .path()
+                .join(crate::workspace::CHECKOUT_ARCHIVE)
+                .display()
+                .to_string(),
+            ".",
+        ])
+        .await?;
+        for entry in std::fs::read_dir(&tree).map_err(io("trimming the seed"))? {
+            let entry = entry.map_err(io("trimming the seed"))?;
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            let path = entry.path();
+            if entry.file_type().map_err(io("trimming the seed"))?.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            }
+            .map_err(io("trimming the seed"))?;
         }
-        Ok(out.stdout)
+        let root = work.path().display().to_string();
+        tar(&[
+            "-C",
+            &root,
+            "-cf",
+            "-",
+            "objects",
+            crate::workspace::CHECKOUT_ARCHIVE,
+            "tree",
+        ])
+        .await
     }
+}
+
+/// Runs `tar` with the seed's ownership (the sandbox's user) and returns its stdout.
+async fn tar(args: &[&str]) -> Result<Vec<u8>, RepoError> {
+    let io = |e: std::io::Error| RepoError::Git {
+        action: "packing the seed",
+        detail: e.to_string(),
+    };
+    let out = crate::process::command("tar")
+        .args(["--owner=1000", "--group=1000", "--numeric-owner"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(io)?;
+    if !out.status.success() {
+        return Err(RepoError::Git {
+            action: "packing the seed",
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
 }
 
 fn not_found(source: &RepoSource, e: RepoError) -> RepoError {

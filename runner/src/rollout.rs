@@ -13,9 +13,10 @@ use crate::agent::{self, AgentEnd};
 use crate::output::OutputCap;
 use crate::sandbox::{Docker, ExecOutcome, ExecRequest, Sandbox, SandboxError, SandboxSpec};
 use crate::types::{
-    AgentKind, CommandKind, CommandRecord, Diff, FileChange, Outcome, Phase, RolloutEvent,
-    RolloutResult, TaskPlan, TestRun,
+    AgentKind, CommandKind, CommandRecord, Diff, FileChange, Outcome, Phase, PhaseTimings,
+    RolloutEvent, RolloutResult, TaskPlan, TestRun,
 };
+use crate::workspace::{self, CopyMark};
 
 /// The largest diff a rollout may produce.
 pub const MAX_DIFF_BYTES: usize = 20 << 20;
@@ -81,6 +82,7 @@ struct Partial {
     diff: Diff,
     network: Option<String>,
     agent_duration: Duration,
+    timings: PhaseTimings,
 }
 
 impl Partial {
@@ -94,6 +96,7 @@ impl Partial {
             diff: Diff::default(),
             network: None,
             agent_duration: Duration::ZERO,
+            timings: PhaseTimings::default(),
         }
     }
 }
@@ -124,6 +127,7 @@ pub async fn run_rollout(
         start_with_network: (settings.setup.is_some() && settings.setup_network)
             || external_network,
     };
+    let clock = Instant::now();
     let (partial, commands) = match docker.create_sandbox(&spec).await {
         Err(e) => (
             Partial::failed(
@@ -133,6 +137,7 @@ pub async fn run_rollout(
             Vec::new(),
         ),
         Ok(sandbox) => {
+            let sandbox_time = clock.elapsed();
             let mut ctx = RolloutCtx {
                 sandbox: &sandbox,
                 index,
@@ -141,9 +146,12 @@ pub async fn run_rollout(
                 command_timeout: settings.command_timeout,
                 commands: Vec::new(),
             };
-            let partial = in_sandbox(&mut ctx, model, plan, sampling).await;
+            let mut partial = in_sandbox(&mut ctx, model, plan, sampling).await;
             let commands = std::mem::take(&mut ctx.commands);
+            let removal = Instant::now();
             sandbox.remove().await;
+            partial.timings.sandbox = sandbox_time;
+            partial.timings.removal = removal.elapsed();
             (partial, commands)
         }
     };
@@ -161,6 +169,7 @@ pub async fn run_rollout(
         started_at,
         finished_at: Utc::now(),
         agent_duration: partial.agent_duration,
+        timings: partial.timings,
     };
     let _ = events.send(RolloutEvent::Finished {
         result: Box::new(result.clone()),
@@ -176,19 +185,17 @@ async fn in_sandbox(
 ) -> Partial {
     let settings = &plan.settings;
     let mut network = None;
+    let mut timings = PhaseTimings::default();
 
-    // The working copy: the seed's template checkout, copied into the sandbox's own workspace.
-    let mut copy = ExecRequest::shell(
-        format!(
-            "cp -a {}/tree/. {}/",
-            crate::sandbox::SEED,
-            crate::sandbox::WORKSPACE
-        ),
-        settings.command_timeout,
-    );
+    // The working copy: the seed's checkout, extracted into the sandbox's own workspace.
+    let clock = Instant::now();
+    let mut copy = ExecRequest::shell(workspace::copy_script(), settings.command_timeout);
     copy.reap = false;
-    match ctx.sandbox.exec(copy, ctx.cancel).await {
-        Ok(o) if o.success() => {}
+    copy.keep_stdout = Some(256);
+    let mark = match ctx.sandbox.exec(copy, ctx.cancel).await {
+        Ok(o) if o.success() => CopyMark::parse(&String::from_utf8_lossy(
+            o.stdout.as_deref().unwrap_or_default(),
+        )),
         Ok(o) => {
             return Partial::failed(
                 Outcome::Errored,
@@ -199,7 +206,8 @@ async fn in_sandbox(
             );
         }
         Err(e) => return sandbox_failure(e),
-    }
+    };
+    timings.copy = clock.elapsed();
 
     if let Some(setup) = &settings.setup {
         ctx.phase(Phase::Setup);
@@ -265,15 +273,22 @@ async fn in_sandbox(
         }
     };
     let agent_duration = agent_started.elapsed();
+    timings.agent = agent_duration;
     if end == AgentEnd::Cancelled {
         return Partial::failed(Outcome::Cancelled, "the task was cancelled");
     }
 
     ctx.phase(Phase::CollectingDiff);
+    let clock = Instant::now();
     // A sandbox whose memory is full cannot run git: say so at once rather than thrash.
-    let collected = crate::oom::guard(ctx.sandbox, ctx.cancel, MAX_DIFF_BYTES, collect_diff(ctx))
-        .await
-        .unwrap_or_else(|why| Err(DiffError::Failed(why)));
+    let collected = crate::oom::guard(
+        ctx.sandbox,
+        ctx.cancel,
+        MAX_DIFF_BYTES,
+        collect_diff(ctx, mark),
+    )
+    .await
+    .unwrap_or_else(|why| Err(DiffError::Failed(why)));
     let diff = match collected {
         Ok(d) => d,
         Err(DiffError::Cancelled) => {
@@ -283,6 +298,7 @@ async fn in_sandbox(
             let mut p = Partial::failed(Outcome::Errored, why);
             p.agent_duration = agent_duration;
             p.network = network;
+            p.timings = timings;
             if let AgentEnd::Finished {
                 summary,
                 confidence,
@@ -294,6 +310,7 @@ async fn in_sandbox(
             return p;
         }
     };
+    timings.diff = clock.elapsed();
 
     let mut partial = Partial {
         outcome: Outcome::Errored,
@@ -304,6 +321,7 @@ async fn in_sandbox(
         diff,
         network,
         agent_duration,
+        timings,
     };
     match end {
         AgentEnd::Finished {
@@ -318,7 +336,10 @@ async fn in_sandbox(
             } else if let Some(test) = &settings.test {
                 ctx.phase(Phase::Testing);
                 let req = ExecRequest::shell(test.clone(), settings.command_timeout);
-                match ctx.run(CommandKind::Test, test.clone(), req).await {
+                let clock = Instant::now();
+                let ran = ctx.run(CommandKind::Test, test.clone(), req).await;
+                partial.timings.tests = clock.elapsed();
+                match ran {
                     Ok(o) => {
                         let run = TestRun {
                             passed: o.success(),
@@ -403,23 +424,9 @@ enum DiffError {
 const PATCH_SEPARATOR: &[u8] = b"\0--threadsmith-patch--\0";
 
 /// The change against the base, taken with the seed's read-only git directory so that nothing
-/// the agent did to `/workspace/.git` matters.
-async fn collect_diff(ctx: &RolloutCtx<'_>) -> Result<Diff, DiffError> {
-    let script = r#"
-find /tmp -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null
-set -e
-export GIT_DIR=/seed/tree/.git GIT_WORK_TREE=/workspace GIT_INDEX_FILE=/tmp/.ts-index \
-       GIT_OBJECT_DIRECTORY=/tmp/.ts-objects GIT_ALTERNATE_OBJECT_DIRECTORIES=/seed/objects
-if [ ! -d /workspace ]; then echo "the workspace is gone" >&2; exit 3; fi
-# -p keeps the index's time, so that git's racy-clean check re-reads files written in the same
-# second as the seed's checkout (an edit of the same size would otherwise look unchanged).
-cp -p /seed/tree/.git/index /tmp/.ts-index
-mkdir -p /tmp/.ts-objects
-git add -A
-git diff --cached --find-renames --numstat -z HEAD
-printf '\0--threadsmith-patch--\0'
-git diff --cached --find-renames --binary HEAD
-"#;
+/// the agent did to `/workspace/.git` matters (see [`workspace::diff_script`]).
+async fn collect_diff(ctx: &RolloutCtx<'_>, mark: Option<CopyMark>) -> Result<Diff, DiffError> {
+    let script = workspace::diff_script(mark);
     let mut req = ExecRequest::shell(script, ctx.command_timeout);
     req.keep_stdout = Some(MAX_DIFF_BYTES);
     req.reap = false;

@@ -279,4 +279,23 @@ pub struct RolloutResult {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub agent_duration: Duration,
+    /// Where the rollout's time went.
+    pub timings: PhaseTimings,
+}
+
+/// Where a rollout's wall time went, phase by phase (zero for a phase it did not reach).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTimings {
+    /// The container and its workspace created and started.
+    pub sandbox: Duration,
+    /// The working copy put in place from the seed.
+    pub copy: Duration,
+    /// The agent, from its first step to its end.
+    pub agent: Duration,
+    /// The change read back against the seed.
+    pub diff: Duration,
+    /// The repository's test command.
+    pub tests: Duration,
+    /// The container and its workspace removed.
+    pub removal: Duration,
 }

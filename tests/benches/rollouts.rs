@@ -1,41 +1,55 @@
 //! `cargo bench -p threadsmith-tests --bench rollouts`
 //!
-//! 1. Orchestration overhead per rollout (container up, working copy in place, diff collected,
-//!    container gone) on a generated repository of ~50 MB in 5,000 files, with a zero-latency
-//!    scripted model — side by side, in the same run, with the naive way: a fresh `git clone`
-//!    inside a fresh container per rollout.
+//! 1. Overhead per rollout (container up, working copy in place, a scripted one-file change,
+//!    diff collected, container gone), phase by phase, with a zero-latency scripted model, on a
+//!    generated repository of 50 MB in 5,000 files — side by side, in the same run, with the
+//!    naive way (a fresh `git clone` inside a fresh container per rollout, in the container's
+//!    file system and on a tmpfs) — and on one of 500 MB in 50,000 files, to see how the cost
+//!    grows with the repository.
 //! 2. Wall time of a task with N=4 rollouts against N=1, with a fixed-latency scripted model.
 //!
-//! Prints a Markdown report (copied into docs/BENCHMARKS.md). Ratios, not absolute times, are
-//! the figures to compare across machines.
+//! Prints a Markdown report, ready for docs/BENCHMARKS.md. Ratios, not absolute times, are the
+//! figures to compare across machines. It prints; it never fails on timing.
+//!
+//! Settings (environment):
+//! - `THREADSMITH_BENCH_ROLLOUTS` — samples per row (default 7);
+//! - `THREADSMITH_BENCH_LARGE_FILES` — files of the large repository (default 50000; 0 skips it);
+//! - `THREADSMITH_BENCH_PARALLEL` — `0` skips part 2.
+
+#[path = "rollouts/naive.rs"]
+mod naive;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use serde_json::json;
 use threadsmith_runner::image::DEFAULT_IMAGE;
-use threadsmith_runner::sandbox::{LABEL_MANAGED, LABEL_TASK};
-use threadsmith_runner::{RepoSource, TaskPlan, sampling_for};
+use threadsmith_runner::{PhaseTimings, RepoSource, TaskPlan, sampling_for};
 use threadsmith_tests::gitrepo::git;
-use threadsmith_tests::{Turn, env};
+use threadsmith_tests::{TestEnv, Turn, env};
 use tokio_util::sync::CancellationToken;
 
-const FILES: usize = 5_000;
+const SMALL_FILES: usize = 5_000;
 const FILE_BYTES: usize = 10_000;
-const SAMPLES: u32 = 7;
 
-/// Deterministic, poorly compressible text.
-fn generate_repo(dir: &Path) {
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// Deterministic, poorly compressible text: `files` files of 10 kB, 100 to a folder.
+fn generate_repo(dir: &Path, files: usize) {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
+    let folders = files.div_ceil(100).max(1);
     std::fs::create_dir_all(dir).unwrap();
     git(dir, &["init", "--quiet", "--initial-branch=main"]);
-    for i in 0..FILES {
-        let sub = dir.join(format!("src/m{:02}", i % 50));
+    for i in 0..files {
+        let sub = dir.join(format!("src/m{:02}", i % folders));
         std::fs::create_dir_all(&sub).unwrap();
         let mut text = Vec::with_capacity(FILE_BYTES);
         while text.len() < FILE_BYTES {
@@ -48,8 +62,10 @@ fn generate_repo(dir: &Path) {
                 alphabet[(state % 64) as usize]
             });
         }
-        std::fs::write(sub.join(format!("f{i:04}.txt")), text).unwrap();
+        std::fs::write(sub.join(format!("f{i:05}.txt")), text).unwrap();
     }
+    // Stored, not compressed: the set-up of the benchmark, not what it measures.
+    git(dir, &["config", "core.looseCompression", "0"]);
     git(dir, &["add", "-A"]);
     git(dir, &["commit", "--quiet", "-m", "generated"]);
 }
@@ -63,111 +79,202 @@ fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
-#[tokio::main]
-async fn main() {
-    let started = Instant::now();
-    let env = env(|c| {
-        c.sandbox.workspace_size = Some("1g".into());
-        c.sandbox.memory = Some("1g".into());
-    })
-    .await;
-    let repo = env.dir.path().join("big");
-    let t = Instant::now();
-    generate_repo(&repo);
-    eprintln!("generated the repository in {}", secs(t.elapsed()));
-    let size: u64 = walk_size(&repo.join("src"));
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
 
-    // --- 1. overhead per rollout ------------------------------------------------------------
+/// One row of the per-rollout table: every sample's phases and total.
+#[derive(Default)]
+struct Samples {
+    phases: Vec<PhaseTimings>,
+    totals: Vec<Duration>,
+}
+
+impl Samples {
+    fn push(&mut self, phases: PhaseTimings, total: Duration) {
+        self.phases.push(phases);
+        self.totals.push(total);
+    }
+
+    fn total(&self) -> Duration {
+        median(self.totals.clone())
+    }
+
+    fn row(&self, name: &str) -> String {
+        let phase =
+            |f: fn(&PhaseTimings) -> Duration| secs(median(self.phases.iter().map(f).collect()));
+        format!(
+            "| {name} | {} | {} | {} | {} | {} | **{}** | {} | {} |",
+            phase(|p| p.sandbox),
+            phase(|p| p.copy),
+            phase(|p| p.agent),
+            phase(|p| p.diff),
+            phase(|p| p.removal),
+            secs(self.total()),
+            secs(*self.totals.iter().min().unwrap()),
+            secs(*self.totals.iter().max().unwrap()),
+        )
+    }
+}
+
+/// What a repository cost once per task.
+struct Prepared {
+    files: usize,
+    bytes: u64,
+    generate: Duration,
+    mirror: Duration,
+    seed: Duration,
+    mirror_path: std::path::PathBuf,
+    plan: Arc<TaskPlan>,
+}
+
+async fn prepare(env: &TestEnv, name: &str, files: usize) -> Prepared {
+    let repo = env.dir.path().join(name);
+    let t = Instant::now();
+    generate_repo(&repo, files);
+    let generate = t.elapsed();
+    let bytes = walk_size(&repo.join("src"));
     let svc = &env.svc;
     let source = RepoSource::parse(&repo.display().to_string()).unwrap();
     let t = Instant::now();
     let prepared = svc.repos.prepare(&source, None).await.unwrap();
-    let mirror_time = t.elapsed();
-    let task_id = "bench-overhead".to_string();
+    let mirror = t.elapsed();
+    let task_id = format!("bench-{name}");
     let t = Instant::now();
-    let seed = svc
+    let seed_volume = svc
         .runner
         .prepare_seed(&task_id, &svc.repos, &prepared, DEFAULT_IMAGE)
         .await
         .unwrap();
-    let seed_time = t.elapsed();
+    let seed = t.elapsed();
     let mut settings = threadsmith_bot::config::SandboxSection::default()
         .or(&svc.config.sandbox)
         .resolve(DEFAULT_IMAGE)
         .unwrap();
     settings.test = None;
-    let plan = Arc::new(TaskPlan {
-        task_id: task_id.clone(),
-        instructions: "bench".into(),
-        settings,
-        seed_volume: seed,
-    });
-    let mut ours = Vec::new();
-    let mut naive = Vec::new();
-    let mut naive_tmpfs = Vec::new();
-    for k in 1..=SAMPLES {
-        let sampling = sampling_for(k, &[0.5], 100);
-        env.model.script(
-            sampling.seed,
-            vec![
-                Turn::Call(
-                    "write_file",
-                    json!({"path": "src/m00/f0000.txt", "content": "changed\n"}),
-                ),
-                Turn::Call("finish", json!({"summary": "bench", "confidence": 1.0})),
-            ],
-        );
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let t = Instant::now();
-        let results = svc
-            .runner
-            .run_rollouts(
-                plan.clone(),
-                vec![(k, sampling)],
-                tx,
-                CancellationToken::new(),
-            )
-            .await;
-        ours.push(t.elapsed());
-        drain.await.unwrap();
-        assert_eq!(results[0].diff.files.len(), 1, "{:?}", results[0].detail);
-
-        let t = Instant::now();
-        naive_rollout(&env, &prepared.mirror, false).await;
-        naive.push(t.elapsed());
-        let t = Instant::now();
-        naive_rollout(&env, &prepared.mirror, true).await;
-        naive_tmpfs.push(t.elapsed());
+    eprintln!("{name}: {files} files generated in {}", secs(generate));
+    Prepared {
+        files,
+        bytes,
+        generate,
+        mirror,
+        seed,
+        mirror_path: prepared.mirror,
+        plan: Arc::new(TaskPlan {
+            task_id,
+            instructions: "bench".into(),
+            settings,
+            seed_volume,
+        }),
     }
-    svc.runner.release_task(&task_id).await;
-    let (ours_med, naive_med) = (median(ours.clone()), median(naive.clone()));
+}
+
+/// One threadsmith rollout whose scripted model changes one file at once.
+async fn ours(env: &TestEnv, plan: &Arc<TaskPlan>, k: u32) -> (PhaseTimings, Duration) {
+    let sampling = sampling_for(k, &[0.5], 100);
+    env.model.script(
+        sampling.seed,
+        vec![
+            Turn::Call(
+                "write_file",
+                json!({"path": "src/m00/f00000.txt", "content": "changed\n"}),
+            ),
+            Turn::Call("finish", json!({"summary": "bench", "confidence": 1.0})),
+        ],
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let t = Instant::now();
+    let results = env
+        .svc
+        .runner
+        .run_rollouts(
+            plan.clone(),
+            vec![(k, sampling)],
+            tx,
+            CancellationToken::new(),
+        )
+        .await;
+    let total = t.elapsed();
+    drain.await.unwrap();
+    assert_eq!(results[0].diff.files.len(), 1, "{:?}", results[0].detail);
+    (results[0].timings, total)
+}
+
+#[tokio::main]
+async fn main() {
+    let started = Instant::now();
+    let load_before = load_average();
+    let samples = setting("THREADSMITH_BENCH_ROLLOUTS", 7).max(1) as u32;
+    let large_files = setting("THREADSMITH_BENCH_LARGE_FILES", 50_000);
+    let parallel = setting("THREADSMITH_BENCH_PARALLEL", 1) != 0;
+    let env = env(|c| {
+        c.sandbox.workspace_size = Some("2g".into());
+        c.sandbox.memory = Some("2g".into());
+    })
+    .await;
+
+    // --- 1. overhead per rollout ------------------------------------------------------------
+    let small = prepare(&env, "small", SMALL_FILES).await;
+    let (mut ours_small, mut naive, mut naive_tmpfs) = Default::default();
+    for k in 1..=samples {
+        let (phases, total) = ours(&env, &small.plan, k).await;
+        Samples::push(&mut ours_small, phases, total);
+        for (on_tmpfs, row) in [(false, &mut naive), (true, &mut naive_tmpfs)] {
+            let t = Instant::now();
+            let phases = naive::rollout(&env, &small.mirror_path, on_tmpfs).await;
+            Samples::push(row, phases, t.elapsed());
+        }
+    }
+    env.svc.runner.release_task(&small.plan.task_id).await;
+    eprintln!("{}", ours_small.row("threadsmith, small"));
+    eprintln!("{}", naive.row("naive, small"));
+    eprintln!("{}", naive_tmpfs.row("naive on a tmpfs, small"));
+    let large = if large_files > 0 {
+        let large = prepare(&env, "large", large_files).await;
+        let mut row = Samples::default();
+        // The same seeds again: their scripts start over.
+        env.model.reset();
+        for k in 1..=samples {
+            let (phases, total) = ours(&env, &large.plan, k).await;
+            row.push(phases, total);
+        }
+        env.svc.runner.release_task(&large.plan.task_id).await;
+        eprintln!("{}", row.row("threadsmith, large"));
+        Some((large, row))
+    } else {
+        None
+    };
 
     // --- 2. N=4 against N=1 ------------------------------------------------------------------
-    let small = threadsmith_tests::gitrepo::calc_repo(&env.dir.path().join("calc"));
-    let mut wall: HashMap<(u64, u32), Duration> = HashMap::new();
     let latencies = [250u64, 1000];
-    for latency in latencies {
-        env.model.set_latency(Duration::from_millis(latency));
-        for n in [1u32, 4] {
-            for k in 1..=n {
-                env.model.script(
-                    u64::from(k),
-                    vec![
-                        Turn::Call("run_command", json!({"command": "bash test.sh"})),
-                        Turn::Call("read_file", json!({"path": "calc.sh"})),
-                        Turn::Call("write_file", json!({"path": "calc.sh", "content": threadsmith_tests::gitrepo::FIXED_CALC})),
-                        Turn::Call("run_command", json!({"command": "bash test.sh"})),
-                        Turn::Call("finish", json!({"summary": "fixed", "confidence": 0.9})),
-                    ],
-                );
+    let mut wall: HashMap<(u64, u32), Duration> = HashMap::new();
+    if parallel {
+        let calc = threadsmith_tests::gitrepo::calc_repo(&env.dir.path().join("calc"));
+        for latency in latencies {
+            env.model.set_latency(Duration::from_millis(latency));
+            for n in [1u32, 4] {
+                for k in 1..=n {
+                    env.model.script(
+                        u64::from(k),
+                        vec![
+                            Turn::Call("run_command", json!({"command": "bash test.sh"})),
+                            Turn::Call("read_file", json!({"path": "calc.sh"})),
+                            Turn::Call("write_file", json!({"path": "calc.sh", "content": threadsmith_tests::gitrepo::FIXED_CALC})),
+                            Turn::Call("run_command", json!({"command": "bash test.sh"})),
+                            Turn::Call("finish", json!({"summary": "fixed", "confidence": 0.9})),
+                        ],
+                    );
+                }
+                let t = Instant::now();
+                let report = env.run(&calc, n, "fix add").await;
+                wall.insert((latency, n), t.elapsed());
+                assert!(report.task.error.is_none(), "{:?}", report.task.error);
+                // Each seed's script starts over for the next run.
+                env.model.reset();
             }
-            let t = Instant::now();
-            let report = env.run(&small, n, "fix add").await;
-            wall.insert((latency, n), t.elapsed());
-            assert!(report.task.error.is_none(), "{:?}", report.task.error);
-            // Each seed's script starts over for the next run.
-            env.model.reset();
         }
     }
 
@@ -189,56 +296,92 @@ async fn main() {
         .server_version()
         .await
         .unwrap_or_default();
-    println!("## Rollout overhead (issue 2)\n");
+    let load_after = load_average();
+    println!("## Rollout overhead\n");
     println!(
-        "`cargo bench -p threadsmith-tests --bench rollouts` — {SAMPLES} samples each, medians.\n"
+        "`cargo bench -p threadsmith-tests --bench rollouts` — {samples} samples per row \
+         (`THREADSMITH_BENCH_ROLLOUTS`), medians.\n"
     );
     println!(
-        "Machine: {cpu}, {cores} cores; Docker {docker_version}. Repository: {FILES} files, {:.1} MB.\n",
-        size as f64 / 1e6
+        "Machine: {cpu}, {cores} cores; Docker {docker_version}. Load average (1, 5, 15 min): \
+         {load_before} at the start, {load_after} at the end.\n"
     );
-    println!("| per task (once) | time |\n|---|---|");
-    println!("| mirror clone (first fetch) | {} |", secs(mirror_time));
-    println!("| seed archive + upload | {} |\n", secs(seed_time));
-    println!("| per rollout | median | min | max |\n|---|---|---|---|");
+    let mut repos = vec![&small];
+    if let Some((large, _)) = &large {
+        repos.push(large);
+    }
     println!(
-        "| threadsmith (container up, copy from seed, write, diff, container gone) | {} | {} | {} |",
-        secs(ours_med),
-        secs(*ours.iter().min().unwrap()),
-        secs(*ours.iter().max().unwrap())
+        "| per task (once) | generate and commit | mirror clone (first fetch) | seed archive + upload |\n|---|---|---|---|"
     );
-    println!(
-        "| naive (fresh container, `git clone` inside, write, diff, container gone) | {} | {} | {} |",
-        secs(naive_med),
-        secs(*naive.iter().min().unwrap()),
-        secs(*naive.iter().max().unwrap())
-    );
-    println!(
-        "| naive on a tmpfs (as above, but the clone goes to a tmpfs) | {} | {} | {} |",
-        secs(median(naive_tmpfs.clone())),
-        secs(*naive_tmpfs.iter().min().unwrap()),
-        secs(*naive_tmpfs.iter().max().unwrap())
-    );
-    println!(
-        "\n**ratio threadsmith / naive: {:.2}×** (target ≤ 0.3×); median overhead {} (target ≤ 1.5 s)\n",
-        ours_med.as_secs_f64() / naive_med.as_secs_f64(),
-        secs(ours_med)
-    );
-    println!("## Parallel rollouts\n");
-    println!(
-        "The calc repository; 5 model calls per rollout (4 tools and finish), the tests run after.\n"
-    );
-    println!("| model latency per call | N=1 | N=4 | N=4 / N=1 |\n|---|---|---|---|");
-    for latency in latencies {
-        let (one, four) = (wall[&(latency, 1)], wall[&(latency, 4)]);
+    for r in &repos {
         println!(
-            "| {latency} ms | {} | {} | **{:.2}×** |",
-            secs(one),
-            secs(four),
-            four.as_secs_f64() / one.as_secs_f64()
+            "| {} files, {:.0} MB | {} | {} | {} |",
+            r.files,
+            r.bytes as f64 / 1e6,
+            secs(r.generate),
+            secs(r.mirror),
+            secs(r.seed)
         );
     }
-    println!("\nTarget: N=4 at most 1.25× N=1.\n");
+    println!(
+        "\n| per rollout (phase medians) | sandbox up | working copy | agent | diff | removal | total | min | max |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    let small_name = format!("{} files, {:.0} MB", small.files, small.bytes as f64 / 1e6);
+    println!("{}", ours_small.row(&format!("threadsmith, {small_name}")));
+    if let Some((large, row)) = &large {
+        println!(
+            "{}",
+            row.row(&format!(
+                "threadsmith, {} files, {:.0} MB",
+                large.files,
+                large.bytes as f64 / 1e6
+            ))
+        );
+    }
+    println!(
+        "{}",
+        naive.row(&format!(
+            "naive: `git clone` in the container, {small_name}"
+        ))
+    );
+    println!(
+        "{}",
+        naive_tmpfs.row(&format!("naive: `git clone` onto a tmpfs, {small_name}"))
+    );
+    let ratio = |a: &Samples, b: &Samples| a.total().as_secs_f64() / b.total().as_secs_f64();
+    println!(
+        "\nMedian overhead per rollout: **{}** (target ≤ 1.5 s); **{:.2}×** the naive clone onto a tmpfs (target ≤ 0.5×), {:.2}× the naive clone.",
+        secs(ours_small.total()),
+        ratio(&ours_small, &naive_tmpfs),
+        ratio(&ours_small, &naive),
+    );
+    if let Some((large, row)) = &large {
+        println!(
+            "With {} files: **{}**, **{:.2}×** the {}-file figure (target ≤ 3×).",
+            large.files,
+            secs(row.total()),
+            ratio(row, &ours_small),
+            small.files
+        );
+    }
+    println!();
+    if parallel {
+        println!("## Parallel rollouts\n");
+        println!(
+            "The calc repository; 5 model calls per rollout (4 tools and finish), the tests run after.\n"
+        );
+        println!("| model latency per call | N=1 | N=4 | N=4 / N=1 |\n|---|---|---|---|");
+        for latency in latencies {
+            let (one, four) = (wall[&(latency, 1)], wall[&(latency, 4)]);
+            println!(
+                "| {latency} ms | {} | {} | **{:.2}×** |",
+                secs(one),
+                secs(four),
+                four.as_secs_f64() / one.as_secs_f64()
+            );
+        }
+        println!("\nTarget: N=4 at most 1.25× N=1.\n");
+    }
     eprintln!("bench took {}", secs(started.elapsed()));
 }
 
@@ -254,72 +397,4 @@ fn walk_size(dir: &Path) -> u64 {
             }
         })
         .sum()
-}
-
-/// The naive way: a fresh container per rollout that clones the repository itself.
-///
-/// `on_tmpfs` puts the clone on a tmpfs like threadsmith's workspace; otherwise it goes where a
-/// plain `docker run … git clone` puts it, in the container's own file system.
-async fn naive_rollout(env: &threadsmith_tests::TestEnv, mirror: &Path, on_tmpfs: bool) {
-    let docker = env.svc.runner.docker().client();
-    let body = ContainerCreateBody {
-        image: Some(DEFAULT_IMAGE.into()),
-        cmd: Some(vec!["sleep".into(), "infinity".into()]),
-        user: Some(if on_tmpfs { "1000:1000" } else { "0:0" }.into()),
-        labels: Some(HashMap::from([
-            (LABEL_MANAGED.to_string(), "true".to_string()),
-            (LABEL_TASK.to_string(), "bench-naive".to_string()),
-        ])),
-        host_config: Some(HostConfig {
-            network_mode: Some("none".into()),
-            binds: Some(vec![format!("{}:/mirror:ro", mirror.display())]),
-            tmpfs: on_tmpfs.then(|| {
-                HashMap::from([(
-                    "/work".to_string(),
-                    "rw,size=1g,uid=1000,gid=1000".to_string(),
-                )])
-            }),
-            memory: Some(1 << 30),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let c = docker.create_container(None, body).await.unwrap();
-    docker.start_container(&c.id, None).await.unwrap();
-    let exec = docker
-        .create_exec(
-            &c.id,
-            bollard::exec::CreateExecOptions {
-                cmd: Some(vec![
-                    "bash",
-                    "-c",
-                    // /work: a tmpfs, or a folder of the container's own file system.
-                    "mkdir -p /work 2>/dev/null; cd /tmp && git config --global --add safe.directory '*' && git clone -q /mirror /work/repo && cd /work/repo && echo changed > src/m00/f0000.txt && git add -A && git diff --cached --binary HEAD | wc -c",
-                ]),
-                attach_stdout: Some(true),
-                attach_stderr: Some(true),
-                env: Some(vec!["HOME=/tmp"]),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut text = String::new();
-    if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-        docker.start_exec(&exec.id, None).await.unwrap()
-    {
-        use futures_util::StreamExt;
-        while let Some(Ok(chunk)) = output.next().await {
-            text.push_str(&chunk.to_string());
-        }
-    }
-    let code = docker.inspect_exec(&exec.id).await.unwrap().exit_code;
-    assert_eq!(code, Some(0), "the naive clone failed: {text}");
-    docker
-        .remove_container(
-            &c.id,
-            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
-        )
-        .await
-        .unwrap();
 }

@@ -176,6 +176,7 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
         started_at: now,
         finished_at: now,
         agent_duration: Duration::from_secs(3),
+        timings: Default::default(),
     };
     s.finish_rollout("a_1", &result).await.unwrap();
     s.finish_rollout("a_1", &result).await.unwrap();
