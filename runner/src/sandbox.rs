@@ -358,35 +358,15 @@ impl Docker {
             spec.rollout,
             short_random()
         );
-        let workspace_volume = format!("{base}-ws");
         let limits = &spec.limits;
-        self.inner
-            .create_volume(VolumeCreateRequest {
-                name: Some(workspace_volume.clone()),
-                driver: Some("local".into()),
-                driver_opts: Some(HashMap::from([
-                    ("type".to_string(), "tmpfs".to_string()),
-                    ("device".to_string(), "tmpfs".to_string()),
-                    (
-                        "o".to_string(),
-                        format!(
-                            "size={},uid=1000,gid=1000,mode=0755,nosuid,nodev",
-                            limits.workspace_bytes
-                        ),
-                    ),
-                ])),
-                labels: Some(labels(&spec.task_id, Some(spec.rollout))),
-                ..Default::default()
-            })
-            .await
-            .map_err(docker_err("creating the workspace volume"))?;
-
-        let mut mounts = vec![Mount {
-            target: Some(WORKSPACE.into()),
-            source: Some(workspace_volume.clone()),
-            typ: Some(MountType::VOLUME),
-            ..Default::default()
-        }];
+        // The workspace is a tmpfs of the container itself (not a volume): no volume to create
+        // and remove per rollout, and it goes with the container. Owned by the agent's user,
+        // executable (the agent runs the repository's scripts), no setuid, no devices.
+        let workspace_tmpfs = format!(
+            "rw,exec,nosuid,nodev,size={},uid=1000,gid=1000,mode=0755",
+            limits.workspace_bytes
+        );
+        let mut mounts = Vec::new();
         if let Some(seed) = &spec.seed_volume {
             mounts.push(Mount {
                 target: Some(SEED.into()),
@@ -417,10 +397,13 @@ impl Docker {
                 nano_cpus: Some((limits.cpus * 1e9) as i64),
                 pids_limit: Some(limits.pids),
                 init: Some(false),
-                tmpfs: Some(HashMap::from([(
-                    "/tmp".to_string(),
-                    format!("rw,nosuid,nodev,size={},mode=1777", limits.tmp_bytes),
-                )])),
+                tmpfs: Some(HashMap::from([
+                    (
+                        "/tmp".to_string(),
+                        format!("rw,nosuid,nodev,size={},mode=1777", limits.tmp_bytes),
+                    ),
+                    (WORKSPACE.to_string(), workspace_tmpfs),
+                ])),
                 mounts: Some(mounts),
                 ..Default::default()
             }),
@@ -436,7 +419,6 @@ impl Docker {
         {
             Ok(c) => c,
             Err(e) => {
-                self.remove_volume(&workspace_volume).await;
                 return Err(match e {
                     bollard::errors::Error::DockerResponseServerError {
                         status_code: 404, ..
@@ -449,7 +431,6 @@ impl Docker {
             docker: self.inner.clone(),
             id: created.id,
             name: base,
-            workspace_volume,
             pids_limit: limits.pids,
         };
         if let Err(e) = self.inner.start_container(&sandbox.id, None).await {
@@ -599,7 +580,6 @@ pub struct Sandbox {
     docker: bollard::Docker,
     pub id: String,
     pub name: String,
-    workspace_volume: String,
     pids_limit: i64,
 }
 
@@ -820,7 +800,7 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Kills and removes the container and its workspace.
+    /// Kills and removes the container; its workspace (a tmpfs of the container) goes with it.
     pub async fn remove(&self) {
         let opts = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -831,7 +811,6 @@ impl Sandbox {
         {
             tracing::warn!(container = %self.name, error = %e, "could not remove sandbox");
         }
-        remove_volume(&self.docker, &self.workspace_volume).await;
     }
 }
 

@@ -92,12 +92,15 @@ async fn docker_inspect_shows_every_sandbox_setting() {
     assert_eq!(config.user.as_deref(), Some("1000:1000"));
     let tmpfs = host.tmpfs.as_ref().unwrap();
     assert!(tmpfs["/tmp"].contains("size="), "{tmpfs:?}");
+    assert!(!tmpfs["/tmp"].contains("exec,"), "{tmpfs:?}");
+    // The workspace: a tmpfs of the container, size-limited, writable, no setuid or devices.
+    let workspace = &tmpfs["/workspace"];
+    let opts: Vec<&str> = workspace.split(',').collect();
+    assert!(opts.contains(&"size=134217728"), "{workspace}");
+    for flag in ["rw", "nosuid", "nodev", "uid=1000"] {
+        assert!(opts.contains(&flag), "{flag} missing: {workspace}");
+    }
     let mounts = info.mounts.as_ref().unwrap();
-    let workspace = mounts
-        .iter()
-        .find(|m| m.destination.as_deref() == Some("/workspace"))
-        .unwrap();
-    assert_eq!(workspace.rw, Some(true));
     let seed = mounts
         .iter()
         .find(|m| m.destination.as_deref() == Some("/seed"))
