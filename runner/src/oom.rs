@@ -14,9 +14,8 @@ use std::time::Duration;
 use bollard::models::ContainerMemoryStats;
 use bollard::query_parameters::{InspectContainerOptions, StatsOptionsBuilder};
 use futures_util::StreamExt;
-use tokio_util::sync::CancellationToken;
 
-use crate::sandbox::{ExecRequest, Limits, Sandbox};
+use crate::sandbox::{Limits, Sandbox};
 
 /// Memory that is full past this share of the limit leaves nothing for a new process.
 const FULL_PERCENT: u64 = 95;
@@ -153,18 +152,24 @@ pub async fn out_of_memory(sandbox: &Sandbox) -> Option<String> {
 
 /// Files the agent wrote that are larger than a diff may be (`max` bytes): hashing and
 /// compressing them would take minutes and memory only to be refused. Files of the base commit
-/// (older than the seed's checkout) are not counted. `None` when there are none, or the look
-/// failed (the diff step then finds out itself).
-async fn oversized(sandbox: &Sandbox, cancel: &CancellationToken, max: usize) -> Option<String> {
-    let script = format!(
-        "find {ws} -xdev -path {ws}/.git -prune -o -type f -size +{max}c -newer {seed}/tree/.git/index -printf '%s\\t%P\\n' 2>/dev/null | head -n 3",
+/// (older than the seed's checkout) are not counted. A shell fragment that prints up to three
+/// as `size<TAB>path` lines and exits with [`OVERSIZED_EXIT`]; it runs at the start of the diff
+/// script (one command in the sandbox rather than two), and prints nothing when the look fails
+/// (the diff step then finds out itself).
+pub fn oversized_check(max: usize) -> String {
+    format!(
+        "big=$(find {ws} -xdev -path {ws}/.git -prune -o -type f -size +{max}c -newer {seed}/tree/.git/index -printf '%s\\t%P\\n' 2>/dev/null | head -n 3) || true\n\
+         if [ -n \"$big\" ]; then printf '%s\\n' \"$big\"; exit {OVERSIZED_EXIT}; fi\n",
         ws = crate::sandbox::WORKSPACE,
         seed = crate::sandbox::SEED,
-    );
-    let mut req = ExecRequest::shell(script, Duration::from_secs(60));
-    req.reap = false;
-    let out = sandbox.exec(req, cancel).await.ok()?;
-    let listing = out.output.to_text();
+    )
+}
+
+/// The exit code of [`oversized_check`] when it found files too large to keep.
+pub const OVERSIZED_EXIT: i64 = 4;
+
+/// What to say about the listing [`oversized_check`] printed; `None` when it lists nothing.
+pub fn oversized_words(listing: &str, max: usize) -> Option<String> {
     let files: Vec<String> = listing
         .lines()
         .filter_map(|line| {
@@ -181,22 +186,14 @@ async fn oversized(sandbox: &Sandbox, cancel: &CancellationToken, max: usize) ->
     })
 }
 
-/// Runs the diff step unless the sandbox is out of memory or the change is too large to keep,
-/// and stops it as soon as the memory is full. A step that fails in a sandbox that meanwhile ran
+/// Runs the diff step unless the sandbox is out of memory, and stops it as soon as the memory is
+/// full (the step itself refuses a change too large to keep: see [`oversized_check`]). A step that fails in a sandbox that meanwhile ran
 /// out of memory (or stopped) is reported as that.
-pub async fn guard<T, E, F>(
-    sandbox: &Sandbox,
-    cancel: &CancellationToken,
-    max_diff: usize,
-    step: F,
-) -> Result<Result<T, E>, String>
+pub async fn guard<T, E, F>(sandbox: &Sandbox, step: F) -> Result<Result<T, E>, String>
 where
     F: Future<Output = Result<T, E>>,
 {
     if let Some(why) = out_of_memory(sandbox).await {
-        return Err(why);
-    }
-    if let Some(why) = oversized(sandbox, cancel, max_diff).await {
         return Err(why);
     }
     let watch = async {

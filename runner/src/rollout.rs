@@ -281,14 +281,9 @@ async fn in_sandbox(
     ctx.phase(Phase::CollectingDiff);
     let clock = Instant::now();
     // A sandbox whose memory is full cannot run git: say so at once rather than thrash.
-    let collected = crate::oom::guard(
-        ctx.sandbox,
-        ctx.cancel,
-        MAX_DIFF_BYTES,
-        collect_diff(ctx, mark),
-    )
-    .await
-    .unwrap_or_else(|why| Err(DiffError::Failed(why)));
+    let collected = crate::oom::guard(ctx.sandbox, collect_diff(ctx, mark))
+        .await
+        .unwrap_or_else(|why| Err(DiffError::Failed(why)));
     let diff = match collected {
         Ok(d) => d,
         Err(DiffError::Cancelled) => {
@@ -426,7 +421,7 @@ const PATCH_SEPARATOR: &[u8] = b"\0--threadsmith-patch--\0";
 /// The change against the base, taken with the seed's read-only git directory so that nothing
 /// the agent did to `/workspace/.git` matters (see [`workspace::diff_script`]).
 async fn collect_diff(ctx: &RolloutCtx<'_>, mark: Option<CopyMark>) -> Result<Diff, DiffError> {
-    let script = workspace::diff_script(mark);
+    let script = workspace::diff_script(mark, MAX_DIFF_BYTES);
     let mut req = ExecRequest::shell(script, ctx.command_timeout);
     req.keep_stdout = Some(MAX_DIFF_BYTES);
     req.reap = false;
@@ -448,6 +443,14 @@ async fn collect_diff(ctx: &RolloutCtx<'_>, mark: Option<CopyMark>) -> Result<Di
             "the change is larger than {} MB, so it was not kept",
             MAX_DIFF_BYTES >> 20
         )));
+    }
+    if out.exit_code == Some(crate::oom::OVERSIZED_EXIT)
+        && let Some(why) = crate::oom::oversized_words(
+            &String::from_utf8_lossy(out.stdout.as_deref().unwrap_or_default()),
+            MAX_DIFF_BYTES,
+        )
+    {
+        return Err(DiffError::Failed(why));
     }
     if !out.success() {
         return Err(DiffError::Failed(format!(

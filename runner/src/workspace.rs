@@ -66,8 +66,9 @@ impl CopyMark {
 
 /// The diff script: prints `git diff --numstat -z`, a separator, then the binary patch, all
 /// against the seed's read-only git directory so that nothing the agent did to `/workspace/.git`
-/// matters.
-pub fn diff_script(mark: Option<CopyMark>) -> String {
+/// matters. It first refuses a change with files larger than `max_bytes` (see
+/// [`crate::oom::oversized_check`]), in the same command.
+pub fn diff_script(mark: Option<CopyMark>, max_bytes: usize) -> String {
     let single_out = match mark {
         Some(mark) => format!(
             r#"cp {SEED}/tree/.git/index /tmp/.ts-index
@@ -85,7 +86,7 @@ fi
     };
     format!(
         r#"find /tmp -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null
-set -e -o pipefail
+{oversized}set -e -o pipefail
 export GIT_DIR={SEED}/tree/.git GIT_WORK_TREE={WORKSPACE} GIT_INDEX_FILE=/tmp/.ts-index \
        GIT_OBJECT_DIRECTORY=/tmp/.ts-objects GIT_ALTERNATE_OBJECT_DIRECTORIES={SEED}/objects \
        GIT_LITERAL_PATHSPECS=1
@@ -99,7 +100,8 @@ cd {WORKSPACE}
 git diff --cached --find-renames --numstat -z HEAD
 printf '\0--threadsmith-patch--\0'
 git diff --cached --find-renames --binary HEAD
-"#
+"#,
+        oversized = crate::oom::oversized_check(max_bytes),
     )
 }
 
@@ -121,13 +123,13 @@ mod tests {
 
     #[test]
     fn without_a_mark_every_file_is_read_again() {
-        let script = diff_script(None);
+        let script = diff_script(None, 1 << 20);
         assert!(
             script.contains("git read-tree HEAD\ngit add -A"),
             "{script}"
         );
         assert!(!script.contains("-newerct"), "{script}");
-        let script = diff_script(CopyMark::parse("12.000000005"));
+        let script = diff_script(CopyMark::parse("12.000000005"), 1 << 20);
         assert!(script.contains("-newerct @12.000000004 "), "{script}");
         assert!(script.contains("set -e -o pipefail"), "{script}");
     }
