@@ -416,8 +416,6 @@ enum DiffError {
     Failed(String),
 }
 
-const PATCH_SEPARATOR: &[u8] = b"\0--threadsmith-patch--\0";
-
 /// The change against the base, taken with the seed's read-only git directory so that nothing
 /// the agent did to `/workspace/.git` matters (see [`workspace::diff_script`]).
 async fn collect_diff(ctx: &RolloutCtx<'_>, mark: Option<CopyMark>) -> Result<Diff, DiffError> {
@@ -460,13 +458,11 @@ async fn collect_diff(ctx: &RolloutCtx<'_>, mark: Option<CopyMark>) -> Result<Di
         )));
     }
     let stdout = out.stdout.unwrap_or_default();
-    let Some(at) = find(&stdout, PATCH_SEPARATOR) else {
+    let Some((numstat, patch)) = split_numstat(&stdout) else {
         return Err(DiffError::Failed(
             "could not collect the diff: git's output was cut short".into(),
         ));
     };
-    let numstat = &stdout[..at];
-    let patch = &stdout[at + PATCH_SEPARATOR.len()..];
     let files = parse_numstat(numstat);
     if files.len() > MAX_DIFF_FILES {
         return Err(DiffError::Failed(format!(
@@ -484,8 +480,31 @@ fn last_line(text: &str) -> String {
     text.trim().lines().last().unwrap_or("").to_string()
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+/// Splits `git diff --numstat --patch -z` into its numstat records and its patch: git ends the
+/// records with an empty one. No output at all is no change; `None` when the records are cut
+/// short.
+fn split_numstat(out: &[u8]) -> Option<(&[u8], &[u8])> {
+    if out.is_empty() {
+        return Some((out, out));
+    }
+    let field_end = |from: usize| -> Option<usize> {
+        Some(from + out.get(from..)?.iter().position(|b| *b == 0)?)
+    };
+    let mut at = 0;
+    loop {
+        if *out.get(at)? == 0 {
+            return Some((&out[..at], &out[at + 1..]));
+        }
+        let end = field_end(at)?;
+        // `added\tremoved\tpath`, or `added\tremoved\t` and two paths for a rename.
+        let record = &out[at..end];
+        let rename = record.splitn(3, |b| *b == b'\t').nth(2) == Some(&[][..]);
+        at = end + 1;
+        if rename {
+            at = field_end(at)? + 1;
+            at = field_end(at)? + 1;
+        }
+    }
 }
 
 /// Parses `git diff --numstat -z --find-renames`: `added\tremoved\tpath\0`, or for a rename
@@ -530,6 +549,28 @@ fn parse_numstat(raw: &[u8]) -> Vec<FileChange> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numstat_and_patch_are_split_at_the_empty_record() {
+        let out = b"1\t0\tx\x000\t0\t\x00y\x00z\x00\x001\t2\tweird\t\x00\x00diff --git a/x b/x\n";
+        let (numstat, patch) = split_numstat(out).unwrap();
+        assert_eq!(numstat, b"1\t0\tx\x000\t0\t\x00y\x00z\x00");
+        assert_eq!(patch, b"1\t2\tweird\t\x00\x00diff --git a/x b/x\n");
+        let tab = b"1\t2\tweird\t\x00\x00diff --git a/x b/x\n";
+        let (numstat, patch) = split_numstat(tab).unwrap();
+        assert_eq!(
+            numstat, b"1\t2\tweird\t\x00",
+            "a path ending in a tab is no rename"
+        );
+        assert_eq!(patch, b"diff --git a/x b/x\n");
+        assert_eq!(split_numstat(b""), Some((&b""[..], &b""[..])));
+        assert_eq!(split_numstat(b"1\t0\tx\x00"), None, "cut short");
+        assert_eq!(
+            split_numstat(b"0\t0\t\x00y\x00"),
+            None,
+            "cut short in a rename"
+        );
+    }
 
     #[test]
     fn numstat_is_parsed_with_binary_files() {

@@ -64,7 +64,8 @@ impl CopyMark {
     }
 }
 
-/// The diff script: prints `git diff --numstat -z`, a separator, then the binary patch, all
+/// The diff script: prints `git diff --numstat -z`, an empty record, then the binary patch (one
+/// `git diff` run; see `rollout::split_numstat`), all
 /// against the seed's read-only git directory so that nothing the agent did to `/workspace/.git`
 /// matters. It first refuses a change with files larger than `max_bytes` (see
 /// [`crate::oom::oversized_check`]), in the same command.
@@ -97,9 +98,8 @@ cd {WORKSPACE}
 # "racily clean"; what changed since the copy (by ctime) has its stat data dropped and is read
 # again. Without a mark, a fresh index from HEAD: every file is read again.
 {single_out}git add -A
-git diff --cached --find-renames --numstat -z HEAD
-printf '\0--threadsmith-patch--\0'
-git diff --cached --find-renames --binary HEAD
+# One diff, renames found once: the numstat records, an empty record, then the patch.
+git diff --cached --find-renames --numstat --binary -z HEAD
 "#,
         oversized = crate::oom::oversized_check(max_bytes),
     )
