@@ -66,6 +66,25 @@ impl FakeDiscord {
         id
     }
 
+    /// Like `send_interaction`, but over the oldest session that is still connected after
+    /// another process identified (two bot processes each hold a gateway session).
+    pub async fn send_interaction_to_earlier_session(&self, payload: Value) -> String {
+        let id = payload["id"].as_str().unwrap_or_default().to_string();
+        let mut s = self.lock();
+        s.interactions.entry(id.clone()).or_default().sent_at = Some(Instant::now());
+        let earlier = s
+            .earlier
+            .first_mut()
+            .expect("a second session identified while the first is connected");
+        earlier.seq += 1;
+        let frame = json!({"op": 0, "s": earlier.seq, "t": "INTERACTION_CREATE", "d": payload});
+        earlier
+            .outbox
+            .send(frame.to_string())
+            .expect("the earlier session is connected");
+        id
+    }
+
     fn interaction(&self, kind: u8, user: &str, channel_id: &str, data: Value) -> Value {
         let id = self.snowflake();
         let channel = self

@@ -54,6 +54,11 @@ async fn connection(fake: FakeDiscord, mut socket: WebSocket) {
                         let session = format!("sess-{}", uuid::Uuid::new_v4().simple());
                         {
                             let mut s = fake.lock();
+                            // Another process identifying does not end this one's session.
+                            if let Some(outbox) = s.outbox.take().filter(|o| !o.is_closed()) {
+                                let earlier = super::EarlierSession { outbox, seq: s.seq, _kill: s.kill.take() };
+                                s.earlier.push(earlier);
+                            }
                             s.identifies += 1;
                             s.intents = v["d"]["intents"].as_u64().unwrap_or(0);
                             s.session = Some(session.clone());
@@ -132,4 +137,5 @@ async fn run_session(
     if s.outbox.as_ref().is_some_and(|o| o.same_channel(&tx)) {
         s.outbox = None;
     }
+    s.earlier.retain(|e| !e.outbox.same_channel(&tx));
 }

@@ -66,6 +66,12 @@ struct Interaction {
     responses: Vec<Value>,
 }
 
+struct EarlierSession {
+    outbox: mpsc::UnboundedSender<String>,
+    seq: u64,
+    _kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 #[derive(Default)]
 struct State_ {
     users: HashMap<String, (String, Vec<String>)>,
@@ -83,6 +89,9 @@ struct State_ {
     session: Option<String>,
     outbox: Option<mpsc::UnboundedSender<String>>,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Sessions still connected when another process identified (Discord keeps both open):
+    /// their outbox, last sequence number and kill switch, oldest first.
+    earlier: Vec<EarlierSession>,
     identifies: usize,
     resumes: usize,
     ready: bool,
