@@ -284,7 +284,8 @@ impl FakeDiscord {
         };
         let mentions_bot = m.content.contains(&format!("<@{BOT_ID}>"))
             || m.content.contains(&format!("<@!{BOT_ID}>"));
-        if !(app && gateway_intent) && !dm && !mentions_bot && m.author_id != BOT_ID {
+        let shown = (app && gateway_intent) || dm || mentions_bot || m.author_id == BOT_ID;
+        if !shown {
             d["content"] = json!("");
             d["embeds"] = json!([]);
             d["attachments"] = json!([]);
