@@ -33,6 +33,12 @@ impl FakeDiscord {
         self.lock().arrivals.clone()
     }
 
+    /// Turns the application's Message Content Intent (Developer Portal → Bot) on or off; the
+    /// bot reads it at start-up.
+    pub fn set_message_content_intent(&self, on: bool) {
+        self.lock().app_message_content = on;
+    }
+
     pub fn identifies(&self) -> usize {
         self.lock().identifies
     }
