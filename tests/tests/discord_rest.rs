@@ -251,6 +251,8 @@ async fn without_message_content_the_thread_is_read_blank_and_the_bot_says_so() 
         "{}",
         notice.content
     );
+    // The notice goes out before the spec request is made: wait for that request.
+    env.model.wait_for_requests(1).await;
     let asked = env
         .model
         .received_by(0)
