@@ -134,7 +134,10 @@ pub struct DiscordSection {
     /// Channels (ids) where the bare phrases work; none by default.
     #[serde(default)]
     pub phrase_channels: Vec<String>,
-    /// Ask for the privileged message content intent (enable it in the Developer Portal too).
+    /// Ask the gateway for the privileged message content intent, for bare phrases. Reading
+    /// threads needs only the application's own setting (Developer Portal), which the bot reads
+    /// at start-up; without it this is ignored with an error (Discord would refuse the
+    /// connection).
     #[serde(default)]
     pub message_content: bool,
 }

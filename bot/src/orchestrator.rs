@@ -40,6 +40,7 @@ mod running;
 mod ending;
 mod repos;
 mod thread_queue;
+mod thread_read;
 use repos::RepoChoice;
 
 /// What the orchestrator needs to know about its chat platform.
@@ -860,11 +861,13 @@ impl Bot {
         kind: &str,
     ) -> Result<Option<(TaskSpec, String)>, HandleError> {
         let messages = self.port.read_thread(thread).await?;
-        let pairs: Vec<(String, String)> = messages
-            .iter()
-            .filter(|m| !m.is_bot)
-            .map(|m| (m.author.clone(), m.text.clone()))
-            .collect();
+        let (pairs, withheld) = thread_read::transcript_pairs(&messages);
+        if withheld {
+            let key = format!("withheld:{}:{anchor}", thread.channel);
+            let text = self.port.hidden_messages_notice();
+            self.post_once(&key, thread, &OutMessage::Text(text))
+                .await?;
+        }
         let transcript = spec::transcript(&pairs, 60_000);
         let spec = match self.model() {
             Some(model) => {

@@ -211,8 +211,9 @@ async fn main() {
     let large_files = setting("THREADSMITH_BENCH_LARGE_FILES", 50_000);
     let parallel = setting("THREADSMITH_BENCH_PARALLEL", 1) != 0;
     let env = env(|c| {
+        // The 500 MB repository's working copy fits; workspace + tmp within ¾ of memory.
         c.sandbox.workspace_size = Some("2g".into());
-        c.sandbox.memory = Some("2g".into());
+        c.sandbox.memory = Some("3g".into());
     })
     .await;
 

@@ -183,3 +183,106 @@ async fn an_unreachable_discord_is_retried_and_a_refused_token_is_said() {
         .to_string();
     assert!(error.contains("refused the bot token"), "{error}");
 }
+
+/// Discord without the Message Content intent (the application's setting): REST reads blank
+/// the thread's messages that do not mention the bot, the bot reads the setting at start-up
+/// (and does not ask the gateway for an intent it would be refused), and the thread is told
+/// it could not be read in full; the spec names the withheld messages instead of reading
+/// nothing. With the intent (the fake's default, and every other test), threads read whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_message_content_the_thread_is_read_blank_and_the_bot_says_so() {
+    use threadsmith_bot::chat::{ChatPort, ThreadRef};
+    let fake = FakeDiscord::start().await;
+    fake.set_message_content_intent(false);
+    fake.add_channel(CHANNEL, "bugs");
+    fake.add_user(ALICE, "alice", &[]);
+    let starter = fake.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1 in calc.sh");
+    let thread = fake.start_thread(CHANNEL, &starter, "add is broken");
+    let place = ThreadRef {
+        platform: "discord".into(),
+        workspace: fake_discord::GUILD_ID.into(),
+        channel: CHANNEL.into(),
+        thread: thread.clone(),
+    };
+
+    // What the fake's REST gives an application without the intent.
+    let http = threadsmith_bot::discord::http(fake_discord::TOKEN, Some(&fake.api_base()));
+    let port = threadsmith_bot::discord::DiscordPort::new(std::sync::Arc::new(http))
+        .with_message_content(false);
+    let read = port.read_thread(&place).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert!(read[0].hidden && read[0].text.is_empty(), "{read:?}");
+
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = calc_repo(&repo_dir.path().join("calc"));
+    let api = fake.api_base();
+    let env = env(move |c| {
+        c.discord.token = Some(Secret::new(fake_discord::TOKEN));
+        c.discord.api_url = Some(api);
+        // Asked for, but the application does not have it: Discord would close with 4014.
+        c.discord.message_content = true;
+        c.default_repo = Some(repo.display().to_string());
+        c.attempts = Some(1);
+        c.status_edit_interval_ms = Some(0);
+    })
+    .await;
+    threadsmith_tests::script_calc_fix(&env);
+    let shutdown = CancellationToken::new();
+    let running = serve::start(env.svc.clone(), shutdown.clone())
+        .await
+        .unwrap();
+    fake.wait_connected().await;
+    fake.post_as_user(
+        &thread,
+        ALICE,
+        &format!("<@{}> fix this", fake_discord::BOT_ID),
+    );
+    let notice = fake
+        .wait_for("the notice that the thread was not read in full", |f| {
+            bot_messages(f, &thread)
+                .into_iter()
+                .find(|m| m.content.contains("Message Content Intent"))
+        })
+        .await;
+    assert!(
+        notice
+            .content
+            .contains("could not read this thread in full"),
+        "{}",
+        notice.content
+    );
+    // The notice goes out before the spec request is made: wait for that request.
+    env.model.wait_for_requests(1).await;
+    let asked = env
+        .model
+        .received_by(0)
+        .first()
+        .map(|r| {
+            r.body["messages"][1]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .expect("the spec request");
+    assert!(
+        asked.contains("could not be read") && !asked.contains("gives -1"),
+        "{asked}"
+    );
+    fake.wait_until("the task to end", |f| {
+        bot_messages(f, &thread)
+            .iter()
+            .any(|m| m.components.to_string().contains("retry:"))
+    })
+    .await;
+    let tasks = env.svc.store.recent_tasks(10).await.unwrap();
+    running.stop(&shutdown).await;
+    for t in tasks {
+        env.assert_nothing_left(&t.id).await;
+    }
+
+    // With the intent, the same thread reads whole.
+    fake.set_message_content_intent(true);
+    let read = port.read_thread(&place).await.unwrap();
+    assert!(read.iter().all(|m| !m.hidden), "{read:?}");
+    assert!(read[0].text.contains("gives -1"), "{read:?}");
+}

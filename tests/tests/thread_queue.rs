@@ -185,7 +185,7 @@ async fn a_queued_request_survives_a_restart() {
     std::fs::write(
         env.dir.path().join("threadsmith.toml"),
         format!(
-            "attempts = 1\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n[sandbox]\nmemory = \"512m\"\nworkspace_size = \"256m\"\ntmp_size = \"256m\"\n",
+            "attempts = 1\nstatus_edit_interval_ms = 0\ndefault_repo = \"{}\"\n[sandbox]\nmemory = \"768m\"\nworkspace_size = \"256m\"\ntmp_size = \"256m\"\n",
             repo.display()
         ),
     )

@@ -219,6 +219,9 @@ pub struct ThreadMessage {
     pub is_bot: bool,
     /// Plain Markdown (mentions resolved, entities unescaped).
     pub text: String,
+    /// The platform withheld the message's text from the bot (Discord without the Message
+    /// Content intent): `text` is empty, and says nothing about what was written.
+    pub hidden: bool,
 }
 
 /// Reactions the bot puts on the triggering message.
@@ -373,6 +376,11 @@ pub trait ChatPort: Send + Sync {
     ) -> Result<(), ChatError>;
     /// The whole thread, oldest first.
     async fn read_thread(&self, thread: &ThreadRef) -> Result<Vec<ThreadMessage>, ChatError>;
+    /// What to tell a thread whose messages the platform withheld (some read with `hidden`):
+    /// why, and how the operator can let the bot read them. Markdown.
+    fn hidden_messages_notice(&self) -> String {
+        "I could read only part of this thread: the chat platform withheld the other messages from me.".into()
+    }
     /// The thread's own name, where the platform names threads (Discord); plain text.
     async fn thread_title(&self, _thread: &ThreadRef) -> Option<String> {
         None

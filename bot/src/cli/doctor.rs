@@ -139,6 +139,13 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
         },
     });
 
+    if let Some(result) = crate::discord::content::doctor_check(&config.discord).await {
+        checks.push(Check {
+            name: "discord",
+            result,
+        });
+    }
+
     // Approve: where approved rollouts go (checked offline: a bad key or mode is caught here).
     let repos = threadsmith_runner::RepoCache::new(config.data_dir());
     let store = crate::store::open(&url).await;

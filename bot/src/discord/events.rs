@@ -66,6 +66,7 @@ pub fn thread_message(m: &Message) -> ThreadMessage {
             .unwrap_or_else(|| m.author.name.clone()),
         is_bot: m.author.bot,
         text,
+        hidden: false,
     }
 }
 

@@ -59,6 +59,39 @@ fn end_link(out: &mut String, start: usize, url: &str) {
     }
 }
 
+/// Writes a code block whole, so its fences pair up however it is nested: Discord pairs ```
+/// fences in order, wherever they are, and shows text between a pair as code (no entity, no
+/// ping), so code is the one place raw text may go, and only if every fence is where it should
+/// be. The opening fence starts a line, every line (fences included) carries the block quote's
+/// `> ` prefix (a line without it would end the quote and leave the fences unpaired), the code
+/// cannot close the block (```` ``` ```` becomes look-alikes), and an empty block is left out
+/// (Discord does not read ```` ```\n``` ```` as a block: its fences would pair with the next ones).
+fn code_block(out: &mut String, code: &str, quote: usize) {
+    let code = code.replace("```", "ˋˋˋ");
+    let code = code.trim_matches('\n');
+    if code.trim().is_empty() {
+        return;
+    }
+    let prefix = "> ".repeat(quote);
+    let line_start = out.is_empty()
+        || out.ends_with('\n')
+        || *out == prefix
+        || out.ends_with(&format!("\n{prefix}"));
+    if !line_start {
+        out.push('\n');
+        out.push_str(&prefix);
+    }
+    out.push_str("```\n");
+    for line in code.split('\n') {
+        out.push_str(&prefix);
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&prefix);
+    out.push_str("```\n");
+    out.push_str(&prefix);
+}
+
 /// Converts untrusted Markdown to Discord Markdown that renders the same and can neither ping
 /// nor forge entities or links.
 pub fn to_discord(md: &str) -> String {
@@ -66,7 +99,8 @@ pub fn to_discord(md: &str) -> String {
     let mut lists: Vec<Option<u64>> = Vec::new();
     let mut quote = 0usize;
     let mut link: Vec<(Option<String>, usize)> = Vec::new();
-    let mut in_code_block = false;
+    // The text of the code block being read: written whole at its end (see `code_block`).
+    let mut code: Option<String> = None;
     let newline = |out: &mut String, quote: usize| {
         out.push('\n');
         for _ in 0..quote {
@@ -75,7 +109,7 @@ pub fn to_discord(md: &str) -> String {
     };
     for event in Parser::new_ext(md, Options::ENABLE_STRIKETHROUGH) {
         match event {
-            Event::Text(t) if in_code_block => out.push_str(&t.replace("```", "ˋˋˋ")),
+            Event::Text(t) if code.is_some() => code.get_or_insert_default().push_str(&t),
             Event::Text(t) => out.push_str(&escape(&t)),
             Event::Code(c) => out.push_str(&code_span(&c)),
             Event::Html(h) | Event::InlineHtml(h) => out.push_str(&escape(&h)),
@@ -110,17 +144,9 @@ pub fn to_discord(md: &str) -> String {
                 quote = quote.saturating_sub(1);
                 newline(&mut out, quote);
             }
-            Event::Start(Tag::CodeBlock(_)) => {
-                in_code_block = true;
-                out.push_str("```\n");
-            }
+            Event::Start(Tag::CodeBlock(_)) => code = Some(String::new()),
             Event::End(TagEnd::CodeBlock) => {
-                in_code_block = false;
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
-                out.push_str("```");
-                newline(&mut out, quote);
+                code_block(&mut out, &code.take().unwrap_or_default(), quote);
             }
             Event::Start(Tag::List(start)) => lists.push(start),
             Event::End(TagEnd::List(_)) => {
@@ -212,6 +238,23 @@ mod tests {
         );
         let code = to_discord("```\nbreak ``` out\n```");
         assert_eq!(code.matches("```").count(), 2, "{code}");
+    }
+
+    /// Found by the fuzz below: a quote opening with a fenced block whose closing fence is not
+    /// quoted. The block's fences came out on unquoted lines, paired with the wrong ones, and the
+    /// mention in the next (unclosed) code block came out as text.
+    #[test]
+    fn code_blocks_in_quotes_keep_their_fences_paired() {
+        let out = to_discord(">```rust\nfn main() {}\n```\n<@U123>");
+        assert_eq!(out, ">\nfn main() {}\n\n```\n<@U123>\n```");
+        let out = to_discord("> ```\n> a <@1>\n> ```\n> after @here <#2>");
+        assert!(
+            out.starts_with("> ```\n> a <@1>\n> ```\n> after @\u{200b}here \\<\\#2\\>"),
+            "{out}"
+        );
+        let out = to_discord("- item\n\n  ```\n  <@&3>\n  ```\n> > ```\n> > <t:1:R>\n> > ```");
+        assert!(out.contains("```\n> > <t:1:R>\n> > ```"), "{out}");
+        assert_eq!(out.matches("```").count(), 4, "{out}");
     }
 }
 

@@ -8,6 +8,7 @@
 //! starter message. Every interaction is stored, then acknowledged (deferred) at once; later
 //! results are new messages in the thread, never follow-ups on a token that expires.
 
+pub mod content;
 pub mod events;
 pub mod markdown;
 pub mod render;
@@ -55,6 +56,9 @@ pub struct DiscordPort {
     pending: Mutex<Vec<Pending>>,
     /// Roles of members, as their latest interaction showed them.
     roles: Mutex<HashMap<String, Vec<String>>>,
+    /// Whether the application may read message content (its flags, see [`content`]): without
+    /// it Discord blanks guild messages that do not mention the bot, over REST too.
+    message_content: bool,
 }
 
 fn api(method: &'static str) -> impl FnOnce(serenity::Error) -> ChatError {
@@ -133,6 +137,7 @@ impl DiscordPort {
             stop: tokio_util::sync::CancellationToken::new(),
             pending: Mutex::default(),
             roles: Mutex::default(),
+            message_content: true,
         }
     }
 
@@ -143,6 +148,12 @@ impl DiscordPort {
     /// Waits for rate limits end when `stop` is cancelled.
     pub fn stopping_with(mut self, stop: tokio_util::sync::CancellationToken) -> Self {
         self.stop = stop;
+        self
+    }
+
+    /// Whether the application may read message content (from its flags at start-up).
+    pub fn with_message_content(mut self, enabled: bool) -> Self {
+        self.message_content = enabled;
         self
     }
 
@@ -506,7 +517,18 @@ impl ChatPort for DiscordPort {
             }
         }
         messages.sort_by_key(|m| m.id);
-        Ok(messages.iter().map(events::thread_message).collect())
+        Ok(messages
+            .iter()
+            .map(|m| {
+                let mut read = events::thread_message(m);
+                read.hidden = !self.message_content && content::withheld(m);
+                read
+            })
+            .collect())
+    }
+
+    fn hidden_messages_notice(&self) -> String {
+        content::NOTICE.into()
     }
 
     async fn thread_title(&self, thread: &ThreadRef) -> Option<String> {
@@ -683,8 +705,16 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("Discord did not describe the application: {e}"))?;
     http.set_application_id(app.id);
+    let message_content = content::enabled(app.flags);
+    if !message_content {
+        tracing::warn!("{}", content::WARNING);
+    }
     let http = Arc::new(http);
-    let port = Arc::new(DiscordPort::new(http.clone()).stopping_with(shutdown.clone()));
+    let port = Arc::new(
+        DiscordPort::new(http.clone())
+            .stopping_with(shutdown.clone())
+            .with_message_content(message_content),
+    );
     let phrases = d
         .trigger_phrases
         .clone()
@@ -714,8 +744,13 @@ pub async fn start(
     let mut intents = serenity::all::GatewayIntents::GUILDS
         | serenity::all::GatewayIntents::GUILD_MESSAGES
         | serenity::all::GatewayIntents::DIRECT_MESSAGES;
-    if d.message_content {
+    // Discord closes the gateway (4014) on a privileged intent the application does not have.
+    if d.message_content && message_content {
         intents |= serenity::all::GatewayIntents::MESSAGE_CONTENT;
+    } else if d.message_content {
+        tracing::error!(
+            "discord.message_content = true, but the application's Message Content Intent is off: connecting without it (bare phrases will not work)"
+        );
     }
     // The gateway client shares the port's HTTP client (and so its base URL).
     let gateway_http = self::http(token.expose(), d.api_url.as_deref());

@@ -318,6 +318,7 @@ impl ChatPort for SlackPort {
                     ts: m.origin.ts.to_string(),
                     author,
                     is_bot: m.sender.bot_id.is_some(),
+                    hidden: false,
                     text: slack_to_markdown(m.content.text.as_deref().unwrap_or(""), &|id| {
                         names.get(id).cloned()
                     }),

@@ -282,6 +282,14 @@ fn question_row(r: &AnyRow) -> Result<Question, StoreError> {
     })
 }
 
+/// An optional float bound as text (cast back in the SQL). sqlx's Any driver declares a missing
+/// `f64` as PostgreSQL `float4`; the statement a connection caches keeps that type, and a later
+/// `f64` for it is refused ("incorrect binary data format"). Text is text either way, and Rust
+/// writes an `f64` so that it reads back exactly.
+fn float_text(v: Option<f64>) -> Option<String> {
+    v.map(|v| v.to_string())
+}
+
 async fn insert_command(
     exec: impl sqlx::Executor<'_, Database = sqlx::Any>,
     task_id: &str,
@@ -440,17 +448,17 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "UPDATE rollouts SET phase = 'done', outcome = $1, detail = $2, summary = $3, confidence = $4,
+            "UPDATE rollouts SET phase = 'done', outcome = $1, detail = $2, summary = $3, confidence = CAST($4 AS DOUBLE PRECISION),
                 tests_passed = $5, test_exit_code = $6, test_timed_out = $7, test_output = $8, test_ms = $9,
                 lines_added = $10, lines_removed = $11, files_changed = $12, network = $13,
                 started_at = $14, finished_at = $15, agent_ms = $16,
-                temperature = COALESCE($17, temperature), seed = COALESCE($18, seed)
+                temperature = COALESCE(CAST($17 AS DOUBLE PRECISION), temperature), seed = COALESCE($18, seed)
              WHERE task_id = $19 AND idx = $20",
         )
         .bind(r.outcome.as_str())
         .bind(&r.detail)
         .bind(&r.summary)
-        .bind(r.confidence)
+        .bind(float_text(r.confidence))
         .bind(test.map(|t| t.passed as i64))
         .bind(test.and_then(|t| t.exit_code))
         .bind(test.map(|t| t.timed_out as i64))
@@ -463,7 +471,7 @@ impl Store for SqlStore {
         .bind(r.started_at.to_rfc3339())
         .bind(r.finished_at.to_rfc3339())
         .bind(ms(r.agent_duration))
-        .bind(r.sampling.map(|s| f64::from(s.temperature)))
+        .bind(float_text(r.sampling.map(|s| f64::from(s.temperature))))
         .bind(r.sampling.map(|s| s.seed as i64))
         .bind(task_id)
         .bind(r.index as i64)

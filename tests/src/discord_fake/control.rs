@@ -33,6 +33,12 @@ impl FakeDiscord {
         self.lock().arrivals.clone()
     }
 
+    /// Turns the application's Message Content Intent (Developer Portal → Bot) on or off; the
+    /// bot reads it at start-up.
+    pub fn set_message_content_intent(&self, on: bool) {
+        self.lock().app_message_content = on;
+    }
+
     pub fn identifies(&self) -> usize {
         self.lock().identifies
     }
@@ -63,6 +69,25 @@ impl FakeDiscord {
             .or_default()
             .sent_at = Some(Instant::now());
         self.dispatch("INTERACTION_CREATE", payload);
+        id
+    }
+
+    /// Like `send_interaction`, but over the oldest session that is still connected after
+    /// another process identified (two bot processes each hold a gateway session).
+    pub async fn send_interaction_to_earlier_session(&self, payload: Value) -> String {
+        let id = payload["id"].as_str().unwrap_or_default().to_string();
+        let mut s = self.lock();
+        s.interactions.entry(id.clone()).or_default().sent_at = Some(Instant::now());
+        let earlier = s
+            .earlier
+            .first_mut()
+            .expect("a second session identified while the first is connected");
+        earlier.seq += 1;
+        let frame = json!({"op": 0, "s": earlier.seq, "t": "INTERACTION_CREATE", "d": payload});
+        earlier
+            .outbox
+            .send(frame.to_string())
+            .expect("the earlier session is connected");
         id
     }
 

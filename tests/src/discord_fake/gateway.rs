@@ -51,9 +51,21 @@ async fn connection(fake: FakeDiscord, mut socket: WebSocket) {
                                 code: 4004, reason: "Authentication failed.".into() }))).await;
                             return;
                         }
+                        // A privileged intent the application does not have: 4014.
+                        let intents = v["d"]["intents"].as_u64().unwrap_or(0);
+                        if intents & (1 << 15) != 0 && !fake.lock().app_message_content {
+                            let _ = socket.send(WsMessage::Close(Some(axum::extract::ws::CloseFrame {
+                                code: 4014, reason: "Disallowed intent(s).".into() }))).await;
+                            return;
+                        }
                         let session = format!("sess-{}", uuid::Uuid::new_v4().simple());
                         {
                             let mut s = fake.lock();
+                            // Another process identifying does not end this one's session.
+                            if let Some(outbox) = s.outbox.take().filter(|o| !o.is_closed()) {
+                                let earlier = super::EarlierSession { outbox, seq: s.seq, _kill: s.kill.take() };
+                                s.earlier.push(earlier);
+                            }
                             s.identifies += 1;
                             s.intents = v["d"]["intents"].as_u64().unwrap_or(0);
                             s.session = Some(session.clone());
@@ -65,7 +77,7 @@ async fn connection(fake: FakeDiscord, mut socket: WebSocket) {
                         let ready = json!({"v": 10, "user": user_json(BOT_ID, "threadsmith", true),
                             "guilds": [{"id": GUILD_ID, "unavailable": true}], "session_id": session,
                             "resume_gateway_url": format!("ws://{}/gateway", fake.addr),
-                            "shard": [0, 1], "application": {"id": APP_ID, "flags": 0}});
+                            "shard": [0, 1], "application": {"id": APP_ID, "flags": fake.app_flags()}});
                         fake.dispatch("READY", ready);
                         fake.lock().ready = true;
                         return run_session(fake, socket, rx, kill_rx, tx).await;
@@ -132,4 +144,5 @@ async fn run_session(
     if s.outbox.as_ref().is_some_and(|o| o.same_channel(&tx)) {
         s.outbox = None;
     }
+    s.earlier.retain(|e| !e.outbox.same_channel(&tx));
 }

@@ -66,6 +66,12 @@ struct Interaction {
     responses: Vec<Value>,
 }
 
+struct EarlierSession {
+    outbox: mpsc::UnboundedSender<String>,
+    seq: u64,
+    _kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 #[derive(Default)]
 struct State_ {
     users: HashMap<String, (String, Vec<String>)>,
@@ -83,11 +89,18 @@ struct State_ {
     session: Option<String>,
     outbox: Option<mpsc::UnboundedSender<String>>,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Sessions still connected when another process identified (Discord keeps both open):
+    /// their outbox, last sequence number and kill switch, oldest first.
+    earlier: Vec<EarlierSession>,
     identifies: usize,
     resumes: usize,
     ready: bool,
     /// The intents of the last Identify.
     intents: u64,
+    /// The application's Message Content Intent (Developer Portal → Bot), on by default: off,
+    /// Discord blanks guild messages over REST as over the gateway, and refuses an Identify
+    /// asking for the intent.
+    app_message_content: bool,
     /// (method, path prefix, retry_after seconds): the next matching call gets a 429.
     rate_limits: Vec<(String, String, f64)>,
     /// (method, path prefix, until): a bucket exhausted by a 429; calls before `until` get
@@ -129,6 +142,7 @@ impl FakeDiscord {
         let state = Arc::new(Mutex::new(State_ {
             next_id: 1_600_000_000_000_000_000,
             commands: json!([]),
+            app_message_content: true,
             ..State_::default()
         }));
         let addr = listener.local_addr().expect("address");
@@ -256,13 +270,46 @@ impl FakeDiscord {
         }
     }
 
-    fn gateway_message(&self, m: &Msg, t: &str) {
+    /// The application's flags: `GATEWAY_MESSAGE_CONTENT_LIMITED` (1 << 19, an app in under 100
+    /// servers) when its Message Content Intent is on.
+    pub(super) fn app_flags(&self) -> u64 {
+        if self.lock().app_message_content {
+            1 << 19
+        } else {
+            0
+        }
+    }
+
+    /// A message as this application may see it (Discord's "Message Content Intent"): without
+    /// the intent (`gateway_intent`: asked for at Identify, for gateway events; REST reads need
+    /// only the application's setting), a guild message's content, embeds, attachments and
+    /// components are empty unless it mentions the bot or is the bot's own. DMs keep theirs.
+    pub(super) fn visible_message_json(&self, m: &Msg, gateway_intent: bool) -> Value {
         let mut d = self.message_json(m);
+        let (app, dm) = {
+            let s = self.lock();
+            let dm = s.channels.get(&m.channel_id).is_some_and(|c| c.kind == 1);
+            (s.app_message_content, dm)
+        };
+        let mentions_bot = m.content.contains(&format!("<@{BOT_ID}>"))
+            || m.content.contains(&format!("<@!{BOT_ID}>"));
+        let shown = (app && gateway_intent) || dm || mentions_bot || m.author_id == BOT_ID;
+        if !shown {
+            d["content"] = json!("");
+            d["embeds"] = json!([]);
+            d["attachments"] = json!([]);
+            d["components"] = json!([]);
+        }
+        d
+    }
+
+    fn gateway_message(&self, m: &Msg, t: &str) {
         let (intents, dm) = {
             let s = self.lock();
             let dm = s.channels.get(&m.channel_id).is_some_and(|c| c.kind == 1);
             (s.intents, dm)
         };
+        let mut d = self.visible_message_json(m, intents & (1 << 15) != 0);
         if dm {
             // Direct messages reach only a bot that asked for them (DIRECT_MESSAGES, 1 << 12),
             // with their content; they carry no guild.
@@ -270,17 +317,6 @@ impl FakeDiscord {
                 self.dispatch(t, d);
             }
             return;
-        }
-        // Without the privileged MESSAGE_CONTENT intent (1 << 15), a guild message's content,
-        // embeds, attachments and components are empty unless it mentions the bot or is the
-        // bot's own (Discord's "Message Content Intent").
-        let mentions_bot = m.content.contains(&format!("<@{BOT_ID}>"))
-            || m.content.contains(&format!("<@!{BOT_ID}>"));
-        if intents & (1 << 15) == 0 && !mentions_bot && m.author_id != BOT_ID {
-            d["content"] = json!("");
-            d["embeds"] = json!([]);
-            d["attachments"] = json!([]);
-            d["components"] = json!([]);
         }
         d["guild_id"] = json!(GUILD_ID);
         if !m.is_bot {

@@ -161,10 +161,10 @@ pub(super) async fn rest(
         ),
         ("GET", ["gateway"]) => ok(json!({"url": format!("ws://{}/gateway", fake.addr)})),
         ("GET", ["users", "@me"]) => ok(user_json(BOT_ID, "threadsmith", true)),
-        ("GET", ["oauth2", "applications", "@me"]) => {
+        ("GET", ["oauth2", "applications", "@me"]) | ("GET", ["applications", "@me"]) => {
             ok(json!({"id": APP_ID, "name": "threadsmith",
             "icon": null, "description": "", "summary": "", "bot_public": true,
-            "bot_require_code_grant": false, "verify_key": "0f", "flags": 0,
+            "bot_require_code_grant": false, "verify_key": "0f", "flags": fake.app_flags(),
             "owner": user_json("1400000000000000009", "owner", false), "team": null}))
         }
         ("PUT", ["applications", _, "commands"])
@@ -215,12 +215,12 @@ pub(super) async fn rest(
             msgs.truncate(limit);
             ok(json!(
                 msgs.iter()
-                    .map(|m| fake.message_json(m))
+                    .map(|m| fake.visible_message_json(m, true))
                     .collect::<Vec<_>>()
             ))
         }
         ("GET", ["channels", id, "messages", mid]) => match fake.message(id, mid) {
-            Some(m) => ok(fake.message_json(&m)),
+            Some(m) => ok(fake.visible_message_json(&m, true)),
             None => error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
         },
         ("POST", ["channels", id, "messages"]) => {
