@@ -68,12 +68,19 @@ impl CopyMark {
 /// `git diff` run; see `rollout::split_numstat`), all
 /// against the seed's read-only git directory so that nothing the agent did to `/workspace/.git`
 /// matters. It first refuses a change with files larger than `max_bytes` (see
-/// [`crate::oom::oversized_check`]), in the same command.
+/// [`crate::oom::oversized_check`]), in the same command (and, after a copy, in the same walk that
+/// finds what changed).
 pub fn diff_script(mark: Option<CopyMark>, max_bytes: usize) -> String {
     let single_out = match mark {
         Some(mark) => format!(
+            // One walk of the working copy finds both what changed since the copy and, among
+            // those, the files too large to keep (the same refusal as `oversized_check`).
             r#"cp {SEED}/tree/.git/index /tmp/.ts-index
-if find . -name .git -prune -o ! -type d -newerct {reference} -print0 >/tmp/.ts-changed \
+if find . -xdev -name .git -prune -o ! -type d -newerct {reference} \
+     \( -print0 , -type f -size +{max_bytes}c -fprintf /tmp/.ts-big '%s\t%P\n' \) \
+     >/tmp/.ts-changed; then walked=yes; else walked=no; fi
+if [ -s /tmp/.ts-big ]; then head -n 3 /tmp/.ts-big; exit {oversized_exit}; fi
+if [ "$walked" = yes ] \
    && [ "$(tr -cd '\0' </tmp/.ts-changed | wc -c)" -le {MAX_SINGLED_OUT} ]; then
   xargs -0 -r git ls-files --stage -z -- </tmp/.ts-changed | git update-index -z --index-info
 else
@@ -81,9 +88,15 @@ else
   git read-tree HEAD
 fi
 "#,
-            reference = mark.just_before()
+            reference = mark.just_before(),
+            oversized_exit = crate::oom::OVERSIZED_EXIT,
         ),
         None => "git read-tree HEAD\n".to_string(),
+    };
+    // Without a mark the size check walks the workspace on its own.
+    let oversized = match mark {
+        Some(_) => String::new(),
+        None => crate::oom::oversized_check(max_bytes),
     };
     format!(
         r#"find /tmp -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null
@@ -101,7 +114,6 @@ cd {WORKSPACE}
 # One diff, renames found once: the numstat records, an empty record, then the patch.
 git diff --cached --find-renames --numstat --binary -z HEAD
 "#,
-        oversized = crate::oom::oversized_check(max_bytes),
     )
 }
 
