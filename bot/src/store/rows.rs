@@ -1,0 +1,228 @@
+//! The rows the store reads and writes, in threadsmith's own terms.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use threadsmith_runner::{Outcome, Sampling};
+
+use super::TaskState;
+
+/// A task as first stored.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub origin: String,
+    pub requester: Option<String>,
+    pub title: String,
+    pub spec: String,
+    pub repo: String,
+    pub base_ref: Option<String>,
+    pub attempts: u32,
+    /// The structured spec, as JSON.
+    pub spec_json: Option<String>,
+    /// The worker (bot process) that runs it.
+    pub worker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub state: TaskState,
+    pub origin: String,
+    pub requester: Option<String>,
+    pub title: String,
+    pub spec: String,
+    pub repo: String,
+    pub base_ref: Option<String>,
+    pub base_commit: Option<String>,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub spec_json: Option<String>,
+    /// The worker (bot process) running or last running it.
+    pub worker: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTest {
+    pub passed: bool,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub output: String,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutRow {
+    pub index: u32,
+    pub phase: String,
+    pub step: u32,
+    pub outcome: Option<Outcome>,
+    pub detail: Option<String>,
+    pub summary: Option<String>,
+    pub confidence: Option<f64>,
+    pub sampling: Option<Sampling>,
+    pub test: Option<StoredTest>,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+    pub files_changed: u64,
+    pub rank: Option<u32>,
+    pub rank_reason: Option<String>,
+    pub network: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub agent_duration: Option<Duration>,
+}
+
+/// Where a chat task lives and which of its messages are the bot's.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatTaskLink {
+    pub task_id: String,
+    pub platform: String,
+    pub workspace: String,
+    pub channel: String,
+    pub thread: String,
+    pub trigger_ts: Option<String>,
+    pub requester: String,
+    pub status_ts: Option<String>,
+    pub summary_ts: Option<String>,
+    pub retry_of: Option<String>,
+    pub feedback: Option<String>,
+}
+
+/// An approval: who chose which rollout. One per task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub task_id: String,
+    pub rollout: u32,
+    pub approved_by: String,
+    pub approved_at: DateTime<Utc>,
+}
+
+/// What an approval produced on the git host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Publication {
+    pub task_id: String,
+    pub rollout: u32,
+    /// `publishing` until the branch and pull request exist, then `published`.
+    pub state: String,
+    pub branch: String,
+    pub commit: Option<String>,
+    /// The pull request's address (or, in push-only mode, the branch's).
+    pub url: Option<String>,
+    pub pr_number: Option<u64>,
+    /// The attempt that holds (or last held) the row: only it may finish or fail it.
+    pub attempt: Option<String>,
+    /// Until when (Unix ms) a `publishing` attempt holds it; a lapsed lease may be taken over.
+    pub lease_until: Option<i64>,
+    /// Why the last attempt failed (`state = 'failed'`).
+    pub error: Option<String>,
+}
+
+/// What `Store::lease_publication` is asked for.
+#[derive(Debug, Clone)]
+pub struct PublicationLease<'a> {
+    pub task_id: &'a str,
+    pub rollout: u32,
+    pub branch: &'a str,
+    pub attempt: &'a str,
+    pub lease_until: i64,
+    pub retry_failed: bool,
+}
+
+/// A plan proposed in a thread ("@threadsmith plan").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plan {
+    pub id: String,
+    pub platform: String,
+    pub workspace: String,
+    pub channel: String,
+    pub thread: String,
+    pub trigger_ts: Option<String>,
+    pub requester: String,
+    pub repo: String,
+    pub base_ref: Option<String>,
+    pub attempts: Option<u32>,
+    pub spec_json: String,
+    pub plan: String,
+    pub revises: Option<String>,
+}
+
+/// A question waiting for the requester's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub platform: String,
+    pub workspace: String,
+    pub channel: String,
+    pub thread: String,
+    pub trigger_ts: Option<String>,
+    pub requester: String,
+    /// `fix` or `plan`.
+    pub kind: String,
+    pub instructions: Option<String>,
+    pub base_ref: Option<String>,
+    pub attempts: Option<u32>,
+    pub message_ts: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A queued chat event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub id: i64,
+    pub event: String,
+    /// How often the event was taken, this time included: above 1 when the worker that took it
+    /// before died (its lease expired) before finishing it.
+    pub attempts: u32,
+}
+
+/// A bot process sharing the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Worker {
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    /// Unix ms until which its heartbeat vouches for it.
+    pub alive_until: i64,
+}
+
+/// Limits on rollouts running at once, for admitting a task; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RolloutLimits {
+    pub global: Option<u32>,
+    pub per_user: Option<u32>,
+    pub per_repo: Option<u32>,
+}
+
+/// What runs now and what waits, among live workers' tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    pub running_rollouts: u64,
+    pub user_running_rollouts: u64,
+    pub repo_running_rollouts: u64,
+    pub queued_tasks: u64,
+    pub user_queued_tasks: u64,
+    /// Queued tasks created before the one asked about.
+    pub ahead: u64,
+}
+
+/// An event to store in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// One per delivery that matters: a redelivery has the same key.
+    pub dedupe_key: String,
+    pub platform: String,
+    /// The event in threadsmith's own terms, as JSON.
+    pub event: String,
+}
+
+/// What [`Store::prune`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Handled (done or failed) inbox events.
+    pub events: u64,
+    /// Idempotency records of side effects and request claims.
+    pub effects: u64,
+}
