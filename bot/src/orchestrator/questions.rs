@@ -1,0 +1,97 @@
+//! The repository question: an answer from the menu, or its expiry.
+
+use super::*;
+
+impl Bot {
+    pub(super) async fn on_repo_chosen(
+        self: &Arc<Self>,
+        question_id: String,
+        thread: ThreadRef,
+        user: String,
+        repo: String,
+    ) -> Result<(), HandleError> {
+        let Some(q) = self.svc.store.question(&question_id).await? else {
+            return Ok(());
+        };
+        if user != q.requester {
+            self.port
+                .ephemeral(
+                    &thread,
+                    &user,
+                    &format!("Only <@{}> can answer this.", q.requester),
+                )
+                .await?;
+            return Ok(());
+        }
+        if !self.svc.config.repos.iter().any(|r| r.name == repo) {
+            return Ok(());
+        }
+        if !self
+            .svc
+            .store
+            .close_question(&question_id, "answered")
+            .await?
+        {
+            return Ok(());
+        }
+        let thread = thread_of(&q.platform, &q.workspace, &q.channel, &q.thread);
+        let args = FixArgs {
+            instructions: q.instructions.clone(),
+            repo: Some(repo),
+            base: q.base_ref.clone(),
+            attempts: q.attempts,
+        };
+        if q.kind == "plan" {
+            self.propose_plan(
+                thread,
+                q.trigger_ts.clone(),
+                q.requester.clone(),
+                args,
+                None,
+            )
+            .await
+        } else {
+            self.start_task(
+                thread,
+                q.trigger_ts.clone(),
+                q.requester.clone(),
+                args,
+                None,
+            )
+            .await
+        }
+    }
+
+    pub(super) async fn on_question_expired(&self, question_id: String) -> Result<(), HandleError> {
+        let Some(q) = self.svc.store.question(&question_id).await? else {
+            return Ok(());
+        };
+        if !self
+            .svc
+            .store
+            .close_question(&question_id, "expired")
+            .await?
+        {
+            return Ok(());
+        }
+        let thread = thread_of(&q.platform, &q.workspace, &q.channel, &q.thread);
+        let text = format!(
+            "No repository was chosen, so I stopped here. Mention me again with `repo=owner/name` when you are ready, <@{}>.",
+            q.requester
+        );
+        match &q.message_ts {
+            Some(ts) => {
+                self.port
+                    .update(&thread, ts, &OutMessage::Text(text))
+                    .await?
+            }
+            None => {
+                self.port.post(&thread, &OutMessage::Text(text)).await?;
+            }
+        }
+        if let Some(ts) = &q.trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, false).await;
+        }
+        Ok(())
+    }
+}

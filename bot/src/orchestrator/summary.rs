@@ -1,0 +1,136 @@
+//! The summary: posted once when a task ends, and the view the adapters render.
+
+use super::*;
+
+impl Bot {
+    pub(super) async fn post_summary(
+        &self,
+        thread: &ThreadRef,
+        task_id: &str,
+    ) -> Result<(), HandleError> {
+        let view = self.summary_view(task_id).await?;
+        if self.svc.config.public_url.is_none() {
+            for r in &view.rollouts {
+                let key = format!("upload:{task_id}:{}", r.index);
+                if r.files > 0
+                    && self.svc.store.effect(&key).await?.is_none()
+                    && let Some(diff) = self.svc.store.diff(task_id, r.index).await?
+                {
+                    // A patch that cannot be attached must not hold back the summary.
+                    match self
+                        .port
+                        .upload(
+                            thread,
+                            &format!("rollout-{}.patch", r.index),
+                            diff.patch.into_bytes(),
+                            &format!("Rollout {} — {}", r.index, r.outcome),
+                        )
+                        .await
+                    {
+                        Ok(()) => {
+                            self.svc.store.record_effect(&key, "").await?;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not attach a patch"),
+                    }
+                }
+            }
+        }
+        let fresh = self
+            .svc
+            .store
+            .effect(&format!("summary:{task_id}"))
+            .await?
+            .is_none();
+        let message = OutMessage::Summary(view);
+        let ts = self
+            .post_once(&format!("summary:{task_id}"), thread, &message)
+            .await?;
+        if fresh {
+            self.summary_shown(task_id, &ts, &message).await?;
+        }
+        self.svc.store.set_summary_ts(task_id, &ts).await?;
+        // The task page links back to the thread.
+        let key = format!("permalink:{task_id}");
+        if self.svc.store.effect(&key).await?.is_none()
+            && let Some(link) = self.port.permalink(thread, &ts).await
+        {
+            self.svc.store.record_effect(&key, &link).await?;
+        }
+        Ok(())
+    }
+
+    /// The summary as stored now (rank order, approval, the task it retries).
+    pub async fn summary_view(&self, task_id: &str) -> Result<SummaryView, HandleError> {
+        let report = pipeline::report(self.svc.store.as_ref(), task_id).await?;
+        let link = self.svc.store.chat_task(task_id).await?;
+        let approval = self.svc.store.approval(task_id).await?;
+        let mut previous = None;
+        if let Some(prev) = link.as_ref().and_then(|l| l.retry_of.clone())
+            && let Some(prev_link) = self.svc.store.chat_task(&prev).await?
+            && let Some(ts) = prev_link.summary_ts.or(prev_link.status_ts)
+        {
+            let thread = thread_of(
+                &prev_link.platform,
+                &prev_link.workspace,
+                &prev_link.channel,
+                &prev_link.thread,
+            );
+            previous = self.port.permalink(&thread, &ts).await;
+        }
+        let pages = match &self.svc.config.public_url {
+            Some(u) => Some(crate::web::task_url(
+                u,
+                &self.svc.store.web_token(task_id).await?,
+            )),
+            None => None,
+        };
+        let published = self
+            .svc
+            .store
+            .publication(task_id)
+            .await?
+            .filter(|p| p.state == "published")
+            .and_then(|p| {
+                let label = match p.pr_number {
+                    Some(n) => format!("pull request #{n}"),
+                    None => format!("branch {}", p.branch),
+                };
+                p.url.map(|u| (u, label))
+            });
+        let rollouts = report
+            .rollouts
+            .iter()
+            .map(|r| RolloutLine {
+                index: r.index,
+                rank: r.rank.unwrap_or(0),
+                outcome: outcome_words::outcome_words(r),
+                succeeded: r.outcome == Some(Outcome::Succeeded),
+                tests: r.test.as_ref().map(|t| t.passed),
+                added: r.lines_added,
+                removed: r.lines_removed,
+                files: r.files_changed,
+                summary: r
+                    .summary
+                    .clone()
+                    .filter(|s| !s.trim().is_empty())
+                    .or(r.detail.clone())
+                    .unwrap_or_default(),
+                diff_link: pages
+                    .as_ref()
+                    .map(|base| format!("{base}/rollouts/{}", r.index)),
+                network: r.network.clone(),
+            })
+            .collect();
+        Ok(SummaryView {
+            task_id: task_id.to_string(),
+            title: report.task.title.clone(),
+            rollouts,
+            approved: approval.map(|a| (a.rollout, a.approved_by)),
+            published,
+            previous,
+            feedback: link.and_then(|l| l.feedback),
+            error: report.task.error.clone(),
+            retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
+        })
+    }
+}

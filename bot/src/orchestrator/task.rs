@@ -1,0 +1,304 @@
+//! A request becomes a task: its spec (from the thread, by the model), then its run.
+
+use super::*;
+
+impl Bot {
+    /// [`Self::start_task`] (in `thread_queue.rs`) once the request is this process's.
+    pub(super) async fn start_task_inner(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        trigger_ts: Option<String>,
+        user: String,
+        args: FixArgs,
+        prepared: Option<Prepared>,
+    ) -> Result<(), HandleError> {
+        let task_id = uuid::Uuid::new_v4().simple().to_string();
+        let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.clone());
+        // A request is one process's at a time: another live process that took it (this
+        // process's lease lapsed, so the event was taken again) keeps it.
+        if let Some(key) = request_key(&thread, trigger_ts.as_deref())
+            && !self
+                .svc
+                .store
+                .claim_request(&key, self.svc.worker_id())
+                .await?
+        {
+            tracing::warn!(request = %key, "another process is handling this request");
+            return Ok(());
+        }
+        if let Some(ts) = &trigger_ts {
+            self.react_once(&thread, ts, Reaction::Working, true).await;
+        }
+        let status_key = format!("status:{}:{anchor}", thread.channel);
+        let status_ts = self
+            .post_once(
+                &status_key,
+                &thread,
+                &OutMessage::Status(StatusView {
+                    task_id: task_id.clone(),
+                    title: "Reading the thread…".into(),
+                    headline: "Working on it.".into(),
+                    rollouts: Vec::new(),
+                    // Cancel shows once the task exists.
+                    running: false,
+                }),
+            )
+            .await?;
+
+        let started = self
+            .run_started(
+                thread.clone(),
+                trigger_ts.clone(),
+                user,
+                args,
+                prepared,
+                task_id,
+                anchor,
+                status_ts.clone(),
+            )
+            .await;
+        if let Some(key) = request_key(&thread, trigger_ts.as_deref())
+            && let Err(e) = self
+                .svc
+                .store
+                .release_request(&key, self.svc.worker_id())
+                .await
+        {
+            tracing::warn!(error = %e, "could not release a request");
+        }
+        if let Err(e) = &started {
+            // Never leave the thread waiting: say that it stopped, and why in our terms.
+            tracing::error!(error = %e, "a task stopped on an internal error");
+            let text = "Something went wrong on my side and this task stopped. Try again in a moment; the bot's log has the details.".to_string();
+            let _ = self
+                .port
+                .update(&thread, &status_ts, &OutMessage::Text(text))
+                .await;
+            if let Some(ts) = &trigger_ts {
+                self.react_once(&thread, ts, Reaction::Working, false).await;
+                self.react_once(&thread, ts, Reaction::Failed, true).await;
+            }
+        }
+        started
+    }
+
+    /// The rest of [`Self::start_task`], once the status message is up.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_started(
+        self: &Arc<Self>,
+        thread: ThreadRef,
+        trigger_ts: Option<String>,
+        user: String,
+        args: FixArgs,
+        prepared: Option<Prepared>,
+        task_id: String,
+        anchor: String,
+        status_ts: String,
+    ) -> Result<(), HandleError> {
+        // The spec: given (a Retry, a plan), or from the thread.
+        let Prepared {
+            spec,
+            repo,
+            base,
+            retry_of,
+        } = match prepared {
+            Some(p) => {
+                // A stored task's or plan's repository is checked again: the allow-list may
+                // have changed since, and a stored row is no licence.
+                match self.check_repo(p.repo.clone()) {
+                    Ok(_) => p,
+                    Err(text) => {
+                        return self
+                            .refuse_in_status(&thread, &status_ts, trigger_ts.as_deref(), text)
+                            .await;
+                    }
+                }
+            }
+            None => match self
+                .understand(
+                    &thread,
+                    &args,
+                    &anchor,
+                    &status_ts,
+                    trigger_ts.as_deref(),
+                    &user,
+                    "fix",
+                )
+                .await?
+            {
+                Some((spec, repo)) => Prepared {
+                    spec,
+                    repo,
+                    base: args.base.clone(),
+                    retry_of: None,
+                },
+                None => return Ok(()),
+            },
+        };
+        // Reading the thread takes a while: a process that lost the request meanwhile stops
+        // before it starts a task the other process starts too.
+        if let Some(key) = request_key(&thread, trigger_ts.as_deref())
+            && self.svc.store.effect(&key).await?.as_deref() != Some(self.svc.worker_id())
+        {
+            tracing::warn!(request = %key, "another process took this request over");
+            return Ok(());
+        }
+        let feedback = spec.feedback.clone();
+        let cancel = CancellationToken::new();
+        self.running.insert(task_id.clone(), cancel.clone());
+        let link = ChatTaskLink {
+            task_id: task_id.clone(),
+            platform: thread.platform.clone(),
+            workspace: thread.workspace.clone(),
+            channel: thread.channel.clone(),
+            thread: thread.thread.clone(),
+            trigger_ts: trigger_ts.clone(),
+            requester: user.clone(),
+            status_ts: Some(status_ts.clone()),
+            summary_ts: None,
+            retry_of: retry_of.clone(),
+            feedback: feedback.clone(),
+        };
+        let (sink, editor) =
+            self.status_editor(thread.clone(), status_ts.clone(), link, spec.title.clone());
+        let request = TaskRequest {
+            text: spec.problem.clone(),
+            repo,
+            base,
+            attempts: args.attempts.unwrap_or(self.svc.config.attempts()),
+            origin: thread.platform.clone(),
+            requester: Some(user.clone()),
+            spec: Some(spec),
+            task_id: Some(task_id.clone()),
+        };
+        let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
+        drop(sink);
+        let _ = editor.await;
+        self.running.remove(&task_id);
+        report?;
+        if !self.still_owned(&task_id).await? {
+            // Reported by the process that took it over; saying more would contradict it.
+            return Ok(());
+        }
+        self.summarise(&thread, &task_id, trigger_ts.as_deref())
+            .await
+    }
+
+    /// Reads the thread and makes the spec (the model's, or the plain thread when the model
+    /// fails, saying so), and picks the repository. `None` when no repository could be chosen:
+    /// the status message then says how to name one.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn understand(
+        &self,
+        thread: &ThreadRef,
+        args: &FixArgs,
+        anchor: &str,
+        status_ts: &str,
+        trigger_ts: Option<&str>,
+        requester: &str,
+        kind: &str,
+    ) -> Result<Option<(TaskSpec, String)>, HandleError> {
+        let messages = self.port.read_thread(thread).await?;
+        let (pairs, withheld) = thread_read::transcript_pairs(&messages);
+        if withheld {
+            let key = format!("withheld:{}:{anchor}", thread.channel);
+            let text = self.port.hidden_messages_notice();
+            self.post_once(&key, thread, &OutMessage::Text(text))
+                .await?;
+        }
+        let transcript = spec::transcript(&pairs, 60_000);
+        let spec = match self.model() {
+            Some(model) => {
+                match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
+                    Ok(spec) => spec,
+                    Err(why) => {
+                        // The reason is for the operator (it may quote the endpoint).
+                        tracing::warn!(error = %why, "the model could not summarise a thread");
+                        let key = format!("specfallback:{}:{anchor}", thread.channel);
+                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
+                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
+                            .await?;
+                        let title = self.port.thread_title(thread).await;
+                        spec::plain_from_thread(
+                            &transcript,
+                            args.instructions.as_deref(),
+                            title.as_deref(),
+                        )
+                    }
+                }
+            }
+            None => {
+                let title = self.port.thread_title(thread).await;
+                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
+            }
+        };
+        match self
+            .resolve_repo(args.repo.as_deref(), thread, &transcript)
+            .await?
+        {
+            RepoChoice::Use(repo) => Ok(Some((spec, repo))),
+            RepoChoice::Refused(text) => {
+                self.refuse_in_status(thread, status_ts, trigger_ts, text)
+                    .await?;
+                Ok(None)
+            }
+            RepoChoice::Unknown if !self.svc.config.repos.is_empty() => {
+                // Ask, with a menu of the configured repositories; the request waits.
+                let timeout = self.svc.config.question_timeout_secs.unwrap_or(15 * 60);
+                let question = crate::store::Question {
+                    id: uuid::Uuid::new_v4().simple().to_string(),
+                    platform: thread.platform.clone(),
+                    workspace: thread.workspace.clone(),
+                    channel: thread.channel.clone(),
+                    thread: thread.thread.clone(),
+                    trigger_ts: trigger_ts.map(String::from),
+                    requester: requester.to_string(),
+                    kind: kind.to_string(),
+                    instructions: args.instructions.clone(),
+                    base_ref: args.base.clone(),
+                    attempts: args.attempts,
+                    message_ts: Some(status_ts.to_string()),
+                    expires_at: chrono::Utc::now()
+                        + chrono::Duration::seconds(i64::try_from(timeout).unwrap_or(900)),
+                };
+                self.svc.store.ask(&question).await?;
+                self.wake.notify_one();
+                let view = crate::chat::RepoQuestionView {
+                    question_id: question.id,
+                    requester: requester.to_string(),
+                    repos: self
+                        .svc
+                        .config
+                        .repos
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect(),
+                };
+                self.port
+                    .update(thread, status_ts, &OutMessage::RepoQuestion(view))
+                    .await?;
+                Ok(None)
+            }
+            RepoChoice::Unknown => {
+                let text = format!(
+                    "Which repository? Say `@{} fix this repo=owner/name`, or set this channel's default with `{} repo owner/name`.",
+                    self.settings.bot_name, self.settings.slash_command
+                );
+                self.port
+                    .update(thread, status_ts, &OutMessage::Text(text))
+                    .await?;
+                if let Some(ts) = trigger_ts {
+                    self.react_once(thread, ts, Reaction::Working, false).await;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    pub(super) fn model(&self) -> Option<threadsmith_runner::ModelClient> {
+        self.svc
+            .config
+            .model_config()
+            .and_then(|m| threadsmith_runner::ModelClient::new(m).ok())
+    }
+}
