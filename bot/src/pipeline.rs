@@ -20,8 +20,10 @@ use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, W
 
 mod detect;
 mod model_check;
+mod tasks;
 mod validate;
 pub use detect::tests_line;
+pub use tasks::{DockerTasks, TaskRunner};
 pub use validate::validate;
 
 /// What the pipeline needs.
@@ -29,7 +31,8 @@ pub use validate::validate;
 pub struct Services {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
-    pub runner: Runner,
+    /// Runs tasks: the Docker pipeline ([`DockerTasks`]), or a scripted one in tests.
+    pub tasks: Arc<dyn TaskRunner>,
     pub repos: RepoCache,
     /// Approve → branch and pull request.
     pub publisher: Arc<Publisher>,
@@ -74,10 +77,21 @@ impl Liveness {
 }
 
 impl Services {
+    /// The services of a process that runs its tasks' rollouts in Docker.
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         runner: Runner,
+        repos: RepoCache,
+    ) -> Result<Self, PublishError> {
+        Self::with_tasks(config, store, Arc::new(DockerTasks::new(runner)), repos)
+    }
+
+    /// The services with `tasks` running the tasks (see [`TaskRunner`]).
+    pub fn with_tasks(
+        config: Config,
+        store: Arc<dyn Store>,
+        tasks: Arc<dyn TaskRunner>,
         repos: RepoCache,
     ) -> Result<Self, PublishError> {
         let config = Arc::new(config);
@@ -86,7 +100,7 @@ impl Services {
         Ok(Self {
             config,
             store,
-            runner,
+            tasks,
             repos,
             publisher: Arc::new(publisher),
             liveness: Arc::new(Liveness::new()),
@@ -219,11 +233,22 @@ fn phase_name(phase: &Phase) -> (&'static str, u32) {
     }
 }
 
-/// Runs a task to its end. A problem with the task (empty text, unknown repository, missing
-/// image, no model…) ends the task as failed with a message for the user; only a broken store
-/// is an `Err`.
+/// Runs a task to its end with the process's [`TaskRunner`]. A problem with the task (empty
+/// text, unknown repository, missing image, no model…) ends the task as failed with a message
+/// for the user; only a broken store is an `Err`.
 pub async fn run_task(
     svc: &Services,
+    req: TaskRequest,
+    sink: &dyn ProgressSink,
+    cancel: CancellationToken,
+) -> Result<TaskReport, StoreError> {
+    svc.tasks.run_task(svc, req, sink, cancel).await
+}
+
+/// [`run_task`] in Docker: the pipeline itself.
+async fn run_in_docker(
+    svc: &Services,
+    runner: &Runner,
     req: TaskRequest,
     sink: &dyn ProgressSink,
     cancel: CancellationToken,
@@ -255,8 +280,8 @@ pub async fn run_task(
         task_id: &task_id,
         title: &spec.title,
     });
-    let outcome = prepare_and_run(svc, &task_id, &req, &spec, sink, &cancel).await;
-    svc.runner.release_task(&task_id).await;
+    let outcome = prepare_and_run(svc, runner, &task_id, &req, &spec, sink, &cancel).await;
+    runner.release_task(&task_id).await;
     // Slots may have freed: tasks waiting in this process try again now.
     svc.liveness.admissions.notify_waiters();
     match outcome {
@@ -385,6 +410,7 @@ fn user(e: impl std::fmt::Display) -> PipelineFailure {
 
 async fn prepare_and_run(
     svc: &Services,
+    runner: &Runner,
     task_id: &str,
     req: &TaskRequest,
     spec: &TaskSpec,
@@ -461,8 +487,7 @@ async fn prepare_and_run(
         }
     }
 
-    let seed_volume = svc
-        .runner
+    let seed_volume = runner
         .prepare_seed(task_id, &svc.repos, &prepared, &settings.image)
         .await
         .map_err(user)?;
@@ -497,7 +522,7 @@ async fn prepare_and_run(
         seed_volume,
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let runner = svc.runner.clone();
+    let runner = runner.clone();
     let run = tokio::spawn({
         let cancel = cancel.clone();
         async move { runner.run_rollouts(plan, rollouts, tx, cancel).await }

@@ -143,7 +143,7 @@ async fn prepare(env: &TestEnv, name: &str, files: usize) -> Prepared {
     let mirror = t.elapsed();
     let task_id = format!("bench-{name}");
     let t = Instant::now();
-    let seed_volume = svc
+    let seed_volume = env
         .runner
         .prepare_seed(&task_id, &svc.repos, &prepared, DEFAULT_IMAGE)
         .await
@@ -188,7 +188,6 @@ async fn ours(env: &TestEnv, plan: &Arc<TaskPlan>, k: u32) -> (PhaseTimings, Dur
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let t = Instant::now();
     let results = env
-        .svc
         .runner
         .run_rollouts(
             plan.clone(),
@@ -229,7 +228,7 @@ async fn main() {
             Samples::push(row, phases, t.elapsed());
         }
     }
-    env.svc.runner.release_task(&small.plan.task_id).await;
+    env.runner.release_task(&small.plan.task_id).await;
     eprintln!("{}", ours_small.row("threadsmith, small"));
     eprintln!("{}", naive.row("naive, small"));
     eprintln!("{}", naive_tmpfs.row("naive on a tmpfs, small"));
@@ -242,7 +241,7 @@ async fn main() {
             let (phases, total) = ours(&env, &large.plan, k).await;
             row.push(phases, total);
         }
-        env.svc.runner.release_task(&large.plan.task_id).await;
+        env.runner.release_task(&large.plan.task_id).await;
         eprintln!("{}", row.row("threadsmith, large"));
         Some((large, row))
     } else {
@@ -291,7 +290,6 @@ async fn main() {
         .map(|n| n.get())
         .unwrap_or(0);
     let docker_version = env
-        .svc
         .runner
         .docker()
         .server_version()

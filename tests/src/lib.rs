@@ -59,6 +59,8 @@ pub async fn ensure_image() {
 /// A fresh world for one test: its own database and cache, a fake model, real Docker.
 pub struct TestEnv {
     pub svc: Services,
+    /// The runner `svc` runs its tasks with.
+    pub runner: Runner,
     pub model: FakeModel,
     pub dir: tempfile::TempDir,
 }
@@ -136,9 +138,11 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .model_config()
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
+    let runner = Runner::new(docker, client);
     TestEnv {
-        svc: Services::new(config, store, Runner::new(docker, client), repos)
+        svc: Services::new(config, store, runner.clone(), repos)
             .expect("the publish settings are valid"),
+        runner,
         model,
         dir,
     }
@@ -159,7 +163,6 @@ impl TestEnv {
     /// Asserts that no container or volume of the task is left.
     pub async fn assert_nothing_left(&self, task_id: &str) {
         let left: Vec<_> = self
-            .svc
             .runner
             .docker()
             .list_managed()
@@ -170,7 +173,6 @@ impl TestEnv {
             .collect();
         assert!(left.is_empty(), "containers left behind: {left:?}");
         let volumes = self
-            .svc
             .runner
             .docker()
             .client()

@@ -32,7 +32,7 @@ async fn a_sandbox_whose_memory_is_full_ends_its_rollout_at_once_with_the_reason
     let source = RepoSource::parse(&repo.display().to_string()).unwrap();
     let prepared = svc.repos.prepare(&source, None).await.unwrap();
     let task_id = format!("memfull{}", uuid::Uuid::new_v4().simple());
-    let seed = svc
+    let seed = env
         .runner
         .prepare_seed(&task_id, &svc.repos, &prepared, DEFAULT_IMAGE)
         .await
@@ -61,7 +61,7 @@ async fn a_sandbox_whose_memory_is_full_ends_its_rollout_at_once_with_the_reason
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let started = Instant::now();
-    let results = svc
+    let results = env
         .runner
         .run_rollouts(plan, vec![(1, sampling)], tx, CancellationToken::new())
         .await;
@@ -82,7 +82,7 @@ async fn a_sandbox_whose_memory_is_full_ends_its_rollout_at_once_with_the_reason
         took < Duration::from_secs(30),
         "the rollout ended in {took:?}, well under the 90 s the diff step used to thrash"
     );
-    svc.runner.release_task(&task_id).await;
+    env.runner.release_task(&task_id).await;
     env.assert_nothing_left(&task_id).await;
 }
 

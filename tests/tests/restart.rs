@@ -22,8 +22,7 @@ fn serve(env: &TestEnv, slack: &FakeSlack) -> ServeProcess {
 }
 
 async fn containers_of(env: &TestEnv, task: &str) -> usize {
-    env.svc
-        .runner
+    env.runner
         .docker()
         .list_managed()
         .await
