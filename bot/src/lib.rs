@@ -14,4 +14,6 @@ pub mod short_id;
 pub mod slack;
 pub mod spec;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod web;

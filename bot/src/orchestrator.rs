@@ -52,6 +52,9 @@ mod thread_queue;
 mod thread_read;
 use repos::RepoChoice;
 
+#[cfg(test)]
+mod tests;
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
