@@ -1,14 +1,17 @@
 //! The fast test tier's doubles: a recording chat port ([`RecordingPort`]), a scripted task
-//! runner ([`ScriptedTasks`]) and [`TestServices`] — a temporary SQLite store, no Docker, no
-//! network, no external binary. The handler tests beside the orchestrator drive a real `Bot`
+//! runner ([`ScriptedTasks`]), a scripted model endpoint on loopback ([`ScriptedModel`]) and
+//! [`TestServices`] — a temporary SQLite store; no Docker, no outside network, no external
+//! binary. The handler tests beside the orchestrator drive a real `Bot`
 //! over them.
 
 mod recording_port;
+mod scripted_model;
 mod scripted_tasks;
 
 use std::sync::Arc;
 
 pub use recording_port::{BOT_USER, Call, RecordingPort};
+pub use scripted_model::{PLAN, SPEC_TITLE, ScriptedModel};
 pub use scripted_tasks::{Script, ScriptedTasks};
 use threadsmith_runner::RepoCache;
 

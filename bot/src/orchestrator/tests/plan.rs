@@ -1,6 +1,6 @@
-//! Plans: refused without a model; a stored plan's Run it starts its task once, for the
-//! requester or a maintainer only. (Making a plan needs the model: the end-to-end suite covers
-//! it against its scripted model server.)
+//! Plans: refused without a model; made by the model (a scripted endpoint on loopback) and
+//! shown; Run it starts the plan's task once, for the requester or a maintainer only; Revise
+//! makes a new plan from the feedback.
 
 use super::*;
 use crate::store::Plan;
@@ -93,5 +93,97 @@ async fn run_it_by_someone_else_is_refused_unless_a_maintainer() {
         Some(REQUESTER),
         "the task stays the requester's"
     );
+    w.settled().await;
+}
+
+async fn with_model() -> (World, crate::testing::ScriptedModel) {
+    let model = crate::testing::ScriptedModel::start().await;
+    let mut config = crate::testing::config();
+    config.model.base_url = Some(model.base_url());
+    config.model.max_retries = Some(0);
+    (World::with(config, |_| {}).await, model)
+}
+
+/// The plan shown now (the status message, edited into it).
+fn shown_plan(w: &World) -> Option<crate::chat::PlanView> {
+    w.port.shown().into_iter().find_map(|(_, m)| match m {
+        OutMessage::Plan(p) => Some(p),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn a_plan_is_shown_and_its_run_it_runs_it() {
+    let (w, model) = with_model().await;
+    let thread = w.thread("1", "<@UBOT> plan — the login page rejects my password");
+    w.deliver("plan", World::mention(&thread, "plan")).await;
+    assert_eq!(model.tools_asked(), vec!["write_spec", "write_plan"]);
+    let view = shown_plan(&w).expect("the plan is shown");
+    assert_eq!(view.title, crate::testing::SPEC_TITLE);
+    assert_eq!(view.plan, crate::testing::PLAN);
+    assert_eq!(view.repo, "acme/api");
+    assert!(w.tasks.requests().is_empty(), "nothing runs before Run it");
+    assert!(w.port.reactions_on(&thread.thread).is_empty(), "no 👀 left");
+
+    let run = World::button(
+        &thread,
+        REQUESTER,
+        ButtonAction::RunPlan {
+            plan_id: view.plan_id.clone(),
+        },
+    );
+    w.deliver("run", run).await;
+    let requests = w.tasks.requests();
+    assert_eq!(requests.len(), 1);
+    let spec = requests[0].spec.as_ref().unwrap();
+    assert_eq!(spec.plan.as_deref(), Some(crate::testing::PLAN));
+    assert_eq!(spec.title, crate::testing::SPEC_TITLE);
+    assert_eq!(w.summaries()[0].title, crate::testing::SPEC_TITLE);
+    w.settled().await;
+}
+
+#[tokio::test]
+async fn revise_opens_its_form_and_the_feedback_makes_a_new_plan() {
+    let (w, model) = with_model().await;
+    let thread = w.thread("1", "<@UBOT> plan");
+    w.deliver("plan", World::mention(&thread, "plan")).await;
+    let first = shown_plan(&w).unwrap();
+    let revise = ButtonAction::RevisePlan {
+        plan_id: first.plan_id.clone(),
+    };
+    w.deliver("revise", World::button(&thread, REQUESTER, revise))
+        .await;
+    assert!(w.port.calls().iter().any(|c| matches!(
+        c,
+        Call::OpenForm { form: crate::chat::Form::RevisePlan { plan_id }, .. } if *plan_id == first.plan_id
+    )));
+    let revision = ChatEvent::PlanRevision {
+        plan_id: first.plan_id.clone(),
+        user: REQUESTER.into(),
+        feedback: "keep the old error message".into(),
+    };
+    w.deliver("revision", revision).await;
+    let asked = model.requests();
+    assert_eq!(asked.len(), 3, "the spec is not asked for again");
+    assert!(asked[2].to_string().contains("keep the old error message"));
+    let plans: Vec<_> = w
+        .port
+        .shown()
+        .into_iter()
+        .filter_map(|(_, m)| match m {
+            OutMessage::Plan(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(plans.len(), 2);
+    let stored = w
+        .bot
+        .svc
+        .store
+        .plan(&plans[1].plan_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.revises.as_deref(), Some(first.plan_id.as_str()));
     w.settled().await;
 }

@@ -101,3 +101,50 @@ async fn an_unanswered_question_expires_with_a_word_to_the_requester() {
     assert!(w.tasks.requests().is_empty());
     w.settled().await;
 }
+
+/// The real loop: it takes the mention from the inbox, and its timer turns the lapsed question
+/// into an expiry event, handled like any other.
+#[tokio::test]
+async fn the_loop_expires_a_question_by_its_timer() {
+    let mut config = crate::testing::config();
+    config.default_repo = None;
+    config.question_timeout_secs = Some(0);
+    let w = World::with(config, |_| {}).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(w.bot.clone().run(shutdown.clone()));
+    let thread = w.thread("1", "<@UBOT> fix this");
+    assert!(
+        w.bot
+            .submit("ev", &World::mention(&thread, "fix this"))
+            .await
+            .unwrap()
+    );
+    // The expiry's handler edits the status message, then takes its 👀 off the request.
+    let expired = |calls: &[Call]| {
+        let said = calls.iter().position(|c| {
+            matches!(c, Call::Update { message: OutMessage::Text(t), .. }
+                if t.starts_with("No repository was chosen"))
+        });
+        said.is_some_and(|at| {
+            calls[at..]
+                .iter()
+                .any(|c| matches!(c, Call::React { on: false, .. }))
+        })
+    };
+    assert!(
+        w.port.wait_until(PATIENCE, expired).await,
+        "{:?}",
+        w.port.calls()
+    );
+    shutdown.cancel();
+    tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("the loop stops when asked")
+        .unwrap();
+    assert!(w.bot.svc.store.open_questions().await.unwrap().is_empty());
+    assert!(w.tasks.requests().is_empty());
+    assert!(w.port.reactions_on(&thread.thread).is_empty());
+    // Not `settled`: the loop does not wait for its handlers when it stops, so the expiry's
+    // event may not be marked handled yet.
+    assert_eq!(w.port.refusals(), Vec::<String>::new());
+}
