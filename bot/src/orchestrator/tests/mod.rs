@@ -7,6 +7,7 @@ mod approve;
 mod cancel;
 mod plan;
 mod questions;
+mod recovery;
 mod retry;
 mod slash;
 mod status;

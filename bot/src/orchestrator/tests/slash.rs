@@ -92,3 +92,22 @@ async fn setting_the_channels_repository_is_checked_and_then_used() {
     assert_eq!(w.tasks.requests()[0].repo, "acme/web");
     w.settled().await;
 }
+
+#[tokio::test]
+async fn a_direct_message_is_told_the_bot_works_in_servers() {
+    let w = World::new().await;
+    let dm = ChatEvent::DirectMessage {
+        platform: "slack".into(),
+        channel: "D1".into(),
+        message_ts: "5.0001".into(),
+        user: REQUESTER.into(),
+    };
+    w.deliver("dm", dm.clone()).await;
+    w.deliver("dm-again", dm).await;
+    assert_eq!(w.port.posts().len(), 1, "answered once");
+    assert!(says(
+        &w.port.shown_texts()[0],
+        &["I work in servers only", "`@threadsmith`", "`/fix`"]
+    ));
+    w.settled().await;
+}
