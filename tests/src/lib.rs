@@ -59,6 +59,8 @@ pub async fn ensure_image() {
 /// A fresh world for one test: its own database and cache, a fake model, real Docker.
 pub struct TestEnv {
     pub svc: Services,
+    /// The Docker engine the runner's sandboxes are in (for looking at containers and volumes).
+    pub docker: Docker,
     pub model: FakeModel,
     pub dir: tempfile::TempDir,
 }
@@ -137,7 +139,8 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
     TestEnv {
-        svc: Services::new(config, store, Runner::new(docker, client), repos)
+        docker: docker.clone(),
+        svc: Services::new(config, store, Runner::with_docker(docker, client), repos)
             .expect("the publish settings are valid"),
         model,
         dir,
@@ -159,9 +162,7 @@ impl TestEnv {
     /// Asserts that no container or volume of the task is left.
     pub async fn assert_nothing_left(&self, task_id: &str) {
         let left: Vec<_> = self
-            .svc
-            .runner
-            .docker()
+            .docker
             .list_managed()
             .await
             .expect("list containers")
@@ -170,9 +171,7 @@ impl TestEnv {
             .collect();
         assert!(left.is_empty(), "containers left behind: {left:?}");
         let volumes = self
-            .svc
-            .runner
-            .docker()
+            .docker
             .client()
             .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
             .await

@@ -28,7 +28,13 @@ impl Bot {
         let orphans = store.orphaned_tasks().await?;
         if !orphans.is_empty() {
             // Their rollouts died with their process: remove what it left on this host.
-            if let Err(e) = self.svc.runner.docker().remove_orphans().await {
+            if let Err(e) = self
+                .svc
+                .runner
+                .backend()
+                .remove_orphans(&threadsmith_runner::owner_is_dead)
+                .await
+            {
                 tracing::warn!(error = %e, "could not remove the containers of a stopped process");
             }
         }

@@ -144,7 +144,7 @@ impl Docker {
     }
 
     /// Creates and starts the sandbox of one rollout.
-    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<DockerSandbox, SandboxError> {
         let base = format!(
             "threadsmith-{}-{}-{}",
             short(&spec.task_id),
@@ -220,7 +220,7 @@ impl Docker {
                 });
             }
         };
-        let sandbox = Sandbox {
+        let sandbox = DockerSandbox {
             docker: self.inner.clone(),
             id: created.id,
             name: base,
@@ -256,4 +256,37 @@ fn sandbox_env() -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect()
+}
+
+#[async_trait]
+impl SandboxBackend for Docker {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn require_image(&self, image: &str) -> Result<(), SandboxError> {
+        Docker::require_image(self, image).await
+    }
+
+    async fn create_seed(
+        &self,
+        task_id: &str,
+        image: &str,
+        archive: Vec<u8>,
+    ) -> Result<String, SandboxError> {
+        Docker::create_seed(self, task_id, image, archive).await
+    }
+
+    async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Box<dyn Sandbox>, SandboxError> {
+        Ok(Box::new(Docker::create_sandbox(self, spec).await?))
+    }
+
+    async fn remove_task(&self, task_id: &str) -> Result<usize, SandboxError> {
+        Docker::remove_task(self, task_id).await
+    }
+
+    async fn remove_orphans(&self, is_dead: &OwnerIsDead) -> Result<usize, SandboxError> {
+        self.remove_where(|_, owner| owner.is_none_or(is_dead))
+            .await
+    }
 }

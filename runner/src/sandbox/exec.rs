@@ -11,14 +11,14 @@ const REAPING_WRAPPER: &str =
 const BACKSTOP: Duration = Duration::from_secs(15);
 
 /// One rollout's container.
-pub struct Sandbox {
+pub struct DockerSandbox {
     pub(super) docker: bollard::Docker,
     pub id: String,
     pub name: String,
     pub(super) pids_limit: i64,
 }
 
-impl Sandbox {
+impl DockerSandbox {
     /// The Docker connection (for reading the container's state from the host).
     pub(crate) fn client(&self) -> &bollard::Docker {
         &self.docker
@@ -246,5 +246,32 @@ impl Sandbox {
         {
             tracing::warn!(container = %self.name, error = %e, "could not remove sandbox");
         }
+    }
+}
+
+#[async_trait]
+impl Sandbox for DockerSandbox {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn exec(
+        &self,
+        req: ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutcome, SandboxError> {
+        DockerSandbox::exec(self, req, cancel).await
+    }
+
+    async fn cut_network(&self) -> Result<(), SandboxError> {
+        DockerSandbox::cut_network(self).await
+    }
+
+    async fn out_of_memory(&self) -> Option<String> {
+        crate::oom::out_of_memory(self).await
+    }
+
+    async fn remove(&self) {
+        DockerSandbox::remove(self).await
     }
 }

@@ -1,6 +1,10 @@
-//! Docker sandboxes, through bollard: one container per rollout.
+//! Sandboxes: the interface every backend implements ([`SandboxBackend`] for a place to run
+//! rollouts, [`Sandbox`] for one rollout's sandbox), the vocabulary they share, and the Docker
+//! backend (through bollard: one container per rollout; `docker.rs`, `exec.rs`, `owners.rs`).
+//! Everything above the interface — the agent loop, diffs, tests, ranking, cancel, recovery — is
+//! the same whatever the backend.
 //!
-//! While an agent works its container has no network, no secret in its environment, a non-root
+//! On Docker, while an agent works its container has no network, no secret in its environment, a non-root
 //! user, no capabilities, `no-new-privileges`, memory / CPU / pids limits, a read-only root and
 //! size-limited writable `/workspace` and `/tmp`. Every command runs under a time limit and its
 //! output is capped (see [`crate::output`]). Containers and volumes carry labels so that
@@ -9,6 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::models::{
@@ -31,7 +36,7 @@ mod exec;
 mod owners;
 
 pub use docker::Docker;
-pub use exec::Sandbox;
+pub use exec::DockerSandbox;
 use owners::is_not_found;
 pub use owners::{owner_is_dead, owner_label};
 
@@ -65,8 +70,79 @@ pub enum SandboxError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A backend other than Docker failed (each backend says what it was doing).
+    #[error("the {backend} sandbox backend failed while {action}: {detail}")]
+    Backend {
+        backend: &'static str,
+        action: &'static str,
+        detail: String,
+    },
     #[error("the rollout was cancelled")]
     Cancelled,
+}
+
+/// Whether the process an owner label names is gone; see [`SandboxBackend::remove_orphans`].
+pub type OwnerIsDead = dyn Fn(&str) -> bool + Send + Sync;
+
+/// A place to run rollouts (Docker today; a Kubernetes cluster next). Every object it makes
+/// carries the task, the rollout and the owning process (see [`owner_label`]), so that a task's
+/// objects and a dead process's can be found again.
+///
+/// Held as `Arc<dyn SandboxBackend>`, hence `async_trait`: native `async fn` in traits is not
+/// object-safe, and boxed futures are what a trait object needs anyway.
+#[async_trait]
+pub trait SandboxBackend: Send + Sync {
+    /// The backend's name in logs and messages (`docker`).
+    fn name(&self) -> &'static str;
+
+    /// Fails with [`SandboxError::ImageMissing`] when the rollout image cannot be used.
+    async fn require_image(&self, image: &str) -> Result<(), SandboxError>;
+
+    /// Makes the task's seed from its seed archive (a tar of `objects/`, the checkout archive
+    /// and `tree/`: see [`crate::repo`]), once per task, shared read-only by every rollout of it
+    /// at [`SEED`]. Returns the seed's name, for [`SandboxSpec::seed_volume`].
+    async fn create_seed(
+        &self,
+        task_id: &str,
+        image: &str,
+        archive: Vec<u8>,
+    ) -> Result<String, SandboxError>;
+
+    /// Creates and starts the sandbox of one rollout; on failure nothing of it is left.
+    async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Box<dyn Sandbox>, SandboxError>;
+
+    /// Removes every object of the task (its sandboxes and its seed); how many sandboxes went.
+    async fn remove_task(&self, task_id: &str) -> Result<usize, SandboxError>;
+
+    /// Removes the objects whose owner `is_dead` judges gone, and those with no owner; how many
+    /// sandboxes went. Docker's callers pass [`owner_is_dead`] (this machine's processes); a
+    /// backend shared by several machines is given the store's view of live workers.
+    async fn remove_orphans(&self, is_dead: &OwnerIsDead) -> Result<usize, SandboxError>;
+}
+
+/// One rollout's sandbox: the repository's working copy at [`WORKSPACE`], the seed at [`SEED`].
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    /// Its name in logs (a container's or a pod's name).
+    fn name(&self) -> &str;
+
+    /// Runs a command under its time limit, cancellable ([`SandboxError::Cancelled`], every
+    /// process of it killed), with its output capped; with `reap`, nothing it started survives it.
+    async fn exec(
+        &self,
+        req: ExecRequest,
+        cancel: &CancellationToken,
+    ) -> Result<ExecOutcome, SandboxError>;
+
+    /// Takes the sandbox off every network (after an opted-in setup phase).
+    async fn cut_network(&self) -> Result<(), SandboxError>;
+
+    /// Why the sandbox can run no more commands — it stopped, or its memory is full — read from
+    /// outside it; `None` when it can, or when the backend cannot tell (see [`crate::oom`]).
+    async fn out_of_memory(&self) -> Option<String>;
+
+    /// Kills and removes the sandbox and its workspace; failures are logged, not returned.
+    async fn remove(&self);
 }
 
 fn docker_err(action: &'static str) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
