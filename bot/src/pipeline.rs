@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use threadsmith_runner::rank::{self, RankInput};
 use threadsmith_runner::{
-    AgentKind, Phase, RepoCache, RepoSource, RolloutEvent, RolloutResult, Runner, TaskPlan,
-    sampling_for,
+    AgentKind, Phase, RepoCache, RepoError, RepoSource, RolloutEvent, RolloutResult, Runner,
+    SeedError, TaskPlan, sampling_for,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -408,6 +408,14 @@ fn user(e: impl std::fmt::Display) -> PipelineFailure {
     PipelineFailure::Refused(Refusal::User(e.to_string()))
 }
 
+/// A git call stopped by Cancel ends the task as cancelled; other failures are the user's to see.
+fn repo_failure(e: RepoError) -> PipelineFailure {
+    match e {
+        RepoError::Cancelled { .. } => Refusal::CancelledWaiting.into(),
+        e => user(e),
+    }
+}
+
 async fn prepare_and_run(
     svc: &Services,
     runner: &Runner,
@@ -436,9 +444,9 @@ async fn prepare_and_run(
         .or_else(|| configured.and_then(|r| r.base.clone()));
     let prepared = svc
         .repos
-        .prepare(&source, base.as_deref())
+        .prepare_with(&source, base.as_deref(), cancel)
         .await
-        .map_err(user)?;
+        .map_err(repo_failure)?;
     svc.store
         .set_task_base(task_id, &prepared.base_ref, &prepared.base_commit)
         .await?;
@@ -488,9 +496,12 @@ async fn prepare_and_run(
     }
 
     let seed_volume = runner
-        .prepare_seed(task_id, &svc.repos, &prepared, &settings.image)
+        .prepare_seed(task_id, &svc.repos, &prepared, &settings.image, cancel)
         .await
-        .map_err(user)?;
+        .map_err(|e| match e {
+            SeedError::Repo(e) => repo_failure(e),
+            e => user(e),
+        })?;
     let instructions = spec.to_markdown(&RepoFacts {
         name: &source.display_name(),
         base_ref: &prepared.base_ref,

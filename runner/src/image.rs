@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use bollard::query_parameters::{BuildImageOptionsBuilder, CreateImageOptionsBuilder};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::process::Command;
 use tokio_util::io::ReaderStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::Docker;
 
@@ -31,21 +33,24 @@ pub enum ImageError {
     Docker { step: &'static str, detail: String },
 }
 
+/// How long one step of a build may take (debootstrap fetching from a slow mirror included):
+/// a step that hangs ends the build with an error instead of holding it for ever.
+const STEP_LIMIT: Duration = Duration::from_secs(60 * 60);
+
 async fn run(step: &'static str, cmd: &mut Command) -> Result<(), ImageError> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
+    cmd.stdin(Stdio::null());
+    let out = crate::process::output(cmd, STEP_LIMIT, &CancellationToken::new())
         .await
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound && step == "debootstrap" {
+        .map_err(|e| match e {
+            crate::process::RunError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound && step == "debootstrap" =>
+            {
                 ImageError::NoDebootstrap
-            } else {
-                ImageError::Step {
-                    step,
-                    detail: e.to_string(),
-                }
             }
+            e => ImageError::Step {
+                step,
+                detail: e.to_string(),
+            },
         })?;
     if out.status.success() {
         return Ok(());
@@ -194,29 +199,37 @@ async fn import(docker: &Docker, root: &Path, tag: &str) -> Result<(), ImageErro
     let mut stream = docker
         .client()
         .create_image(Some(options), Some(body), None);
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| ImageError::Docker {
-            step: "importing the image",
+    // Within the step's limit; past it, `tar` is killed as it is dropped (`kill_on_drop`).
+    tokio::time::timeout(STEP_LIMIT, async {
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| ImageError::Docker {
+                step: "importing the image",
+                detail: e.to_string(),
+            })?;
+            if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                return Err(ImageError::Docker {
+                    step: "importing the image",
+                    detail: err,
+                });
+            }
+        }
+        let status = tar.wait().await.map_err(|e| ImageError::Step {
+            step: "packing the root file system",
             detail: e.to_string(),
         })?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            return Err(ImageError::Docker {
-                step: "importing the image",
-                detail: err,
+        if !status.success() {
+            return Err(ImageError::Step {
+                step: "packing the root file system",
+                detail: format!("tar exited with {status}"),
             });
         }
-    }
-    let status = tar.wait().await.map_err(|e| ImageError::Step {
-        step: "packing the root file system",
-        detail: e.to_string(),
-    })?;
-    if !status.success() {
-        return Err(ImageError::Step {
-            step: "packing the root file system",
-            detail: format!("tar exited with {status}"),
-        });
-    }
-    Ok(())
+        Ok(())
+    })
+    .await
+    .map_err(|_| ImageError::Step {
+        step: "importing the image",
+        detail: format!("it took longer than {} minutes", STEP_LIMIT.as_secs() / 60),
+    })?
 }
 
 /// `docker build -f <dockerfile> <context>` through the API (needs the base image or a registry).
@@ -231,12 +244,12 @@ pub async fn build_dockerfile(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "Dockerfile".into());
-    let out = Command::new("tar")
-        .arg("-C")
+    let mut tar = Command::new("tar");
+    tar.arg("-C")
         .arg(context)
         .args(["-cf", "-", "."])
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::null());
+    let out = crate::process::output(&mut tar, STEP_LIMIT, &CancellationToken::new())
         .await
         .map_err(|e| ImageError::Step {
             step: "packing the build context",

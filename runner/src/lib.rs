@@ -5,6 +5,7 @@
 //! happens as [`RolloutEvent`]s and, at the end, [`RolloutResult`]s.
 
 pub mod agent;
+pub mod context;
 pub mod image;
 pub mod oom;
 pub mod output;
@@ -15,6 +16,8 @@ pub mod rollout;
 pub mod sandbox;
 pub mod secret;
 pub mod testdetect;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod types;
 pub mod workspace;
 
@@ -24,17 +27,20 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use agent::chat::ChatModel;
 pub use agent::model::{ModelClient, ModelConfig, Sampling};
 pub use repo::{PreparedRepo, RepoCache, RepoError, RepoSource};
-pub use sandbox::{Docker, Limits, SandboxError, owner_is_dead, owner_label};
+pub use sandbox::{
+    Docker, Limits, Sandbox, SandboxBackend, SandboxError, owner_is_dead, owner_label,
+};
 pub use types::*;
 
-/// Runs rollouts. Holds the Docker connection and, for the built-in agent, the model client;
-/// nothing else (no chat or GitHub credentials).
+/// Runs rollouts. Holds the sandbox backend and, for the built-in agent, the model; nothing else
+/// (no chat or GitHub credentials).
 #[derive(Clone)]
 pub struct Runner {
-    docker: Docker,
-    model: Option<ModelClient>,
+    backend: Arc<dyn SandboxBackend>,
+    model: Option<Arc<dyn ChatModel>>,
 }
 
 /// The sampling of rollout `index` (from 1): seeds and temperatures differ between rollouts.
@@ -51,25 +57,35 @@ pub fn sampling_for(index: u32, temperatures: &[f32], base_seed: u64) -> Samplin
 }
 
 impl Runner {
-    pub fn new(docker: Docker, model: Option<ModelClient>) -> Self {
-        Self { docker, model }
+    pub fn new(backend: Arc<dyn SandboxBackend>, model: Option<Arc<dyn ChatModel>>) -> Self {
+        Self { backend, model }
     }
 
-    pub fn docker(&self) -> &Docker {
-        &self.docker
+    /// Rollouts in Docker containers, the built-in agent talking to `model`.
+    pub fn with_docker(docker: Docker, model: Option<ModelClient>) -> Self {
+        Self::new(
+            Arc::new(docker),
+            model.map(|m| Arc::new(m) as Arc<dyn ChatModel>),
+        )
     }
 
-    /// Makes the task's seed volume (one upload per task).
+    /// Where the rollouts run.
+    pub fn backend(&self) -> &Arc<dyn SandboxBackend> {
+        &self.backend
+    }
+
+    /// Makes the task's seed (one upload per task); `cancel` stops the packing of its archive.
     pub async fn prepare_seed(
         &self,
         task_id: &str,
         cache: &RepoCache,
         repo: &PreparedRepo,
         image: &str,
+        cancel: &CancellationToken,
     ) -> Result<String, SeedError> {
-        self.docker.require_image(image).await?;
-        let archive = cache.seed_archive(repo).await?;
-        Ok(self.docker.create_seed(task_id, image, archive).await?)
+        self.backend.require_image(image).await?;
+        let archive = cache.seed_archive(repo, cancel).await?;
+        Ok(self.backend.create_seed(task_id, image, archive).await?)
     }
 
     /// Runs the given rollouts concurrently. Each ends with a result, whatever happens to the
@@ -89,8 +105,8 @@ impl Runner {
             let cancel = cancel.clone();
             set.spawn(async move {
                 rollout::run_rollout(
-                    &runner.docker,
-                    runner.model.as_ref(),
+                    runner.backend.as_ref(),
+                    runner.model.as_deref(),
                     &plan,
                     index,
                     sampling,
@@ -135,7 +151,7 @@ impl Runner {
 
     /// Removes every container and volume of the task (its seed included).
     pub async fn release_task(&self, task_id: &str) {
-        if let Err(e) = self.docker.remove_task(task_id).await {
+        if let Err(e) = self.backend.remove_task(task_id).await {
             tracing::warn!(task = task_id, error = %e, "could not clean up the task's containers");
         }
     }

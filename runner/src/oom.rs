@@ -15,7 +15,7 @@ use bollard::models::ContainerMemoryStats;
 use bollard::query_parameters::{InspectContainerOptions, StatsOptionsBuilder};
 use futures_util::StreamExt;
 
-use crate::sandbox::{Limits, Sandbox};
+use crate::sandbox::{DockerSandbox, Limits, Sandbox};
 
 /// Memory that is full past this share of the limit leaves nothing for a new process.
 const FULL_PERCENT: u64 = 95;
@@ -101,7 +101,7 @@ impl MemoryUse {
 }
 
 /// The sandbox's memory now; `None` when Docker cannot say (the step then runs as usual).
-async fn read(sandbox: &Sandbox) -> Option<MemoryUse> {
+async fn read(sandbox: &DockerSandbox) -> Option<MemoryUse> {
     let opts = StatsOptionsBuilder::default()
         .stream(false)
         .one_shot(true)
@@ -118,7 +118,7 @@ async fn read(sandbox: &Sandbox) -> Option<MemoryUse> {
 }
 
 /// Why the sandbox stopped, when it did: a sandbox whose memory fills can lose its first process.
-async fn stopped(sandbox: &Sandbox) -> Option<String> {
+async fn stopped(sandbox: &DockerSandbox) -> Option<String> {
     let info = tokio::time::timeout(
         READ_LIMIT,
         sandbox
@@ -142,7 +142,7 @@ async fn stopped(sandbox: &Sandbox) -> Option<String> {
 /// Why the sandbox cannot run another command: it stopped, or its memory is full.
 /// Both looks are asked of Docker at once (one round trip's wait rather than two); a stopped
 /// sandbox is reported as stopped whatever its memory reads.
-pub async fn out_of_memory(sandbox: &Sandbox) -> Option<String> {
+pub async fn out_of_memory(sandbox: &DockerSandbox) -> Option<String> {
     let (stopped, memory) = tokio::join!(stopped(sandbox), read(sandbox));
     stopped.or_else(|| memory.filter(MemoryUse::is_full).map(|m| m.words()))
 }
@@ -186,17 +186,17 @@ pub fn oversized_words(listing: &str, max: usize) -> Option<String> {
 /// Runs the diff step unless the sandbox is out of memory, and stops it as soon as the memory is
 /// full (the step itself refuses a change too large to keep: see [`oversized_check`]). A step that fails in a sandbox that meanwhile ran
 /// out of memory (or stopped) is reported as that.
-pub async fn guard<T, E, F>(sandbox: &Sandbox, step: F) -> Result<Result<T, E>, String>
+pub async fn guard<T, E, F>(sandbox: &dyn Sandbox, step: F) -> Result<Result<T, E>, String>
 where
     F: Future<Output = Result<T, E>>,
 {
-    if let Some(why) = out_of_memory(sandbox).await {
+    if let Some(why) = sandbox.out_of_memory().await {
         return Err(why);
     }
     let watch = async {
         loop {
             tokio::time::sleep(WATCH_EVERY).await;
-            if let Some(why) = out_of_memory(sandbox).await {
+            if let Some(why) = sandbox.out_of_memory().await {
                 return why;
             }
         }
@@ -206,7 +206,7 @@ where
         why = watch => return Err(why),
     };
     if out.is_err()
-        && let Some(why) = out_of_memory(sandbox).await
+        && let Some(why) = sandbox.out_of_memory().await
     {
         return Err(why);
     }

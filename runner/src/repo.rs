@@ -15,8 +15,18 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+mod host;
+
+use host::Host;
+
+/// How long one git or tar call may take unless [`RepoCache::with_timeout`] says otherwise: a
+/// first clone of a large repository over a slow link, but not a fetch that hangs for ever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Where a repository comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +109,16 @@ pub enum RepoError {
     },
     #[error("git is not installed on this machine (threadsmith needs it on the host)")]
     GitMissing,
+    #[error(
+        "git took longer than {} s while {action}, so it was stopped (is the repository's host reachable?)",
+        limit.as_secs()
+    )]
+    TimedOut {
+        action: &'static str,
+        limit: Duration,
+    },
+    #[error("git was stopped while {action}: the task was cancelled")]
+    Cancelled { action: &'static str },
 }
 
 /// A repository ready for a task: its mirror is fresh and the base is resolved to a commit.
@@ -116,6 +136,8 @@ pub struct PreparedRepo {
 pub struct RepoCache {
     root: PathBuf,
     locks: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>>,
+    /// The time limit of each git or tar call.
+    timeout: Duration,
 }
 
 /// FNV-1a: a stable, dependency-free name for a mirror directory.
@@ -125,45 +147,26 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
-pub(crate) async fn git(
-    dir: Option<&Path>,
-    args: &[&str],
-    action: &'static str,
-) -> Result<Vec<u8>, RepoError> {
-    let mut cmd = crate::process::command("git");
-    if let Some(dir) = dir {
-        cmd.arg("-C").arg(dir);
-    }
-    cmd.args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let out = cmd.output().await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            RepoError::GitMissing
-        } else {
-            RepoError::Git {
-                action,
-                detail: e.to_string(),
-            }
-        }
-    })?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(RepoError::Git {
-            action,
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
-}
-
 impl RepoCache {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             locks: Arc::default(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Each git or tar call may take at most `limit` (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, limit: Duration) -> Self {
+        self.timeout = limit;
+        self
+    }
+
+    /// Calls that only `limit` stops (quick local reads of a mirror).
+    fn host<'a>(&self, cancel: &'a CancellationToken) -> Host<'a> {
+        Host {
+            limit: self.timeout,
+            cancel,
         }
     }
 
@@ -182,6 +185,18 @@ impl RepoCache {
         source: &RepoSource,
         base: Option<&str>,
     ) -> Result<PreparedRepo, RepoError> {
+        self.prepare_with(source, base, &CancellationToken::new())
+            .await
+    }
+
+    /// [`Self::prepare`], stopped by `cancel` ([`RepoError::Cancelled`]).
+    pub async fn prepare_with(
+        &self,
+        source: &RepoSource,
+        base: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<PreparedRepo, RepoError> {
+        let host = self.host(cancel);
         let mirror = self.mirror_path(source);
         let lock = {
             let mut locks = self.locks.lock().await;
@@ -189,7 +204,7 @@ impl RepoCache {
         };
         let _guard = lock.lock().await;
         if mirror.join("HEAD").exists() {
-            git(
+            host.git(
                 Some(&mirror),
                 &["fetch", "--prune", "--quiet", "origin"],
                 "fetching the repository",
@@ -206,7 +221,7 @@ impl RepoCache {
             let tmp = mirror.with_extension(format!("tmp-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&tmp);
             let tmp_arg = tmp.display().to_string();
-            git(
+            host.git(
                 None,
                 &[
                     "clone",
@@ -227,12 +242,13 @@ impl RepoCache {
         let base_ref = match base.map(str::trim).filter(|b| !b.is_empty()) {
             Some(b) => b.to_string(),
             None => {
-                let head = git(
-                    Some(&mirror),
-                    &["symbolic-ref", "--short", "HEAD"],
-                    "finding the default branch",
-                )
-                .await?;
+                let head = host
+                    .git(
+                        Some(&mirror),
+                        &["symbolic-ref", "--short", "HEAD"],
+                        "finding the default branch",
+                    )
+                    .await?;
                 String::from_utf8_lossy(&head).trim().to_string()
             }
         };
@@ -243,16 +259,17 @@ impl RepoCache {
             });
         }
         let spec = format!("{base_ref}^{{commit}}");
-        let commit = git(
-            Some(&mirror),
-            &["rev-parse", "--verify", "--quiet", &spec],
-            "resolving the base",
-        )
-        .await
-        .map_err(|_| RepoError::UnknownRef {
-            repo: source.to_string(),
-            base: base_ref.clone(),
-        })?;
+        let commit = host
+            .git(
+                Some(&mirror),
+                &["rev-parse", "--verify", "--quiet", &spec],
+                "resolving the base",
+            )
+            .await
+            .map_err(|_| RepoError::UnknownRef {
+                repo: source.to_string(),
+                base: base_ref.clone(),
+            })?;
         Ok(PreparedRepo {
             source: source.clone(),
             mirror,
@@ -264,7 +281,9 @@ impl RepoCache {
     /// A file of the base commit, if it exists (for `.threadsmith.toml`).
     pub async fn read_file(&self, repo: &PreparedRepo, path: &str) -> Option<String> {
         let spec = format!("{}:{path}", repo.base_commit);
-        git(Some(&repo.mirror), &["show", &spec], "reading a file")
+        let never = CancellationToken::new();
+        self.host(&never)
+            .git(Some(&repo.mirror), &["show", &spec], "reading a file")
             .await
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -273,12 +292,15 @@ impl RepoCache {
     /// How many bytes the files of the base commit take once checked out (blob sizes, from
     /// `git ls-tree`; nothing is checked out).
     pub async fn tree_size(&self, repo: &PreparedRepo) -> Result<u64, RepoError> {
-        let out = git(
-            Some(&repo.mirror),
-            &["ls-tree", "-r", "-l", "-z", &repo.base_commit],
-            "measuring the repository",
-        )
-        .await?;
+        let never = CancellationToken::new();
+        let out = self
+            .host(&never)
+            .git(
+                Some(&repo.mirror),
+                &["ls-tree", "-r", "-l", "-z", &repo.base_commit],
+                "measuring the repository",
+            )
+            .await?;
         // `<mode> <type> <object> <size>\t<path>`; submodules and links have `-` as size.
         Ok(out
             .split(|b| *b == 0)
@@ -291,7 +313,12 @@ impl RepoCache {
     }
 
     /// Builds the task's seed archive (see the module docs).
-    pub async fn seed_archive(&self, repo: &PreparedRepo) -> Result<Vec<u8>, RepoError> {
+    pub async fn seed_archive(
+        &self,
+        repo: &PreparedRepo,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<u8>, RepoError> {
+        let host = self.host(cancel);
         let io = |action: &'static str| {
             move |e: std::io::Error| RepoError::Git {
                 action,
@@ -301,14 +328,14 @@ impl RepoCache {
         let work = tempfile::tempdir().map_err(io("making a scratch directory"))?;
         let tree = work.path().join("tree");
         let tree_arg = tree.display().to_string();
-        git(
+        host.git(
             None,
             &["init", "--quiet", "--initial-branch=threadsmith", &tree_arg],
             "preparing the seed",
         )
         .await?;
         let mirror_url = format!("file://{}", repo.mirror.display());
-        git(
+        host.git(
             Some(&tree),
             &[
                 "fetch",
@@ -323,7 +350,7 @@ impl RepoCache {
             "copying the base commit",
         )
         .await?;
-        git(
+        host.git(
             Some(&tree),
             &["checkout", "--quiet", "-B", "threadsmith", "FETCH_HEAD"],
             "checking out the base commit",
@@ -336,7 +363,8 @@ impl RepoCache {
             ("user.email", "threadsmith@localhost"),
             ("gc.auto", "0"),
         ] {
-            git(Some(&tree), &["config", key, value], "configuring the seed").await?;
+            host.git(Some(&tree), &["config", key, value], "configuring the seed")
+                .await?;
         }
         let objects = work.path().join("objects");
         std::fs::rename(tree.join(".git/objects"), &objects).map_err(io("moving objects"))?;
@@ -349,7 +377,7 @@ impl RepoCache {
         .map_err(io("writing alternates"))?;
         // The checkout as one archive, which a rollout extracts in one sequential read; the
         // seed keeps only its git directory beside it, for the diff.
-        tar(&[
+        host.tar(&[
             "-C",
             &tree_arg,
             "-cf",
@@ -375,7 +403,7 @@ impl RepoCache {
             .map_err(io("trimming the seed"))?;
         }
         let root = work.path().display().to_string();
-        tar(&[
+        host.tar(&[
             "-C",
             &root,
             "-cf",
@@ -386,29 +414,6 @@ impl RepoCache {
         ])
         .await
     }
-}
-
-/// Runs `tar` with the seed's ownership (the sandbox's user) and returns its stdout.
-async fn tar(args: &[&str]) -> Result<Vec<u8>, RepoError> {
-    let io = |e: std::io::Error| RepoError::Git {
-        action: "packing the seed",
-        detail: e.to_string(),
-    };
-    let out = crate::process::command("tar")
-        .args(["--owner=1000", "--group=1000", "--numeric-owner"])
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(io)?;
-    if !out.status.success() {
-        return Err(RepoError::Git {
-            action: "packing the seed",
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(out.stdout)
 }
 
 fn not_found(source: &RepoSource, e: RepoError) -> RepoError {
@@ -441,6 +446,104 @@ mod tests {
             Err(RepoError::NotFound { .. })
         ));
         assert!(RepoSource::parse("  ").is_err());
+    }
+
+    /// A mirror whose remote's `upload-pack` hangs (as a fetch from an unreachable host does),
+    /// and writes its pid first.
+    fn hanging_mirror(cache: &RepoCache, source: &RepoSource, pid_file: &Path) {
+        let mirror = cache.mirror_path(source);
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let mirror_arg = mirror.display().to_string();
+        git(&["init", "--quiet", "--bare", &mirror_arg]);
+        git(&[
+            "-C",
+            &mirror_arg,
+            "config",
+            "remote.origin.url",
+            &source.to_string(),
+        ]);
+        let hang = format!("echo $$ > '{}'; exec sleep 600 #", pid_file.display());
+        git(&[
+            "-C",
+            &mirror_arg,
+            "config",
+            "remote.origin.uploadpack",
+            &hang,
+        ]);
+    }
+
+    #[tokio::test]
+    async fn a_hung_fetch_is_stopped_at_its_limit_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote");
+        std::fs::create_dir(&remote).unwrap();
+        let source = RepoSource::Local(remote);
+        let cache = RepoCache::new(dir.path().join("cache")).with_timeout(Duration::from_secs(2));
+        let pid_file = dir.path().join("upload-pack.pid");
+        hanging_mirror(&cache, &source, &pid_file);
+
+        let started = std::time::Instant::now();
+        let err = cache.prepare(&source, None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RepoError::TimedOut {
+                    action: "fetching the repository",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "git took longer than 2 s while fetching the repository, so it was stopped (is the repository's host reachable?)"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // The hung upload-pack git started was killed with it.
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let gone = || {
+            std::fs::read_to_string(&stat).map_or(true, |s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "upload-pack {pid} still runs"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_fetch_stops_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote");
+        std::fs::create_dir(&remote).unwrap();
+        let source = RepoSource::Local(remote);
+        let cache = RepoCache::new(dir.path().join("cache"));
+        hanging_mirror(&cache, &source, &dir.path().join("pid"));
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let err = cache
+            .prepare_with(&source, None, &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RepoError::Cancelled { .. }), "{err:?}");
     }
 
     #[test]

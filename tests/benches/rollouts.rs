@@ -145,7 +145,13 @@ async fn prepare(env: &TestEnv, name: &str, files: usize) -> Prepared {
     let t = Instant::now();
     let seed_volume = env
         .runner
-        .prepare_seed(&task_id, &svc.repos, &prepared, DEFAULT_IMAGE)
+        .prepare_seed(
+            &task_id,
+            &svc.repos,
+            &prepared,
+            DEFAULT_IMAGE,
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
     let seed = t.elapsed();
@@ -289,12 +295,7 @@ async fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let docker_version = env
-        .runner
-        .docker()
-        .server_version()
-        .await
-        .unwrap_or_default();
+    let docker_version = env.docker.server_version().await.unwrap_or_default();
     let load_after = load_average();
     println!("## Rollout overhead\n");
     println!(

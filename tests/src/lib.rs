@@ -61,6 +61,8 @@ pub struct TestEnv {
     pub svc: Services,
     /// The runner `svc` runs its tasks with.
     pub runner: Runner,
+    /// The Docker engine the runner's sandboxes are in (for looking at containers and volumes).
+    pub docker: Docker,
     pub model: FakeModel,
     pub dir: tempfile::TempDir,
 }
@@ -138,11 +140,12 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .model_config()
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
-    let runner = Runner::new(docker, client);
+    let runner = Runner::with_docker(docker.clone(), client);
     TestEnv {
         svc: Services::new(config, store, runner.clone(), repos)
             .expect("the publish settings are valid"),
         runner,
+        docker,
         model,
         dir,
     }
@@ -163,8 +166,7 @@ impl TestEnv {
     /// Asserts that no container or volume of the task is left.
     pub async fn assert_nothing_left(&self, task_id: &str) {
         let left: Vec<_> = self
-            .runner
-            .docker()
+            .docker
             .list_managed()
             .await
             .expect("list containers")
@@ -173,8 +175,7 @@ impl TestEnv {
             .collect();
         assert!(left.is_empty(), "containers left behind: {left:?}");
         let volumes = self
-            .runner
-            .docker()
+            .docker
             .client()
             .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>)
             .await

@@ -98,7 +98,7 @@ async fn cancelling_a_task_kills_and_removes_its_containers() {
     // Both rollouts are inside their `sleep 600` once each has asked the model once.
     env.model.wait_for_requests(2).await;
     let task_id = env.svc.store.recent_tasks(1).await.unwrap()[0].id.clone();
-    let running = env.runner.docker().list_managed().await.unwrap();
+    let running = env.docker.list_managed().await.unwrap();
     assert_eq!(
         running
             .iter()

@@ -34,7 +34,13 @@ async fn a_sandbox_whose_memory_is_full_ends_its_rollout_at_once_with_the_reason
     let task_id = format!("memfull{}", uuid::Uuid::new_v4().simple());
     let seed = env
         .runner
-        .prepare_seed(&task_id, &svc.repos, &prepared, DEFAULT_IMAGE)
+        .prepare_seed(
+            &task_id,
+            &svc.repos,
+            &prepared,
+            DEFAULT_IMAGE,
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
     // The settings the bot now refuses (a workspace larger than the memory), given to the runner

@@ -22,8 +22,7 @@ fn serve(env: &TestEnv, slack: &FakeSlack) -> ServeProcess {
 }
 
 async fn containers_of(env: &TestEnv, task: &str) -> usize {
-    env.runner
-        .docker()
+    env.docker
         .list_managed()
         .await
         .expect("list containers")

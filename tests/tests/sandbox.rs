@@ -46,7 +46,7 @@ async fn docker_inspect_shows_every_sandbox_setting() {
 
     // This test's database holds this one task; its containers carry its id.
     let task_id = env.svc.store.recent_tasks(1).await.unwrap()[0].id.clone();
-    let docker = env.runner.docker();
+    let docker = &env.docker;
     let mine: Vec<_> = docker
         .list_managed()
         .await

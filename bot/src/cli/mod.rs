@@ -229,7 +229,7 @@ pub async fn services(config: Config) -> anyhow::Result<Services> {
         None => None,
     };
     let repos = RepoCache::new(config.data_dir());
-    Services::new(config, store, Runner::new(docker, model), repos)
+    Services::new(config, store, Runner::with_docker(docker, model), repos)
         .context("the [publish] or [github] settings")
 }
 

@@ -50,6 +50,9 @@ impl TaskRunner for DockerTasks {
     }
 
     async fn remove_orphans(&self) -> Result<usize, SandboxError> {
-        self.runner.docker().remove_orphans().await
+        self.runner
+            .backend()
+            .remove_orphans(&threadsmith_runner::owner_is_dead)
+            .await
     }
 }

@@ -1,5 +1,6 @@
 //! Agents: the built-in tool-calling loop, and an external agent CLI run inside the sandbox.
 
+pub mod chat;
 pub mod model;
 pub mod tools;
 
@@ -7,11 +8,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::context::RolloutCtx;
 use crate::output::OutputCap;
-use crate::rollout::RolloutCtx;
 use crate::sandbox::{ExecRequest, SandboxError};
 use crate::types::CommandKind;
-use model::{Message, ModelClient, Sampling};
+use chat::ChatModel;
+use model::{Message, Sampling};
 use tools::Tool;
 
 /// How an agent stopped.
@@ -80,7 +82,7 @@ fn last_line(start_line: u64, max_lines: u64) -> u64 {
 /// The built-in agent loop.
 pub async fn run_builtin(
     ctx: &mut RolloutCtx<'_>,
-    model: &ModelClient,
+    model: &dyn ChatModel,
     instructions: &str,
     sampling: Sampling,
     max_steps: u32,
@@ -301,6 +303,9 @@ pub async fn run_external(
         },
     }
 }
+
+#[cfg(test)]
+mod loop_tests;
 
 #[cfg(test)]
 mod tests {

@@ -78,7 +78,7 @@ impl Docker {
     }
 
     /// Removes threadsmith's containers and volumes that `doomed` selects (by task and owner).
-    async fn remove_where(
+    pub(super) async fn remove_where(
         &self,
         doomed: impl Fn(Option<&str>, Option<&str>) -> bool,
     ) -> Result<usize, SandboxError> {
@@ -114,7 +114,8 @@ impl Docker {
         self.remove_where(|task, _| task == Some(task_id)).await
     }
 
-    /// Removes containers and volumes whose owning process on this host is gone.
+    /// Removes containers and volumes whose owning process on this host is gone (the
+    /// [`SandboxBackend::remove_orphans`] of this machine's processes).
     pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
         self.remove_where(|_, owner| owner.is_none_or(owner_is_dead))
             .await

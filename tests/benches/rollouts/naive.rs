@@ -22,7 +22,7 @@ pub async fn rollout(
     mirror: &Path,
     on_tmpfs: bool,
 ) -> PhaseTimings {
-    let docker = env.runner.docker().client();
+    let docker = env.docker.client();
     let mut timings = PhaseTimings::default();
     let clock = Instant::now();
     let body = ContainerCreateBody {
