@@ -199,6 +199,8 @@ pub struct SlackSection {
     pub listen: Option<String>,
     /// Slack's Web API base (tests point it at a fake).
     pub api_url: Option<String>,
+    /// Socket Mode connections held open at once, 1 to 10 (Slack spreads events over them).
+    pub socket_connections: Option<u32>,
     /// Who may approve or retry any task, besides its requester (Slack user ids).
     #[serde(default)]
     pub maintainers: Vec<String>,

@@ -120,8 +120,18 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
                 let app_token = slack.app_token.clone().context(
                     "Socket Mode needs THREADSMITH_SLACK_APP_TOKEN (xapp-…); or set THREADSMITH_SLACK_MODE=http",
                 )?;
+                let connections = slack
+                    .socket_connections
+                    .unwrap_or(slack::socket::DEFAULT_CONNECTIONS);
                 running.socket = Some(
-                    slack::socket::start(client, app_token.expose(), bot.clone(), events).await?,
+                    slack::socket::start(
+                        client,
+                        app_token.expose(),
+                        connections,
+                        bot.clone(),
+                        events,
+                    )
+                    .await?,
                 );
             }
             "http" => {

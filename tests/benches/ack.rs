@@ -6,20 +6,52 @@
 //! (each posts a help reply) at the same time.
 //!
 //! The baseline, measured in the same run against its own fake Slack: a Socket Mode client of the
-//! same SDK (slack-morphism) whose callbacks store nothing and return at once. Prints p50, p99
-//! and max of both, and the bot's p99 over the baseline's, for docs/BENCHMARKS.md.
+//! same SDK (slack-morphism) whose callbacks store nothing and return at once. Both hold the same
+//! number of connections (`THREADSMITH_BENCH_CONNECTIONS`, by default the bot's default
+//! `slack.socket_connections`), and each fake spreads the envelopes over them at random, as
+//! Slack does. Prints p50, p99 and max of both, and the bot's p99 over the baseline's, for
+//! docs/BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use slack_morphism::prelude::*;
 use threadsmith_bot::serve;
+use threadsmith_bot::slack::socket::DEFAULT_CONNECTIONS;
 use threadsmith_tests::env;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use tokio_util::sync::CancellationToken;
 
 const BURST: usize = 100;
 const ROUNDS: usize = 5;
+
+fn connections() -> u32 {
+    std::env::var("THREADSMITH_BENCH_CONNECTIONS")
+        .ok()
+        .map(|n| {
+            n.parse()
+                .expect("THREADSMITH_BENCH_CONNECTIONS is a number")
+        })
+        .unwrap_or(DEFAULT_CONNECTIONS)
+}
+
+/// Neither client is tested on Slack's method tiers here (`apps.connections.open` allows a
+/// burst of 5); the per-channel pace of `chat.postMessage` stays.
+fn fake_config() -> FakeSlackConfig {
+    FakeSlackConfig {
+        tier_limits: false,
+        ..FakeSlackConfig::default()
+    }
+}
+
+/// Waits until all `n` connections are open, so that every burst is spread over all of them.
+async fn wait_all_connected(slack: &FakeSlack, n: u32) {
+    slack
+        .wait_until("every Socket Mode connection", |s| {
+            s.open_connections() == n as usize
+        })
+        .await;
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -65,12 +97,15 @@ async fn ignore_push(
 /// The baseline client: slack-morphism's Socket Mode listener acknowledging without storing.
 async fn baseline_listener(
     api: &str,
+    connections: u32,
 ) -> SlackClientSocketModeListener<SlackClientHyperHttpsConnector> {
     let client = threadsmith_bot::slack::client(Some(api)).unwrap();
     let env = Arc::new(SlackClientEventsListenerEnvironment::new(client));
     let callbacks = SlackSocketModeListenerCallbacks::new().with_push_events(ignore_push);
     let listener = SlackClientSocketModeListener::new(
-        &SlackClientSocketModeConfig::new().with_max_connections_count(1),
+        &SlackClientSocketModeConfig::new()
+            .with_max_connections_count(connections)
+            .with_initial_backoff_in_seconds(0),
         env,
         callbacks,
     );
@@ -94,23 +129,25 @@ fn row(name: &str, sorted: &[Duration]) -> String {
 
 #[tokio::main]
 async fn main() {
+    let n = connections();
     // The baseline first, on its own fake Slack.
-    let base_slack = FakeSlack::start(FakeSlackConfig::default()).await;
-    let base = baseline_listener(&base_slack.api_base()).await;
-    base_slack.wait_connected().await;
+    let base_slack = FakeSlack::start(fake_config()).await;
+    let base = baseline_listener(&base_slack.api_base(), n).await;
+    wait_all_connected(&base_slack, n).await;
     warm_up(&base_slack).await;
 
-    let slack = FakeSlack::start(FakeSlackConfig::default()).await;
+    let slack = FakeSlack::start(fake_config()).await;
     let api = slack.api_base();
     let env = env(move |c| {
         threadsmith_tests::use_fake_slack(c, &api);
+        c.slack.socket_connections = Some(n);
     })
     .await;
     let shutdown = CancellationToken::new();
     let running = serve::start(env.svc.clone(), shutdown.clone())
         .await
         .unwrap();
-    slack.wait_connected().await;
+    wait_all_connected(&slack, n).await;
     // One event first, so that the bursts measure the steady state, not the first connection's
     // and the first write's set-up.
     let first = warm_up(&slack).await;
@@ -127,7 +164,9 @@ async fn main() {
     }
     ours.sort();
     theirs.sort();
-    println!("### Ack latency (Socket Mode, {ROUNDS} bursts of {BURST} events on loopback)\n");
+    println!(
+        "### Ack latency (Socket Mode, {n} connection(s) each, {ROUNDS} bursts of {BURST} events on loopback)\n"
+    );
     println!("| client | p50 | p99 | max |\n|---|---|---|---|");
     println!("{}", row("threadsmith (stores each event first)", &ours));
     println!("{}", row("baseline (acks without storing)", &theirs));

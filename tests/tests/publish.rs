@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use threadsmith_bot::config::RepoSection;
 use threadsmith_bot::publish::Context;
 use threadsmith_bot::serve;
+use threadsmith_bot::slack::socket::DEFAULT_CONNECTIONS;
 use threadsmith_runner::secret::Secret;
 use threadsmith_tests::fake_github::{self, FakeGitHub};
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, Message};
@@ -834,7 +835,9 @@ async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
         &slack.api_base(),
     );
     slack
-        .wait_until("both processes connected", |s| s.connections() >= 2)
+        .wait_until("both processes connected", |s| {
+            s.open_connections() >= 2 * DEFAULT_CONNECTIONS as usize
+        })
         .await;
     let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1 in calc.sh", None);
     let (_, e) = slack

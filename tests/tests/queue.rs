@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use threadsmith_bot::chat::{ChatEvent, ThreadRef, Via};
+use threadsmith_bot::slack::socket::DEFAULT_CONNECTIONS;
 use threadsmith_bot::store::{self, TaskState};
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::repo_with;
@@ -331,7 +332,9 @@ async fn the_other_process_takes_over_a_killed_processs_task() {
     let b = serve(dir.path(), &db, "data-b", &model, &slack);
     // B is up and serving before A dies.
     slack
-        .wait_until("the second process connected", |s| s.connections() >= 2)
+        .wait_until("the second process connected", |s| {
+            s.open_connections() >= 2 * DEFAULT_CONNECTIONS as usize
+        })
         .await;
     drop(a); // SIGKILL
     let killed = Instant::now();

@@ -1,6 +1,11 @@
-//! Socket Mode: Slack connects nothing to us; we open a WebSocket to Slack. Every envelope is
+//! Socket Mode: Slack connects nothing to us; we open WebSockets to Slack. Every envelope is
 //! converted, stored (deduplicated) and only then acknowledged — the library sends the ack when
 //! the callback returns, and the callback never waits for the model, git or Docker.
+//!
+//! The library handles one envelope at a time per connection, so with one connection a burst is
+//! stored one commit at a time. Slack spreads envelopes over an app's open connections (up to
+//! 10), so several connections (`slack.socket_connections`) keep several envelopes in flight,
+//! and the inbox writer stores those together in one commit.
 
 use std::sync::Arc;
 
@@ -72,13 +77,25 @@ fn on_error(
     HttpStatusCode::INTERNAL_SERVER_ERROR
 }
 
-/// Connects and listens until the returned listener is shut down.
+/// The connections held open when the configuration names no number.
+pub const DEFAULT_CONNECTIONS: u32 = 2;
+
+/// The most connections Slack lets an app hold open at once.
+pub const MAX_CONNECTIONS: u32 = 10;
+
+/// Connects `connections` WebSockets and listens until the returned listener is shut down.
 pub async fn start(
     client: Arc<SlackHyperClient>,
     app_token: &str,
+    connections: u32,
     bot: Arc<Bot>,
     settings: EventSettings,
 ) -> anyhow::Result<SlackClientSocketModeListener<SlackClientHyperHttpsConnector>> {
+    if !(1..=MAX_CONNECTIONS).contains(&connections) {
+        anyhow::bail!(
+            "slack.socket_connections is {connections}: Slack allows 1 to {MAX_CONNECTIONS}"
+        );
+    }
     let env = Arc::new(
         SlackClientEventsListenerEnvironment::new(client)
             .with_error_handler(on_error)
@@ -90,7 +107,9 @@ pub async fn start(
         .with_command_events(on_command);
     let listener = SlackClientSocketModeListener::new(
         &SlackClientSocketModeConfig::new()
-            .with_max_connections_count(1)
+            .with_max_connections_count(connections)
+            // All at once: the library would otherwise open the n-th connection n × 5 s late.
+            .with_initial_backoff_in_seconds(0)
             .with_reconnect_timeout_in_seconds(2),
         env,
         callbacks,

@@ -18,6 +18,8 @@ mod socket;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_socket;
 mod web;
 
 use std::net::SocketAddr;
@@ -367,8 +369,8 @@ impl FakeSlack {
         self.read(SlackState::connections)
     }
 
-    /// Sends an envelope of `kind` (`events_api`, `interactive`, `slash_commands`) to the
-    /// connected client, or queues it for the next connection. Returns its `envelope_id`.
+    /// Sends an envelope of `kind` (`events_api`, `interactive`, `slash_commands`) to one of
+    /// the open connections, or queues it for the next connection. Returns its `envelope_id`.
     pub async fn send_envelope(
         &self,
         kind: &str,
@@ -427,15 +429,15 @@ impl FakeSlack {
         self.read(SlackState::unacked)
     }
 
-    /// Sends `{"type":"disconnect","reason":"refresh_requested"}` on the current connection,
-    /// which then closes; envelopes sent from now on wait for the next connection.
+    /// Sends `{"type":"disconnect","reason":"refresh_requested"}` on every open connection,
+    /// which then close; envelopes sent from now on wait for the next connection.
     pub async fn disconnect(&self) {
-        let Some(target) = self.shared.mutate(|s| s.target.take()) else {
-            return;
-        };
-        let (done, sent) = oneshot::channel();
-        if target.tx.send(Outgoing::Disconnect(done)).is_ok() {
-            let _ = tokio::time::timeout(WAIT_LIMIT, sent).await;
+        let targets = self.shared.mutate(|s| std::mem::take(&mut s.targets));
+        for target in targets {
+            let (done, sent) = oneshot::channel();
+            if target.tx.send(Outgoing::Disconnect(done)).is_ok() {
+                let _ = tokio::time::timeout(WAIT_LIMIT, sent).await;
+            }
         }
     }
 

@@ -1,8 +1,11 @@
 //! Socket Mode: a WebSocket endpoint on its own port (axum is built without "ws").
 //!
-//! Each connection must present a ticket from `apps.connections.open`. The newest connection
-//! is the target of every frame; frames sent while nobody is connected (or left unwritten by a
-//! connection that closed) wait in `pending` for the next one.
+//! Each connection must present a ticket from `apps.connections.open`. An app may hold several
+//! connections at once (Slack allows up to 10); like Slack, the fake sends each frame to one of
+//! the open connections, chosen at random. Frames sent while nobody is connected (or left
+//! unwritten by a connection that closed) wait in `pending` for the next one; Events API
+//! envelopes written to a connection that closed before acknowledging them are delivered again
+//! (`retry_attempt` + 1), as Slack retries unacknowledged events.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,10 +44,11 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         s.connections += 1;
         s.live += 1;
         let id = s.connections;
-        for frame in s.pending.drain(..) {
-            let _ = tx.send(Outgoing::Frame(frame));
+        s.targets.push(Target { id, tx });
+        let pending: Vec<Frame> = s.pending.drain(..).collect();
+        for frame in pending {
+            s.deliver(frame);
         }
-        s.target = Some(Target { id, tx });
         (id, s.live)
     });
     let (mut sink, mut incoming) = ws.split();
@@ -70,10 +74,13 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
                             unsent.push(frame);
                             break;
                         }
-                        if let Some(envelope_id) = frame.envelope_id {
+                        if let Some(envelope_id) = frame.envelope_id.clone() {
                             let at = Instant::now();
                             shared.mutate(|s| {
-                                s.sent.entry(envelope_id).or_insert(at);
+                                s.sent.entry(envelope_id.clone()).or_insert(at);
+                                if !s.acks.contains_key(&envelope_id) {
+                                    s.in_flight.insert(envelope_id, (id, frame));
+                                }
                             });
                         }
                     }
@@ -105,9 +112,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
 
     shared.mutate(|s| {
         s.live -= 1;
-        if s.target.as_ref().is_some_and(|t| t.id == id) {
-            s.target = None;
-        }
+        s.targets.retain(|t| t.id != id);
         while let Ok(out) = rx.try_recv() {
             if let Outgoing::Frame(frame) = out {
                 unsent.push(frame);
@@ -116,6 +121,7 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
         for frame in unsent {
             s.deliver(frame);
         }
+        s.redeliver_unacked(id);
     });
 }
 
@@ -152,6 +158,7 @@ fn record(shared: &Shared, text: &str) {
         s.client_frames.push(text.into());
         let Some(frame) = frame else { return };
         if let Some(id) = frame["envelope_id"].as_str() {
+            s.in_flight.remove(id);
             s.acks.entry(id.into()).or_insert(Ack {
                 frame: frame.clone(),
                 at,

@@ -81,8 +81,12 @@ pub struct SlackState {
     // Socket Mode
     pub(super) connections: usize,
     pub(super) live: usize,
-    pub(super) target: Option<Target>,
+    /// The open connections, oldest first; each frame goes to one of them, chosen at random.
+    pub(super) targets: Vec<Target>,
     pub(super) pending: VecDeque<Frame>,
+    /// Envelopes written to a connection and not acknowledged yet, by envelope id: the
+    /// connection's id and the frame.
+    pub(super) in_flight: HashMap<String, (usize, Frame)>,
     pub(super) envelopes: Vec<String>,
     pub(super) sent: HashMap<String, Instant>,
     pub(super) acks: HashMap<String, Ack>,
@@ -110,8 +114,9 @@ impl SlackState {
             id_seq: 0,
             connections: 0,
             live: 0,
-            target: None,
+            targets: Vec::new(),
             pending: VecDeque::new(),
+            in_flight: HashMap::new(),
             envelopes: Vec::new(),
             sent: HashMap::new(),
             acks: HashMap::new(),
@@ -192,7 +197,12 @@ impl SlackState {
 
     /// Whether a Socket Mode client is connected now.
     pub fn connected(&self) -> bool {
-        self.target.is_some()
+        !self.targets.is_empty()
+    }
+
+    /// How many Socket Mode connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.targets.len()
     }
 
     /// The client's ack frame for an envelope.
@@ -274,17 +284,55 @@ impl SlackState {
         self.id_seq
     }
 
-    /// Hands a frame to the connected client, or queues it for the next connection.
-    pub(super) fn deliver(&mut self, frame: Frame) {
-        let Some(target) = &self.target else {
-            self.pending.push_back(frame);
-            return;
-        };
-        if let Err(mpsc::error::SendError(Outgoing::Frame(frame))) =
-            target.tx.send(Outgoing::Frame(frame))
-        {
-            self.target = None;
-            self.pending.push_back(frame);
+    /// Hands a frame to one of the open connections, chosen at random as Slack does ("each
+    /// event to only one random connection"), or queues it for the next connection.
+    pub(super) fn deliver(&mut self, mut frame: Frame) {
+        while !self.targets.is_empty() {
+            let i = rand::random_range(0..self.targets.len());
+            match self.targets[i].tx.send(Outgoing::Frame(frame)) {
+                Ok(()) => return,
+                // That connection is ending: forget it and choose again.
+                Err(mpsc::error::SendError(out)) => {
+                    self.targets.remove(i);
+                    match out {
+                        Outgoing::Frame(f) => frame = f,
+                        Outgoing::Disconnect(_) => return,
+                    }
+                }
+            }
+        }
+        self.pending.push_back(frame);
+    }
+
+    /// A connection ended: Events API envelopes written to it and never acknowledged are
+    /// delivered again to the open connections, as Slack retries them (`retry_attempt` one
+    /// more, `retry_reason: "timeout"`). Interactions and slash commands are not retried: the
+    /// user sees an error in Slack.
+    pub(super) fn redeliver_unacked(&mut self, connection: usize) {
+        let mut ids: Vec<String> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (on, _))| *on == connection)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        for id in ids {
+            let Some((_, frame)) = self.in_flight.remove(&id) else {
+                continue;
+            };
+            let Ok(mut envelope) = serde_json::from_str::<Value>(&frame.text) else {
+                continue;
+            };
+            if envelope["type"] != "events_api" {
+                continue;
+            }
+            let attempt = envelope["retry_attempt"].as_u64().unwrap_or(0) + 1;
+            envelope["retry_attempt"] = attempt.into();
+            envelope["retry_reason"] = "timeout".into();
+            self.deliver(Frame {
+                text: envelope.to_string(),
+                envelope_id: frame.envelope_id,
+            });
         }
     }
 

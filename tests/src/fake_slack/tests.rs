@@ -9,10 +9,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::*;
 
-type Ws =
+pub(super) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn fake() -> FakeSlack {
+pub(super) async fn fake() -> FakeSlack {
     FakeSlack::start(FakeSlackConfig::default()).await
 }
 
@@ -47,7 +47,7 @@ async fn get(slack: &FakeSlack, method: &str, query: &[(&str, &str)]) -> Value {
 }
 
 /// What the Socket Mode client does: apps.connections.open, then connect to its URL.
-async fn connect(slack: &FakeSlack) -> Ws {
+pub(super) async fn connect(slack: &FakeSlack) -> Ws {
     let open: Value = send(slack, "xapp-test", "apps.connections.open", json!({}))
         .await
         .json()
@@ -62,7 +62,7 @@ async fn connect(slack: &FakeSlack) -> Ws {
     ws
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub(super) async fn next_json(ws: &mut Ws) -> Value {
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match ws.next().await {
