@@ -15,3 +15,4 @@ pub mod slack;
 pub mod spec;
 pub mod store;
 pub mod web;
+pub mod wiring;

@@ -171,7 +171,7 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
     let discord = config.discord.token.is_some().then_some("Discord");
     let platforms: Vec<&str> = slack.into_iter().chain(discord).collect();
-    let svc = crate::cli::services(config).await?;
+    let svc = crate::wiring::services(config).await?;
     let running = start(svc, shutdown.clone()).await?;
     eprintln!("threadsmith is connected to {}", platforms.join(" and "));
     if let Some(addr) = running.http_addr {

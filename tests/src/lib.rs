@@ -15,7 +15,7 @@ use threadsmith_bot::config::Config;
 use threadsmith_bot::pipeline::{self, NoProgress, Services, TaskReport, TaskRequest};
 use threadsmith_runner::image::{self, DEFAULT_IMAGE, OfflineBuild};
 use threadsmith_runner::secret::Secret;
-use threadsmith_runner::{Docker, ModelClient, RepoCache, Runner};
+use threadsmith_runner::{Docker, ModelClient, RepoCache};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
@@ -137,7 +137,7 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
     TestEnv {
-        svc: Services::new(config, store, Runner::new(docker, client), repos)
+        svc: Services::new(config, store, threadsmith_bot::wiring::runner(docker, client), repos)
             .expect("the publish settings are valid"),
         model,
         dir,
