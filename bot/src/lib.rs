@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod serve;
 pub mod short_id;
+pub mod signals;
 pub mod slack;
 pub mod spec;
 pub mod store;

@@ -87,7 +87,13 @@ async fn a_click_taken_by_the_other_process_knows_the_roles_and_answers_privatel
     let docker = Docker::connect().await.unwrap();
     let client = config.model_config().map(|m| ModelClient::new(m).unwrap());
     let repos = RepoCache::new(config.data_dir());
-    let svc_b = Services::new(config, store, threadsmith_bot::wiring::runner(docker, client), repos).unwrap();
+    let svc_b = Services::new(
+        config,
+        store,
+        threadsmith_bot::wiring::runner(docker, client),
+        repos,
+    )
+    .unwrap();
     let http_b = http(fake_discord::TOKEN, Some(&fake.api_base()));
     http_b.set_application_id(serenity::all::ApplicationId::new(
         fake_discord::APP_ID.parse().unwrap(),

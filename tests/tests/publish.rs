@@ -766,7 +766,7 @@ async fn an_unreadable_answer_from_github_is_told_truthfully_and_approving_again
 /// publication in agreement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
-    use threadsmith_tests::{FakeModel, Turn, serve_process};
+    use threadsmith_tests::{FakeModel, Turn, serve_two};
     threadsmith_tests::ensure_image().await;
     let db = threadsmith_tests::postgres::database().await;
     let store = threadsmith_bot::store::open(&db).await.unwrap();
@@ -819,20 +819,7 @@ async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
             serde_json::json!({"reason": "no idea"}),
         )],
     );
-    let _a = serve_process(
-        dir.path(),
-        &db,
-        &dir.path().join("data-a"),
-        &model,
-        &slack.api_base(),
-    );
-    let _b = serve_process(
-        dir.path(),
-        &db,
-        &dir.path().join("data-b"),
-        &model,
-        &slack.api_base(),
-    );
+    let (_a, _b) = serve_two(dir.path(), &db, &model, Some(&slack.api_base()));
     slack
         .wait_until("both processes connected", |s| s.connections() >= 2)
         .await;

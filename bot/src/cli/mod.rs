@@ -270,10 +270,9 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     {
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling: stopping the rollouts and removing their containers …");
-                cancel.cancel();
-            }
+            crate::signals::terminated().await;
+            eprintln!("cancelling: stopping the rollouts and removing their containers …");
+            cancel.cancel();
         });
     }
     let progress = progress::CliProgress::new();
