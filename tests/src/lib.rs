@@ -298,3 +298,13 @@ pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
         task_id: None,
     }
 }
+
+/// `threadsmith serve` in this test process on `svc` (see `threadsmith_bot::serve::start`),
+/// with the token that stops it.
+pub async fn start_serve(svc: &Services) -> (threadsmith_bot::serve::Running, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let running = threadsmith_bot::serve::start(svc.clone(), shutdown.clone())
+        .await
+        .expect("serve starts");
+    (running, shutdown)
+}
