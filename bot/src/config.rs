@@ -113,6 +113,10 @@ pub struct WorkersSection {
     /// How long handled events and idempotency records are kept, in days; older ones are
     /// deleted once an hour. Must outlast Slack's and Discord's redelivery (minutes). Default 14.
     pub retention_days: Option<u64>,
+    /// On SIGTERM (or Ctrl-C), how long `serve` lets the events it is working on finish, in
+    /// seconds, after it stops taking new ones; what is still running then is handed over to
+    /// another process (its tasks are reported there, once). Default 30.
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// Discord. Enabled when `token` is set.
@@ -463,6 +467,12 @@ impl Config {
     pub fn retention(&self) -> std::time::Duration {
         let days = self.workers.retention_days.unwrap_or(14).clamp(1, 36_500);
         std::time::Duration::from_secs(days * 24 * 3600)
+    }
+
+    /// How long a stopping `serve` waits for the events it is working on (see
+    /// [`WorkersSection::shutdown_grace_secs`]).
+    pub fn shutdown_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.workers.shutdown_grace_secs.unwrap_or(30).min(3600))
     }
 
     pub fn poll_interval(&self) -> std::time::Duration {

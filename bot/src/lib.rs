@@ -11,9 +11,11 @@ pub mod pipeline;
 pub mod publish;
 pub mod serve;
 pub mod short_id;
+pub mod signals;
 pub mod slack;
 pub mod spec;
 pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod web;
+pub mod wiring;

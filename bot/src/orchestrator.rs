@@ -27,6 +27,7 @@ mod actor;
 mod direct;
 mod housekeeping;
 mod links;
+mod shutdown;
 mod status;
 mod supervise;
 
@@ -81,6 +82,8 @@ pub struct Bot {
     /// post one message (and different keys never wait for each other).
     effect_locks: key_locks::KeyLocks,
     busy_threads: thread_queue::BusyThreads,
+    /// Cancelled by [`Bot::hurry`]: stop without the shutdown grace.
+    hurry: CancellationToken,
 }
 
 /// An error while handling an event: logged, and the event is marked failed.
@@ -106,6 +109,7 @@ impl Bot {
             running: running::RunningTasks::default(),
             effect_locks: key_locks::KeyLocks::default(),
             busy_threads: thread_queue::BusyThreads::default(),
+            hurry: CancellationToken::new(),
         })
     }
 
@@ -153,7 +157,13 @@ impl Bot {
         let slots = Arc::new(tokio::sync::Semaphore::new(
             self.svc.config.concurrent_events(),
         ));
+        // The running handlers, waited for (or handed over) when the loop stops.
+        let mut handlers = tokio::task::JoinSet::new();
         loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            shutdown::reap(&mut handlers);
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
@@ -179,7 +189,7 @@ impl Bot {
                             continue;
                         };
                         let bot = self.clone();
-                        tokio::spawn(async move {
+                        handlers.spawn(async move {
                             // The slot is held while the event is worked on; a task that waits
                             // for a free rollout slot (see `ChatProgress`) or a reply that waits
                             // for the platform's pace (`chat::pace`) gives it back, so that
@@ -213,9 +223,7 @@ impl Bot {
                 _ = shutdown.cancelled() => break,
             }
         }
-        for t in self.running.tokens() {
-            t.cancel();
-        }
+        self.stop_handlers(handlers).await;
     }
 
     async fn handle_item(self: Arc<Self>, item: crate::store::InboxItem) {
@@ -256,6 +264,10 @@ impl Bot {
                 )
             }
         };
+        if self.svc.retired() {
+            // Handed over on shutdown: the event stays for the process that takes it again.
+            return;
+        }
         // Marked before anything is said, so that the event is never taken again.
         if let Err(e) = self.svc.store.finish_inbox(item.id, error.as_deref()).await {
             tracing::error!(error = %e, "could not mark an event handled");
@@ -291,12 +303,13 @@ impl Bot {
     /// Whether this process still owns a task (another adopts it when this one's heartbeat
     /// lapses for a lease).
     async fn still_owned(&self, task_id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .svc
-            .store
-            .task(task_id)
-            .await?
-            .is_some_and(|t| t.worker.as_deref() == Some(self.svc.worker_id())))
+        Ok(!self.svc.retired()
+            && self
+                .svc
+                .store
+                .task(task_id)
+                .await?
+                .is_some_and(|t| t.worker.as_deref() == Some(self.svc.worker_id())))
     }
 
     /// Enqueues an expiry for every question past its time; returns when the next one expires.

@@ -20,6 +20,7 @@ use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, W
 
 mod detect;
 mod model_check;
+mod retire;
 mod tasks;
 mod validate;
 pub use detect::tests_line;
@@ -46,6 +47,10 @@ pub struct Liveness {
     worker: Worker,
     started: tokio::sync::OnceCell<()>,
     stop: CancellationToken,
+    /// Held while a heartbeat is written, so that retiring waits for one in flight.
+    beat: Arc<tokio::sync::Mutex<()>>,
+    /// Set when this process handed its work over on its way out (see `Services::retire`).
+    retired: std::sync::atomic::AtomicBool,
     /// Woken when a task of this process ends, so that waiting tasks retry admission at once.
     pub admissions: tokio::sync::Notify,
 }
@@ -71,6 +76,8 @@ impl Liveness {
             },
             started: tokio::sync::OnceCell::new(),
             stop: CancellationToken::new(),
+            beat: Arc::default(),
+            retired: std::sync::atomic::AtomicBool::new(false),
             admissions: tokio::sync::Notify::new(),
         }
     }
@@ -116,6 +123,10 @@ impl Services {
     /// third of the lease, so that no other process takes over its events or tasks.
     pub async fn ensure_alive(&self) -> Result<(), StoreError> {
         let live = &self.liveness;
+        if self.retired() {
+            // Handed over: registering again would claim the work back.
+            return Ok(());
+        }
         let lease = self.config.lease();
         live.started
             .get_or_try_init(|| async {
@@ -123,6 +134,7 @@ impl Services {
                 let store = self.store.clone();
                 let worker = live.worker.clone();
                 let stop = live.stop.clone();
+                let beat = live.beat.clone();
                 tokio::spawn(async move {
                     let mut tick = tokio::time::interval(lease / 3);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -130,6 +142,10 @@ impl Services {
                         tokio::select! {
                             _ = tick.tick() => {}
                             _ = stop.cancelled() => break,
+                        }
+                        let _beating = beat.lock().await;
+                        if stop.is_cancelled() {
+                            break;
                         }
                         if let Err(e) = store.heartbeat(&worker, lease).await {
                             tracing::error!(error = %e, "heartbeat failed: other processes may take over this one's work");
@@ -286,6 +302,8 @@ async fn run_in_docker(
     svc.liveness.admissions.notify_waiters();
     match outcome {
         Ok(()) => {}
+        // Handed over on shutdown: the task stays unfinished, for the process that adopts it.
+        Err(PipelineFailure::Refused(Refusal::CancelledWaiting)) if svc.retired() => {}
         Err(PipelineFailure::Refused(Refusal::CancelledWaiting)) => {
             svc.store
                 .set_task_state(&task_id, TaskState::Cancelled, None)
@@ -586,7 +604,10 @@ async fn prepare_and_run(
     }
     let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
     svc.store.set_ranks(task_id, &rank::rank(&inputs)).await?;
-    let state = if cancel.is_cancelled() {
+    let state = if cancel.is_cancelled() && svc.retired() {
+        // Handed over on shutdown: left unfinished, for the process that adopts it.
+        return Ok(());
+    } else if cancel.is_cancelled() {
         TaskState::Cancelled
     } else {
         TaskState::Done

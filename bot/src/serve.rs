@@ -38,20 +38,54 @@ pub struct Running {
         >,
     >,
     discord: Option<crate::discord::Running>,
+    svc: Services,
 }
 
+/// How long closing a chat connection may take.
+const CLOSE_BOUND: Duration = Duration::from_secs(10);
+
 impl Running {
-    /// Stops listening and waits for the loops to end.
-    pub async fn stop(mut self, shutdown: &CancellationToken) {
+    /// Stops at once: stops listening, cancels the running tasks (they end as cancelled), and
+    /// waits for the loops to end.
+    pub async fn stop(self, shutdown: &CancellationToken) {
+        for bot in &self.bots {
+            bot.hurry();
+        }
+        self.close(shutdown).await;
+    }
+
+    /// Stops gracefully (SIGTERM): no new events are taken from the inbox or accepted from
+    /// chat (events already stored stay in the inbox for another process); the handlers at
+    /// work get `workers.shutdown_grace_secs` to finish, and what is left is handed over to
+    /// other processes (see `orchestrator/shutdown.rs`). Then this process withdraws as a
+    /// worker, so that nobody waits for its lease to lapse.
+    pub async fn shutdown(self, shutdown: &CancellationToken) {
+        let svc = self.svc.clone();
+        self.close(shutdown).await;
+        if !svc.retired()
+            && let Err(e) = svc.retire().await
+        {
+            tracing::warn!(error = %e, "could not withdraw this process as a worker");
+        }
+    }
+
+    async fn close(mut self, shutdown: &CancellationToken) {
         shutdown.cancel();
-        if let Some(socket) = self.socket.take() {
-            socket.shutdown().await;
+        if let Some(socket) = self.socket.take()
+            && tokio::time::timeout(CLOSE_BOUND, socket.shutdown())
+                .await
+                .is_err()
+        {
+            tracing::warn!("closing the Slack connection timed out");
         }
         if let Some(discord) = self.discord.take() {
+            // Closes the gateway, then waits for Discord's orchestrator to drain.
             discord.stop().await;
         }
         for t in self.tasks {
-            let _ = t.await;
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "a loop of the bot ended abnormally");
+            }
         }
     }
 }
@@ -68,6 +102,7 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
         tasks: Vec::new(),
         socket: None,
         discord: None,
+        svc: svc.clone(),
     };
     // Web pages whenever they have a public address; Slack's HTTP endpoints in HTTP mode.
     let mut app = None;
@@ -181,17 +216,29 @@ pub async fn serve(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     });
     let discord = config.discord.token.is_some().then_some("Discord");
     let platforms: Vec<&str> = slack.into_iter().chain(discord).collect();
-    let svc = crate::cli::services(config).await?;
+    let svc = crate::wiring::services(config).await?;
+    let grace = svc.config.shutdown_grace();
     let running = start(svc, shutdown.clone()).await?;
     eprintln!("threadsmith is connected to {}", platforms.join(" and "));
     if let Some(addr) = running.http_addr {
         eprintln!("serving HTTP (pages, Slack's HTTP mode) on {addr}");
     }
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = crate::signals::terminated() => {}
         _ = shutdown.cancelled() => {}
     }
-    eprintln!("stopping: cancelling running tasks …");
-    running.stop(&shutdown).await;
+    eprintln!(
+        "stopping: taking no new events; those in progress get {}s to finish …",
+        grace.as_secs()
+    );
+    // Everything in `shutdown` has a bound of its own; this one holds whatever else.
+    let bound = grace + Duration::from_secs(60);
+    if tokio::time::timeout(bound, running.shutdown(&shutdown))
+        .await
+        .is_err()
+    {
+        tracing::error!(?bound, "stopping took too long; exiting anyway");
+    }
+    eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ pub mod fake_model;
 pub mod fake_slack;
 pub mod gitrepo;
 pub mod postgres;
+mod serve;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 pub use fake_model::{FakeModel, Turn};
+pub use serve::{ServeProcess, serve_discord_process, serve_process, serve_two};
 
 /// The model key the harness configures; tests check it never leaks.
 pub const MODEL_KEY: &str = "sk-threadsmith-test-key-9f8e7d6c";
@@ -140,7 +142,7 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .model_config()
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
-    let runner = Runner::with_docker(docker.clone(), client);
+    let runner = threadsmith_bot::wiring::runner(docker.clone(), client);
     TestEnv {
         svc: Services::new(config, store, runner.clone(), repos)
             .expect("the publish settings are valid"),
@@ -295,49 +297,12 @@ pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
     }
 }
 
-/// A `threadsmith serve` process (the real binary), SIGKILLed when dropped: a failing test
-/// leaves none behind, and dropping it is how tests kill a bot mid-task.
-pub struct ServeProcess(pub std::process::Child);
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `threadsmith serve` in `dir` (which holds its `threadsmith.toml`) on `database_url`,
-/// with `data_dir` for its mirrors, the scripted model and the fake Slack at `slack_api`. Its
-/// log filter is `THREADSMITH_CHILD_LOG` (default `warn`); its log goes to the test's stderr.
-pub fn serve_process(
-    dir: &Path,
-    database_url: &str,
-    data_dir: &Path,
-    model: &FakeModel,
-    slack_api: &str,
-) -> ServeProcess {
-    let child = std::process::Command::new(threadsmith())
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env(
-            "THREADSMITH_LOG",
-            std::env::var("THREADSMITH_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env("THREADSMITH_DATABASE_URL", database_url)
-        .env("THREADSMITH_DATA_DIR", data_dir)
-        .env("THREADSMITH_MODEL_BASE_URL", model.base_url())
-        .env("THREADSMITH_MODEL", "fake-model")
-        .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
-        .env("THREADSMITH_SLACK_BOT_TOKEN", "xoxb-test")
-        .env("THREADSMITH_SLACK_APP_TOKEN", "xapp-test")
-        .env("THREADSMITH_SLACK_API_URL", slack_api)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("start threadsmith serve");
-    ServeProcess(child)
+/// `threadsmith serve` in this test process on `svc` (see `threadsmith_bot::serve::start`),
+/// with the token that stops it.
+pub async fn start_serve(svc: &Services) -> (threadsmith_bot::serve::Running, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let running = threadsmith_bot::serve::start(svc.clone(), shutdown.clone())
+        .await
+        .expect("serve starts");
+    (running, shutdown)
 }

@@ -1,10 +1,8 @@
 //! `@threadsmith status` and `/fix status` in a channel, whatever happens elsewhere.
 
-use threadsmith_bot::serve;
 use threadsmith_bot::store::{ChatTaskLink, NewTask, TaskState};
 use threadsmith_tests::env;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
-use tokio_util::sync::CancellationToken;
 
 const QUIET: &str = "C111";
 const BUSY: &str = "C222";
@@ -59,10 +57,7 @@ async fn status_lists_a_channels_tasks_though_others_are_busier() {
     for n in 0..25 {
         chat_task(&env, &format!("Busy task {n}"), BUSY).await;
     }
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     let (_, e) = slack.mention(QUIET, ALICE, "<@UBOT> status", None).await;
@@ -80,14 +75,7 @@ async fn status_lists_a_channels_tasks_though_others_are_busier() {
         reply.text
     );
 
-    let e = slack
-        .send_envelope(
-            "slash_commands",
-            slack.slash_command("/fix", "status", QUIET, ALICE),
-            true,
-        )
-        .await;
-    slack.ack(&e).await;
+    slack.slash("/fix", "status", QUIET, ALICE).await;
     slack
         .wait_until("the /fix status reply", |s| {
             s.ephemerals()

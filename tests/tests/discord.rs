@@ -5,12 +5,10 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use threadsmith_bot::serve;
 use threadsmith_runner::secret::Secret;
 use threadsmith_tests::discord_fake::{self as fake_discord, FakeDiscord, Msg};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{TestEnv, env, script_calc_fix};
-use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "1300000000000000001";
 const ALICE: &str = "1400000000000000001";
@@ -68,10 +66,7 @@ async fn a_bare_phrase_fix_this_a_message_link_and_a_dm_are_each_answered() {
         c.attempts = Some(1);
     })
     .await;
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     fake.wait_connected().await;
     let ended = |f: &FakeDiscord, thread: &str| {
         bot_messages(f, thread)
@@ -203,10 +198,7 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
     let repo = calc_repo(&repo_dir.path().join("calc"));
     let env = discord_env(&fake, &repo).await;
     script_calc_fix(&env);
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     fake.wait_connected().await;
 
     // A bug report, a thread on it, a confirmation, then the mention.
@@ -378,10 +370,7 @@ async fn slash_command_and_message_command() {
     let repo = calc_repo(&repo_dir.path().join("calc"));
     let env = discord_env(&fake, &repo).await;
     script_calc_fix(&env);
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     fake.wait_connected().await;
     let commands = fake.registered_commands().to_string();
     assert!(

@@ -227,10 +227,7 @@ async fn without_message_content_the_thread_is_read_blank_and_the_bot_says_so() 
     })
     .await;
     threadsmith_tests::script_calc_fix(&env);
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     fake.wait_connected().await;
     fake.post_as_user(
         &thread,

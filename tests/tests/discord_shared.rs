@@ -10,7 +10,7 @@ use threadsmith_bot::orchestrator::{Bot, ChatSettings};
 use threadsmith_bot::pipeline::Services;
 use threadsmith_bot::serve;
 use threadsmith_runner::secret::Secret;
-use threadsmith_runner::{Docker, ModelClient, RepoCache, Runner};
+use threadsmith_runner::{Docker, ModelClient, RepoCache};
 use threadsmith_tests::discord_fake::{self as fake_discord, FakeDiscord, Msg};
 use threadsmith_tests::env;
 use threadsmith_tests::gitrepo::calc_repo;
@@ -87,7 +87,13 @@ async fn a_click_taken_by_the_other_process_knows_the_roles_and_answers_privatel
     let docker = Docker::connect().await.unwrap();
     let client = config.model_config().map(|m| ModelClient::new(m).unwrap());
     let repos = RepoCache::new(config.data_dir());
-    let svc_b = Services::new(config, store, Runner::with_docker(docker, client), repos).unwrap();
+    let svc_b = Services::new(
+        config,
+        store,
+        threadsmith_bot::wiring::runner(docker, client),
+        repos,
+    )
+    .unwrap();
     let http_b = http(fake_discord::TOKEN, Some(&fake.api_base()));
     http_b.set_application_id(serenity::all::ApplicationId::new(
         fake_discord::APP_ID.parse().unwrap(),

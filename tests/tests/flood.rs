@@ -5,10 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use threadsmith_bot::serve;
 use threadsmith_tests::env;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, Message};
-use tokio_util::sync::CancellationToken;
 
 const BUSY: &str = "C0BUSY";
 const QUIET: &str = "C0QUIET";
@@ -28,10 +26,7 @@ async fn a_flood_in_one_channel_does_not_delay_another_channel() {
     let api = slack.api_base();
     // The defaults (32 events at a time, a one-second poll): what an operator runs.
     let env = env(move |c| threadsmith_tests::use_fake_slack(c, &api)).await;
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     // 300 help requests in the busy channel: ~300 replies at one a second.
@@ -108,10 +103,7 @@ async fn help_replies_are_slack_mrkdwn_not_raw_markdown() {
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
     let env = env(move |c| threadsmith_tests::use_fake_slack(c, &api)).await;
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     let (ts, e) = slack.mention(QUIET, BOB, "<@UBOT> help", None).await;
@@ -127,14 +119,7 @@ async fn help_replies_are_slack_mrkdwn_not_raw_markdown() {
         assert!(!text.contains("**"), "raw Markdown in Slack: {text}");
     }
 
-    let e = slack
-        .send_envelope(
-            "slash_commands",
-            slack.slash_command("/fix", "help", QUIET, BOB),
-            true,
-        )
-        .await;
-    slack.ack(&e).await;
+    slack.slash("/fix", "help", QUIET, BOB).await;
     let help = slack
         .wait_for("the slash help", |s| {
             s.ephemerals().into_iter().find(|m| m.user == BOB)
@@ -154,10 +139,7 @@ async fn a_flood_of_slash_commands_in_one_channel_does_not_delay_another_channel
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
     let env = env(move |c| threadsmith_tests::use_fake_slack(c, &api)).await;
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     // 300 private answers: three times what chat.postEphemeral's tier (Tier 4, 100 a minute)
@@ -179,9 +161,7 @@ async fn a_flood_of_slash_commands_in_one_channel_does_not_delay_another_channel
         .await;
 
     let delivered = Instant::now();
-    let cmd = slack.slash_command("/fix", "help", QUIET, BOB);
-    let e = slack.send_envelope("slash_commands", cmd, true).await;
-    slack.ack(&e).await;
+    slack.slash("/fix", "help", QUIET, BOB).await;
     let answered = tokio::time::timeout(
         Duration::from_secs(30),
         slack.wait_until("the quiet channel's private answer", |s| {

@@ -4,12 +4,10 @@
 //! slot frees. Waiting tasks do not keep the bot from reading other requests.
 
 use serde_json::json;
-use threadsmith_bot::serve;
 use threadsmith_bot::store::TaskState;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, SlackState};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{Turn, env};
-use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "C321";
 const ALICE: &str = "U222";
@@ -53,10 +51,7 @@ async fn a_task_over_the_limit_waits_and_one_over_the_queue_is_refused() {
     );
     // The first rollout waits on the model until the gate opens; the others give up at once.
     let gate = env.model.hold_rollouts(1..=1);
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     let ask = |user: &'static str, text: &'static str| {

@@ -6,7 +6,7 @@ use serde_json::Value;
 use threadsmith_tests::discord_fake::{self as fake_discord, FakeDiscord, Msg};
 use threadsmith_tests::fake_github::FakeGitHub;
 use threadsmith_tests::gitrepo::{FIXED_CALC, calc_repo, git};
-use threadsmith_tests::{FakeModel, MODEL_KEY, ServeProcess, Turn};
+use threadsmith_tests::{FakeModel, Turn, serve_discord_process};
 
 const CHANNEL: &str = "1300000000000000001";
 const ALICE: &str = "1400000000000000001";
@@ -18,31 +18,6 @@ fn bot_messages(fake: &FakeDiscord, channel: &str) -> Vec<Msg> {
         .into_iter()
         .filter(|m| m.is_bot)
         .collect()
-}
-
-/// `threadsmith serve` in `dir` (its `threadsmith.toml` names the fake Discord and GitHub).
-fn serve_discord(dir: &std::path::Path, db: &str, data: &str, model: &FakeModel) -> ServeProcess {
-    let child = std::process::Command::new(threadsmith_tests::threadsmith())
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env(
-            "THREADSMITH_LOG",
-            std::env::var("THREADSMITH_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env("THREADSMITH_DATABASE_URL", db)
-        .env("THREADSMITH_DATA_DIR", dir.join(data))
-        .env("THREADSMITH_MODEL_BASE_URL", model.base_url())
-        .env("THREADSMITH_MODEL", "fake-model")
-        .env("THREADSMITH_MODEL_API_KEY", MODEL_KEY)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("start threadsmith serve");
-    ServeProcess(child)
 }
 
 /// Ten Approve deliveries (seven clicks by the requester and a maintainer, three of them
@@ -121,12 +96,12 @@ async fn ten_approve_clicks_through_discord_handled_by_two_processes_open_one_pu
     );
 
     // Process A connects first; process B's session does not end A's (Discord keeps both).
-    let _a = serve_discord(dir.path(), &db, "data-a", &model);
+    let _a = serve_discord_process(dir.path(), &db, &dir.path().join("data-a"), &model);
     fake.wait_until("process A's session", |f| {
         f.identifies() == 1 && f.connected()
     })
     .await;
-    let _b = serve_discord(dir.path(), &db, "data-b", &model);
+    let _b = serve_discord_process(dir.path(), &db, &dir.path().join("data-b"), &model);
     fake.wait_until("process B's session", |f| {
         f.identifies() == 2 && f.connected()
     })

@@ -7,14 +7,12 @@
 
 use serde_json::json;
 use threadsmith_bot::config::RepoSection;
-use threadsmith_bot::serve;
 use threadsmith_bot::store::{ChatTaskLink, NewTask, Plan, Question, TaskState};
 use threadsmith_runner::secret::Secret;
 use threadsmith_tests::discord_fake::{self as fake_discord, FakeDiscord};
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, SlackState};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{TestEnv, env};
-use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "C111";
 const PHRASES: &str = "C999";
@@ -110,10 +108,7 @@ async fn slack_entry_points_refuse_unlisted_repositories() {
     })
     .await;
     let workspace = slack.config().team_id.clone();
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
     let unlisted = [
         secret.display().to_string(),
@@ -157,14 +152,14 @@ async fn slack_entry_points_refuse_unlisted_repositories() {
 
         // `/fix <description> repo=…`: refused before any thread is opened.
         let before = slack.read(ephemeral_refusals);
-        let cmd = slack.slash_command(
-            "/fix",
-            &format!("tally miscounts repo={repo}"),
-            CHANNEL,
-            ALICE,
-        );
-        let e = slack.send_envelope("slash_commands", cmd, true).await;
-        slack.ack(&e).await;
+        slack
+            .slash(
+                "/fix",
+                &format!("tally miscounts repo={repo}"),
+                CHANNEL,
+                ALICE,
+            )
+            .await;
         slack
             .wait_until("the description's refusal", |s| {
                 ephemeral_refusals(s) == before + 1
@@ -173,18 +168,8 @@ async fn slack_entry_points_refuse_unlisted_repositories() {
 
         // `/fix <thread link> repo=…`.
         let thread = slack.post_as_user(CHANNEL, ALICE, "tally is wrong", None);
-        let link = format!(
-            "https://fake.slack.com/archives/{CHANNEL}/p{} repo={repo}",
-            thread.replace('.', "")
-        );
-        let e = slack
-            .send_envelope(
-                "slash_commands",
-                slack.slash_command("/fix", &link, CHANNEL, ALICE),
-                true,
-            )
-            .await;
-        slack.ack(&e).await;
+        let link = format!("{} repo={repo}", slack.thread_link(CHANNEL, &thread));
+        slack.slash("/fix", &link, CHANNEL, ALICE).await;
         slack
             .wait_until("the link's refusal", |s| {
                 ephemeral_refusals(s) == before + 2
@@ -192,14 +177,9 @@ async fn slack_entry_points_refuse_unlisted_repositories() {
             .await;
 
         // `/fix repo …` does not set it.
-        let e = slack
-            .send_envelope(
-                "slash_commands",
-                slack.slash_command("/fix", &format!("repo {repo}"), CHANNEL, ALICE),
-                true,
-            )
+        slack
+            .slash("/fix", &format!("repo {repo}"), CHANNEL, ALICE)
             .await;
-        slack.ack(&e).await;
         slack
             .wait_until("the setting's refusal", |s| {
                 ephemeral_refusals(s) == before + 3
@@ -375,10 +355,7 @@ async fn discord_mention_and_command_refuse_unlisted_repositories() {
         c.status_edit_interval_ms = Some(0);
     })
     .await;
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     fake.wait_connected().await;
     let refused_privately = |f: &FakeDiscord| {
         f.webhook_messages()

@@ -160,9 +160,7 @@ async fn a_bot_killed_mid_task_reports_it_on_restart_and_leaves_nothing() {
 /// starts next posts that summary, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_summary_left_unsent_by_a_dead_process_is_posted_once() {
-    use threadsmith_bot::serve;
     use threadsmith_bot::store::ChatTaskLink;
-    use tokio_util::sync::CancellationToken;
 
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
@@ -200,10 +198,7 @@ async fn a_summary_left_unsent_by_a_dead_process_is_posted_once() {
 
     let mut posted = None;
     for round in 0..2 {
-        let shutdown = CancellationToken::new();
-        let running = serve::start(env.svc.clone(), shutdown.clone())
-            .await
-            .unwrap();
+        let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
         slack.wait_connected().await;
         let summary = slack
             .wait_for("the summary", |s| {
@@ -254,9 +249,7 @@ async fn a_summary_left_unsent_by_a_dead_process_is_posted_once() {
 /// stops the task rather than finish it twice, and posts no summary: the adopter speaks for it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_task_adopted_by_another_process_stops_here() {
-    use threadsmith_bot::serve;
     use threadsmith_bot::store::TaskState;
-    use tokio_util::sync::CancellationToken;
 
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
@@ -278,10 +271,7 @@ async fn a_task_adopted_by_another_process_stops_here() {
         )],
     );
     let gate = env.model.hold_rollouts(1..=2);
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
     let parent = slack.post_as_user(CHANNEL, ALICE, "add(2, 3) gives -1", None);
     let (_, e) = slack
@@ -327,9 +317,7 @@ async fn a_task_adopted_by_another_process_stops_here() {
 /// lease lapsed) is left to it: nothing is posted and no task is started here.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_another_live_process_holds_is_left_to_it() {
-    use threadsmith_bot::serve;
     use threadsmith_bot::store::Worker;
-    use tokio_util::sync::CancellationToken;
 
     let slack = FakeSlack::start(FakeSlackConfig::default()).await;
     let api = slack.api_base();
@@ -361,10 +349,7 @@ async fn a_request_another_live_process_holds_is_left_to_it() {
             .unwrap()
     );
 
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
     let e = slack
         .send_envelope(

@@ -2,12 +2,10 @@
 //! and Socket Mode), the real runner, real Docker and the scripted model.
 
 use serde_json::{Value, json};
-use threadsmith_bot::serve;
 use threadsmith_runner::secret::Secret;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig, Message};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{TestEnv, env};
-use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "C111";
 const ALICE: &str = "U222";
@@ -62,10 +60,7 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
     let repo = calc_repo(&repo_dir.path().join("calc"));
     let env = slack_env(&slack, &repo, "socket").await;
     threadsmith_tests::script_calc_fix(&env);
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     // A bug thread, then the mention.
@@ -382,10 +377,7 @@ async fn http_mode_verifies_every_request_and_queues_only_good_ones() {
     let repo_dir = tempfile::tempdir().unwrap();
     let repo = calc_repo(&repo_dir.path().join("calc"));
     let env = slack_env(&slack, &repo, "http").await;
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     let base = format!("http://{}", running.http_addr.unwrap());
     let events = format!("{base}/slack/events");
     let json_type = "application/json";

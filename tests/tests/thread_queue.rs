@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use threadsmith_bot::config::RepoSection;
-use threadsmith_bot::serve;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
 use threadsmith_tests::{Turn, env, serve_process};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 const CHANNEL: &str = "C111";
 const ALICE: &str = "U222";
@@ -55,10 +53,7 @@ async fn a_second_request_waits_for_the_running_task() {
             Turn::Call("give_up", json!({"reason": "second"})),
         ],
     );
-    let shutdown = CancellationToken::new();
-    let running = serve::start(env.svc.clone(), shutdown.clone())
-        .await
-        .unwrap();
+    let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     slack.wait_connected().await;
 
     let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);
@@ -98,18 +93,8 @@ async fn a_second_request_waits_for_the_running_task() {
         .await;
     assert!(busy.text.contains("queued"), "{}", busy.text);
     // `/fix <link to the thread>` does not start one beside it either.
-    let link = format!(
-        "https://fake.slack.com/archives/{CHANNEL}/p{}",
-        parent.replace('.', "")
-    );
-    let e = slack
-        .send_envelope(
-            "slash_commands",
-            slack.slash_command("/fix", &link, CHANNEL, BOB),
-            true,
-        )
-        .await;
-    slack.ack(&e).await;
+    let link = slack.thread_link(CHANNEL, &parent);
+    slack.slash("/fix", &link, CHANNEL, BOB).await;
     slack
         .wait_until("the command's busy answer", |s| {
             s.ephemerals()

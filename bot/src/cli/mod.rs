@@ -13,11 +13,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use threadsmith_runner::image::{self, OfflineBuild};
 use threadsmith_runner::secret::Secret;
-use threadsmith_runner::{Docker, ModelClient, Outcome, RepoCache, Runner};
+use threadsmith_runner::{Docker, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::pipeline::{self, Services, TaskRequest};
+use crate::pipeline::{self, TaskRequest};
 use crate::short_id::short_id;
 
 #[derive(Debug, Parser)]
@@ -212,27 +212,6 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Opens the store, connects to Docker and removes what dead processes left behind.
-pub async fn services(config: Config) -> anyhow::Result<Services> {
-    let store = crate::store::open(&config.database_url()).await?;
-    let docker = Docker::connect().await?;
-    match docker.remove_orphans().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            removed = n,
-            "removed containers left by dead threadsmith processes"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not look for orphaned containers"),
-    }
-    let model = match config.model_config() {
-        Some(m) => Some(ModelClient::new(m).context("setting up the model client")?),
-        None => None,
-    };
-    let repos = RepoCache::new(config.data_dir());
-    Services::new(config, store, Runner::with_docker(docker, model), repos)
-        .context("the [publish] or [github] settings")
-}
-
 /// Runs a command. Its answer goes to stdout; a reader that closes the pipe early ends it quietly
 /// with 141. Exit statuses are listed in README.md.
 pub async fn main(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -286,15 +265,14 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{message}");
         return Ok(ExitCode::from(exit::FAILED));
     }
-    let svc = services(config).await?;
+    let svc = crate::wiring::services(config).await?;
     let cancel = CancellationToken::new();
     {
         let cancel = cancel.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling: stopping the rollouts and removing their containers …");
-                cancel.cancel();
-            }
+            crate::signals::terminated().await;
+            eprintln!("cancelling: stopping the rollouts and removing their containers …");
+            cancel.cancel();
         });
     }
     let progress = progress::CliProgress::new();

@@ -12,14 +12,17 @@ mod connect;
 pub mod content;
 pub mod events;
 pub mod markdown;
+mod pending;
 pub mod render;
 pub mod rest;
 
 pub use connect::{Running, start};
+use pending::Pending;
+pub(crate) use pending::TOKEN_LIFETIME;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Method;
@@ -32,21 +35,8 @@ use serenity::builder::Builder;
 
 use crate::chat::{ChatError, ChatPort, Form, OutMessage, Reaction, ThreadMessage, ThreadRef};
 
-/// Interaction tokens are good for 15 minutes; we use them for 14.
-pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// The most messages read from one thread.
 const MAX_THREAD_MESSAGES: usize = 2000;
-
-/// An interaction whose token can still carry a private answer to the person who made it.
-#[derive(Debug, Clone)]
-struct Pending {
-    user: String,
-    channel: String,
-    token: String,
-    /// A deferred slash command whose "thinking…" placeholder is not answered yet.
-    unanswered: bool,
-    at: Instant,
-}
 
 /// Discord's REST API as a [`ChatPort`].
 pub struct DiscordPort {
@@ -248,81 +238,6 @@ impl DiscordPort {
                 channel.messages(&self.http, query).await
             }
         }
-    }
-
-    /// Remembers an interaction's token (for private answers) and its member's roles.
-    pub fn remember(
-        &self,
-        user: &str,
-        channel: &str,
-        token: &str,
-        roles: Vec<String>,
-        unanswered: bool,
-    ) {
-        if let Ok(mut p) = self.pending.lock() {
-            p.retain(|x| x.at.elapsed() < TOKEN_LIFETIME);
-            p.push(Pending {
-                user: user.to_string(),
-                channel: channel.to_string(),
-                token: token.to_string(),
-                unanswered,
-                at: Instant::now(),
-            });
-        }
-        if let Ok(mut r) = self.roles.lock() {
-            r.insert(user.to_string(), roles);
-        }
-    }
-
-    /// The newest live interaction of `user` (in `channel` when given), marking it answered.
-    fn take_pending(&self, user: &str, channel: Option<&str>) -> Option<Pending> {
-        let mut p = self.pending.lock().ok()?;
-        p.retain(|x| x.at.elapsed() < TOKEN_LIFETIME);
-        let i = p
-            .iter()
-            .rposition(|x| x.user == user && channel.is_none_or(|c| c == x.channel))?;
-        let found = p[i].clone();
-        p[i].unanswered = false;
-        Some(found)
-    }
-
-    /// The private answer of the event being handled (stored with it, so known to whichever
-    /// process handles it), when it is `user`'s and still good; `unanswered_in` asks only for a
-    /// command still waiting for its answer in that channel. Marks it answered.
-    fn take_actor_reply(&self, user: Option<&str>, unanswered_in: Option<&str>) -> Option<Pending> {
-        let actor = crate::chat::actor()?;
-        let reply = actor.reply?;
-        let wanted = user.is_none_or(|u| u == actor.user)
-            && unanswered_in.is_none_or(|c| reply.unanswered && c == reply.channel)
-            && reply.expires_at > chrono::Utc::now();
-        if !wanted {
-            return None;
-        }
-        crate::chat::actor_answered();
-        // This process may remember the same interaction: it is answered now.
-        if let Ok(mut p) = self.pending.lock() {
-            for x in p.iter_mut().filter(|x| x.token == reply.handle) {
-                x.unanswered = false;
-            }
-        }
-        Some(Pending {
-            user: actor.user,
-            channel: reply.channel,
-            token: reply.handle,
-            unanswered: reply.unanswered,
-            at: Instant::now(),
-        })
-    }
-
-    /// The unanswered slash command in `channel`, if any (answered by what it started).
-    fn take_unanswered(&self, channel: &str) -> Option<Pending> {
-        let mut p = self.pending.lock().ok()?;
-        let i = p.iter().position(|x| {
-            x.unanswered && x.channel == channel && x.at.elapsed() < TOKEN_LIFETIME
-        })?;
-        let found = p[i].clone();
-        p[i].unanswered = false;
-        Some(found)
     }
 
     /// Where a message of the thread lives: the starter message (whose id is the thread's) is

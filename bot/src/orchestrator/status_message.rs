@@ -34,7 +34,9 @@ impl Bot {
                 while let Ok(u) = rx.try_recv() {
                     bot.apply(&mut view, u, &link).await;
                 }
-                if last_sent.as_ref() != Some(&view) {
+                // A process that handed its tasks over says nothing more about them: the
+                // adopter reports them.
+                if last_sent.as_ref() != Some(&view) && !bot.svc.retired() {
                     if let Err(e) = bot
                         .port
                         .update(&thread, &status_ts, &OutMessage::Status(view.clone()))

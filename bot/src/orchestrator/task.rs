@@ -143,6 +143,10 @@ impl Bot {
             tracing::warn!(request = %key, "another process took this request over");
             return Ok(());
         }
+        if self.svc.retired() {
+            // Shutting down: the request is left to the process that takes its event again.
+            return Ok(());
+        }
         let feedback = spec.feedback.clone();
         let cancel = CancellationToken::new();
         self.running.insert(task_id.clone(), cancel.clone());

@@ -16,6 +16,7 @@ mod limits;
 mod payloads;
 mod socket;
 mod state;
+mod steps;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

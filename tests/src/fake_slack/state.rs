@@ -195,6 +195,11 @@ impl SlackState {
         self.connections
     }
 
+    /// How many WebSocket connections are open now.
+    pub fn live_connections(&self) -> usize {
+        self.live
+    }
+
     /// Whether a Socket Mode client is connected now.
     pub fn connected(&self) -> bool {
         !self.targets.is_empty()

@@ -11,6 +11,13 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::{any, post};
 use serde_json::{Map, Value, json};
 
+mod files;
+mod views;
+
+use files::*;
+pub(super) use views::view_json;
+use views::*;
+
 use super::state::{Failure, StoredView, Upload};
 use super::{
     BOT_NAME, Call, Ephemeral, FakeSlackConfig, File, Message, ResponseUrlPost, Shared, SlackState,
@@ -393,184 +400,6 @@ fn users_info(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
     }}))
 }
 
-fn views_open(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
-    open_view(s, shared, args, "views.open")
-}
-
-fn views_push(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
-    open_view(s, shared, args, "views.push")
-}
-
-fn open_view(s: &mut SlackState, shared: &Shared, args: &Args, origin: &'static str) -> ApiResult {
-    let trigger = str_arg(args, "trigger_id").ok_or("invalid_trigger_id")?;
-    if !s.triggers.contains(&trigger) {
-        return Err("invalid_trigger_id");
-    }
-    let view = view_arg(args)?;
-    let id = format!("V{:08}", s.next_id());
-    let hash = format!("1700000100.{:08x}", s.next_id());
-    let current = view_json(&shared.cfg, &id, &hash, &view);
-    s.views.push(StoredView {
-        id,
-        hash,
-        origin,
-        opened: view,
-        current: current.clone(),
-    });
-    Ok(json!({"view": current}))
-}
-
-fn views_update(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
-    let view = view_arg(args)?;
-    let view_id = str_arg(args, "view_id");
-    let external_id = str_arg(args, "external_id");
-    let hash = str_arg(args, "hash");
-    let new_hash = format!("1700000100.{:08x}", s.next_id());
-    let stored = s
-        .views
-        .iter_mut()
-        .rev()
-        .find(|v| {
-            Some(&v.id) == view_id.as_ref()
-                || (external_id.is_some()
-                    && v.current["external_id"].as_str() == external_id.as_deref())
-        })
-        .ok_or("not_found")?;
-    if hash.is_some_and(|h| h != stored.hash) {
-        return Err("hash_conflict");
-    }
-    stored.hash = new_hash;
-    stored.current = view_json(&shared.cfg, &stored.id, &stored.hash, &view);
-    Ok(json!({"view": stored.current}))
-}
-
-fn view_arg(args: &Args) -> Result<Value, &'static str> {
-    match json_arg(args, "view") {
-        Ok(Some(view)) if view.get("type").is_some() => Ok(view),
-        _ => Err("invalid_arguments"),
-    }
-}
-
-/// A view as Slack returns it: what the app sent plus ids, hash and an empty state.
-pub(super) fn view_json(cfg: &FakeSlackConfig, id: &str, hash: &str, view: &Value) -> Value {
-    let mut out = view.clone();
-    let defaults = json!({
-        "private_metadata": "",
-        "callback_id": "",
-        "external_id": "",
-        "clear_on_close": false,
-        "notify_on_close": false,
-        "state": {"values": {}},
-        "root_view_id": id,
-        "previous_view_id": null,
-    });
-    for (k, v) in defaults.as_object().into_iter().flatten() {
-        if out.get(k).is_none() {
-            out[k] = v.clone();
-        }
-    }
-    out["id"] = json!(id);
-    out["hash"] = json!(hash);
-    out["team_id"] = json!(cfg.team_id);
-    out["app_id"] = json!(cfg.app_id);
-    out["bot_id"] = json!(cfg.bot_id);
-    out["app_installed_team_id"] = json!(cfg.team_id);
-    out
-}
-
-fn upload_url(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
-    let filename = str_arg(args, "filename").ok_or("invalid_arguments")?;
-    str_arg(args, "length")
-        .and_then(|l| l.parse::<u64>().ok())
-        .ok_or("invalid_arguments")?;
-    let id = format!("F{:08}", s.next_id());
-    s.uploads.insert(
-        id.clone(),
-        Upload {
-            filename,
-            bytes: None,
-        },
-    );
-    Ok(json!({
-        "upload_url": format!("http://{}/upload/{id}", shared.api_addr),
-        "file_id": id,
-    }))
-}
-
-fn complete_upload(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
-    let cfg = &shared.cfg;
-    let Ok(Some(Value::Array(wanted))) = json_arg(args, "files") else {
-        return Err("invalid_arguments");
-    };
-    let channel = str_arg(args, "channel_id").or_else(|| match args.get("channels") {
-        Some(Value::String(csv)) => csv.split(',').next().map(String::from),
-        Some(Value::Array(list)) => list.first().and_then(Value::as_str).map(String::from),
-        _ => None,
-    });
-    let thread_ts = str_arg(args, "thread_ts");
-    let blocks = json_arg(args, "blocks").map_err(|_| "invalid_blocks")?;
-    let mut files = Vec::new();
-    for entry in &wanted {
-        let id = entry["id"].as_str().ok_or("invalid_arguments")?;
-        let upload = s.uploads.get(id).ok_or("file_not_found")?;
-        let bytes = upload.bytes.clone().ok_or("file_not_found")?;
-        files.push(File {
-            id: id.into(),
-            filename: upload.filename.clone(),
-            title: entry["title"].as_str().map(String::from),
-            bytes,
-            channel: channel.clone(),
-            thread_ts: thread_ts.clone(),
-        });
-    }
-    for f in &files {
-        s.uploads.remove(&f.id);
-    }
-    s.files.extend(files.iter().cloned());
-    let answer: Vec<Value> = files.iter().map(|f| file_json(cfg, f)).collect();
-    if let Some(channel) = channel {
-        let ts = s.next_ts();
-        s.insert(Message {
-            channel,
-            ts,
-            thread_ts,
-            user: cfg.bot_user_id.clone(),
-            bot_id: Some(cfg.bot_id.clone()),
-            text: str_arg(args, "initial_comment").unwrap_or_default(),
-            blocks,
-            edits: 0,
-            files,
-            reactions: Vec::new(),
-        });
-    }
-    Ok(json!({"files": answer}))
-}
-
-async fn upload(
-    State(shared): State<Arc<Shared>>,
-    Path(file_id): Path<String>,
-    body: Bytes,
-) -> axum::response::Response {
-    let len = body.len();
-    let known = shared.mutate(|s| match s.uploads.get_mut(&file_id) {
-        Some(upload) => {
-            upload.bytes = Some(body.to_vec());
-            true
-        }
-        None => false,
-    });
-    if known {
-        (
-            StatusCode::OK,
-            [(CONTENT_TYPE, "text/plain")],
-            format!("OK - {len}"),
-        )
-            .into_response()
-    } else {
-        (StatusCode::NOT_FOUND, "no such upload").into_response()
-    }
-}
-
 async fn respond(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -646,18 +475,6 @@ pub(super) fn history_json(s: &SlackState, cfg: &FakeSlackConfig, m: &Message) -
         }
     }
     v
-}
-
-fn file_json(cfg: &FakeSlackConfig, f: &File) -> Value {
-    json!({
-        "id": f.id,
-        "created": 1_700_000_100,
-        "timestamp": 1_700_000_100,
-        "name": f.filename,
-        "title": f.title.as_deref().unwrap_or(&f.filename),
-        "user": cfg.bot_user_id,
-        "size": f.bytes.len(),
-    })
 }
 
 /// The message text and blocks of a post; one of them is required.
