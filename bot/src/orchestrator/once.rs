@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::{Bot, HandleError};
-use crate::chat::{OutMessage, ThreadRef};
+use crate::chat::{OutMessage, Reaction, ThreadRef};
 use crate::store::StoreError;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -55,6 +55,38 @@ impl Bot {
                 self.svc.store.release_request(&claim, &worker).await?;
                 Err(e.into())
             }
+        }
+    }
+}
+
+impl Bot {
+    /// Posts once per `key`, whatever the number of deliveries.
+    pub(super) async fn post_once(
+        &self,
+        key: &str,
+        thread: &ThreadRef,
+        message: &OutMessage,
+    ) -> Result<String, HandleError> {
+        let _guard = self.effect_locks.lock(key).await;
+        self.post_claimed(key, thread, message).await
+    }
+
+    pub(super) async fn react_once(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        reaction: Reaction,
+        on: bool,
+    ) {
+        let key = format!("react:{}:{ts}:{reaction:?}:{on}", thread.channel);
+        match self.svc.store.record_effect(&key, "").await {
+            Ok(true) => {
+                if let Err(e) = self.port.react(thread, ts, reaction, on).await {
+                    tracing::warn!(error = %e, "could not react");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record a reaction"),
         }
     }
 }
