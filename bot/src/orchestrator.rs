@@ -48,12 +48,14 @@ mod running;
 
 mod access;
 mod ending;
+mod keys;
 mod progress;
 mod repos;
 mod thread_queue;
 mod thread_read;
 mod trigger;
 mod worker;
+pub use keys::EffectKey;
 use progress::Update;
 pub use progress::{ChatProgress, waiting_words};
 use repos::RepoChoice;
@@ -61,7 +63,7 @@ use repos::RepoChoice;
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
-    pub platform: String,
+    pub platform: Platform,
     pub bot_user_id: String,
     pub bot_name: String,
     pub slash_command: String,
@@ -333,7 +335,14 @@ fn inert(text: &str) -> String {
 /// The claim key of a request made by a message (`None` for a Retry or a plan's Run it, which
 /// have their own once-only reservations).
 fn request_key(thread: &ThreadRef, trigger_ts: Option<&str>) -> Option<String> {
-    trigger_ts.map(|ts| format!("request:{}:{}:{ts}", thread.platform, thread.channel))
+    trigger_ts.map(|ts| {
+        EffectKey::Request {
+            platform: &thread.platform,
+            channel: &thread.channel,
+            ts,
+        }
+        .as_key()
+    })
 }
 
 fn thread_of(platform: &str, workspace: &str, channel: &str, thread: &str) -> ThreadRef {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Bot, HandleError, inert};
+use super::{Bot, EffectKey, HandleError, inert};
 use crate::chat::{OutMessage, ThreadRef};
 use crate::publish::{Mode, PublishError};
 use crate::store::{ChatTaskLink, Publication};
@@ -107,7 +107,7 @@ impl Bot {
         let publisher = self.svc.publisher.clone();
         if publisher.mode() == Mode::Off {
             self.post_once(
-                &format!("approved:{task_id}"),
+                &EffectKey::Approved { task_id },
                 thread,
                 &OutMessage::Text(format!(
                     "Rollout {rollout} approved by <@{user}>. {}",
@@ -119,7 +119,7 @@ impl Bot {
             return Ok(());
         }
         self.post_once(
-            &format!("approved:{task_id}"),
+            &EffectKey::Approved { task_id },
             thread,
             &OutMessage::Text(format!(
                 "Rollout {rollout} approved by <@{user}>. Pushing a branch and opening a pull request…"
@@ -142,7 +142,7 @@ impl Bot {
                     None => format!("Pushed branch `{}`: {}", p.branch, p.url),
                 };
                 self.post_once(
-                    &format!("published:{task_id}"),
+                    &EffectKey::Published { task_id },
                     thread,
                     &OutMessage::Text(what),
                 )
@@ -152,8 +152,8 @@ impl Bot {
             Err(e @ PublishError::Conflict { .. }) => {
                 tracing::info!(task = task_id, error = %e, "the approved patch no longer applies");
                 self.refresh_summary(thread, link, task_id).await?;
-                let key = format!("conflict:{task_id}");
-                if self.svc.store.effect(&key).await?.is_some() {
+                let key = EffectKey::Conflict { task_id };
+                if self.svc.store.effect(&key.as_key()).await?.is_some() {
                     self.port
                         .ephemeral(thread, user, &inert(&e.to_string()))
                         .await?;
@@ -197,7 +197,10 @@ impl Bot {
                 match attempt {
                     Some(a) => {
                         self.post_once(
-                            &format!("publish-failed:{task_id}:{a}"),
+                            &EffectKey::PublishFailed {
+                                task_id,
+                                attempt: &a,
+                            },
                             thread,
                             &OutMessage::Text(text),
                         )
@@ -226,7 +229,7 @@ impl Bot {
         };
         if let Some(ts) = ts {
             let message = OutMessage::Summary(self.summary_view(task_id).await?);
-            let key = format!("summary-shown:{task_id}:{ts}");
+            let key = EffectKey::SummaryShown { task_id, ts: &ts }.as_key();
             if !self
                 .svc
                 .store
@@ -254,7 +257,7 @@ impl Bot {
         self.svc
             .store
             .replace_effect(
-                &format!("summary-shown:{task_id}:{ts}"),
+                &EffectKey::SummaryShown { task_id, ts }.as_key(),
                 &summary_hash(message),
             )
             .await?;

@@ -116,7 +116,7 @@ impl Bot {
                 let event = ChatEvent::QuestionExpired {
                     question_id: q.id.clone(),
                 };
-                let key = format!("expire:{}", q.id);
+                let key = EffectKey::Expire { question_id: &q.id }.as_key();
                 let Ok(json) = serde_json::to_string(&event) else {
                     continue;
                 };

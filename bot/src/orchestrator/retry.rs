@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Bot, HandleError, Prepared, thread_of};
+use super::{Bot, EffectKey, HandleError, Prepared, thread_of};
 use crate::chat::ThreadRef;
 use crate::chat::commands::FixArgs;
 use crate::spec::TaskSpec;
@@ -70,7 +70,7 @@ impl Bot {
             || !self
                 .svc
                 .store
-                .record_effect(&format!("retry:{task_id}"), &user)
+                .record_effect(&EffectKey::Retry { task_id: &task_id }.as_key(), &user)
                 .await?
         {
             return self.retry_refused(&thread, &user, &task_id).await;

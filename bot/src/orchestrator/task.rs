@@ -29,7 +29,10 @@ impl Bot {
         if let Some(ts) = &trigger_ts {
             self.react_once(&thread, ts, Reaction::Working, true).await;
         }
-        let status_key = format!("status:{}:{anchor}", thread.channel);
+        let status_key = EffectKey::Status {
+            channel: &thread.channel,
+            anchor: &anchor,
+        };
         let status_ts = self
             .post_once(
                 &status_key,
@@ -201,7 +204,10 @@ impl Bot {
         let messages = self.port.read_thread(thread).await?;
         let (pairs, withheld) = thread_read::transcript_pairs(&messages);
         if withheld {
-            let key = format!("withheld:{}:{anchor}", thread.channel);
+            let key = EffectKey::Withheld {
+                channel: &thread.channel,
+                anchor,
+            };
             let text = self.port.hidden_messages_notice();
             self.post_once(&key, thread, &OutMessage::Text(text))
                 .await?;
@@ -214,7 +220,10 @@ impl Bot {
                     Err(why) => {
                         // The reason is for the operator (it may quote the endpoint).
                         tracing::warn!(error = %why, "the model could not summarise a thread");
-                        let key = format!("specfallback:{}:{anchor}", thread.channel);
+                        let key = EffectKey::SpecFallback {
+                            channel: &thread.channel,
+                            anchor,
+                        };
                         let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
                         self.post_once(&key, thread, &OutMessage::Text(text.into()))
                             .await?;

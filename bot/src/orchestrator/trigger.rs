@@ -22,7 +22,10 @@ impl Bot {
                 ..FixArgs::default()
             }))),
         };
-        let reply_key = format!("reply:{}:{message_ts}", thread.channel);
+        let reply_key = EffectKey::Reply {
+            channel: &thread.channel,
+            anchor: &message_ts,
+        };
         let command = match parsed {
             None => return Ok(()),
             Some(Err(e)) => {
