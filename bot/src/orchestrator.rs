@@ -15,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 use crate::chat::commands::{self, Command, FixArgs, SlashCommand};
 use crate::chat::key_locks;
 use crate::chat::{
-    ButtonAction, ChatEvent, ChatPort, OutMessage, Reaction, RolloutLine, StatusView, SummaryView,
-    ThreadRef, Via,
+    ButtonAction, ChatEvent, ChatPort, OutMessage, Platform, Reaction, RolloutLine, StatusView,
+    SummaryView, ThreadRef, Via,
 };
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::inbox_writer::InboxWriter;
 use crate::store::{ChatTaskLink, NewEvent, StoreError};
+use crate::task_id::TaskId;
 
 mod actor;
 mod direct;
@@ -131,7 +132,7 @@ impl Bot {
             .inbox
             .enqueue(NewEvent {
                 dedupe_key: dedupe_key.to_string(),
-                platform: self.settings.platform.clone(),
+                platform: self.settings.platform.to_string(),
                 event: json.to_string(),
             })
             .await?;
@@ -168,7 +169,12 @@ impl Bot {
             } else {
                 self.svc
                     .store
-                    .claim_inbox(&self.settings.platform, self.svc.worker_id(), lease, free)
+                    .claim_inbox(
+                        self.settings.platform.as_str(),
+                        self.svc.worker_id(),
+                        lease,
+                        free,
+                    )
                     .await
             };
             match claimed {

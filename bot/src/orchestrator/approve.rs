@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::{Bot, EffectKey, HandleError, inert};
 use crate::chat::{OutMessage, ThreadRef};
 use crate::publish::{Mode, PublishError};
-use crate::store::{ChatTaskLink, Publication};
+use crate::store::{ChatTaskLink, Publication, PublicationState};
 
 /// "pull request #3: <url>" / "branch `x`: <url>".
 fn published_words(p: &Publication) -> Option<String> {
@@ -42,7 +42,7 @@ impl Bot {
         let publication = self.svc.store.publication(&task_id).await?;
         let published = publication
             .as_ref()
-            .filter(|p| p.state == "published" && p.rollout == approval.rollout)
+            .filter(|p| p.state == PublicationState::Published && p.rollout == approval.rollout)
             .and_then(published_words);
         if approval.rollout != rollout || approval.approved_by != user {
             let mut text = if approval.rollout == rollout {
@@ -69,13 +69,13 @@ impl Bot {
         // The same person again: say where it stands rather than nothing (and do not edit the
         // summary again). An approval whose publishing failed, or that was never tried, is tried.
         if before.is_some() {
-            let state = publication.as_ref().map(|p| p.state.as_str());
+            let state = publication.as_ref().map(|p| p.state);
             let news = match (&published, state) {
                 (Some(p), _) => Some(format!("it is at {p}")),
                 (None, _) if self.svc.publisher.mode() == Mode::Off => Some(
                     "publishing is not configured, so the approval is recorded only.".to_string(),
                 ),
-                (None, Some("publishing")) => {
+                (None, Some(PublicationState::Publishing)) => {
                     Some("its pull request is being opened; I will post it here.".to_string())
                 }
                 _ => None,

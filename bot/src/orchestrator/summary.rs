@@ -93,7 +93,7 @@ impl Bot {
             .store
             .publication(task_id)
             .await?
-            .filter(|p| p.state == "published")
+            .filter(|p| p.state == crate::store::PublicationState::Published)
             .and_then(|p| {
                 let label = match p.pr_number {
                     Some(n) => format!("pull request #{n}"),

@@ -12,8 +12,8 @@ impl Bot {
         args: FixArgs,
         prepared: Option<Prepared>,
     ) -> Result<(), HandleError> {
-        let task_id = uuid::Uuid::new_v4().simple().to_string();
-        let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.clone());
+        let task_id = TaskId::new();
+        let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.to_string());
         // A request is one process's at a time: another live process that took it (this
         // process's lease lapsed, so the event was taken again) keeps it.
         if let Some(key) = request_key(&thread, trigger_ts.as_deref())
@@ -38,7 +38,7 @@ impl Bot {
                 &status_key,
                 &thread,
                 &OutMessage::Status(StatusView {
-                    task_id: task_id.clone(),
+                    task_id: task_id.to_string(),
                     title: "Reading the thread…".into(),
                     headline: "Working on it.".into(),
                     rollouts: Vec::new(),
@@ -94,7 +94,7 @@ impl Bot {
         user: String,
         args: FixArgs,
         prepared: Option<Prepared>,
-        task_id: String,
+        task_id: TaskId,
         anchor: String,
         status_ts: String,
     ) -> Result<(), HandleError> {
@@ -150,7 +150,7 @@ impl Bot {
         let cancel = CancellationToken::new();
         self.running.insert(task_id.clone(), cancel.clone());
         let link = ChatTaskLink {
-            task_id: task_id.clone(),
+            task_id: task_id.to_string(),
             platform: thread.platform.clone(),
             workspace: thread.workspace.clone(),
             channel: thread.channel.clone(),
@@ -177,13 +177,13 @@ impl Bot {
         let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
         drop(sink);
         let _ = editor.await;
-        self.running.remove(&task_id);
+        self.running.remove(task_id.as_str());
         report?;
-        if !self.still_owned(&task_id).await? {
+        if !self.still_owned(task_id.as_str()).await? {
             // Reported by the process that took it over; saying more would contradict it.
             return Ok(());
         }
-        self.summarise(&thread, &task_id, trigger_ts.as_deref())
+        self.summarise(&thread, task_id.as_str(), trigger_ts.as_deref())
             .await
     }
 

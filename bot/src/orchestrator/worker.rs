@@ -17,11 +17,11 @@ impl Bot {
             }
         };
         for id in self.running.ids() {
-            if let Ok(Some(t)) = store.task(&id).await
+            if let Ok(Some(t)) = store.task(id.as_str()).await
                 && t.worker.as_deref() != Some(self.svc.worker_id())
             {
                 tracing::error!(task = %id, worker = ?t.worker, "another process took this task over; stopping it here");
-                doomed.push(id);
+                doomed.push(id.into_string());
             }
         }
         self.running.cancel(&doomed);
