@@ -10,11 +10,11 @@ pub mod orchestrator;
 pub mod pipeline;
 pub mod publish;
 pub mod serve;
-pub mod short_id;
 pub mod signals;
 pub mod slack;
 pub mod spec;
 pub mod store;
+pub mod task_id;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod web;

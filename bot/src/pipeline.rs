@@ -17,6 +17,7 @@ use crate::config::{Config, SandboxSection, parse_repo_file};
 use crate::publish::{PublishError, Publisher};
 use crate::spec::{RepoFacts, TaskSpec};
 use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, Worker};
+use crate::task_id::TaskId;
 
 mod detect;
 mod model_check;
@@ -171,7 +172,7 @@ pub struct TaskRequest {
     pub requester: Option<String>,
     pub spec: Option<TaskSpec>,
     /// Chosen by the caller (chat front-ends link it to the thread first); else a new one.
-    pub task_id: Option<String>,
+    pub task_id: Option<TaskId>,
 }
 
 /// What the pipeline reports as it goes, after storing it.
@@ -273,10 +274,7 @@ async fn run_in_docker(
         .spec
         .clone()
         .unwrap_or_else(|| TaskSpec::from_text(&req.text));
-    let task_id = req
-        .task_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let task_id = req.task_id.clone().unwrap_or_default().into_string();
     svc.ensure_alive().await?;
     svc.store
         .create_task(&NewTask {

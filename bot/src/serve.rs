@@ -127,7 +127,7 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
             .clone()
             .unwrap_or_else(|| vec!["fix this".into()]);
         let settings = ChatSettings {
-            platform: "slack".into(),
+            platform: crate::chat::Platform::Slack,
             bot_user_id: identity.user_id.clone(),
             bot_name: "threadsmith".into(),
             slash_command: "/fix".into(),

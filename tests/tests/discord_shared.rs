@@ -100,7 +100,7 @@ async fn a_click_taken_by_the_other_process_knows_the_roles_and_answers_privatel
     ));
     let port_b = Arc::new(DiscordPort::new(Arc::new(http_b)));
     let settings = ChatSettings {
-        platform: "discord".into(),
+        platform: threadsmith_bot::chat::Platform::Discord,
         bot_user_id: fake_discord::BOT_ID.into(),
         bot_name: "threadsmith".into(),
         slash_command: "/fix".into(),

@@ -230,7 +230,7 @@ async fn a_base_that_moved_into_a_conflict_is_refused_with_nothing_pushed() {
     assert!(
         publication
             .as_ref()
-            .is_some_and(|p| p.state == "failed" && p.url.is_none()),
+            .is_some_and(|p| p.state.as_str() == "failed" && p.url.is_none()),
         "{publication:?}"
     );
     // The summary offers Approve again.

@@ -208,7 +208,7 @@ async fn effects_approvals_publications(s: Arc<dyn Store>) {
         .claim_publication("t1", 3, "threadsmith/t1-3")
         .await
         .unwrap();
-    assert_eq!(p.state, "publishing");
+    assert_eq!(p.state.as_str(), "publishing");
     let again = s.claim_publication("t1", 4, "other").await.unwrap();
     assert_eq!(again.branch, "threadsmith/t1-3", "the first claim holds");
     s.finish_publication("t1", "c0ffee", "https://example/pr/1", Some(1))
@@ -288,10 +288,13 @@ async fn publications_are_leased_by_one_attempt(s: Arc<dyn Store>) {
         "once"
     );
     // Without an approval nobody takes it up again; with one, a new attempt does.
-    assert_eq!(lease("c", 2, later, true).await.unwrap().state, "failed");
+    assert_eq!(
+        lease("c", 2, later, true).await.unwrap().state.as_str(),
+        "failed"
+    );
     s.approve("t1", 2, "U2").await.unwrap();
     assert_eq!(
-        lease("c", 2, later, false).await.unwrap().state,
+        lease("c", 2, later, false).await.unwrap().state.as_str(),
         "failed",
         "a waiter does not retry"
     );
@@ -331,7 +334,10 @@ async fn publications_are_leased_by_one_attempt(s: Arc<dyn Store>) {
         "a success is final"
     );
     assert_eq!(s.approval("t1").await.unwrap().unwrap().rollout, 2);
-    assert_eq!(lease("e", 2, later, true).await.unwrap().state, "published");
+    assert_eq!(
+        lease("e", 2, later, true).await.unwrap().state.as_str(),
+        "published"
+    );
 
     assert!(s.replace_effect("shown:1", "h1").await.unwrap());
     assert!(!s.replace_effect("shown:1", "h1").await.unwrap());

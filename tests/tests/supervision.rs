@@ -66,7 +66,7 @@ async fn a_panicking_handler_frees_its_event_and_says_so() {
     let env = threadsmith_tests::env(|_| {}).await;
     let port = Arc::new(PanicsOnce::default());
     let settings = ChatSettings {
-        platform: "slack".into(),
+        platform: threadsmith_bot::chat::Platform::Slack,
         bot_user_id: "UBOT".into(),
         bot_name: "threadsmith".into(),
         slash_command: "/fix".into(),

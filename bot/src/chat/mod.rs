@@ -6,6 +6,8 @@ pub mod commands;
 pub(crate) mod key_locks;
 pub mod markdown;
 pub mod pace;
+mod platform;
+pub use platform::Platform;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

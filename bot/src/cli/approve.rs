@@ -30,7 +30,7 @@ pub async fn approve(config: Config, task: &str, rollout: u32) -> anyhow::Result
     {
         anyhow::bail!(
             "task {} has no rollout {rollout}",
-            crate::short_id::short_id(&task.id)
+            crate::task_id::short_id(&task.id)
         );
     }
     let who = format!(
@@ -95,7 +95,9 @@ async fn already_approved(
         "task {short} is already approved: rollout {approved} by {by}, so rollout {asked} was not approved"
     );
     match store.publication(task_id).await? {
-        Some(p) if p.state == "published" && p.rollout == approved => {
+        Some(p)
+            if p.state == crate::store::PublicationState::Published && p.rollout == approved =>
+        {
             let what = match p.pr_number {
                 Some(n) => format!("pull request #{n}"),
                 None => format!("branch {}", p.branch),

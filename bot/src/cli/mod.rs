@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pipeline::{self, TaskRequest};
-use crate::short_id::short_id;
+use crate::task_id::short_id;
 
 #[derive(Debug, Parser)]
 #[command(

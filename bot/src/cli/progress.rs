@@ -119,7 +119,7 @@ impl ProgressSink for CliProgress {
             TaskEvent::Created { task_id, title } => {
                 self.line(&format!(
                     "task {}: {title}",
-                    crate::short_id::short_id(task_id)
+                    crate::task_id::short_id(task_id)
                 ));
             }
             TaskEvent::Preparing { repo } => self.line(&format!("fetching {repo} …")),

@@ -81,7 +81,15 @@ pub async fn find_task(
     prefix: &str,
     where_: &str,
 ) -> anyhow::Result<crate::store::TaskRow> {
-    let found = store.find_tasks(prefix.trim()).await?;
+    // Ids are lowercase hex: a typed prefix is read as one, and anything else names no task.
+    let found = match crate::task_id::parse_prefix(prefix) {
+        Ok(prefix) => store.find_tasks(&prefix).await?,
+        Err(e @ crate::task_id::PrefixError::Empty) => bail!("{e}"),
+        Err(e) => bail!(
+            "no task starts with `{prefix}` in {} ({e})",
+            crate::store::redact_url(where_)
+        ),
+    };
     match found.as_slice() {
         [] => bail!(
             "no task starts with `{prefix}` in {}",
@@ -130,7 +138,7 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
             Some(d) => super::out::print(&d.patch)?,
             None => bail!(
                 "task {} has no rollout {k}",
-                crate::short_id::short_id(&task.id)
+                crate::task_id::short_id(&task.id)
             ),
         }
         return finish(&out);

@@ -88,7 +88,7 @@ pub async fn start(
         .clone()
         .unwrap_or_else(|| vec!["fix this".into()]);
     let settings = crate::orchestrator::ChatSettings {
-        platform: "discord".into(),
+        platform: crate::chat::Platform::Discord,
         bot_user_id: me.id.to_string(),
         bot_name: me.name.clone(),
         slash_command: "/fix".into(),

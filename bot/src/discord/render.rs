@@ -52,7 +52,7 @@ fn rows(buttons: Vec<CreateButton>) -> Vec<CreateActionRow> {
 }
 
 fn short(task_id: &str) -> &str {
-    crate::short_id::short_id(task_id)
+    crate::task_id::short_id(task_id)
 }
 
 fn content(text: &str) -> String {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Bot, HandleError, inert};
+use super::{Bot, EffectKey, HandleError, inert};
 use crate::chat::{OutMessage, ThreadRef};
 use crate::publish::{Mode, PublishError};
-use crate::store::{ChatTaskLink, Publication};
+use crate::store::{ChatTaskLink, Publication, PublicationState};
 
 /// "pull request #3: <url>" / "branch `x`: <url>".
 fn published_words(p: &Publication) -> Option<String> {
@@ -42,7 +42,7 @@ impl Bot {
         let publication = self.svc.store.publication(&task_id).await?;
         let published = publication
             .as_ref()
-            .filter(|p| p.state == "published" && p.rollout == approval.rollout)
+            .filter(|p| p.state == PublicationState::Published && p.rollout == approval.rollout)
             .and_then(published_words);
         if approval.rollout != rollout || approval.approved_by != user {
             let mut text = if approval.rollout == rollout {
@@ -69,13 +69,13 @@ impl Bot {
         // The same person again: say where it stands rather than nothing (and do not edit the
         // summary again). An approval whose publishing failed, or that was never tried, is tried.
         if before.is_some() {
-            let state = publication.as_ref().map(|p| p.state.as_str());
+            let state = publication.as_ref().map(|p| p.state);
             let news = match (&published, state) {
                 (Some(p), _) => Some(format!("it is at {p}")),
                 (None, _) if self.svc.publisher.mode() == Mode::Off => Some(
                     "publishing is not configured, so the approval is recorded only.".to_string(),
                 ),
-                (None, Some("publishing")) => {
+                (None, Some(PublicationState::Publishing)) => {
                     Some("its pull request is being opened; I will post it here.".to_string())
                 }
                 _ => None,
@@ -107,7 +107,7 @@ impl Bot {
         let publisher = self.svc.publisher.clone();
         if publisher.mode() == Mode::Off {
             self.post_once(
-                &format!("approved:{task_id}"),
+                &EffectKey::Approved { task_id },
                 thread,
                 &OutMessage::Text(format!(
                     "Rollout {rollout} approved by <@{user}>. {}",
@@ -119,7 +119,7 @@ impl Bot {
             return Ok(());
         }
         self.post_once(
-            &format!("approved:{task_id}"),
+            &EffectKey::Approved { task_id },
             thread,
             &OutMessage::Text(format!(
                 "Rollout {rollout} approved by <@{user}>. Pushing a branch and opening a pull request…"
@@ -142,7 +142,7 @@ impl Bot {
                     None => format!("Pushed branch `{}`: {}", p.branch, p.url),
                 };
                 self.post_once(
-                    &format!("published:{task_id}"),
+                    &EffectKey::Published { task_id },
                     thread,
                     &OutMessage::Text(what),
                 )
@@ -152,8 +152,8 @@ impl Bot {
             Err(e @ PublishError::Conflict { .. }) => {
                 tracing::info!(task = task_id, error = %e, "the approved patch no longer applies");
                 self.refresh_summary(thread, link, task_id).await?;
-                let key = format!("conflict:{task_id}");
-                if self.svc.store.effect(&key).await?.is_some() {
+                let key = EffectKey::Conflict { task_id };
+                if self.svc.store.effect(&key.as_key()).await?.is_some() {
                     self.port
                         .ephemeral(thread, user, &inert(&e.to_string()))
                         .await?;
@@ -197,7 +197,10 @@ impl Bot {
                 match attempt {
                     Some(a) => {
                         self.post_once(
-                            &format!("publish-failed:{task_id}:{a}"),
+                            &EffectKey::PublishFailed {
+                                task_id,
+                                attempt: &a,
+                            },
                             thread,
                             &OutMessage::Text(text),
                         )
@@ -226,7 +229,7 @@ impl Bot {
         };
         if let Some(ts) = ts {
             let message = OutMessage::Summary(self.summary_view(task_id).await?);
-            let key = format!("summary-shown:{task_id}:{ts}");
+            let key = EffectKey::SummaryShown { task_id, ts: &ts }.as_key();
             if !self
                 .svc
                 .store
@@ -254,7 +257,7 @@ impl Bot {
         self.svc
             .store
             .replace_effect(
-                &format!("summary-shown:{task_id}:{ts}"),
+                &EffectKey::SummaryShown { task_id, ts }.as_key(),
                 &summary_hash(message),
             )
             .await?;

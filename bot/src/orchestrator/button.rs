@@ -57,7 +57,7 @@ impl Bot {
                             &user,
                             &format!(
                                 "This task was retried already (task `{}`).",
-                                crate::short_id::short_id(&retry.task_id)
+                                crate::task_id::short_id(&retry.task_id)
                             ),
                         )
                         .await?;
@@ -76,7 +76,7 @@ impl Bot {
                     Some(t) => {
                         t.cancel();
                         self.post_once(
-                            &format!("cancelled:{task_id}"),
+                            &EffectKey::Cancelled { task_id: &task_id },
                             &thread,
                             &OutMessage::Text(format!("Cancelled by <@{user}>.")),
                         )
@@ -85,7 +85,7 @@ impl Bot {
                     // Another process runs it (several share the database): ask it.
                     None if self.svc.store.request_cancel(&task_id).await? => {
                         self.post_once(
-                            &format!("cancelled:{task_id}"),
+                            &EffectKey::Cancelled { task_id: &task_id },
                             &thread,
                             &OutMessage::Text(format!("Cancelled by <@{user}>.")),
                         )

@@ -1,6 +1,6 @@
 //! A message to the bot outside a server (a Discord DM): the bot works in servers only.
 
-use super::{Bot, HandleError};
+use super::{Bot, EffectKey, HandleError};
 use crate::chat::{OutMessage, ThreadRef};
 
 impl Bot {
@@ -21,7 +21,10 @@ impl Bot {
             self.settings.bot_name, self.settings.slash_command
         );
         self.post_once(
-            &format!("reply:{}:{message_ts}", here.channel),
+            &EffectKey::Reply {
+                channel: &here.channel,
+                anchor: &message_ts,
+            },
             &here,
             &OutMessage::Text(text),
         )

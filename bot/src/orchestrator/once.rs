@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use super::{Bot, HandleError};
-use crate::chat::{OutMessage, ThreadRef};
+use super::{Bot, EffectKey, HandleError};
+use crate::chat::{OutMessage, Reaction, ThreadRef};
 use crate::store::StoreError;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -18,11 +18,12 @@ impl Bot {
     /// against other processes first.
     pub(super) async fn post_claimed(
         &self,
-        key: &str,
+        key: &EffectKey<'_>,
         thread: &ThreadRef,
         message: &OutMessage,
     ) -> Result<String, HandleError> {
-        let claim = format!("posting:{key}");
+        let claim = EffectKey::Posting(key).as_key();
+        let key = &key.as_key();
         let worker = self.svc.worker_id().to_string();
         let started = tokio::time::Instant::now();
         loop {
@@ -55,6 +56,44 @@ impl Bot {
                 self.svc.store.release_request(&claim, &worker).await?;
                 Err(e.into())
             }
+        }
+    }
+}
+
+impl Bot {
+    /// Posts once per `key`, whatever the number of deliveries.
+    pub(super) async fn post_once(
+        &self,
+        key: &EffectKey<'_>,
+        thread: &ThreadRef,
+        message: &OutMessage,
+    ) -> Result<String, HandleError> {
+        let _guard = self.effect_locks.lock(&key.as_key()).await;
+        self.post_claimed(key, thread, message).await
+    }
+
+    pub(super) async fn react_once(
+        &self,
+        thread: &ThreadRef,
+        ts: &str,
+        reaction: Reaction,
+        on: bool,
+    ) {
+        let key = EffectKey::React {
+            channel: &thread.channel,
+            ts,
+            reaction,
+            on,
+        }
+        .as_key();
+        match self.svc.store.record_effect(&key, "").await {
+            Ok(true) => {
+                if let Err(e) = self.port.react(thread, ts, reaction, on).await {
+                    tracing::warn!(error = %e, "could not react");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "could not record a reaction"),
         }
     }
 }

@@ -20,7 +20,10 @@ impl Bot {
         };
         let Some(model) = self.model() else {
             self.post_once(
-                &format!("reply:{}:{anchor}", thread.channel),
+                &EffectKey::Reply {
+                    channel: &thread.channel,
+                    anchor: &anchor,
+                },
                 &thread,
                 &OutMessage::Text(
                     "Planning needs the model endpoint, and none is configured.".into(),
@@ -34,7 +37,10 @@ impl Bot {
         }
         let status_ts = self
             .post_once(
-                &format!("plan-status:{}:{anchor}", thread.channel),
+                &EffectKey::PlanStatus {
+                    channel: &thread.channel,
+                    anchor: &anchor,
+                },
                 &thread,
                 &OutMessage::Text("Reading the thread to make a plan…".into()),
             )
@@ -162,7 +168,7 @@ impl Bot {
                 if !self
                     .svc
                     .store
-                    .record_effect(&format!("runplan:{plan_id}"), &user)
+                    .record_effect(&EffectKey::RunPlan { plan_id: &plan_id }.as_key(), &user)
                     .await?
                 {
                     self.port

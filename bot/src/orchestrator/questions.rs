@@ -95,3 +95,42 @@ impl Bot {
         Ok(())
     }
 }
+
+impl Bot {
+    /// Enqueues an expiry for every question past its time; returns when the next one expires.
+    pub(super) async fn expire_questions(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let open = match self.svc.store.open_questions().await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::error!(error = %e, "could not read open questions");
+                return None;
+            }
+        };
+        let now = chrono::Utc::now();
+        let mut next = None;
+        for q in open
+            .into_iter()
+            .filter(|q| q.platform == self.settings.platform)
+        {
+            if q.expires_at <= now {
+                let event = ChatEvent::QuestionExpired {
+                    question_id: q.id.clone(),
+                };
+                let key = EffectKey::Expire { question_id: &q.id }.as_key();
+                let Ok(json) = serde_json::to_string(&event) else {
+                    continue;
+                };
+                match self.svc.store.enqueue(&key, &q.platform, &json).await {
+                    // Picked up on the next turn of the loop.
+                    Ok(Some(_)) => next = Some(now),
+                    // Queued before: its handler closes the question.
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "could not enqueue an expiry"),
+                }
+            } else if next.is_none() {
+                next = Some(q.expires_at);
+            }
+        }
+        next
+    }
+}

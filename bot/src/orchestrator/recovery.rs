@@ -140,7 +140,7 @@ impl Bot {
             tracing::warn!(error = %e, "could not update the status message");
         }
         self.post_once(
-            &format!("interrupted:{task_id}"),
+            &EffectKey::Interrupted { task_id },
             &thread,
             &OutMessage::RetryOffer {
                 task_id: task_id.clone(),

@@ -1,8 +1,12 @@
 //! A task has one Retry: once it is used, the earlier summary stops offering it (edited to name
 //! the retry), and a Retry that can start nothing says why, privately, to the clicker.
 
-use super::{Bot, HandleError, thread_of};
+use std::sync::Arc;
+
+use super::{Bot, EffectKey, HandleError, Prepared, thread_of};
 use crate::chat::ThreadRef;
+use crate::chat::commands::FixArgs;
+use crate::spec::TaskSpec;
 
 impl Bot {
     /// Once the retry's task exists: the summary of `previous` shows it and drops its Retry.
@@ -37,5 +41,66 @@ impl Bot {
         };
         self.port.ephemeral(thread, user, &text).await?;
         Ok(())
+    }
+}
+
+impl Bot {
+    pub(super) async fn on_retry(
+        self: &Arc<Self>,
+        task_id: String,
+        user: String,
+        feedback: String,
+    ) -> Result<(), HandleError> {
+        let Some(link) = self.svc.store.chat_task(&task_id).await? else {
+            return Ok(());
+        };
+        let thread = thread_of(&link.platform, &link.workspace, &link.channel, &link.thread);
+        if !self.may_act(&user, &link).await {
+            self.port
+                .ephemeral(
+                    &thread,
+                    &user,
+                    "Only the person who asked for this task or a maintainer can retry it.",
+                )
+                .await?;
+            return Ok(());
+        }
+        // One retry per task, reserved before anything starts.
+        if self.svc.store.retry_of(&task_id).await?.is_some()
+            || !self
+                .svc
+                .store
+                .record_effect(&EffectKey::Retry { task_id: &task_id }.as_key(), &user)
+                .await?
+        {
+            return self.retry_refused(&thread, &user, &task_id).await;
+        }
+        let Some(task) = self.svc.store.task(&task_id).await? else {
+            return Ok(());
+        };
+        let mut spec: TaskSpec = task
+            .spec_json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_else(|| TaskSpec::from_text(&task.spec));
+        let feedback = feedback.trim().to_string();
+        spec.feedback = (!feedback.is_empty()).then_some(feedback);
+        let args = FixArgs {
+            attempts: Some(task.attempts),
+            ..FixArgs::default()
+        };
+        self.start_task(
+            thread,
+            None,
+            user,
+            args,
+            Some(Prepared {
+                spec,
+                repo: task.repo.clone(),
+                base: task.base_ref.clone(),
+                retry_of: Some(task_id),
+            }),
+        )
+        .await
     }
 }

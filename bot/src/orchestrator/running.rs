@@ -9,13 +9,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::task_id::TaskId;
+
 #[derive(Default)]
 pub(crate) struct RunningTasks {
-    map: Mutex<HashMap<String, CancellationToken>>,
+    map: Mutex<HashMap<TaskId, CancellationToken>>,
 }
 
 impl RunningTasks {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TaskId, CancellationToken>> {
         self.map.lock().unwrap_or_else(|poisoned: PoisonError<_>| {
             tracing::error!("the running-tasks lock was poisoned by a panic; recovering it");
             self.map.clear_poison();
@@ -23,7 +25,7 @@ impl RunningTasks {
         })
     }
 
-    pub(crate) fn insert(&self, task_id: String, token: CancellationToken) {
+    pub(crate) fn insert(&self, task_id: TaskId, token: CancellationToken) {
         self.lock().insert(task_id, token);
     }
 
@@ -35,7 +37,7 @@ impl RunningTasks {
         self.lock().get(task_id).cloned()
     }
 
-    pub(crate) fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<TaskId> {
         self.lock().keys().cloned().collect()
     }
 
@@ -47,7 +49,7 @@ impl RunningTasks {
     pub(crate) fn cancel(&self, ids: &[String]) -> usize {
         let running = self.lock();
         ids.iter()
-            .filter_map(|id| running.get(id))
+            .filter_map(|id| running.get(id.as_str()))
             .map(CancellationToken::cancel)
             .count()
     }
@@ -80,7 +82,7 @@ mod tests {
         found.cancel();
         assert!(token.is_cancelled());
         // Cancellations from other processes, and shutdown, see it too.
-        assert_eq!(running.ids(), vec!["t1".to_string()]);
+        assert_eq!(running.ids(), vec![TaskId::from("t1")]);
         assert_eq!(running.cancel(&["t1".into(), "t2".into()]), 1);
         assert_eq!(running.tokens().len(), 1);
         running.remove("t1");

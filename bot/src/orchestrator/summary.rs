@@ -11,7 +11,11 @@ impl Bot {
         let view = self.summary_view(task_id).await?;
         if self.svc.config.public_url.is_none() {
             for r in &view.rollouts {
-                let key = format!("upload:{task_id}:{}", r.index);
+                let key = EffectKey::Upload {
+                    task_id,
+                    rollout: r.index,
+                }
+                .as_key();
                 if r.files > 0
                     && self.svc.store.effect(&key).await?.is_none()
                     && let Some(diff) = self.svc.store.diff(task_id, r.index).await?
@@ -38,19 +42,19 @@ impl Bot {
         let fresh = self
             .svc
             .store
-            .effect(&format!("summary:{task_id}"))
+            .effect(&EffectKey::Summary { task_id }.as_key())
             .await?
             .is_none();
         let message = OutMessage::Summary(view);
         let ts = self
-            .post_once(&format!("summary:{task_id}"), thread, &message)
+            .post_once(&EffectKey::Summary { task_id }, thread, &message)
             .await?;
         if fresh {
             self.summary_shown(task_id, &ts, &message).await?;
         }
         self.svc.store.set_summary_ts(task_id, &ts).await?;
         // The task page links back to the thread.
-        let key = format!("permalink:{task_id}");
+        let key = EffectKey::Permalink { task_id }.as_key();
         if self.svc.store.effect(&key).await?.is_none()
             && let Some(link) = self.port.permalink(thread, &ts).await
         {
@@ -89,7 +93,7 @@ impl Bot {
             .store
             .publication(task_id)
             .await?
-            .filter(|p| p.state == "published")
+            .filter(|p| p.state == crate::store::PublicationState::Published)
             .and_then(|p| {
                 let label = match p.pr_number {
                     Some(n) => format!("pull request #{n}"),

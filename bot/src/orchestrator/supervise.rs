@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::{Bot, HandleError};
+use super::{Bot, EffectKey, HandleError};
 use crate::chat::{Actor, ChatEvent, OutMessage, ThreadRef};
 
 /// What became of a handler.
@@ -77,7 +77,7 @@ impl Bot {
 
     /// Tells the thread, once per event, that its handler failed on our side.
     pub(super) async fn apologise(&self, inbox_id: i64, thread: &ThreadRef, trace: &str) {
-        let key = format!("panicked:{inbox_id}");
+        let key = EffectKey::Panicked { inbox_id };
         let message = OutMessage::Text(apology(trace));
         if let Err(e) = self.post_once(&key, thread, &message).await {
             tracing::error!(error = %e, trace, "could not tell the thread a handler failed");

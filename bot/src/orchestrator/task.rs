@@ -12,8 +12,8 @@ impl Bot {
         args: FixArgs,
         prepared: Option<Prepared>,
     ) -> Result<(), HandleError> {
-        let task_id = uuid::Uuid::new_v4().simple().to_string();
-        let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.clone());
+        let task_id = TaskId::new();
+        let anchor = trigger_ts.clone().unwrap_or_else(|| task_id.to_string());
         // A request is one process's at a time: another live process that took it (this
         // process's lease lapsed, so the event was taken again) keeps it.
         if let Some(key) = request_key(&thread, trigger_ts.as_deref())
@@ -29,13 +29,16 @@ impl Bot {
         if let Some(ts) = &trigger_ts {
             self.react_once(&thread, ts, Reaction::Working, true).await;
         }
-        let status_key = format!("status:{}:{anchor}", thread.channel);
+        let status_key = EffectKey::Status {
+            channel: &thread.channel,
+            anchor: &anchor,
+        };
         let status_ts = self
             .post_once(
                 &status_key,
                 &thread,
                 &OutMessage::Status(StatusView {
-                    task_id: task_id.clone(),
+                    task_id: task_id.to_string(),
                     title: "Reading the thread…".into(),
                     headline: "Working on it.".into(),
                     rollouts: Vec::new(),
@@ -91,7 +94,7 @@ impl Bot {
         user: String,
         args: FixArgs,
         prepared: Option<Prepared>,
-        task_id: String,
+        task_id: TaskId,
         anchor: String,
         status_ts: String,
     ) -> Result<(), HandleError> {
@@ -151,7 +154,7 @@ impl Bot {
         let cancel = CancellationToken::new();
         self.running.insert(task_id.clone(), cancel.clone());
         let link = ChatTaskLink {
-            task_id: task_id.clone(),
+            task_id: task_id.to_string(),
             platform: thread.platform.clone(),
             workspace: thread.workspace.clone(),
             channel: thread.channel.clone(),
@@ -178,13 +181,13 @@ impl Bot {
         let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
         drop(sink);
         let _ = editor.await;
-        self.running.remove(&task_id);
+        self.running.remove(task_id.as_str());
         report?;
-        if !self.still_owned(&task_id).await? {
+        if !self.still_owned(task_id.as_str()).await? {
             // Reported by the process that took it over; saying more would contradict it.
             return Ok(());
         }
-        self.summarise(&thread, &task_id, trigger_ts.as_deref())
+        self.summarise(&thread, task_id.as_str(), trigger_ts.as_deref())
             .await
     }
 
@@ -205,7 +208,10 @@ impl Bot {
         let messages = self.port.read_thread(thread).await?;
         let (pairs, withheld) = thread_read::transcript_pairs(&messages);
         if withheld {
-            let key = format!("withheld:{}:{anchor}", thread.channel);
+            let key = EffectKey::Withheld {
+                channel: &thread.channel,
+                anchor,
+            };
             let text = self.port.hidden_messages_notice();
             self.post_once(&key, thread, &OutMessage::Text(text))
                 .await?;
@@ -218,7 +224,10 @@ impl Bot {
                     Err(why) => {
                         // The reason is for the operator (it may quote the endpoint).
                         tracing::warn!(error = %why, "the model could not summarise a thread");
-                        let key = format!("specfallback:{}:{anchor}", thread.channel);
+                        let key = EffectKey::SpecFallback {
+                            channel: &thread.channel,
+                            anchor,
+                        };
                         let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
                         self.post_once(&key, thread, &OutMessage::Text(text.into()))
                             .await?;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use crate::chat::{ChatEvent, OutMessage, ThreadRef, Via};
 use crate::store::{ChatTaskLink, StoreError};
 
-use super::{Bot, HandleError, Prepared};
+use super::{Bot, EffectKey, HandleError, Prepared};
 use crate::chat::commands::FixArgs;
 
 /// Requests this process is starting or running, by thread — covering the moments before a
@@ -150,7 +150,10 @@ impl Bot {
             .await?;
         let text = self.busy_words(thread, active.as_ref()).await;
         self.post_once(
-            &format!("queued:{}:{message_ts}", thread.channel),
+            &EffectKey::Queued {
+                channel: &thread.channel,
+                ts: message_ts,
+            },
             thread,
             &OutMessage::Text(text),
         )
@@ -217,10 +220,13 @@ impl Bot {
         else {
             return Ok(());
         };
-        let key = format!(
-            "dequeued:{}:{}:{ts}:{queued_at}",
-            thread.platform, thread.channel
-        );
+        let key = EffectKey::Dequeued {
+            platform: &thread.platform,
+            channel: &thread.channel,
+            ts: &ts,
+            queued_at,
+        }
+        .as_key();
         store.enqueue(&key, &thread.platform, &event).await?;
         store
             .unqueue_request(&thread.platform, &thread.channel, &ts)

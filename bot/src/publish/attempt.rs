@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::{Context, PublishError, Published, Publisher};
-use crate::store::{Publication, PublicationLease, StoreError};
+use crate::store::{Publication, PublicationLease, PublicationState, StoreError};
 
 /// How long a lease lasts without renewal, and how often it is renewed.
 const LEASE: Duration = Duration::from_secs(60);
@@ -89,17 +89,21 @@ impl Publisher {
                 })
                 .await?
                 .ok_or(PublishError::NotApproved { rollout })?;
-            match row.state.as_str() {
-                "published" => return published(row, true),
-                "publishing" if row.attempt.as_deref() == Some(attempt.as_str()) => break row,
-                "publishing" => {
+            match row.state {
+                PublicationState::Published => return published(row, true),
+                PublicationState::Publishing
+                    if row.attempt.as_deref() == Some(attempt.as_str()) =>
+                {
+                    break row;
+                }
+                PublicationState::Publishing => {
                     if started.elapsed() > MAX_WAIT {
                         return Err(PublishError::StillPublishing);
                     }
                     waited = true;
                     tokio::time::sleep(POLL).await;
                 }
-                _ => {
+                PublicationState::Failed => {
                     return Err(PublishError::FailedElsewhere {
                         rollout: row.rollout,
                         detail: row.error.unwrap_or_else(|| "an unknown error".into()),

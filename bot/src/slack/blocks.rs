@@ -37,7 +37,7 @@ fn button(label: &str, action: &ButtonAction, style: Option<&str>) -> Value {
 }
 
 fn short(task_id: &str) -> &str {
-    crate::short_id::short_id(task_id)
+    crate::task_id::short_id(task_id)
 }
 
 /// Text fallback and blocks of a message.

@@ -7,10 +7,12 @@
 //! [`sql::SqlStore`].
 
 pub mod inbox_writer;
+mod publication_state;
 mod rows;
 pub mod sql;
 mod stage;
 
+pub use publication_state::PublicationState;
 pub use rows::*;
 pub use stage::{Stage, TaskState, stage};
 

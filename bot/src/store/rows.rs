@@ -106,7 +106,7 @@ pub struct Publication {
     pub task_id: String,
     pub rollout: u32,
     /// `publishing` until the branch and pull request exist, then `published`.
-    pub state: String,
+    pub state: super::PublicationState,
     pub branch: String,
     pub commit: Option<String>,
     /// The pull request's address (or, in push-only mode, the branch's).

@@ -79,7 +79,7 @@ impl Stage {
             TaskState::Queued => Self::Queued,
             TaskState::Preparing | TaskState::Running => Self::Running,
             TaskState::Done => {
-                if publication.is_some_and(|p| p.state == "published") {
+                if publication.is_some_and(|p| p.state == super::PublicationState::Published) {
                     Self::Published
                 } else if approval.is_some() {
                     Self::Approved

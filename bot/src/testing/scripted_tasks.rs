@@ -237,10 +237,7 @@ impl pipeline::TaskRunner for ScriptedTasks {
             .spec
             .clone()
             .unwrap_or_else(|| TaskSpec::from_text(&req.text));
-        let task_id = req
-            .task_id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let task_id = req.task_id.clone().unwrap_or_default().into_string();
         svc.ensure_alive().await?;
         svc.store
             .create_task(&NewTask {

@@ -7,7 +7,9 @@ use threadsmith_runner::{CommandRecord, Diff, Outcome};
 use super::diff::{self, FileDiff, Highlighter, LineKind};
 use super::markdown::{plain, to_safe_html};
 use crate::spec::TaskSpec;
-use crate::store::{Approval, Publication, RolloutRow, Store, StoreError, TaskRow};
+use crate::store::{
+    Approval, Publication, PublicationState, RolloutRow, Store, StoreError, TaskRow,
+};
 
 /// Diff lines shown on a page; past that, the patch download has the rest.
 const MAX_DIFF_LINES: usize = 20_000;
@@ -86,7 +88,7 @@ pub fn failed() -> Markup {
 }
 
 fn short(id: &str) -> &str {
-    crate::short_id::short_id(id)
+    crate::task_id::short_id(id)
 }
 
 fn outcome_badge(r: &RolloutRow) -> Markup {
@@ -131,7 +133,7 @@ pub struct TaskData {
 impl TaskData {
     pub async fn load(store: &dyn Store, task: TaskRow, token: &str) -> Result<Self, StoreError> {
         let (publication, pending) = match store.publication(&task.id).await? {
-            Some(p) if p.state == "published" => (Some(p), None),
+            Some(p) if p.state == PublicationState::Published => (Some(p), None),
             other => (None, other),
         };
         Ok(Self {
@@ -170,9 +172,9 @@ fn publication_card(d: &TaskData) -> Markup {
                 "Rollout " (a.rollout) " is approved"
                 @if d.publishing == Some(false) {
                     ". Publishing is not configured, so approvals are recorded only: nothing is pushed."
-                } @else if let Some(p) = d.pending.as_ref().filter(|p| p.state == "publishing") {
+                } @else if let Some(p) = d.pending.as_ref().filter(|p| p.state == PublicationState::Publishing) {
                     "; its branch " code { (p.branch) } " and pull request are being made."
-                } @else if let Some(p) = d.pending.as_ref().filter(|p| p.state == "failed") {
+                } @else if let Some(p) = d.pending.as_ref().filter(|p| p.state == PublicationState::Failed) {
                     "; publishing it did not finish: " (p.error.as_deref().unwrap_or("an unknown error"))
                 } @else {
                     "; nothing is pushed for it yet."
@@ -450,7 +452,7 @@ mod publication_tests {
         let failed = Publication {
             task_id: "0123456789abcdef".into(),
             rollout: 2,
-            state: "failed".into(),
+            state: PublicationState::Failed,
             branch: "threadsmith/01234567-2".into(),
             commit: None,
             url: None,
@@ -467,7 +469,7 @@ mod publication_tests {
             "{page}"
         );
         let making = Publication {
-            state: "publishing".into(),
+            state: PublicationState::Publishing,
             ..failed
         };
         let page = task(&data(Some(true), Some(making))).into_string();

@@ -38,7 +38,7 @@ pub(super) struct World {
 
 fn settings() -> ChatSettings {
     ChatSettings {
-        platform: "slack".into(),
+        platform: crate::chat::Platform::Slack,
         bot_user_id: BOT_USER.into(),
         bot_name: "threadsmith".into(),
         slash_command: "/fix".into(),
@@ -118,7 +118,7 @@ impl World {
             let items = svc
                 .store
                 .claim_inbox(
-                    &self.bot.settings.platform,
+                    self.bot.settings.platform.as_str(),
                     svc.worker_id(),
                     svc.config.lease(),
                     100,
@@ -148,7 +148,7 @@ impl World {
         let items = svc
             .store
             .claim_inbox(
-                &self.bot.settings.platform,
+                self.bot.settings.platform.as_str(),
                 svc.worker_id(),
                 svc.config.lease(),
                 1,

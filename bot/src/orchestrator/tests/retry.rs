@@ -52,7 +52,7 @@ async fn feedback_starts_a_second_task_once_and_the_first_summary_names_it() {
     let spec = requests[1].spec.as_ref().unwrap();
     assert_eq!(spec.feedback.as_deref(), Some("use the v2 API"));
     assert_eq!(requests[1].repo, requests[0].repo);
-    let second = requests[1].task_id.clone().unwrap();
+    let second = requests[1].task_id.clone().unwrap().into_string();
     let link = w.link(&second).await;
     assert_eq!(link.retry_of.as_deref(), Some(first.id.as_str()));
     assert_eq!(link.feedback.as_deref(), Some("use the v2 API"));

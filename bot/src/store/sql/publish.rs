@@ -5,13 +5,17 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, now, now_ms};
-use crate::store::{Publication, PublicationLease, StoreError};
+use crate::store::{Publication, PublicationLease, PublicationState, StoreError};
 
 pub(super) fn publication_row(r: &AnyRow) -> Result<Publication, StoreError> {
     Ok(Publication {
         task_id: r.try_get("task_id")?,
         rollout: r.try_get::<i64, _>("rollout_idx")? as u32,
-        state: r.try_get("state")?,
+        state: {
+            let state: String = r.try_get("state")?;
+            PublicationState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("publication state `{state}`")))?
+        },
         branch: r.try_get("branch")?,
         commit: r.try_get("commit_sha")?,
         url: r.try_get("url")?,

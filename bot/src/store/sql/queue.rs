@@ -1,0 +1,104 @@
+//! The inbox as a work queue: storing one event, taking events with a lease, finishing them.
+
+use std::time::Duration;
+
+use sqlx::Row;
+
+use super::{Backend, SqlStore, ms, now, now_ms};
+use crate::store::{InboxItem, StoreError};
+
+impl SqlStore {
+    #[tracing::instrument(name = "store.enqueue", skip(self, event))]
+    pub(super) async fn enqueue_impl(
+        &self,
+        dedupe_key: &str,
+        platform: &str,
+        event: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO inbox (dedupe_key, platform, event, received_at, state) VALUES ($1, $2, $3, $4, 'queued')
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind(dedupe_key)
+        .bind(platform)
+        .bind(event)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub(super) async fn inbox_len_impl(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n as u64)
+    }
+
+    #[tracing::instrument(name = "store.claim_inbox", skip(self))]
+    pub(super) async fn claim_inbox_impl(
+        &self,
+        platform: &str,
+        worker: &str,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        let now = now_ms();
+        // SQLite has one writer at a time, so the UPDATE is atomic as it stands; PostgreSQL
+        // locks the rows it picks and skips those another worker is picking.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE inbox SET state = 'taken', leased_by = $1, lease_until = $2, attempts = attempts + 1
+             WHERE id IN (
+                SELECT id FROM inbox
+                WHERE platform = $3 AND (state = 'queued' OR (state = 'taken' AND lease_until < $4))
+                ORDER BY id LIMIT $5 {lock})
+             RETURNING id, event, attempts"
+        );
+        let mut items = sqlx::query(&sql)
+            .bind(worker)
+            .bind(now + ms(lease))
+            .bind(platform)
+            .bind(now)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(InboxItem {
+                    id: r.try_get("id")?,
+                    event: r.try_get("event")?,
+                    attempts: r.try_get::<i64, _>("attempts")? as u32,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    pub(super) async fn finish_inbox_impl(
+        &self,
+        id: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE inbox SET state = $1, error = $2, handled_at = $3 WHERE id = $4")
+            .bind(if error.is_some() { "failed" } else { "done" })
+            .bind(error)
+            .bind(now())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn inbox_pending_impl(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'taken')")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n as u64)
+    }
+}

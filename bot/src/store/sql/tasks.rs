@@ -1,0 +1,184 @@
+//! Tasks: creating them, their state and base, finding them by id, prefix, channel or web token.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{SqlStore, now, time};
+use crate::store::{NewTask, StoreError, TaskRow, TaskState};
+
+pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
+    let state: String = r.try_get("state")?;
+    Ok(TaskRow {
+        id: r.try_get("id")?,
+        created_at: time(r.try_get("created_at")?)?.unwrap_or_default(),
+        updated_at: time(r.try_get("updated_at")?)?.unwrap_or_default(),
+        state: TaskState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("task state `{state}`")))?,
+        origin: r.try_get("origin")?,
+        requester: r.try_get("requester")?,
+        title: r.try_get("title")?,
+        spec: r.try_get("spec")?,
+        repo: r.try_get("repo")?,
+        base_ref: r.try_get("base_ref")?,
+        base_commit: r.try_get("base_commit")?,
+        attempts: r.try_get::<i64, _>("attempts")? as u32,
+        error: r.try_get("error")?,
+        spec_json: r.try_get("spec_json")?,
+        worker: r.try_get("worker")?,
+    })
+}
+
+impl SqlStore {
+    #[tracing::instrument(name = "store.create_task", skip_all, fields(task = %task.id))]
+    pub(super) async fn create_task_impl(&self, task: &NewTask) -> Result<(), StoreError> {
+        let now = now();
+        sqlx::query(
+            "INSERT INTO tasks (id, created_at, updated_at, state, origin, requester, title, spec, repo, base_ref, attempts, spec_json, worker)
+             VALUES ($1, $2, $3, 'received', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&task.id)
+        .bind(&now)
+        .bind(&now)
+        .bind(&task.origin)
+        .bind(&task.requester)
+        .bind(&task.title)
+        .bind(&task.spec)
+        .bind(&task.repo)
+        .bind(&task.base_ref)
+        .bind(task.attempts as i64)
+        .bind(&task.spec_json)
+        .bind(&task.worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "store.set_task_state", skip(self))]
+    pub(super) async fn set_task_state_impl(
+        &self,
+        id: &str,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tasks SET state = $1, error = COALESCE($2, error), updated_at = $3
+             WHERE id = $4 AND state NOT IN ('done', 'failed', 'cancelled')",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "store.set_task_base", skip(self))]
+    pub(super) async fn set_task_base_impl(
+        &self,
+        id: &str,
+        base_ref: &str,
+        commit: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tasks SET base_ref = $1, base_commit = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(base_ref)
+        .bind(commit)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn task_impl(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
+        sqlx::query("SELECT * FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(task_row)
+            .transpose()
+    }
+
+    pub(super) async fn find_tasks_impl(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        sqlx::query(
+            "SELECT * FROM tasks WHERE id LIKE $1 ESCAPE '\\' ORDER BY created_at DESC LIMIT 10",
+        )
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
+    }
+
+    pub(super) async fn recent_tasks_impl(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError> {
+        sqlx::query("SELECT * FROM tasks ORDER BY created_at DESC LIMIT $1")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(task_row)
+            .collect()
+    }
+
+    pub(super) async fn recent_channel_tasks_impl(
+        &self,
+        platform: &str,
+        channel: &str,
+        limit: u32,
+    ) -> Result<Vec<TaskRow>, StoreError> {
+        sqlx::query(
+            "SELECT t.* FROM tasks t JOIN chat_tasks c ON c.task_id = t.id
+             WHERE c.platform = $1 AND c.channel = $2
+             ORDER BY t.created_at DESC LIMIT $3",
+        )
+        .bind(platform)
+        .bind(channel)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(task_row)
+        .collect()
+    }
+
+    pub(super) async fn web_token_impl(&self, task_id: &str) -> Result<String, StoreError> {
+        let fresh = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("UPDATE tasks SET web_token = $1 WHERE id = $2 AND web_token IS NULL")
+            .bind(&fresh)
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        let token: Option<Option<String>> =
+            sqlx::query_scalar("SELECT web_token FROM tasks WHERE id = $1")
+                .bind(task_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        token
+            .flatten()
+            .ok_or_else(|| StoreError::Corrupt(format!("task {task_id} has no web token")))
+    }
+
+    pub(super) async fn task_by_web_token_impl(
+        &self,
+        token: &str,
+    ) -> Result<Option<TaskRow>, StoreError> {
+        sqlx::query("SELECT * FROM tasks WHERE web_token = $1")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(task_row)
+            .transpose()
+    }
+}
