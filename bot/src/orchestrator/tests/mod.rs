@@ -5,6 +5,7 @@
 
 mod approve;
 mod cancel;
+mod outcomes;
 mod plan;
 mod questions;
 mod recovery;
