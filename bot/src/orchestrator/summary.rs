@@ -104,7 +104,7 @@ impl Bot {
             .map(|r| RolloutLine {
                 index: r.index,
                 rank: r.rank.unwrap_or(0),
-                outcome: outcome_words::outcome_words(r),
+                outcome: outcome_words::outcome_words(r, report.task.tests.as_ref()),
                 kind: rollout_kind(r.outcome),
                 tests: r.test.as_ref().map(|t| t.passed),
                 added: r.lines_added,

@@ -70,6 +70,8 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn set_task_base(&self, id: &str, base_ref: &str, commit: &str)
     -> Result<(), StoreError>;
+    /// Records the test command the task's rollouts run (and what it was detected from).
+    async fn set_task_tests(&self, id: &str, tests: &TaskTests) -> Result<(), StoreError>;
     async fn create_rollouts(
         &self,
         task_id: &str,

@@ -27,6 +27,7 @@ use super::{
 mod housekeeping;
 mod inbox;
 mod publish;
+mod task_tests;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -157,6 +158,7 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
         error: r.try_get("error")?,
         spec_json: r.try_get("spec_json")?,
         worker: r.try_get("worker")?,
+        tests: task_tests::read(r)?,
     })
 }
 
@@ -382,6 +384,11 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "store.set_task_tests", skip(self))]
+    async fn set_task_tests(&self, id: &str, tests: &super::TaskTests) -> Result<(), StoreError> {
+        task_tests::set(&self.pool, id, tests).await
     }
 
     #[tracing::instrument(name = "store.create_rollouts", skip(self, rollouts))]

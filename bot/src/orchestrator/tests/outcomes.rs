@@ -41,3 +41,32 @@ async fn a_passing_rollout_beats_an_untested_one_and_failures_stay_failures() {
     assert_eq!(w.port.reactions_on(&second.thread), vec![Reaction::Failed]);
     w.settled().await;
 }
+
+/// The detected test command is read from the task's stored field: the rollouts' words
+/// (`scripted: succeeded`) do not name it.
+#[tokio::test]
+async fn the_detected_test_command_is_named_from_the_stored_field() {
+    let w = World::new().await;
+    w.tasks.set_tests(crate::store::TaskTests {
+        command: "make test".into(),
+        detected_from: Some("the Makefile's `test` target".into()),
+    });
+    let (_thread, task) = w.run_mention("4", "fix this").await;
+    assert_eq!(
+        task.tests.and_then(|t| t.detected_from).as_deref(),
+        Some("the Makefile's `test` target")
+    );
+    let outcomes: Vec<_> = w.summaries()[0]
+        .rollouts
+        .iter()
+        .map(|r| r.outcome.clone())
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            "succeeded (tests: `make test`, detected from the Makefile's `test` target (none is configured))",
+            "tests failed (tests: `make test`, detected from the Makefile's `test` target (none is configured))",
+        ]
+    );
+    w.settled().await;
+}
