@@ -200,6 +200,33 @@ pub trait Store: Send + Sync {
         channel: &str,
         thread: &str,
     ) -> Result<Option<(String, String, i64)>, StoreError>;
+    /// Claims a thread for request `anchor` (the message that asked), across processes: true
+    /// when it is free, its holder's worker is no longer alive, or this request holds it
+    /// already; false while another request holds it.
+    async fn claim_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError>;
+    /// The request holding a thread (its anchor), while its worker is alive.
+    async fn thread_holder(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Gives a thread back when request `anchor`'s task ended (if `worker` still holds it).
+    async fn release_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<(), StoreError>;
     /// Removes a queued request once it is back in the inbox.
     async fn unqueue_request(
         &self,

@@ -28,6 +28,7 @@ mod housekeeping;
 mod inbox;
 mod publish;
 mod task_tests;
+mod thread_claims;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -975,6 +976,51 @@ impl Store for SqlStore {
         .as_ref()
         .map(chat_link)
         .transpose()
+    }
+
+    async fn claim_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let claim = thread_claims::Claim {
+            platform,
+            channel,
+            thread,
+            anchor,
+            worker,
+        };
+        thread_claims::claim(&self.pool, &claim).await
+    }
+
+    async fn thread_holder(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<String>, StoreError> {
+        thread_claims::holder(&self.pool, platform, channel, thread).await
+    }
+
+    async fn release_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<(), StoreError> {
+        let claim = thread_claims::Claim {
+            platform,
+            channel,
+            thread,
+            anchor,
+            worker,
+        };
+        thread_claims::release(&self.pool, &claim).await
     }
 
     async fn queue_request(

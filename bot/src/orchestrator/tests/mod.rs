@@ -13,6 +13,7 @@ mod retry;
 mod slash;
 mod status;
 mod supervise;
+mod thread_claim;
 mod trigger;
 
 use std::sync::Arc;
