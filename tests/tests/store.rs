@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use threadsmith_bot::store::{
     self, ChatTaskLink, NewTask, PublicationLease, Question, RolloutLimits, Stage, Store,
-    TaskState, Worker,
+    TaskState, TaskTests, Worker,
 };
 use threadsmith_runner::{
     CommandKind, CommandRecord, Diff, FileChange, Outcome, RolloutResult, Sampling,
@@ -59,6 +59,8 @@ check!(
     cancel_requests_reach_the_owner,
     channel_tasks_are_read_by_channel,
     requests_queue_behind_a_threads_task,
+    threads_are_claimed_by_one_request,
+    task_tests_are_stored,
 );
 
 fn new_task(id: &str, requester: &str, repo: &str, attempts: u32, worker: &str) -> NewTask {
@@ -959,4 +961,99 @@ async fn requests_queue_behind_a_threads_task(s: Arc<dyn Store>) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn threads_are_claimed_by_one_request(s: Arc<dyn Store>) {
+    s.heartbeat(&worker("w1"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.heartbeat(&worker("w2"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        s.claim_thread("slack", "C1", "1.0", "1.1", "w1")
+            .await
+            .unwrap()
+    );
+    // Another request, from any live process, waits; the same request may claim it again.
+    assert!(
+        !s.claim_thread("slack", "C1", "1.0", "1.2", "w2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_thread("slack", "C1", "1.0", "1.2", "w1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "1.0", "1.1", "w2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "2.0", "2.1", "w2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.thread_holder("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1.1")
+    );
+    // Only its holder releases it.
+    s.release_thread("slack", "C1", "1.0", "1.1", "w2")
+        .await
+        .unwrap();
+    assert!(
+        !s.claim_thread("slack", "C1", "1.0", "1.2", "w2")
+            .await
+            .unwrap()
+    );
+    s.release_thread("slack", "C1", "1.0", "1.1", "w1")
+        .await
+        .unwrap();
+    assert!(
+        s.thread_holder("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "1.0", "1.2", "w2")
+            .await
+            .unwrap()
+    );
+    // A claim whose worker is not alive is free.
+    assert!(
+        s.claim_thread("slack", "C1", "3.0", "3.1", "dead")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.thread_holder("slack", "C1", "3.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "3.0", "3.2", "w1")
+            .await
+            .unwrap()
+    );
+}
+
+async fn task_tests_are_stored(s: Arc<dyn Store>) {
+    s.create_task(&new_task("tt", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    assert_eq!(s.task("tt").await.unwrap().unwrap().tests, None);
+    let tests = TaskTests {
+        command: "make test".into(),
+        detected_from: Some("the Makefile's `test` target".into()),
+    };
+    s.set_task_tests("tt", &tests).await.unwrap();
+    assert_eq!(s.task("tt").await.unwrap().unwrap().tests, Some(tests));
 }
