@@ -478,6 +478,9 @@ async fn prepare_and_run(
         .resolve(&config.image())
         .map_err(user)?;
     detect::detect_tests(&svc.repos, &prepared, &mut settings).await;
+    if let Some(tests) = detect::task_tests(&settings) {
+        svc.store.set_task_tests(task_id, &tests).await?;
+    }
     // The repository's own file may set sizes too: they must fit its memory as well.
     threadsmith_runner::oom::check_memory_budget(&settings.limits).map_err(|e| {
         user(format!(

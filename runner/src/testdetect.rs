@@ -113,10 +113,15 @@ fn make_has_test_target(text: &str) -> bool {
 /// none is configured", or "`bash test.sh`".
 pub fn test_words(settings: &RepoSettings) -> Option<String> {
     let test = settings.test.as_deref()?;
-    Some(match &settings.test_detected_from {
-        Some(source) => format!("`{test}`, detected from {source} (none is configured)"),
-        None => format!("`{test}`"),
-    })
+    Some(words(test, settings.test_detected_from.as_deref()))
+}
+
+/// [`test_words`] from the command and what it was detected from (`None`: configured).
+pub fn words(command: &str, detected_from: Option<&str>) -> String {
+    match detected_from {
+        Some(source) => format!("`{command}`, detected from {source} (none is configured)"),
+        None => format!("`{command}`"),
+    }
 }
 
 /// Why a rollout is untested.

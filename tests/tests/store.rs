@@ -6,12 +6,14 @@
 #[macro_use]
 mod store_common;
 use store_common::*;
+use threadsmith_bot::store::TaskTests;
 
 check!(
     tasks_and_rollouts,
     effects_approvals_publications,
     publications_are_leased_by_one_attempt,
     cancel_requests_reach_the_owner,
+    task_tests_are_stored,
 );
 
 async fn tasks_and_rollouts(s: Arc<dyn Store>) {
@@ -364,4 +366,17 @@ async fn cancel_requests_reach_the_owner(s: Arc<dyn Store>) {
         .unwrap();
     assert!(s.cancel_requests("owner").await.unwrap().is_empty());
     assert!(!s.request_cancel("t1").await.unwrap(), "it has ended");
+}
+
+async fn task_tests_are_stored(s: Arc<dyn Store>) {
+    s.create_task(&new_task("tt", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    assert_eq!(s.task("tt").await.unwrap().unwrap().tests, None);
+    let tests = TaskTests {
+        command: "make test".into(),
+        detected_from: Some("the Makefile's `test` target".into()),
+    };
+    s.set_task_tests("tt", &tests).await.unwrap();
+    assert_eq!(s.task("tt").await.unwrap().unwrap().tests, Some(tests));
 }

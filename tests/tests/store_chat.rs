@@ -9,6 +9,7 @@ check!(
     chat_links_questions_plans,
     channel_tasks_are_read_by_channel,
     requests_queue_behind_a_threads_task,
+    threads_are_claimed_by_one_request,
 );
 
 async fn chat_links_questions_plans(s: Arc<dyn Store>) {
@@ -253,5 +254,87 @@ async fn requests_queue_behind_a_threads_task(s: Arc<dyn Store>) {
             .await
             .unwrap()
             .is_none()
+    );
+}
+
+async fn threads_are_claimed_by_one_request(s: Arc<dyn Store>) {
+    s.heartbeat(&worker("w1"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    s.heartbeat(&worker("w2"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        s.claim_thread("slack", "C1", "1.0", "1.1", "w1")
+            .await
+            .unwrap()
+    );
+    // Another request, from any live process, waits; the same request may claim it again.
+    assert!(
+        !s.claim_thread("slack", "C1", "1.0", "1.2", "w2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_thread("slack", "C1", "1.0", "1.2", "w1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "1.0", "1.1", "w2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "2.0", "2.1", "w2")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.thread_holder("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1.1")
+    );
+    // Only its holder releases it.
+    s.release_thread("slack", "C1", "1.0", "1.1", "w2")
+        .await
+        .unwrap();
+    assert!(
+        !s.claim_thread("slack", "C1", "1.0", "1.2", "w2")
+            .await
+            .unwrap()
+    );
+    s.release_thread("slack", "C1", "1.0", "1.1", "w1")
+        .await
+        .unwrap();
+    assert!(
+        s.thread_holder("slack", "C1", "1.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "1.0", "1.2", "w2")
+            .await
+            .unwrap()
+    );
+    // A claim whose worker is not alive is free.
+    assert!(
+        s.claim_thread("slack", "C1", "3.0", "3.1", "dead")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.thread_holder("slack", "C1", "3.0")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.claim_thread("slack", "C1", "3.0", "3.2", "w1")
+            .await
+            .unwrap()
     );
 }

@@ -231,6 +231,9 @@ pub struct ThreadMessage {
 pub enum Reaction {
     Working,
     Done,
+    /// The best rollout changed the code, but nothing tested it: neither a success nor a
+    /// failure.
+    Untested,
     Failed,
 }
 
@@ -244,13 +247,25 @@ pub struct StatusView {
     pub running: bool,
 }
 
+/// How a rollout ended, as a summary marks it: a rollout that changed the code without tests
+/// to check it is neither a success nor a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutKind {
+    /// It changed the code and the tests pass.
+    Succeeded,
+    /// It changed the code, but the repository has no test command.
+    Untested,
+    /// The tests fail, or it gave up, timed out, broke or was cancelled.
+    Failed,
+}
+
 /// One rollout in a summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RolloutLine {
     pub index: u32,
     pub rank: u32,
     pub outcome: String,
-    pub succeeded: bool,
+    pub kind: RolloutKind,
     pub tests: Option<bool>,
     pub added: u64,
     pub removed: u64,

@@ -96,6 +96,7 @@ fn emoji(r: Reaction) -> ReactionType {
         match r {
             Reaction::Working => "👀",
             Reaction::Done => "✅",
+            Reaction::Untested => "⚪",
             Reaction::Failed => "❌",
         }
         .to_string(),

@@ -10,7 +10,8 @@ use serenity::all::{
 use super::markdown::to_discord;
 use crate::chat::markdown::{truncate, user_mention};
 use crate::chat::{
-    ButtonAction, CHOOSE_REPO, OutMessage, PlanView, RepoQuestionView, StatusView, SummaryView,
+    ButtonAction, CHOOSE_REPO, OutMessage, PlanView, RepoQuestionView, RolloutKind, StatusView,
+    SummaryView,
 };
 
 pub const CONTENT_CHARS: usize = 2000;
@@ -146,7 +147,11 @@ fn summary(s: &SummaryView) -> Rendered {
     let mut embeds = Vec::new();
     let mut used = 0usize;
     for (i, r) in s.rollouts.iter().take(shown).enumerate() {
-        let mark = if r.succeeded { "✅" } else { "❌" };
+        let mark = match r.kind {
+            RolloutKind::Succeeded => "✅",
+            RolloutKind::Untested => "⚪",
+            RolloutKind::Failed => "❌",
+        };
         let title = truncate(
             &format!("{mark} #{} · Rollout {} — {}", r.rank, r.index, r.outcome),
             250,
@@ -171,7 +176,12 @@ fn summary(s: &SummaryView) -> Rendered {
         let mut embed = CreateEmbed::new()
             .title(title)
             .description(description)
-            .colour(if r.succeeded { 0x1a7f37 } else { 0xcf222e });
+            .colour(match r.kind {
+                RolloutKind::Succeeded => 0x1a7f37,
+                // GitHub's neutral grey.
+                RolloutKind::Untested => 0x6e7781,
+                RolloutKind::Failed => 0xcf222e,
+            });
         if let Some(link) = &r.diff_link {
             embed = embed.url(link);
         }
@@ -193,7 +203,7 @@ fn summary(s: &SummaryView) -> Rendered {
                     task_id: s.task_id.clone(),
                     rollout: r.index,
                 },
-                if r.succeeded {
+                if r.kind == RolloutKind::Succeeded {
                     ButtonStyle::Success
                 } else {
                     ButtonStyle::Secondary
@@ -283,7 +293,7 @@ mod tests {
             index: k,
             rank: k,
             outcome: "succeeded".into(),
-            succeeded: true,
+            kind: RolloutKind::Succeeded,
             tests: Some(true),
             added: 1,
             removed: 1,
@@ -328,6 +338,48 @@ mod tests {
         }
         assert!(rows.to_string().contains("approve:0a1b2c3d4e5f:1"));
         assert!(rows.to_string().contains("retry:0a1b2c3d4e5f"));
+    }
+
+    /// An untested change is neither a success nor a failure: a neutral mark and colour.
+    #[test]
+    fn each_kind_of_rollout_has_its_own_mark_and_colour() {
+        let mut untested = line(1, "changed it");
+        untested.kind = RolloutKind::Untested;
+        untested.tests = None;
+        untested.outcome = "untested: the repository has no test command".into();
+        let mut failed = line(2, "broke it");
+        failed.kind = RolloutKind::Failed;
+        failed.outcome = "tests failed".into();
+        let view = SummaryView {
+            task_id: "0a1b2c3d4e5f".into(),
+            title: "t".into(),
+            rollouts: vec![line(3, "fixed it"), untested, failed],
+            ..SummaryView::default()
+        };
+        let r = render(&OutMessage::Summary(view));
+        let embeds = serde_json::to_value(&r.embeds).unwrap();
+        let marks: Vec<(String, u64)> = embeds
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["title"].as_str().unwrap().to_string(),
+                    e["color"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            marks,
+            vec![
+                ("✅ #3 · Rollout 3 — succeeded".to_string(), 0x1a7f37),
+                (
+                    "⚪ #1 · Rollout 1 — untested: the repository has no test command".to_string(),
+                    0x6e7781
+                ),
+                ("❌ #2 · Rollout 2 — tests failed".to_string(), 0xcf222e),
+            ]
+        );
     }
 
     #[test]

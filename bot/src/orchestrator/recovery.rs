@@ -89,8 +89,8 @@ impl Bot {
             .await
     }
 
-    /// The end of a task in its thread: the summary, then ✅ (a rollout succeeded) or ❌ on the
-    /// request in place of 👀.
+    /// The end of a task in its thread: the summary, then ✅ (a rollout succeeded), a neutral
+    /// mark (the best is an untested change) or ❌ on the request in place of 👀.
     pub(super) async fn summarise(
         &self,
         thread: &ThreadRef,
@@ -99,21 +99,10 @@ impl Bot {
     ) -> Result<(), HandleError> {
         self.post_summary(thread, task_id).await?;
         if let Some(ts) = trigger_ts {
-            let ok = self
-                .svc
-                .store
-                .rollouts(task_id)
-                .await?
-                .iter()
-                .any(|r| r.outcome == Some(Outcome::Succeeded));
+            let rollouts = self.svc.store.rollouts(task_id).await?;
+            let end = super::summary::end_reaction(rollouts.iter().map(|r| r.outcome));
             self.react_once(thread, ts, Reaction::Working, false).await;
-            self.react_once(
-                thread,
-                ts,
-                if ok { Reaction::Done } else { Reaction::Failed },
-                true,
-            )
-            .await;
+            self.react_once(thread, ts, end, true).await;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The summary: posted once when a task ends, and the view the adapters render.
 
 use super::*;
+use crate::chat::RolloutKind;
 
 impl Bot {
     pub(super) async fn post_summary(
@@ -107,8 +108,8 @@ impl Bot {
             .map(|r| RolloutLine {
                 index: r.index,
                 rank: r.rank.unwrap_or(0),
-                outcome: outcome_words::outcome_words(r),
-                succeeded: r.outcome == Some(Outcome::Succeeded),
+                outcome: outcome_words::outcome_words(r, report.task.tests.as_ref()),
+                kind: rollout_kind(r.outcome),
                 tests: r.test.as_ref().map(|t| t.passed),
                 added: r.lines_added,
                 removed: r.lines_removed,
@@ -136,5 +137,39 @@ impl Bot {
             error: report.task.error.clone(),
             retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
         })
+    }
+}
+
+/// How a summary marks a rollout: an untested change is not a failure.
+pub(super) fn rollout_kind(outcome: Option<Outcome>) -> RolloutKind {
+    match outcome {
+        Some(Outcome::Succeeded) => RolloutKind::Succeeded,
+        Some(Outcome::Untested) => RolloutKind::Untested,
+        Some(
+            Outcome::TestsFailed
+            | Outcome::GaveUp
+            | Outcome::TimedOut
+            | Outcome::Errored
+            | Outcome::Cancelled,
+        )
+        | None => RolloutKind::Failed,
+    }
+}
+
+/// The reaction that ends a task on its request: ✅ when a rollout succeeded, a neutral mark
+/// when the best is an untested change, else ❌.
+pub(super) fn end_reaction(outcomes: impl IntoIterator<Item = Option<Outcome>>) -> Reaction {
+    let best = outcomes
+        .into_iter()
+        .map(rollout_kind)
+        .min_by_key(|k| match k {
+            RolloutKind::Succeeded => 0,
+            RolloutKind::Untested => 1,
+            RolloutKind::Failed => 2,
+        });
+    match best {
+        Some(RolloutKind::Succeeded) => Reaction::Done,
+        Some(RolloutKind::Untested) => Reaction::Untested,
+        Some(RolloutKind::Failed) | None => Reaction::Failed,
     }
 }

@@ -2,7 +2,9 @@
 //! beside it: the requester is told which task runs, and the request waits in the store
 //! (`queued_requests`) until that task ends; then it is put back in the inbox as the event it
 //! was and handled as usual. The state lives in the store, so a restart or another process
-//! carries on; a redelivered request is queued and answered once.
+//! carries on; a redelivered request is queued and answered once. The request let through
+//! claims the thread in the store (`thread_claims`) until its task ends, so that a request
+//! taken by another process cannot start beside it before its task is stored.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,9 +15,8 @@ use crate::store::{ChatTaskLink, StoreError};
 use super::{Bot, EffectKey, HandleError, Prepared};
 use crate::chat::commands::FixArgs;
 
-/// Requests this process is starting or running, by thread — covering the moments before a
-/// task is in the store (reading the thread, writing the spec), and two events of one request
-/// (the original taken again, and its requeued copy) handled at once.
+/// Requests this process is starting or running, by thread: two events of one request (the
+/// original taken again, and its requeued copy) handled at once start it once.
 #[derive(Default)]
 pub(super) struct BusyThreads(Mutex<HashMap<String, HashMap<String, Stage>>>);
 
@@ -33,23 +34,6 @@ fn thread_key(thread: &ThreadRef) -> String {
 impl BusyThreads {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, Stage>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reserves the thread for request `anchor` unless another request is there: false when
-    /// the thread is busy with another.
-    fn reserve(&self, thread: &ThreadRef, anchor: &str) -> bool {
-        let mut busy = self.lock();
-        let requests = busy.entry(thread_key(thread)).or_default();
-        if requests.keys().any(|a| a != anchor) {
-            if requests.is_empty() {
-                busy.remove(&thread_key(thread));
-            }
-            return false;
-        }
-        requests
-            .entry(anchor.to_string())
-            .or_insert(Stage::Reserved);
-        true
     }
 
     /// Marks request `anchor` running; false when it runs already in this process.
@@ -90,10 +74,13 @@ pub(super) const BUSY_ELSEWHERE: &str = "A task is already running in that threa
 impl Bot {
     /// Whether a task runs (or is starting) in the thread.
     pub(super) async fn thread_busy(&self, thread: &ThreadRef) -> Result<bool, StoreError> {
+        let store = &self.svc.store;
         Ok(self.busy_threads.contains(thread)
-            || self
-                .svc
-                .store
+            || store
+                .thread_holder(&thread.platform, &thread.channel, &thread.thread)
+                .await?
+                .is_some()
+            || store
                 .active_thread_task(&thread.platform, &thread.channel, &thread.thread)
                 .await?
                 .is_some())
@@ -126,7 +113,19 @@ impl Bot {
             .store
             .active_thread_task(&thread.platform, &thread.channel, &thread.thread)
             .await?;
-        if active.is_none() && self.busy_threads.reserve(thread, message_ts) {
+        if active.is_none()
+            && self
+                .svc
+                .store
+                .claim_thread(
+                    &thread.platform,
+                    &thread.channel,
+                    &thread.thread,
+                    message_ts,
+                    self.svc.worker_id(),
+                )
+                .await?
+        {
             return Ok(false);
         }
         let event = ChatEvent::Trigger {
@@ -158,6 +157,11 @@ impl Bot {
             &OutMessage::Text(text),
         )
         .await?;
+        // The running request may have ended between the check and the queueing, and found
+        // nothing queued: then this one starts now (its inbox key is fixed, so once).
+        if !self.thread_busy(thread).await? {
+            self.start_next_queued(thread).await;
+        }
         Ok(true)
     }
 
@@ -200,6 +204,21 @@ impl Bot {
             .start_task_inner(thread.clone(), trigger_ts, user, args, prepared)
             .await;
         self.busy_threads.end(&thread, &anchor);
+        if let Err(e) = self
+            .svc
+            .store
+            .release_thread(
+                &thread.platform,
+                &thread.channel,
+                &thread.thread,
+                &anchor,
+                self.svc.worker_id(),
+            )
+            .await
+        {
+            // Held until this process's heartbeat stops: the thread's next requests wait.
+            tracing::error!(error = %e, "could not release a thread's claim");
+        }
         self.start_next_queued(&thread).await;
         started
     }

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use threadsmith_runner::testdetect::{self, CANDIDATES};
 use threadsmith_runner::{PreparedRepo, RepoCache, RepoSettings};
 
+use crate::store::TaskTests;
+
 /// Fills in `settings.test` from the repository's files when none is configured.
 pub(super) async fn detect_tests(
     repos: &RepoCache,
@@ -25,6 +27,14 @@ pub(super) async fn detect_tests(
         settings.test = Some(found.command);
         settings.test_detected_from = Some(found.source);
     }
+}
+
+/// The tests to store on the task, once detection has run.
+pub(super) fn task_tests(settings: &RepoSettings) -> Option<TaskTests> {
+    Some(TaskTests {
+        command: settings.test.clone()?,
+        detected_from: settings.test_detected_from.clone(),
+    })
 }
 
 /// What the task's tests are, for people: "tests: `cargo test`, detected from Cargo.toml (none

@@ -5,8 +5,8 @@ use serde_json::{Value, json};
 
 use crate::chat::markdown::{to_slack_mrkdwn, truncate, user_mention};
 use crate::chat::{
-    ButtonAction, CHOOSE_REPO, Form, OutMessage, PlanView, RepoQuestionView, StatusView,
-    SummaryView,
+    ButtonAction, CHOOSE_REPO, Form, OutMessage, PlanView, RepoQuestionView, RolloutKind,
+    StatusView, SummaryView,
 };
 
 use super::events::{FEEDBACK_ACTION, FEEDBACK_BLOCK, RETRY_CALLBACK, REVISE_CALLBACK};
@@ -197,10 +197,10 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
         MAX_BLOCKS - 3
     };
     for r in s.rollouts.iter().take(room) {
-        let mark = if r.succeeded {
-            ":white_check_mark:"
-        } else {
-            ":x:"
+        let mark = match r.kind {
+            RolloutKind::Succeeded => ":white_check_mark:",
+            RolloutKind::Untested => ":white_circle:",
+            RolloutKind::Failed => ":x:",
         };
         let mut text = format!(
             "{mark} *#{} · Rollout {} — {}*\n{} · {}",
@@ -320,7 +320,7 @@ mod tests {
             index,
             rank: index,
             outcome: "succeeded".into(),
-            succeeded: true,
+            kind: RolloutKind::Succeeded,
             tests: Some(true),
             added: 1,
             removed: 1,
@@ -329,6 +329,47 @@ mod tests {
             diff_link: None,
             network: None,
         }
+    }
+
+    /// An untested change is neither a success nor a failure: it gets a neutral mark.
+    #[test]
+    fn each_kind_of_rollout_has_its_own_mark() {
+        let mut untested = line(1, "changed it");
+        untested.kind = RolloutKind::Untested;
+        untested.tests = None;
+        untested.outcome = "untested: the repository has no test command".into();
+        let mut failed = line(2, "broke it");
+        failed.kind = RolloutKind::Failed;
+        failed.tests = Some(false);
+        failed.outcome = "tests failed".into();
+        let view = SummaryView {
+            task_id: "0a1b2c3d4e5f".into(),
+            title: "t".into(),
+            rollouts: vec![line(3, "fixed it"), untested, failed],
+            ..SummaryView::default()
+        };
+        let (_, blocks) = render(&OutMessage::Summary(view));
+        let texts: Vec<String> = blocks
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str())
+            .map(str::to_string)
+            .collect();
+        let of = |rollout: &str| {
+            texts
+                .iter()
+                .find(|t| t.contains(rollout))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert!(
+            of("Rollout 3").starts_with(":white_check_mark: "),
+            "{texts:?}"
+        );
+        assert!(
+            of("Rollout 1").starts_with(":white_circle: *#1 · Rollout 1 — untested"),
+            "{texts:?}"
+        );
+        assert!(of("Rollout 2").starts_with(":x: "), "{texts:?}");
     }
 
     #[test]

@@ -73,6 +73,7 @@ fn emoji(r: Reaction) -> &'static str {
     match r {
         Reaction::Working => "eyes",
         Reaction::Done => "white_check_mark",
+        Reaction::Untested => "white_circle",
         Reaction::Failed => "x",
     }
 }

@@ -72,6 +72,8 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     async fn set_task_base(&self, id: &str, base_ref: &str, commit: &str)
     -> Result<(), StoreError>;
+    /// Records the test command the task's rollouts run (and what it was detected from).
+    async fn set_task_tests(&self, id: &str, tests: &TaskTests) -> Result<(), StoreError>;
     async fn create_rollouts(
         &self,
         task_id: &str,
@@ -200,6 +202,33 @@ pub trait Store: Send + Sync {
         channel: &str,
         thread: &str,
     ) -> Result<Option<(String, String, i64)>, StoreError>;
+    /// Claims a thread for request `anchor` (the message that asked), across processes: true
+    /// when it is free, its holder's worker is no longer alive, or this request holds it
+    /// already; false while another request holds it.
+    async fn claim_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError>;
+    /// The request holding a thread (its anchor), while its worker is alive.
+    async fn thread_holder(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Gives a thread back when request `anchor`'s task ended (if `worker` still holds it).
+    async fn release_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<(), StoreError>;
     /// Removes a queued request once it is back in the inbox.
     async fn unqueue_request(
         &self,

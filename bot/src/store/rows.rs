@@ -42,6 +42,18 @@ pub struct TaskRow {
     pub spec_json: Option<String>,
     /// The worker (bot process) running or last running it.
     pub worker: Option<String>,
+    /// The test command its rollouts ran; `None` when it had none, or when it was stored by an
+    /// earlier version (which kept only words in each rollout's `detail`).
+    pub tests: Option<TaskTests>,
+}
+
+/// The test command a task's rollouts ran, and what it was detected from when the repository
+/// configures none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTests {
+    pub command: String,
+    /// E.g. `Cargo.toml` or `the Makefile's `test` target`; `None` when it was configured.
+    pub detected_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

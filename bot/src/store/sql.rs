@@ -31,7 +31,9 @@ mod publish;
 mod questions;
 mod queue;
 mod rollouts;
+mod task_tests;
 mod tasks;
+mod thread_claims;
 mod workers;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -166,6 +168,11 @@ impl Store for SqlStore {
         commit: &str,
     ) -> Result<(), StoreError> {
         self.set_task_base_impl(id, base_ref, commit).await
+    }
+
+    #[tracing::instrument(name = "store.set_task_tests", skip(self))]
+    async fn set_task_tests(&self, id: &str, tests: &super::TaskTests) -> Result<(), StoreError> {
+        task_tests::set(&self.pool, id, tests).await
     }
 
     async fn create_rollouts(
@@ -337,6 +344,51 @@ impl Store for SqlStore {
     ) -> Result<Option<ChatTaskLink>, StoreError> {
         self.active_thread_task_impl(platform, channel, thread)
             .await
+    }
+
+    async fn claim_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let claim = thread_claims::Claim {
+            platform,
+            channel,
+            thread,
+            anchor,
+            worker,
+        };
+        thread_claims::claim(&self.pool, &claim).await
+    }
+
+    async fn thread_holder(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<String>, StoreError> {
+        thread_claims::holder(&self.pool, platform, channel, thread).await
+    }
+
+    async fn release_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<(), StoreError> {
+        let claim = thread_claims::Claim {
+            platform,
+            channel,
+            thread,
+            anchor,
+            worker,
+        };
+        thread_claims::release(&self.pool, &claim).await
     }
 
     async fn queue_request(

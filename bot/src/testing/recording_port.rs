@@ -100,6 +100,8 @@ pub struct RecordingPort {
     state: Mutex<State>,
     /// Woken at every recorded call.
     changed: Notify,
+    /// While true, reading a thread waits (after it is recorded) until it is false again.
+    reads_held: tokio::sync::watch::Sender<bool>,
 }
 
 impl RecordingPort {
@@ -162,6 +164,16 @@ impl RecordingPort {
                 hidden: false,
             });
         ts
+    }
+
+    /// Holds every later thread read (recorded, then waiting) until [`Self::release_reads`]:
+    /// a handler stopped in the middle of a request, before its task is stored.
+    pub fn hold_reads(&self) {
+        self.reads_held.send_replace(true);
+    }
+
+    pub fn release_reads(&self) {
+        self.reads_held.send_replace(false);
     }
 
     /// Makes `user` a member of `group`.
@@ -393,6 +405,13 @@ impl ChatPort for RecordingPort {
         self.record(Call::ReadThread {
             thread: thread.clone(),
         });
+        let mut held = self.reads_held.subscribe();
+        if held.wait_for(|held| !*held).await.is_err() {
+            return Err(ChatError::Api {
+                method: "conversations.replies",
+                detail: "the test port was dropped".into(),
+            });
+        }
         let mut state = self.lock();
         match state.threads.get(&thread_key(thread)).cloned() {
             Some(messages) => Ok(messages),

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskReport, TaskRequest};
 use crate::spec::TaskSpec;
-use crate::store::{NewTask, StoreError, TaskState};
+use crate::store::{NewTask, StoreError, TaskState, TaskTests};
 
 /// What the next task does.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct ScriptedTasks {
     requests: Mutex<Vec<TaskRequest>>,
     /// Ids of the tasks whose rollouts started, in order.
     running: watch::Sender<Vec<String>>,
+    /// The test command the pipeline would have found, stored on each task.
+    tests: Mutex<Option<TaskTests>>,
 }
 
 impl Default for ScriptedTasks {
@@ -49,6 +51,7 @@ impl Default for ScriptedTasks {
             default: Script::Finish(vec![Outcome::Succeeded, Outcome::TestsFailed]),
             requests: Mutex::default(),
             running: watch::Sender::new(Vec::new()),
+            tests: Mutex::default(),
         }
     }
 }
@@ -109,6 +112,11 @@ impl ScriptedTasks {
         lock(&self.scripts).push_back(script);
     }
 
+    /// The test command the next tasks find (stored on each, as the pipeline does).
+    pub fn set_tests(&self, tests: TaskTests) {
+        *lock(&self.tests) = Some(tests);
+    }
+
     /// The requests received so far, in order.
     pub fn requests(&self) -> Vec<TaskRequest> {
         lock(&self.requests).clone()
@@ -162,6 +170,10 @@ impl ScriptedTasks {
         let base = req.base.clone().unwrap_or_else(|| "main".into());
         let commit = "0123456789abcdef0123456789abcdef01234567";
         store.set_task_base(task_id, &base, commit).await?;
+        let tests = lock(&self.tests).clone();
+        if let Some(tests) = tests {
+            store.set_task_tests(task_id, &tests).await?;
+        }
         let indexes: Vec<u32> = (1..=req.attempts).collect();
         let sampling: Vec<_> = indexes
             .iter()

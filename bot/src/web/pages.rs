@@ -424,6 +424,7 @@ mod publication_tests {
                 error: None,
                 spec_json: None,
                 worker: None,
+                tests: None,
             },
             spec: TaskSpec::default(),
             token: "tok".into(),

@@ -5,6 +5,7 @@
 
 mod approve;
 mod cancel;
+mod outcomes;
 mod plan;
 mod questions;
 mod recovery;
@@ -12,6 +13,7 @@ mod retry;
 mod slash;
 mod status;
 mod supervise;
+mod thread_claim;
 mod trigger;
 
 use std::sync::Arc;

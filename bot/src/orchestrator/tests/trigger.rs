@@ -52,8 +52,9 @@ async fn a_mention_runs_a_task_and_ends_with_a_ranked_summary() {
     assert_eq!(summary.task_id, task.id);
     assert_eq!(summary.error, None);
     assert_eq!(summary.rollouts[0].rank, 1);
-    assert!(
-        summary.rollouts[0].succeeded,
+    assert_eq!(
+        summary.rollouts[0].kind,
+        crate::chat::RolloutKind::Succeeded,
         "the passing rollout ranks first"
     );
     assert_eq!(summary.rollouts[1].tests, Some(false));

@@ -25,6 +25,7 @@ pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
         error: r.try_get("error")?,
         spec_json: r.try_get("spec_json")?,
         worker: r.try_get("worker")?,
+        tests: super::task_tests::read(r)?,
     })
 }
 
