@@ -338,6 +338,7 @@ impl RepoCache {
         ] {
             git(Some(&tree), &["config", key, value], "configuring the seed").await?;
         }
+        write_unstated_index(&tree).await?;
         let objects = work.path().join("objects");
         std::fs::rename(tree.join(".git/objects"), &objects).map_err(io("moving objects"))?;
         std::fs::create_dir_all(tree.join(".git/objects/info"))
@@ -386,6 +387,37 @@ impl RepoCache {
         ])
         .await
     }
+}
+
+/// Writes the base's index without stat data beside the checkout's own index (see
+/// [`crate::workspace::UNSTATED_INDEX`]), unless the base has submodules: the diff step then
+/// leaves their folders to `git add -A`.
+async fn write_unstated_index(tree: &Path) -> Result<(), RepoError> {
+    let stage = git(
+        Some(tree),
+        &["ls-files", "--stage", "-z"],
+        "listing the base",
+    )
+    .await?;
+    if stage
+        .split(|b| *b == 0)
+        .any(|entry| entry.starts_with(b"160000 "))
+    {
+        return Ok(());
+    }
+    let output = format!(
+        "--index-output={}",
+        tree.join(".git")
+            .join(crate::workspace::UNSTATED_INDEX)
+            .display()
+    );
+    git(
+        Some(tree),
+        &["read-tree", &output, "HEAD"],
+        "indexing the base",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Runs `tar` with the seed's ownership (the sandbox's user) and returns its stdout.
