@@ -366,6 +366,7 @@ impl RepoCache {
             host.git(Some(&tree), &["config", key, value], "configuring the seed")
                 .await?;
         }
+        write_unstated_index(&host, &tree).await?;
         let objects = work.path().join("objects");
         std::fs::rename(tree.join(".git/objects"), &objects).map_err(io("moving objects"))?;
         std::fs::create_dir_all(tree.join(".git/objects/info"))
@@ -414,6 +415,38 @@ impl RepoCache {
         ])
         .await
     }
+}
+
+/// Writes the base's index without stat data beside the checkout's own index (see
+/// [`crate::workspace::UNSTATED_INDEX`]), unless the base has submodules: the diff step then
+/// leaves their folders to `git add -A`.
+async fn write_unstated_index(host: &host::Host<'_>, tree: &Path) -> Result<(), RepoError> {
+    let stage = host
+        .git(
+            Some(tree),
+            &["ls-files", "--stage", "-z"],
+            "listing the base",
+        )
+        .await?;
+    if stage
+        .split(|b| *b == 0)
+        .any(|entry| entry.starts_with(b"160000 "))
+    {
+        return Ok(());
+    }
+    let output = format!(
+        "--index-output={}",
+        tree.join(".git")
+            .join(crate::workspace::UNSTATED_INDEX)
+            .display()
+    );
+    host.git(
+        Some(tree),
+        &["read-tree", &output, "HEAD"],
+        "indexing the base",
+    )
+    .await?;
+    Ok(())
 }
 
 fn not_found(source: &RepoSource, e: RepoError) -> RepoError {

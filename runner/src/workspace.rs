@@ -1,16 +1,22 @@
 //! A rollout's working copy: put in place from the task's seed, and its change read back against
-//! the seed — reading again only the files that changed, so that the cost of a rollout does not
-//! grow with the size of the repository.
+//! the seed — looking only at what changed, so that the cost of a rollout does not grow with the
+//! size of the repository.
 //!
-//! How git tells what changed: the seed's index records each file's size and mtime as checked
-//! out (the seed's git compares only those, `core.checkStat=minimal`), and the copy keeps both.
-//! That alone would miss an edit that keeps a file's size and lands in the same second as the
-//! checkout (or one whose mtime was set back), so the diff also asks the kernel: every path whose
-//! inode changed after the copy — written, created, renamed, linked, chmod-ed — has a *ctime*
-//! later than the copy's, and nothing in the sandbox can set a ctime back. Those paths lose their
-//! stat data in the index, so `git add -A` reads them again; every other file is the seed's, byte
-//! for byte. When the ctime check is not available (a minimal image) or too many files changed,
-//! every file is read again: slower, never wrong.
+//! How the diff step tells what changed: it asks the kernel. Every path whose inode changed after
+//! the copy — written, created, renamed, linked, chmod-ed — has a *ctime* later than the copy's,
+//! and nothing in the sandbox can set a ctime back; a directory whose entries changed (a file
+//! created, deleted or renamed in it) has one too. One `find` walk lists those. Then, as a rule,
+//! git is handed those paths alone (`workspace/diff.sh`, `path`): against an index of the base
+//! without stat data, what changed is read again and added unless ignored, what is gone from a
+//! changed directory of the base is removed, and a new directory is looked at whole — so git
+//! neither `lstat`s nor rewrites what did not change. Only whole directories moved onto the
+//! place of another directory of the base keep an old ctime under a new path; when that may
+//! have happened (a directory of the base renamed, or holding an old entry the base did not have
+//! there), or when many paths changed, `git add -A` walks the tree (`stat`): the seed's index
+//! records each file's size and mtime as checked out (the seed's git compares only those,
+//! `core.checkStat=minimal`), the copy keeps both, and the changed paths lose their stat data so
+//! that they are read again. Without the ctime check (a minimal image) or when very many files
+//! changed, every file is read again (`all`): slower, never wrong.
 
 use crate::sandbox::{SEED, WORKSPACE};
 
@@ -21,8 +27,15 @@ pub const CHECKOUT_ARCHIVE: &str = "checkout.tar";
 /// Above this many changed files, git reads every file again rather than looking each one up.
 pub const MAX_SINGLED_OUT: usize = 1_000;
 
-/// Puts the working copy in place, then prints the ctime (`seconds.nanoseconds`) of a file made
-/// right after — the kernel's clock as the copy ended.
+/// Above this many changed directories, git walks the whole tree (trusting the seed's stat data
+/// for what did not change) rather than being handed the changed paths alone.
+pub const MAX_CHANGED_DIRS: usize = 200;
+
+/// An index of the base commit without stat data, beside the seed's own index (see
+/// [`crate::repo`]): the diff step hands git the changed paths alone, and reads each again.
+/// Absent when the base has submodules (their folders are left to `git add -A`).
+pub const UNSTATED_INDEX: &str = "threadsmith-unstated-index";
+
 pub fn copy_script() -> String {
     format!(
         "set -e\n\
@@ -64,56 +77,29 @@ impl CopyMark {
     }
 }
 
-/// The diff script: prints `git diff --numstat -z`, an empty record, then the binary patch (one
-/// `git diff` run; see `rollout::split_numstat`), all
-/// against the seed's read-only git directory so that nothing the agent did to `/workspace/.git`
-/// matters. It first refuses a change with files larger than `max_bytes` (see
-/// [`crate::oom::oversized_check`]), in the same command (and, after a copy, in the same walk that
-/// finds what changed).
+/// The diff script (`workspace/diff.sh`): prints `git diff --numstat -z`, an empty record, then
+/// the binary patch (one `git diff` run; see `rollout::split_numstat`), all against the seed's
+/// read-only git directory so that nothing the agent did to `/workspace/.git` matters. It first
+/// refuses a change with files larger than `max_bytes` (see [`crate::oom::oversized_check`]), in
+/// the same command (and, after a copy, in the same walk that finds what changed).
+///
+/// After a copy, git is handed only the paths that changed (when they are few, and no directory
+/// of the base may have been swapped for another: else `git add -A` walks the tree with the
+/// seed's stat data), so that the step's cost follows the change, not the repository.
 pub fn diff_script(mark: Option<CopyMark>, max_bytes: usize) -> String {
-    let single_out = match mark {
-        Some(mark) => format!(
-            // One walk of the working copy finds both what changed since the copy and, among
-            // those, the files too large to keep (the same refusal as `oversized_check`).
-            r#"cp {SEED}/tree/.git/index /tmp/.ts-index
-if find . -xdev -name .git -prune -o ! -type d -newerct {reference} \
-     \( -print0 , -type f -size +{max_bytes}c -fprintf /tmp/.ts-big '%s\t%P\n' \) \
-     >/tmp/.ts-changed; then walked=yes; else walked=no; fi
-if [ -s /tmp/.ts-big ]; then head -n 3 /tmp/.ts-big; exit {oversized_exit}; fi
-if [ "$walked" = yes ] \
-   && [ "$(tr -cd '\0' </tmp/.ts-changed | wc -c)" -le {MAX_SINGLED_OUT} ]; then
-  xargs -0 -r git ls-files --stage -z -- </tmp/.ts-changed | git update-index -z --index-info
-else
-  rm -f /tmp/.ts-index
-  git read-tree HEAD
-fi
-"#,
-            reference = mark.just_before(),
-            oversized_exit = crate::oom::OVERSIZED_EXIT,
-        ),
-        None => "git read-tree HEAD\n".to_string(),
-    };
+    let reference = mark.map(CopyMark::just_before).unwrap_or_default();
     // Without a mark the size check walks the workspace on its own.
     let oversized = match mark {
         Some(_) => String::new(),
         None => crate::oom::oversized_check(max_bytes),
     };
     format!(
-        r#"find /tmp -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + 2>/dev/null
-{oversized}set -e -o pipefail
-export GIT_DIR={SEED}/tree/.git GIT_WORK_TREE={WORKSPACE} GIT_INDEX_FILE=/tmp/.ts-index \
-       GIT_OBJECT_DIRECTORY=/tmp/.ts-objects GIT_ALTERNATE_OBJECT_DIRECTORIES={SEED}/objects \
-       GIT_LITERAL_PATHSPECS=1
-if [ ! -d {WORKSPACE} ]; then echo "the workspace is gone" >&2; exit 3; fi
-mkdir -p /tmp/.ts-objects
-cd {WORKSPACE}
-# The seed's index, copied now: newer than every file of the checkout, so no entry of it is
-# "racily clean"; what changed since the copy (by ctime) has its stat data dropped and is read
-# again. Without a mark, a fresh index from HEAD: every file is read again.
-{single_out}git add -A
-# One diff, renames found once: the numstat records, an empty record, then the patch.
-git diff --cached --find-renames --numstat --binary -z HEAD
-"#,
+        "ts_seed={SEED} ts_workspace={WORKSPACE} ts_mark='{reference}' ts_max_bytes={max_bytes}\n\
+         ts_oversized_exit={oversized_exit} ts_max_changed={MAX_SINGLED_OUT} \
+         ts_max_dirs={MAX_CHANGED_DIRS} ts_unstated_index={UNSTATED_INDEX}\n\
+         {oversized}{script}",
+        oversized_exit = crate::oom::OVERSIZED_EXIT,
+        script = include_str!("workspace/diff.sh"),
     )
 }
 
@@ -134,15 +120,14 @@ mod tests {
     }
 
     #[test]
-    fn without_a_mark_every_file_is_read_again() {
+    fn the_script_is_told_the_mark_or_that_there_is_none() {
         let script = diff_script(None, 1 << 20);
-        assert!(
-            script.contains("git read-tree HEAD\ngit add -A"),
-            "{script}"
-        );
-        assert!(!script.contains("-newerct"), "{script}");
+        assert!(script.contains("ts_mark='' "), "{script}");
+        assert!(script.contains("-newer /seed/tree/.git/index"), "{script}");
         let script = diff_script(CopyMark::parse("12.000000005"), 1 << 20);
-        assert!(script.contains("-newerct @12.000000004 "), "{script}");
+        assert!(script.contains("ts_mark='@12.000000004' "), "{script}");
+        assert!(!script.contains("-newer /seed"), "{script}");
+        assert!(script.contains("ts_max_bytes=1048576\n"), "{script}");
         assert!(script.contains("set -e -o pipefail"), "{script}");
     }
 }
