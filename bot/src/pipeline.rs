@@ -264,14 +264,13 @@ pub async fn run_task(
     svc.tasks.run_task(svc, req, sink, cancel).await
 }
 
-/// [`run_task`] in Docker: the pipeline itself.
-async fn run_in_docker(
+/// Stores the task (its id, given or new, and its spec) and tells the sink: the first step of every
+/// [`TaskRunner`], the pipeline's and the fast tests' scripted one alike.
+pub(crate) async fn create_task(
     svc: &Services,
-    runner: &Runner,
-    req: TaskRequest,
+    req: &TaskRequest,
     sink: &dyn ProgressSink,
-    cancel: CancellationToken,
-) -> Result<TaskReport, StoreError> {
+) -> Result<(String, TaskSpec), StoreError> {
     let spec = req
         .spec
         .clone()
@@ -296,6 +295,18 @@ async fn run_in_docker(
         task_id: &task_id,
         title: &spec.title,
     });
+    Ok((task_id, spec))
+}
+
+/// [`run_task`] in Docker: the pipeline itself.
+async fn run_in_docker(
+    svc: &Services,
+    runner: &Runner,
+    req: TaskRequest,
+    sink: &dyn ProgressSink,
+    cancel: CancellationToken,
+) -> Result<TaskReport, StoreError> {
+    let (task_id, spec) = create_task(svc, &req, sink).await?;
     let outcome = prepare_and_run(svc, runner, &task_id, &req, &spec, sink, &cancel).await;
     runner.release_task(&task_id).await;
     // Slots may have freed: tasks waiting in this process try again now.

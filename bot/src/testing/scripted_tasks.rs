@@ -16,8 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskReport, TaskRequest};
-use crate::spec::TaskSpec;
-use crate::store::{NewTask, StoreError, TaskState, TaskTests};
+use crate::store::{StoreError, TaskState, TaskTests};
 
 /// What the next task does.
 #[derive(Debug, Clone)]
@@ -245,30 +244,7 @@ impl pipeline::TaskRunner for ScriptedTasks {
         let script = lock(&self.scripts)
             .pop_front()
             .unwrap_or_else(|| self.default.clone());
-        let spec = req
-            .spec
-            .clone()
-            .unwrap_or_else(|| TaskSpec::from_text(&req.text));
-        let task_id = req.task_id.clone().unwrap_or_default().into_string();
-        svc.ensure_alive().await?;
-        svc.store
-            .create_task(&NewTask {
-                id: task_id.clone(),
-                origin: req.origin.clone(),
-                requester: req.requester.clone(),
-                title: spec.title.clone(),
-                spec: req.text.clone(),
-                repo: req.repo.clone(),
-                base_ref: req.base.clone(),
-                attempts: req.attempts,
-                spec_json: serde_json::to_string(&spec).ok(),
-                worker: Some(svc.worker_id().to_string()),
-            })
-            .await?;
-        sink.on_event(&TaskEvent::Created {
-            task_id: &task_id,
-            title: &spec.title,
-        });
+        let (task_id, _) = pipeline::create_task(svc, &req, sink).await?;
         let played = self.play(svc, &task_id, &req, script, sink, &cancel).await;
         svc.liveness.admissions.notify_waiters();
         played?;
