@@ -3,7 +3,7 @@
 
 use super::EffectKey;
 use crate::chat::Reaction;
-use crate::store::Store;
+use crate::store::EffectStore;
 use crate::store::sql::SqlStore;
 
 /// Every variant next to the literal the earlier `format!` call produced for the same values.

@@ -1,11 +1,12 @@
 //! A task's place in chat (`chat_tasks`), requests queued behind a running task in a thread,
 //! and a channel's chosen repository.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, now_ms};
-use crate::store::{ChatTaskLink, StoreError};
+use crate::store::{ChatStore, ChatTaskLink, StoreError};
 
 pub(super) fn chat_link(r: &AnyRow) -> Result<ChatTaskLink, StoreError> {
     Ok(ChatTaskLink {
@@ -23,8 +24,9 @@ pub(super) fn chat_link(r: &AnyRow) -> Result<ChatTaskLink, StoreError> {
     })
 }
 
-impl SqlStore {
-    pub(super) async fn link_chat_task_impl(&self, l: &ChatTaskLink) -> Result<(), StoreError> {
+#[async_trait]
+impl ChatStore for SqlStore {
+    async fn link_chat_task(&self, l: &ChatTaskLink) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO chat_tasks (task_id, platform, workspace, channel, thread, trigger_ts, requester,
                 status_ts, summary_ts, retry_of, feedback)
@@ -46,10 +48,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn chat_task_impl(
-        &self,
-        task_id: &str,
-    ) -> Result<Option<ChatTaskLink>, StoreError> {
+    async fn chat_task(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
         sqlx::query("SELECT * FROM chat_tasks WHERE task_id = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
@@ -59,7 +58,7 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(super) async fn chat_task_by_trigger_impl(
+    async fn chat_task_by_trigger(
         &self,
         platform: &str,
         channel: &str,
@@ -78,7 +77,7 @@ impl SqlStore {
         .transpose()
     }
 
-    pub(super) async fn active_thread_task_impl(
+    async fn active_thread_task(
         &self,
         platform: &str,
         channel: &str,
@@ -100,7 +99,7 @@ impl SqlStore {
         .transpose()
     }
 
-    pub(super) async fn queue_request_impl(
+    async fn queue_request(
         &self,
         platform: &str,
         channel: &str,
@@ -124,7 +123,7 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn next_queued_request_impl(
+    async fn next_queued_request(
         &self,
         platform: &str,
         channel: &str,
@@ -150,7 +149,7 @@ impl SqlStore {
         .transpose()
     }
 
-    pub(super) async fn unqueue_request_impl(
+    async fn unqueue_request(
         &self,
         platform: &str,
         channel: &str,
@@ -167,10 +166,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn retry_of_impl(
-        &self,
-        task_id: &str,
-    ) -> Result<Option<ChatTaskLink>, StoreError> {
+    async fn retry_of(&self, task_id: &str) -> Result<Option<ChatTaskLink>, StoreError> {
         sqlx::query("SELECT * FROM chat_tasks WHERE retry_of = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
@@ -180,11 +176,7 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(super) async fn set_status_ts_impl(
-        &self,
-        task_id: &str,
-        ts: &str,
-    ) -> Result<(), StoreError> {
+    async fn set_status_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE chat_tasks SET status_ts = $1 WHERE task_id = $2")
             .bind(ts)
             .bind(task_id)
@@ -193,11 +185,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn set_summary_ts_impl(
-        &self,
-        task_id: &str,
-        ts: &str,
-    ) -> Result<(), StoreError> {
+    async fn set_summary_ts(&self, task_id: &str, ts: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE chat_tasks SET summary_ts = $1 WHERE task_id = $2")
             .bind(ts)
             .bind(task_id)
@@ -206,7 +194,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn channel_repo_impl(
+    async fn channel_repo(
         &self,
         platform: &str,
         channel: &str,
@@ -223,7 +211,7 @@ impl SqlStore {
         .flatten())
     }
 
-    pub(super) async fn set_channel_repo_impl(
+    async fn set_channel_repo(
         &self,
         platform: &str,
         channel: &str,

@@ -1,12 +1,14 @@
 //! Plans: a proposed task shown before it runs.
 
+use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{SqlStore, now};
-use crate::store::{Plan, StoreError};
+use crate::store::{Plan, PlanStore, StoreError};
 
-impl SqlStore {
-    pub(super) async fn create_plan_impl(&self, p: &Plan) -> Result<(), StoreError> {
+#[async_trait]
+impl PlanStore for SqlStore {
+    async fn create_plan(&self, p: &Plan) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO plans (id, platform, workspace, channel, thread, trigger_ts, requester, repo,
                 base_ref, attempts, spec_json, plan, revises, created_at)
@@ -31,7 +33,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn plan_impl(&self, id: &str) -> Result<Option<Plan>, StoreError> {
+    async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError> {
         sqlx::query("SELECT * FROM plans WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)

@@ -1,11 +1,14 @@
 //! Publications held by one attempt at a time: leases, convergent completion, failures that
-//! only their own attempt can record (and that withdraw the approval in the same transaction).
+//! only their own attempt can record (and that withdraw the approval in the same transaction);
+//! and the simple (unleased) calls.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tokio::sync::watch;
 
 use super::{SqlStore, now, now_ms};
-use crate::store::{Publication, PublicationLease, PublicationState, StoreError};
+use crate::store::{Publication, PublicationLease, PublicationState, PublicationStore, StoreError};
 
 pub(super) fn publication_row(r: &AnyRow) -> Result<Publication, StoreError> {
     Ok(Publication {
@@ -26,8 +29,13 @@ pub(super) fn publication_row(r: &AnyRow) -> Result<Publication, StoreError> {
     })
 }
 
-impl SqlStore {
-    pub(super) async fn lease_publication_impl(
+#[async_trait]
+impl PublicationStore for SqlStore {
+    fn publication_changes(&self) -> watch::Receiver<u64> {
+        self.changes.publications()
+    }
+
+    async fn lease_publication(
         &self,
         l: &PublicationLease<'_>,
     ) -> Result<Option<Publication>, StoreError> {
@@ -48,7 +56,7 @@ impl SqlStore {
         .execute(&self.pool)
         .await?;
         // A claim whose holder stopped renewing it (it died): taken over as claimed.
-        sqlx::query(
+        let taken_over = sqlx::query(
             "UPDATE publications SET attempt = $2, lease_until = $3
              WHERE task_id = $1 AND state = 'publishing' AND (lease_until IS NULL OR lease_until < $4)",
         )
@@ -58,6 +66,9 @@ impl SqlStore {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
+        if taken_over.rows_affected() == 1 {
+            self.changes.publications_written();
+        }
         if l.retry_failed {
             sqlx::query(&format!(
                 "UPDATE publications SET rollout_idx = $2, branch = $3, claimed_at = $4, attempt = $5,
@@ -82,7 +93,7 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(super) async fn renew_publication_impl(
+    async fn renew_publication(
         &self,
         task_id: &str,
         attempt: &str,
@@ -100,7 +111,7 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn complete_publication_impl(
+    async fn complete_publication(
         &self,
         task_id: &str,
         commit: &str,
@@ -119,6 +130,7 @@ impl SqlStore {
         .bind(task_id)
         .execute(&self.pool)
         .await?;
+        self.changes.publications_written();
         sqlx::query("SELECT * FROM publications WHERE task_id = $1")
             .bind(task_id)
             .fetch_optional(&self.pool)
@@ -129,7 +141,7 @@ impl SqlStore {
             .ok_or_else(|| StoreError::Corrupt(format!("publication of {task_id} vanished")))
     }
 
-    pub(super) async fn fail_publication_impl(
+    async fn fail_publication(
         &self,
         task_id: &str,
         attempt: &str,
@@ -154,24 +166,71 @@ impl SqlStore {
                 .await?;
         }
         tx.commit().await?;
+        if ended {
+            self.changes.publications_written();
+        }
         Ok(ended)
     }
 
-    pub(super) async fn replace_effect_impl(
+    async fn claim_publication(
         &self,
-        key: &str,
-        result: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO effects (key, result, created_at) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET result = excluded.result
-             WHERE effects.result IS NULL OR effects.result <> excluded.result",
+        task_id: &str,
+        rollout: u32,
+        branch: &str,
+    ) -> Result<Publication, StoreError> {
+        sqlx::query(
+            "INSERT INTO publications (task_id, rollout_idx, state, branch, claimed_at)
+             VALUES ($1, $2, 'publishing', $3, $4) ON CONFLICT (task_id) DO NOTHING",
         )
-        .bind(key)
-        .bind(result)
+        .bind(task_id)
+        .bind(rollout as i64)
+        .bind(branch)
         .bind(now())
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        self.publication(task_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("publication of {task_id} vanished")))
+    }
+
+    async fn finish_publication(
+        &self,
+        task_id: &str,
+        commit: &str,
+        url: &str,
+        pr_number: Option<u64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE publications SET state = 'published', commit_sha = $1, url = $2, pr_number = $3,
+             published_at = $4 WHERE task_id = $5",
+        )
+        .bind(commit)
+        .bind(url)
+        .bind(pr_number.map(|n| n as i64))
+        .bind(now())
+        .bind(task_id)
+        .execute(&self.pool)
+        .await?;
+        self.changes.publications_written();
+        Ok(())
+    }
+
+    async fn drop_publication(&self, task_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM publications WHERE task_id = $1 AND state = 'publishing'")
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        self.changes.publications_written();
+        Ok(())
+    }
+
+    async fn publication(&self, task_id: &str) -> Result<Option<Publication>, StoreError> {
+        sqlx::query("SELECT * FROM publications WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(super::publish::publication_row)
+            .transpose()
     }
 }

@@ -1,10 +1,11 @@
 //! Questions asked in a thread and waiting for an answer (the repository question).
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, time};
-use crate::store::{Question, StoreError};
+use crate::store::{Question, QuestionStore, StoreError};
 
 pub(super) fn question_row(r: &AnyRow) -> Result<Question, StoreError> {
     Ok(Question {
@@ -24,8 +25,9 @@ pub(super) fn question_row(r: &AnyRow) -> Result<Question, StoreError> {
     })
 }
 
-impl SqlStore {
-    pub(super) async fn ask_impl(&self, q: &Question) -> Result<(), StoreError> {
+#[async_trait]
+impl QuestionStore for SqlStore {
+    async fn ask(&self, q: &Question) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO questions (id, platform, workspace, channel, thread, trigger_ts, requester, kind,
                 instructions, base_ref, attempts, message_ts, expires_at, state)
@@ -49,7 +51,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn question_impl(&self, id: &str) -> Result<Option<Question>, StoreError> {
+    async fn question(&self, id: &str) -> Result<Option<Question>, StoreError> {
         sqlx::query("SELECT * FROM questions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -59,11 +61,7 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(super) async fn close_question_impl(
-        &self,
-        id: &str,
-        state: &str,
-    ) -> Result<bool, StoreError> {
+    async fn close_question(&self, id: &str, state: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE questions SET state = $1 WHERE id = $2 AND state = 'open'")
             .bind(state)
             .bind(id)
@@ -72,7 +70,7 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn open_questions_impl(&self) -> Result<Vec<Question>, StoreError> {
+    async fn open_questions(&self) -> Result<Vec<Question>, StoreError> {
         sqlx::query("SELECT * FROM questions WHERE state = 'open' ORDER BY expires_at")
             .fetch_all(&self.pool)
             .await?

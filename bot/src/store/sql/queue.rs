@@ -2,14 +2,22 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
+use tokio::sync::watch;
 
 use super::{Backend, SqlStore, ms, now, now_ms};
-use crate::store::{InboxItem, StoreError};
+use crate::store::{InboxItem, InboxStore, NewEvent, Pruned, StoreError};
 
-impl SqlStore {
+#[async_trait]
+impl InboxStore for SqlStore {
+    fn inbox_changes(&self) -> watch::Receiver<u64> {
+        self.changes.inbox()
+    }
+
     #[tracing::instrument(name = "store.enqueue", skip(self, event))]
-    pub(super) async fn enqueue_impl(
+    async fn enqueue(
         &self,
         dedupe_key: &str,
         platform: &str,
@@ -25,10 +33,13 @@ impl SqlStore {
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
+        if id.is_some() {
+            self.changes.inbox_written();
+        }
         Ok(id)
     }
 
-    pub(super) async fn inbox_len_impl(&self) -> Result<u64, StoreError> {
+    async fn inbox_len(&self) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox")
             .fetch_one(&self.pool)
             .await?;
@@ -36,7 +47,7 @@ impl SqlStore {
     }
 
     #[tracing::instrument(name = "store.claim_inbox", skip(self))]
-    pub(super) async fn claim_inbox_impl(
+    async fn claim_inbox(
         &self,
         platform: &str,
         worker: &str,
@@ -76,14 +87,13 @@ impl SqlStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         items.sort_by_key(|i| i.id);
+        if !items.is_empty() {
+            self.changes.inbox_written();
+        }
         Ok(items)
     }
 
-    pub(super) async fn finish_inbox_impl(
-        &self,
-        id: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn finish_inbox(&self, id: i64, error: Option<&str>) -> Result<(), StoreError> {
         sqlx::query("UPDATE inbox SET state = $1, error = $2, handled_at = $3 WHERE id = $4")
             .bind(if error.is_some() { "failed" } else { "done" })
             .bind(error)
@@ -91,14 +101,29 @@ impl SqlStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.changes.inbox_written();
         Ok(())
     }
 
-    pub(super) async fn inbox_pending_impl(&self) -> Result<u64, StoreError> {
+    async fn inbox_pending(&self) -> Result<u64, StoreError> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'taken')")
                 .fetch_one(&self.pool)
                 .await?;
         Ok(n as u64)
+    }
+
+    #[tracing::instrument(name = "store.enqueue_many", skip_all, fields(events = events.len()))]
+    async fn enqueue_many(&self, events: &[NewEvent]) -> Result<Vec<Option<i64>>, StoreError> {
+        let ids = super::inbox::enqueue_many(&self.pool, events).await?;
+        if ids.iter().any(Option::is_some) {
+            self.changes.inbox_written();
+        }
+        Ok(ids)
+    }
+
+    #[tracing::instrument(name = "store.prune", skip(self))]
+    async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        super::housekeeping::prune(&self.pool, before).await
     }
 }

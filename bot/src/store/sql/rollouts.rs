@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -11,7 +12,7 @@ use threadsmith_runner::{
 };
 
 use super::{SqlStore, ms, now, time};
-use crate::store::{RolloutRow, StoreError, StoredTest};
+use crate::store::{RolloutRow, RolloutStore, StoreError, StoredTest};
 
 pub(super) fn rollout_row(r: &AnyRow) -> Result<RolloutRow, StoreError> {
     let outcome: Option<String> = r.try_get("outcome")?;
@@ -138,9 +139,10 @@ pub(super) async fn insert_command(
     Ok(())
 }
 
-impl SqlStore {
+#[async_trait]
+impl RolloutStore for SqlStore {
     #[tracing::instrument(name = "store.create_rollouts", skip(self, rollouts))]
-    pub(super) async fn create_rollouts_impl(
+    async fn create_rollouts(
         &self,
         task_id: &str,
         rollouts: &[(u32, Sampling)],
@@ -164,7 +166,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn set_rollout_phase_impl(
+    async fn set_rollout_phase(
         &self,
         task_id: &str,
         index: u32,
@@ -181,7 +183,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn add_command_impl(
+    async fn add_command(
         &self,
         task_id: &str,
         index: u32,
@@ -191,11 +193,7 @@ impl SqlStore {
     }
 
     #[tracing::instrument(name = "store.finish_rollout", skip_all, fields(task = task_id, rollout = r.index))]
-    pub(super) async fn finish_rollout_impl(
-        &self,
-        task_id: &str,
-        r: &RolloutResult,
-    ) -> Result<(), StoreError> {
+    async fn finish_rollout(&self, task_id: &str, r: &RolloutResult) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let test = r.test.as_ref();
         sqlx::query(
@@ -254,11 +252,7 @@ impl SqlStore {
     }
 
     #[tracing::instrument(name = "store.set_ranks", skip(self, ranked))]
-    pub(super) async fn set_ranks_impl(
-        &self,
-        task_id: &str,
-        ranked: &[Ranked],
-    ) -> Result<(), StoreError> {
+    async fn set_ranks(&self, task_id: &str, ranked: &[Ranked]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for r in ranked {
             sqlx::query(
@@ -275,7 +269,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn rollouts_impl(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError> {
+    async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError> {
         sqlx::query("SELECT * FROM rollouts WHERE task_id = $1 ORDER BY rank IS NULL, rank, idx")
             .bind(task_id)
             .fetch_all(&self.pool)
@@ -285,11 +279,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn commands_impl(
-        &self,
-        task_id: &str,
-        index: u32,
-    ) -> Result<Vec<CommandRecord>, StoreError> {
+    async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError> {
         sqlx::query("SELECT * FROM commands WHERE task_id = $1 AND rollout_idx = $2 ORDER BY seq")
             .bind(task_id)
             .bind(index as i64)
@@ -315,11 +305,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn diff_impl(
-        &self,
-        task_id: &str,
-        index: u32,
-    ) -> Result<Option<Diff>, StoreError> {
+    async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError> {
         let row =
             sqlx::query("SELECT patch, files FROM diffs WHERE task_id = $1 AND rollout_idx = $2")
                 .bind(task_id)

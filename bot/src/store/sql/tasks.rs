@@ -1,10 +1,11 @@
 //! Tasks: creating them, their state and base, finding them by id, prefix, channel or web token.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{SqlStore, now, time};
-use crate::store::{NewTask, StoreError, TaskRow, TaskState};
+use crate::store::{NewTask, StoreError, TaskRow, TaskState, TaskStore, TaskTests};
 
 pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
     let state: String = r.try_get("state")?;
@@ -29,9 +30,10 @@ pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
     })
 }
 
-impl SqlStore {
+#[async_trait]
+impl TaskStore for SqlStore {
     #[tracing::instrument(name = "store.create_task", skip_all, fields(task = %task.id))]
-    pub(super) async fn create_task_impl(&self, task: &NewTask) -> Result<(), StoreError> {
+    async fn create_task(&self, task: &NewTask) -> Result<(), StoreError> {
         let now = now();
         sqlx::query(
             "INSERT INTO tasks (id, created_at, updated_at, state, origin, requester, title, spec, repo, base_ref, attempts, spec_json, worker)
@@ -55,7 +57,7 @@ impl SqlStore {
     }
 
     #[tracing::instrument(name = "store.set_task_state", skip(self))]
-    pub(super) async fn set_task_state_impl(
+    async fn set_task_state(
         &self,
         id: &str,
         state: TaskState,
@@ -75,7 +77,7 @@ impl SqlStore {
     }
 
     #[tracing::instrument(name = "store.set_task_base", skip(self))]
-    pub(super) async fn set_task_base_impl(
+    async fn set_task_base(
         &self,
         id: &str,
         base_ref: &str,
@@ -93,7 +95,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn task_impl(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
+    async fn task(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
         sqlx::query("SELECT * FROM tasks WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -103,7 +105,7 @@ impl SqlStore {
             .transpose()
     }
 
-    pub(super) async fn find_tasks_impl(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError> {
+    async fn find_tasks(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError> {
         let pattern = format!(
             "{}%",
             prefix
@@ -122,7 +124,7 @@ impl SqlStore {
         .collect()
     }
 
-    pub(super) async fn recent_tasks_impl(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError> {
+    async fn recent_tasks(&self, limit: u32) -> Result<Vec<TaskRow>, StoreError> {
         sqlx::query("SELECT * FROM tasks ORDER BY created_at DESC LIMIT $1")
             .bind(limit as i64)
             .fetch_all(&self.pool)
@@ -132,7 +134,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn recent_channel_tasks_impl(
+    async fn recent_channel_tasks(
         &self,
         platform: &str,
         channel: &str,
@@ -153,7 +155,7 @@ impl SqlStore {
         .collect()
     }
 
-    pub(super) async fn web_token_impl(&self, task_id: &str) -> Result<String, StoreError> {
+    async fn web_token(&self, task_id: &str) -> Result<String, StoreError> {
         let fresh = uuid::Uuid::new_v4().simple().to_string();
         sqlx::query("UPDATE tasks SET web_token = $1 WHERE id = $2 AND web_token IS NULL")
             .bind(&fresh)
@@ -170,10 +172,7 @@ impl SqlStore {
             .ok_or_else(|| StoreError::Corrupt(format!("task {task_id} has no web token")))
     }
 
-    pub(super) async fn task_by_web_token_impl(
-        &self,
-        token: &str,
-    ) -> Result<Option<TaskRow>, StoreError> {
+    async fn task_by_web_token(&self, token: &str) -> Result<Option<TaskRow>, StoreError> {
         sqlx::query("SELECT * FROM tasks WHERE web_token = $1")
             .bind(token)
             .fetch_optional(&self.pool)
@@ -181,5 +180,10 @@ impl SqlStore {
             .as_ref()
             .map(task_row)
             .transpose()
+    }
+
+    #[tracing::instrument(name = "store.set_task_tests", skip(self))]
+    async fn set_task_tests(&self, id: &str, tests: &TaskTests) -> Result<(), StoreError> {
+        super::task_tests::set(&self.pool, id, tests).await
     }
 }

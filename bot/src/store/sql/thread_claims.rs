@@ -2,24 +2,25 @@
 //! sharing the database, from the moment it is let through until its task ends — so a second
 //! request cannot start beside it in the window before the first task is stored.
 
+use async_trait::async_trait;
 use sqlx::{AnyPool, Row};
 
-use super::now_ms;
-use crate::store::StoreError;
+use super::{SqlStore, now_ms};
+use crate::store::{StoreError, ThreadStore};
 
 /// Where a claim is and who asks for it.
-pub(super) struct Claim<'a> {
-    pub platform: &'a str,
-    pub channel: &'a str,
-    pub thread: &'a str,
-    pub anchor: &'a str,
-    pub worker: &'a str,
+struct Claim<'a> {
+    platform: &'a str,
+    channel: &'a str,
+    thread: &'a str,
+    anchor: &'a str,
+    worker: &'a str,
 }
 
 /// Claims the thread for request `anchor`: true when it is free, held by a worker that is no
 /// longer alive, or held by this same request (whichever process handles it: the request's
 /// own claim decides between processes).
-pub(super) async fn claim(pool: &AnyPool, c: &Claim<'_>) -> Result<bool, StoreError> {
+async fn claim(pool: &AnyPool, c: &Claim<'_>) -> Result<bool, StoreError> {
     let now = now_ms();
     let taken = sqlx::query(
         "INSERT INTO thread_claims (platform, channel, thread, anchor, worker, claimed_at)
@@ -49,7 +50,7 @@ pub(super) async fn claim(pool: &AnyPool, c: &Claim<'_>) -> Result<bool, StoreEr
 }
 
 /// The request holding a thread, while its worker is alive.
-pub(super) async fn holder(
+async fn holder(
     pool: &AnyPool,
     platform: &str,
     channel: &str,
@@ -71,7 +72,7 @@ pub(super) async fn holder(
 
 /// Gives the thread back once request `anchor`'s task ended; a claim another worker took over
 /// meanwhile is left alone.
-pub(super) async fn release(pool: &AnyPool, c: &Claim<'_>) -> Result<(), StoreError> {
+async fn release(pool: &AnyPool, c: &Claim<'_>) -> Result<(), StoreError> {
     sqlx::query(
         "DELETE FROM thread_claims
          WHERE platform = $1 AND channel = $2 AND thread = $3 AND anchor = $4 AND worker = $5",
@@ -84,4 +85,52 @@ pub(super) async fn release(pool: &AnyPool, c: &Claim<'_>) -> Result<(), StoreEr
     .execute(pool)
     .await?;
     Ok(())
+}
+
+#[async_trait]
+impl ThreadStore for SqlStore {
+    async fn claim_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let c = Claim {
+            platform,
+            channel,
+            thread,
+            anchor,
+            worker,
+        };
+        claim(&self.pool, &c).await
+    }
+
+    async fn thread_holder(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<String>, StoreError> {
+        holder(&self.pool, platform, channel, thread).await
+    }
+
+    async fn release_thread(
+        &self,
+        platform: &str,
+        channel: &str,
+        thread: &str,
+        anchor: &str,
+        worker: &str,
+    ) -> Result<(), StoreError> {
+        let c = Claim {
+            platform,
+            channel,
+            thread,
+            anchor,
+            worker,
+        };
+        release(&self.pool, &c).await
+    }
 }

@@ -3,18 +3,16 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use sqlx::Row;
 
 use super::tasks::task_row;
 use super::{Backend, SqlStore, ms, now, now_ms};
-use crate::store::{Load, RolloutLimits, StoreError, TaskRow, Worker};
+use crate::store::{Load, RolloutLimits, StoreError, TaskRow, Worker, WorkerStore};
 
-impl SqlStore {
-    pub(super) async fn heartbeat_impl(
-        &self,
-        worker: &Worker,
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
+#[async_trait]
+impl WorkerStore for SqlStore {
+    async fn heartbeat(&self, worker: &Worker, ttl: Duration) -> Result<(), StoreError> {
         let until = now_ms() + ms(ttl);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -37,7 +35,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn workers_impl(&self) -> Result<Vec<Worker>, StoreError> {
+    async fn workers(&self) -> Result<Vec<Worker>, StoreError> {
         sqlx::query("SELECT id, host, pid, alive_until FROM workers ORDER BY started_at")
             .fetch_all(&self.pool)
             .await?
@@ -53,7 +51,7 @@ impl SqlStore {
             .collect()
     }
 
-    pub(super) async fn retire_worker_impl(&self, id: &str) -> Result<(), StoreError> {
+    async fn retire_worker(&self, id: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE inbox SET lease_until = 0 WHERE leased_by = $1 AND state = 'taken'")
             .bind(id)
@@ -67,7 +65,7 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(super) async fn orphaned_tasks_impl(&self) -> Result<Vec<TaskRow>, StoreError> {
+    async fn orphaned_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
         sqlx::query(
             "SELECT t.* FROM tasks t
              WHERE (t.state IN ('received', 'queued', 'preparing', 'running')
@@ -85,7 +83,7 @@ impl SqlStore {
         .collect()
     }
 
-    pub(super) async fn adopt_task_impl(
+    async fn adopt_task(
         &self,
         task_id: &str,
         from: Option<&str>,
@@ -103,11 +101,7 @@ impl SqlStore {
     }
 
     #[tracing::instrument(name = "store.admit_task", skip(self))]
-    pub(super) async fn admit_task_impl(
-        &self,
-        task_id: &str,
-        limits: &RolloutLimits,
-    ) -> Result<bool, StoreError> {
+    async fn admit_task(&self, task_id: &str, limits: &RolloutLimits) -> Result<bool, StoreError> {
         let cap = |l: Option<u32>| l.map_or(i64::MAX / 4, i64::from);
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
@@ -145,7 +139,7 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn request_cancel_impl(&self, task_id: &str) -> Result<bool, StoreError> {
+    async fn request_cancel(&self, task_id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE tasks SET cancel_requested = 1
              WHERE id = $1 AND state IN ('received', 'queued', 'preparing', 'running')",
@@ -156,10 +150,7 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn cancel_requests_impl(
-        &self,
-        worker: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn cancel_requests(&self, worker: &str) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM tasks WHERE worker = $1 AND cancel_requested = 1
                AND state IN ('received', 'queued', 'preparing', 'running')",
@@ -169,7 +160,7 @@ impl SqlStore {
         .await?)
     }
 
-    pub(super) async fn load_impl(&self, task_id: &str) -> Result<Load, StoreError> {
+    async fn load(&self, task_id: &str) -> Result<Load, StoreError> {
         let row = sqlx::query(
             "WITH me AS (SELECT requester, repo, created_at FROM tasks WHERE id = $1),
                   live AS (
