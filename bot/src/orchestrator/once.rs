@@ -2,7 +2,8 @@
 //! process from racing another; this keeps two processes from both posting. The process that
 //! claims the post (`posting:<key>`, held by a live worker) posts it; the others wait until its
 //! message is recorded, or take the post over when that worker died or gave it back (its post
-//! failed).
+//! failed). A process waiting for another's post wakes when its own store records or gives
+//! back a post, and looks again at the workers' poll interval for other processes' writes.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use super::{Bot, EffectKey, HandleError};
 use crate::chat::{OutMessage, Reaction, ThreadRef};
 use crate::store::StoreError;
 
-const POLL: Duration = Duration::from_millis(100);
+/// How long a post may stay claimed by another live process before this one gives up.
 const MAX_WAIT: Duration = Duration::from_secs(10 * 60);
 
 impl Bot {
@@ -25,21 +26,28 @@ impl Bot {
         let claim = EffectKey::Posting(key).as_key();
         let key = &key.as_key();
         let worker = self.svc.worker_id().to_string();
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
         loop {
+            // Subscribed before reading, so that a write in between still wakes this wait.
+            let mut changes = self.svc.store.effect_changes();
             if let Some(ts) = self.svc.store.effect(key).await? {
                 return Ok(ts);
             }
             if self.svc.store.claim_request(&claim, &worker).await? {
                 break;
             }
-            if started.elapsed() > MAX_WAIT {
-                return Err(StoreError::Corrupt(format!(
-                    "another bot process holds the post `{key}` and has not made it"
-                ))
-                .into());
+            // The post recorded or given back by this process wakes the wait at once; by
+            // another process, it is seen at the next look at the shared database.
+            tokio::select! {
+                Ok(()) = changes.changed() => {}
+                _ = tokio::time::sleep(self.svc.config.poll_interval()) => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "another bot process holds the post `{key}` and has not made it"
+                    ))
+                    .into());
+                }
             }
-            tokio::time::sleep(POLL).await;
         }
         // Recorded meanwhile by the worker that held the claim before.
         if let Some(ts) = self.svc.store.effect(key).await? {

@@ -18,8 +18,9 @@ use crate::store::{Publication, PublicationLease, PublicationState, StoreError};
 /// How long a lease lasts without renewal, and how often it is renewed.
 const LEASE: Duration = Duration::from_secs(60);
 const RENEW_EVERY: Duration = Duration::from_secs(15);
-/// How often a waiting attempt looks at the holder's progress, and for how long at most.
-const POLL: Duration = Duration::from_millis(200);
+/// How often a waiting attempt looks at the holder's progress when no change wakes it (another
+/// process on SQLite, a lease that lapsed), and for how long at most it waits.
+const LOOK_AGAIN: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(30 * 60);
 
 fn lease_until() -> i64 {
@@ -74,9 +75,11 @@ impl Publisher {
             })?;
         let attempt = uuid::Uuid::new_v4().simple().to_string();
         let branch = self.branch_name(task_id, rollout);
-        let started = tokio::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
         let mut waited = false;
         let row = loop {
+            // Subscribed before reading, so that an end written in between still wakes the wait.
+            let mut changes = self.store.publication_changes();
             let row = self
                 .store
                 .lease_publication(&PublicationLease {
@@ -97,11 +100,17 @@ impl Publisher {
                     break row;
                 }
                 PublicationState::Publishing => {
-                    if started.elapsed() > MAX_WAIT {
-                        return Err(PublishError::StillPublishing);
-                    }
                     waited = true;
-                    tokio::time::sleep(POLL).await;
+                    // The holder's end wakes this at once (on PostgreSQL from any process);
+                    // without notices (another process on SQLite) it is seen at the next look,
+                    // and so is a lease that lapsed.
+                    tokio::select! {
+                        Ok(()) = changes.changed() => {}
+                        _ = tokio::time::sleep(LOOK_AGAIN) => {}
+                        _ = tokio::time::sleep_until(deadline) => {
+                            return Err(PublishError::StillPublishing);
+                        }
+                    }
                 }
                 PublicationState::Failed => {
                     return Err(PublishError::FailedElsewhere {
