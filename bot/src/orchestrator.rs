@@ -40,6 +40,7 @@ mod slash;
 mod status_message;
 mod summary;
 mod task;
+mod understand;
 
 mod approve;
 mod once;

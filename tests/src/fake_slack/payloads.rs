@@ -299,7 +299,10 @@ impl FakeSlack {
         let envelope_id = self.send_envelope("events_api", payload, false).await;
         (ts, envelope_id)
     }
+}
 
+/// What several payloads carry: the user's description and a `response_url`.
+impl FakeSlack {
     fn user_info(&self, user: &str) -> Value {
         let name = self.user_name(user);
         json!({"id": user, "username": name, "name": name, "team_id": self.shared.cfg.team_id})
