@@ -7,6 +7,7 @@ pub mod fake_github;
 pub mod fake_model;
 pub mod fake_slack;
 pub mod gitrepo;
+mod inbox;
 pub mod postgres;
 mod serve;
 
@@ -21,6 +22,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 pub use fake_model::{FakeModel, Turn};
+pub use inbox::settle;
 pub use serve::{ServeProcess, serve_discord_process, serve_process, serve_two};
 
 /// The model key the harness configures; tests check it never leaks.

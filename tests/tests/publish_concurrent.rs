@@ -142,7 +142,7 @@ async fn ten_concurrent_cli_approvals_all_print_the_one_pull_request() {
 /// publication in agreement.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
-    use threadsmith_tests::{FakeModel, Turn, serve_two};
+    use threadsmith_tests::{FakeModel, serve_two};
     threadsmith_tests::ensure_image().await;
     let db = threadsmith_tests::postgres::database().await;
     let store = threadsmith_bot::store::open(&db).await.unwrap();
@@ -151,50 +151,8 @@ async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
     let gh = FakeGitHub::start().await;
     gh.allow_personal_token(PAT);
     let remote = remote();
-    gh.add_repo("acme/calc", &remote.bare);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("threadsmith.toml"),
-        format!(
-            "attempts = 2\ndefault_repo = \"acme/calc\"\n\
-             [[repos]]\nname = \"acme/calc\"\nurl = \"{}\"\n\
-             [github]\ntoken = \"{PAT}\"\napi_url = \"{}\"\n\
-             [publish]\ngit = \"{}\"\n\
-             [sandbox]\nmemory = \"256m\"\nworkspace_size = \"64m\"\ntmp_size = \"64m\"\n\
-             [workers]\npoll_ms = 100\nconcurrent_events = 8\n",
-            remote.bare.display(),
-            gh.api_url(),
-            remote.git_wrapper.display()
-        ),
-    )
-    .unwrap();
-    model.script(
-        0,
-        vec![Turn::Call(
-            "write_spec",
-            serde_json::json!({"title": "add() subtracts instead of adding", "problem": "add 2 3 prints -1"}),
-        )],
-    );
-    model.script(
-        1,
-        vec![
-            Turn::Call(
-                "write_file",
-                serde_json::json!({"path": "calc.sh", "content": FIXED_CALC}),
-            ),
-            Turn::Call(
-                "finish",
-                serde_json::json!({"summary": "Fixed add.", "confidence": 0.9}),
-            ),
-        ],
-    );
-    model.script(
-        2,
-        vec![Turn::Call(
-            "give_up",
-            serde_json::json!({"reason": "no idea"}),
-        )],
-    );
+    two_process_setup(dir.path(), &remote, &gh, &model, "");
     let (_a, _b) = serve_two(dir.path(), &db, &model, Some(&slack.api_base()));
     slack
         .wait_until("both processes connected", |s| {
@@ -231,14 +189,7 @@ async fn ten_approve_clicks_handled_by_two_processes_open_one_pull_request() {
             })
         })
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while store.inbox_pending().await.unwrap() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events left unhandled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    threadsmith_tests::settle(store.as_ref(), std::time::Duration::from_secs(120)).await;
 
     assert_eq!(gh.pulls().len(), 1, "{:?}", gh.pulls());
     let texts: Vec<String> = bots(&slack, &parent).into_iter().map(|m| m.text).collect();

@@ -2,16 +2,16 @@
 //! each process holds its own gateway session, clicks arrive over both, and any process takes
 //! any click from the shared inbox (issue 11 item 6).
 
+mod publish_common;
+use publish_common::*;
+
 use serde_json::Value;
 use threadsmith_tests::discord_fake::{self as fake_discord, FakeDiscord, Msg};
-use threadsmith_tests::fake_github::FakeGitHub;
-use threadsmith_tests::gitrepo::{FIXED_CALC, calc_repo, git};
-use threadsmith_tests::{FakeModel, Turn, serve_discord_process};
+use threadsmith_tests::{FakeModel, serve_discord_process};
 
 const CHANNEL: &str = "1300000000000000001";
 const ALICE: &str = "1400000000000000001";
 const BOB: &str = "1400000000000000002";
-const PAT: &str = "ghp_testPersonalToken0123456789abcdef";
 
 fn bot_messages(fake: &FakeDiscord, channel: &str) -> Vec<Msg> {
     fake.messages(channel)
@@ -35,65 +35,14 @@ async fn ten_approve_clicks_through_discord_handled_by_two_processes_open_one_pu
     let model = FakeModel::start().await;
     let gh = FakeGitHub::start().await;
     gh.allow_personal_token(PAT);
+    let remote = remote();
     let dir = tempfile::tempdir().unwrap();
-    let seed = calc_repo(&dir.path().join("calc"));
-    let bare = dir.path().join("remote").join("calc.git");
-    std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
-    git(
-        dir.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            seed.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
+    let discord = format!(
+        "[discord]\ntoken = \"{}\"\napi_url = \"{}\"\nmaintainers = [\"{BOB}\"]\n",
+        fake_discord::TOKEN,
+        fake.api_base(),
     );
-    gh.add_repo("acme/calc", &bare);
-    std::fs::write(
-        dir.path().join("threadsmith.toml"),
-        format!(
-            "attempts = 2\ndefault_repo = \"acme/calc\"\n\
-             [[repos]]\nname = \"acme/calc\"\nurl = \"{}\"\n\
-             [discord]\ntoken = \"{}\"\napi_url = \"{}\"\nmaintainers = [\"{BOB}\"]\n\
-             [github]\ntoken = \"{PAT}\"\napi_url = \"{}\"\n\
-             [publish]\nauthor_name = \"ci\"\nauthor_email = \"ci@example.com\"\n\
-             [sandbox]\nmemory = \"256m\"\nworkspace_size = \"64m\"\ntmp_size = \"64m\"\n\
-             [workers]\npoll_ms = 100\nconcurrent_events = 8\n",
-            bare.display(),
-            fake_discord::TOKEN,
-            fake.api_base(),
-            gh.api_url(),
-        ),
-    )
-    .unwrap();
-    model.script(
-        0,
-        vec![Turn::Call(
-            "write_spec",
-            serde_json::json!({"title": "add() subtracts instead of adding", "problem": "add 2 3 prints -1"}),
-        )],
-    );
-    model.script(
-        1,
-        vec![
-            Turn::Call(
-                "write_file",
-                serde_json::json!({"path": "calc.sh", "content": FIXED_CALC}),
-            ),
-            Turn::Call(
-                "finish",
-                serde_json::json!({"summary": "Fixed add.", "confidence": 0.9}),
-            ),
-        ],
-    );
-    model.script(
-        2,
-        vec![Turn::Call(
-            "give_up",
-            serde_json::json!({"reason": "no idea"}),
-        )],
-    );
+    two_process_setup(dir.path(), &remote, &gh, &model, &discord);
 
     // Process A connects first; process B's session does not end A's (Discord keeps both).
     let _a = serve_discord_process(dir.path(), &db, &dir.path().join("data-a"), &model);
@@ -155,14 +104,7 @@ async fn ten_approve_clicks_through_discord_handled_by_two_processes_open_one_pu
         ids.iter().all(|id| !f.interaction_responses(id).is_empty())
     })
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while store.inbox_pending().await.unwrap() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events left unhandled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    threadsmith_tests::settle(store.as_ref(), std::time::Duration::from_secs(120)).await;
 
     assert_eq!(gh.pulls().len(), 1, "{:?}", gh.pulls());
     let texts: Vec<String> = bot_messages(&fake, &thread)

@@ -21,14 +21,7 @@ const REFUSAL: &str = "only work on the repositories I am configured for";
 
 /// Waits until every stored chat event is handled.
 async fn settle(env: &TestEnv) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while env.svc.store.inbox_pending().await.unwrap() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events left unhandled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    threadsmith_tests::settle(env.svc.store.as_ref(), std::time::Duration::from_secs(60)).await;
 }
 
 /// A task row and its thread, as a task on `repo` would have left them.

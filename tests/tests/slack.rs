@@ -207,14 +207,7 @@ async fn fix_this_in_a_thread_to_summary_approve_and_retry() {
             })
         })
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while env.svc.store.inbox_pending().await.unwrap() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events left unhandled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    threadsmith_tests::settle(env.svc.store.as_ref(), std::time::Duration::from_secs(60)).await;
     // Eleven clicks, one change to show: one edit of the summary.
     let approved_summary = slack.message(CHANNEL, &summary.ts).unwrap();
     assert!(

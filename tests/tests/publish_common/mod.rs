@@ -13,6 +13,9 @@ pub use threadsmith_tests::gitrepo::{FIXED_CALC, calc_repo, git};
 pub use threadsmith_tests::{TestEnv, capture_logs, captured_logs, env, script_calc_fix};
 pub use tokio_util::sync::CancellationToken;
 
+mod two_processes;
+pub use two_processes::two_process_setup;
+
 pub const CHANNEL: &str = "C111";
 
 pub const ALICE: &str = "U222";
@@ -190,14 +193,7 @@ pub fn assert_no_secret(env: &TestEnv, remote: &Remote, secrets: &[String]) {
 
 /// Waits until every stored chat event is handled.
 pub async fn settle(env: &TestEnv) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while env.svc.store.inbox_pending().await.unwrap() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events left unhandled"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    threadsmith_tests::settle(env.svc.store.as_ref(), std::time::Duration::from_secs(60)).await;
 }
 
 pub fn bots(slack: &FakeSlack, parent: &str) -> Vec<Message> {
