@@ -246,13 +246,18 @@ impl FakeDiscord {
         self.wait_for(what, |f| pred(f).then_some(())).await
     }
 
+    /// Waits until `f` finds something; it is asked now and after every write of the state.
+    /// Panics after 60 s, naming `what` and showing the state.
     pub async fn wait_for<T>(&self, what: &str, f: impl Fn(&FakeDiscord) -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
+            // Subscribed before asking, so that a write in between still wakes the wait.
+            let mut changes = self.changed.subscribe();
             if let Some(v) = f(self) {
                 return v;
             }
-            if Instant::now() > deadline {
+            let woken = tokio::time::timeout_at(deadline.into(), changes.changed()).await;
+            if woken.is_err() {
                 let s = self.lock();
                 let msgs: Vec<String> = s
                     .messages
@@ -271,7 +276,9 @@ impl FakeDiscord {
                     s.webhooks
                 );
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            woken
+                .expect("checked above")
+                .expect("the fake holds the sender");
         }
     }
 }

@@ -4,7 +4,8 @@
 //! documentation shows them; serenity parses them.
 //!
 //! `mod.rs`: the state and what the test does as users; `control.rs`: the gateway, interactions
-//! and inspection; `gateway.rs`: the WebSocket; `rest.rs`: the REST API.
+//! and inspection; `gateway.rs`: the WebSocket; `rest.rs`: the REST API; `guard.rs`: the lock
+//! whose writes wake the tests waiting for them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 mod control;
 mod gateway;
+mod guard;
 mod rest;
 
 pub const BOT_ID: &str = "1100000000000000001";
@@ -113,6 +115,8 @@ struct State_ {
 #[derive(Clone)]
 pub struct FakeDiscord {
     state: Arc<Mutex<State_>>,
+    /// Moves after every write of the state (see `guard.rs`).
+    changed: Arc<watch::Sender<u64>>,
     addr: std::net::SocketAddr,
 }
 
@@ -146,7 +150,11 @@ impl FakeDiscord {
             ..State_::default()
         }));
         let addr = listener.local_addr().expect("address");
-        let fake = Self { state, addr };
+        let fake = Self {
+            state,
+            changed: Arc::new(watch::Sender::new(0)),
+            addr,
+        };
         let app = Router::new()
             .route("/gateway", get(gateway::gateway))
             .route("/api/v10/{*path}", any(rest::rest))
@@ -161,8 +169,9 @@ impl FakeDiscord {
         format!("http://{}", self.addr)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State_> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> guard::StateGuard<'_> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        guard::StateGuard::new(state, &self.changed)
     }
 
     fn snowflake(&self) -> String {
