@@ -372,11 +372,12 @@ async fn slash_command_and_message_command() {
     script_calc_fix(&env);
     let (running, shutdown) = threadsmith_tests::start_serve(&env.svc).await;
     fake.wait_connected().await;
-    let commands = fake.registered_commands().to_string();
-    assert!(
-        commands.contains("\"fix\"") && commands.contains("Fix this"),
-        "{commands}"
-    );
+    // Registered once the session is ready, by a call of its own.
+    fake.wait_until("the commands registered", |f| {
+        let commands = f.registered_commands().to_string();
+        commands.contains("\"fix\"") && commands.contains("Fix this")
+    })
+    .await;
 
     // /fix help: deferred privately, then answered in place.
     let help = fake.slash_command(ALICE, CHANNEL, "fix", Some("help"));
