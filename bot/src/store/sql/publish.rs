@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::{SqlStore, now, now_ms};
 use crate::store::{Publication, PublicationLease, PublicationState, PublicationStore, StoreError};
 
-pub(super) fn publication_row(r: &AnyRow) -> Result<Publication, StoreError> {
+fn publication_row(r: &AnyRow) -> Result<Publication, StoreError> {
     Ok(Publication {
         task_id: r.try_get("task_id")?,
         rollout: r.try_get::<i64, _>("rollout_idx")? as u32,
@@ -84,13 +84,7 @@ impl PublicationStore for SqlStore {
             .execute(&self.pool)
             .await?;
         }
-        sqlx::query("SELECT * FROM publications WHERE task_id = $1")
-            .bind(l.task_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(publication_row)
-            .transpose()
+        self.publication(l.task_id).await
     }
 
     async fn renew_publication(
@@ -131,13 +125,8 @@ impl PublicationStore for SqlStore {
         .execute(&self.pool)
         .await?;
         self.changes.publications_written();
-        sqlx::query("SELECT * FROM publications WHERE task_id = $1")
-            .bind(task_id)
-            .fetch_optional(&self.pool)
+        self.publication(task_id)
             .await?
-            .as_ref()
-            .map(publication_row)
-            .transpose()?
             .ok_or_else(|| StoreError::Corrupt(format!("publication of {task_id} vanished")))
     }
 
@@ -230,7 +219,7 @@ impl PublicationStore for SqlStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(super::publish::publication_row)
+            .map(publication_row)
             .transpose()
     }
 }
