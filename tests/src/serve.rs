@@ -2,7 +2,7 @@
 //! SIGTERM and a bounded wait for the exit.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{FakeModel, MODEL_KEY, threadsmith};
 
@@ -34,16 +34,42 @@ impl ServeProcess {
 
     /// Waits for the process to exit, failing the test after `bound`.
     pub async fn wait_exit(&mut self, bound: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("wait for threadsmith serve") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "threadsmith serve still runs after {bound:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let pid = self.pid();
+        // Woken by the exit itself (`waitid` with `WNOWAIT` leaves the child to be reaped below).
+        let exited = tokio::task::spawn_blocking(move || exited(pid));
+        match tokio::time::timeout(bound, exited).await {
+            Ok(joined) => joined
+                .expect("the wait for threadsmith serve ran")
+                .expect("wait for threadsmith serve"),
+            Err(_) => panic!("threadsmith serve still runs after {bound:?}"),
+        }
+        self.0
+            .try_wait()
+            .expect("reap threadsmith serve")
+            .expect("it has exited")
+    }
+}
+
+/// Blocks until child `pid` has exited, without reaping it.
+fn exited(pid: u32) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a zeroed `siginfo_t` is a valid out-parameter, and `waitid` writes only it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `waitid` on our own child, with a valid pointer to `info`.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }
