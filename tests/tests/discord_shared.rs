@@ -149,19 +149,19 @@ async fn a_click_taken_by_the_other_process_knows_the_roles_and_answers_privatel
     })
     .await;
     let task = env.svc.store.recent_tasks(1).await.unwrap().remove(0);
-    let handled_by_b = {
-        let mut done = false;
-        for _ in 0..600 {
-            let t = env.svc.store.task(&task.id).await.unwrap().unwrap();
-            if t.state.as_str() == "cancelled" {
-                done = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Looked at after every change of a task (both processes share this store).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut changes = env.svc.store.task_changes();
+        let t = env.svc.store.task(&task.id).await.unwrap().unwrap();
+        if t.state.as_str() == "cancelled" {
+            break;
         }
-        done
-    };
-    assert!(handled_by_b, "the task was cancelled");
+        tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .unwrap_or_else(|_| panic!("the task was not cancelled: {:?}", t.state))
+            .unwrap();
+    }
     hold.notify_waiters();
     shutdown_b.cancel();
     b_loop.await.unwrap();

@@ -122,10 +122,13 @@ async fn two_processes_on_one_postgres_run_each_of_200_tasks_exactly_once() {
     let a = serve(dir.path(), &db, "data-a", &model, &slack);
     let b = serve(dir.path(), &db, "data-b", &model, &slack);
 
-    // Wait for every task to end, watching the running rollouts never exceed the limit.
+    // Wait for every task to end, watching the running rollouts never exceed the limit: looked
+    // at after every change of a task or of the inbox (PostgreSQL's notices, from either
+    // process).
     let mut peak = 0usize;
     let deadline = Instant::now() + Duration::from_secs(20 * 60);
     let tasks = loop {
+        let (mut task_changes, mut inbox_changes) = (store.task_changes(), store.inbox_changes());
         let tasks = store.recent_tasks(10_000).await.unwrap();
         let running: usize = tasks
             .iter()
@@ -149,7 +152,11 @@ async fn two_processes_on_one_postgres_run_each_of_200_tasks_exactly_once() {
             Instant::now() < deadline,
             "timed out: {ended} of {n} tasks ended"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::select! {
+            Ok(()) = task_changes.changed() => {}
+            Ok(()) = inbox_changes.changed() => {}
+            () = tokio::time::sleep_until(deadline.into()) => {}
+        }
     };
     let took = t0.elapsed();
     eprintln!(

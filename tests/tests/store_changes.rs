@@ -1,5 +1,5 @@
-//! The store's own signals (`store::Changes`): a write of the inbox or of the effects wakes a
-//! waiter at once — this process's writes on both stores, and on PostgreSQL another process's
+//! The store's own signals (`store::Changes`): a write of the inbox, the effects, the
+//! publications or the tasks wakes a waiter at once — this process's writes on both stores, and on PostgreSQL another process's
 //! (change notices), which is what lets waits across processes do without polling.
 
 #[macro_use]
@@ -43,10 +43,13 @@ async fn local_writes_wake_waiters(s: Arc<dyn Store>) {
     assert!(s.replace_effect("posted:1", "ts-2").await.unwrap());
     moves(&mut effects, "replacing an effect").await;
 
-    let mut publications = s.publication_changes();
+    let (mut publications, mut tasks) = (s.publication_changes(), s.task_changes());
     s.create_task(&new_task("t1", "U1", "acme/api", 1, "w"))
         .await
         .unwrap();
+    moves(&mut tasks, "storing a task").await;
+    s.set_task_state("t1", TaskState::Done, None).await.unwrap();
+    moves(&mut tasks, "ending a task").await;
     s.approve("t1", 1, "U1").await.unwrap();
     let lease = PublicationLease {
         task_id: "t1",
@@ -115,6 +118,11 @@ async fn another_processs_writes_wake_waiters_on_postgres() {
     assert_eq!(b.inbox_pending().await.unwrap(), 0);
     assert!(a.record_effect("posted:1", "ts-1").await.unwrap());
     moves(&mut effects, "the other process recorded a post").await;
+    let mut tasks = b.task_changes();
+    a.create_task(&new_task("t1", "U1", "acme/api", 1, "w"))
+        .await
+        .unwrap();
+    moves(&mut tasks, "the other process stored a task").await;
     assert_eq!(b.effect("posted:1").await.unwrap().as_deref(), Some("ts-1"));
 }
 

@@ -1,4 +1,5 @@
-//! The store's own signals: a counter per concern (the inbox, the effects, the publications) that moves whenever this process writes it,
+//! The store's own signals: a counter per concern (the inbox, the effects, the publications,
+//! the tasks) that moves whenever this process writes it,
 //! so that a waiter wakes when what it waits for may have changed rather than polling.
 //!
 //! The race-free way to wait: take a receiver, read the store, and only then wait for a
@@ -13,6 +14,7 @@ pub struct Changes {
     inbox: watch::Sender<u64>,
     effects: watch::Sender<u64>,
     publications: watch::Sender<u64>,
+    tasks: watch::Sender<u64>,
 }
 
 impl Default for Changes {
@@ -21,6 +23,7 @@ impl Default for Changes {
             inbox: watch::Sender::new(0),
             effects: watch::Sender::new(0),
             publications: watch::Sender::new(0),
+            tasks: watch::Sender::new(0),
         }
     }
 }
@@ -46,6 +49,12 @@ impl Changes {
         self.publications.subscribe()
     }
 
+    /// Moves when a task is stored, changes state, base or worker, is admitted, or is asked to
+    /// cancel.
+    pub fn tasks(&self) -> watch::Receiver<u64> {
+        self.tasks.subscribe()
+    }
+
     pub(crate) fn inbox_written(&self) {
         bump(&self.inbox);
     }
@@ -58,11 +67,16 @@ impl Changes {
         bump(&self.publications);
     }
 
+    pub(crate) fn tasks_written(&self) {
+        bump(&self.tasks);
+    }
+
     /// After notices may have been lost: every waiter looks again.
     pub(crate) fn everything_written(&self) {
         self.inbox_written();
         self.effects_written();
         self.publications_written();
+        self.tasks_written();
     }
 }
 

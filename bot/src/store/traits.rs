@@ -49,6 +49,9 @@ impl<T> Store for T where
 /// Tasks: creating them, their state, base and test command, finding them.
 #[async_trait]
 pub trait TaskStore: Send + Sync {
+    /// Moves whenever this process stores a task or changes its state, base or worker (see
+    /// [`super::Changes`]): subscribe, read, then wait for a change.
+    fn task_changes(&self) -> watch::Receiver<u64>;
     async fn create_task(&self, task: &NewTask) -> Result<(), StoreError>;
     /// Moves a task to `state`. An end (done, failed, cancelled) is final: a task that ended
     /// stays as it ended (a process that lost its task to another cannot overwrite the end the

@@ -1,8 +1,8 @@
 //! PostgreSQL's change notices: triggers (`migrations/postgres/0006_change_notices.sql`)
-//! `NOTIFY` on every write of the inbox, the effects and the publications, whichever process
-//! makes it; each store listens on a connection of its own and moves its [`Changes`], so that
-//! a process waiting for another's write wakes when it is committed. SQLite has no such
-//! channel: there only this process's writes are signalled.
+//! `NOTIFY` on every write of the inbox, the effects, the publications and the tasks,
+//! whichever process makes it; each store listens on a connection of its own and moves its
+//! [`Changes`], so that a process waiting for another's write wakes when it is committed.
+//! SQLite has no such channel: there only this process's writes are signalled.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::store::Changes;
 const INBOX: &str = "threadsmith_inbox";
 const EFFECTS: &str = "threadsmith_effects";
 const PUBLICATIONS: &str = "threadsmith_publications";
+const TASKS: &str = "threadsmith_tasks";
 /// How long connecting and subscribing may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause before connecting again after the connection failed.
@@ -35,7 +36,9 @@ pub(super) async fn start(
 async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
     let connect = async {
         let mut listener = PgListener::connect(url).await?;
-        listener.listen_all([INBOX, EFFECTS, PUBLICATIONS]).await?;
+        listener
+            .listen_all([INBOX, EFFECTS, PUBLICATIONS, TASKS])
+            .await?;
         Ok(listener)
     };
     tokio::time::timeout(CONNECT_TIMEOUT, connect)
@@ -87,7 +90,8 @@ async fn receive(listener: &mut PgListener, changes: &Changes) -> sqlx::Error {
             Ok(Some(notice)) => match notice.channel() {
                 INBOX => changes.inbox_written(),
                 EFFECTS => changes.effects_written(),
-                _ => changes.publications_written(),
+                PUBLICATIONS => changes.publications_written(),
+                _ => changes.tasks_written(),
             },
             // The connection was lost and is made again at the next call; what was sent
             // meanwhile is lost.

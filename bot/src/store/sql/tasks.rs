@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tokio::sync::watch;
 
 use super::{SqlStore, now, time};
 use crate::store::{NewTask, StoreError, TaskRow, TaskState, TaskStore, TaskTests};
@@ -32,6 +33,10 @@ pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
 
 #[async_trait]
 impl TaskStore for SqlStore {
+    fn task_changes(&self) -> watch::Receiver<u64> {
+        self.changes.tasks()
+    }
+
     #[tracing::instrument(name = "store.create_task", skip_all, fields(task = %task.id))]
     async fn create_task(&self, task: &NewTask) -> Result<(), StoreError> {
         let now = now();
@@ -53,6 +58,7 @@ impl TaskStore for SqlStore {
         .bind(&task.worker)
         .execute(&self.pool)
         .await?;
+        self.changes.tasks_written();
         Ok(())
     }
 
@@ -73,6 +79,7 @@ impl TaskStore for SqlStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.changes.tasks_written();
         Ok(())
     }
 
@@ -92,6 +99,7 @@ impl TaskStore for SqlStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.changes.tasks_written();
         Ok(())
     }
 

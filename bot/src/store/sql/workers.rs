@@ -97,7 +97,11 @@ impl WorkerStore for SqlStore {
         .bind(from)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let moved = done.rows_affected() == 1;
+        if moved {
+            self.changes.tasks_written();
+        }
+        Ok(moved)
     }
 
     #[tracing::instrument(name = "store.admit_task", skip(self))]
@@ -136,7 +140,11 @@ impl WorkerStore for SqlStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let moved = done.rows_affected() == 1;
+        if moved {
+            self.changes.tasks_written();
+        }
+        Ok(moved)
     }
 
     async fn request_cancel(&self, task_id: &str) -> Result<bool, StoreError> {
@@ -147,7 +155,11 @@ impl WorkerStore for SqlStore {
         .bind(task_id)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let moved = done.rows_affected() == 1;
+        if moved {
+            self.changes.tasks_written();
+        }
+        Ok(moved)
     }
 
     async fn cancel_requests(&self, worker: &str) -> Result<Vec<String>, StoreError> {
