@@ -337,6 +337,12 @@ pub trait Store: Send + Sync {
     /// their age) and idempotency records made before it. A delivery of a pruned event would be
     /// taken as new, so the retention must outlast the platforms' redelivery (minutes).
     async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError>;
+
+    // --- metrics ------------------------------------------------------------------------
+    /// What `/metrics` shows, read at scrape time over the whole database (every process
+    /// shows the same): tasks by state, rollouts running, the inbox's unhandled events. Also
+    /// the query `/readyz` asks to know that the database answers.
+    async fn gauges(&self) -> Result<Gauges, StoreError>;
 }
 
 /// Opens the store a database URL names (`sqlite://…` or `postgres://…`), applying migrations.

@@ -16,7 +16,7 @@ use threadsmith_runner::rank::Ranked;
 use threadsmith_runner::{CommandRecord, Diff, RolloutResult, Sampling};
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
+    Approval, ChatTaskLink, Gauges, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
     PublicationLease, Question, RolloutLimits, RolloutRow, Store, StoreError, TaskRow, TaskState,
     Worker,
 };
@@ -24,6 +24,7 @@ use super::{
 mod approvals;
 mod chat_links;
 mod effects;
+mod gauges;
 mod housekeeping;
 mod inbox;
 mod plans;
@@ -566,6 +567,10 @@ impl Store for SqlStore {
     #[tracing::instrument(name = "store.prune", skip(self))]
     async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
         housekeeping::prune(&self.pool, before).await
+    }
+
+    async fn gauges(&self) -> Result<Gauges, StoreError> {
+        gauges::gauges(&self.pool).await
     }
 
     async fn create_plan(&self, p: &Plan) -> Result<(), StoreError> {
