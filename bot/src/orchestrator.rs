@@ -94,6 +94,8 @@ pub struct Bot {
     busy_threads: thread_queue::BusyThreads,
     /// Cancelled by [`Bot::hurry`]: stop without the shutdown grace.
     hurry: CancellationToken,
+    /// Whether the adapter is connected to the platform (set by the adapter).
+    connection: crate::chat::Connection,
 }
 
 /// An error while handling an event: logged, and the event is marked failed.
@@ -120,11 +122,17 @@ impl Bot {
             effect_locks: key_locks::KeyLocks::default(),
             busy_threads: thread_queue::BusyThreads::default(),
             hurry: CancellationToken::new(),
+            connection: crate::chat::Connection::default(),
         })
     }
 
     pub fn settings(&self) -> &ChatSettings {
         &self.settings
+    }
+
+    /// The adapter's connection to the platform: the adapter sets it, `/readyz` reads it.
+    pub fn connection(&self) -> &crate::chat::Connection {
+        &self.connection
     }
 
     /// Stores an event (unless it is a duplicate delivery) and wakes the loop. Cheap: adapters

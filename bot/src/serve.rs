@@ -96,6 +96,10 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
     if config.slack.bot_token.is_none() && config.discord.token.is_none() {
         anyhow::bail!(NOT_CONFIGURED);
     }
+    // Recording from the start, not from the first scrape.
+    if let Err(e) = crate::metrics::handle() {
+        tracing::warn!(error = %e, "/metrics will not work");
+    }
     let mut running = Running {
         bots: Vec::new(),
         http_addr: None,
@@ -170,6 +174,8 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
                 );
             }
             "http" => {
+                // Slack calls us: connected once the token worked (`auth.test` above).
+                bot.connection().connected();
                 let secret = slack
                     .signing_secret
                     .clone()
@@ -184,6 +190,16 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
         }
     }
     if let Some(app) = app {
+        // The probes and `/metrics` wherever the HTTP server runs.
+        let app = app.merge(crate::web::health::router(crate::web::health::Health {
+            store: svc.store.clone(),
+            tasks: svc.tasks.clone(),
+            chats: running
+                .bots
+                .iter()
+                .map(|b| (b.settings().platform, b.connection().clone()))
+                .collect(),
+        }));
         let listen = config
             .listen
             .clone()

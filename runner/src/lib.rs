@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod context;
 pub mod image;
+pub mod metrics;
 pub mod oom;
 pub mod output;
 pub mod process;

@@ -87,7 +87,9 @@ pub async fn run_rollout(
             || external_network,
     };
     let clock = Instant::now();
-    let (partial, commands) = match backend.create_sandbox(&spec).await {
+    let created = backend.create_sandbox(&spec).await;
+    crate::metrics::sandbox_start(backend.name(), clock.elapsed(), created.is_ok());
+    let (partial, commands) = match created {
         Err(e) => (
             Partial::failed(
                 Outcome::Errored,

@@ -3,6 +3,8 @@
 //! views of [`OutMessage`] into their own formats.
 
 pub mod commands;
+mod connection;
+pub use connection::{Connection, ConnectionState};
 pub(crate) mod key_locks;
 pub mod markdown;
 pub mod pace;

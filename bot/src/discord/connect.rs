@@ -131,9 +131,14 @@ pub async fn start(
     let loop_bot = bot.clone();
     let stop = shutdown.clone();
     let orchestrator = tokio::spawn(loop_bot.run(stop));
+    let connection = bot.connection().clone();
     let task = tokio::spawn(async move {
-        if let Err(e) = client.start().await {
-            tracing::error!(error = %e, "the Discord connection ended");
+        match client.start().await {
+            Ok(()) => connection.lost("the Discord connection was closed"),
+            Err(e) => {
+                tracing::error!(error = %e, "the Discord connection ended");
+                connection.lost(format!("the Discord connection ended: {e}"));
+            }
         }
         let _ = orchestrator.await;
     });

@@ -373,8 +373,29 @@ impl Handler {
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
+        self.bot.connection().connected();
         if let Err(e) = Command::set_global_commands(&ctx.http, commands()).await {
             tracing::warn!(error = %e, "could not register the /fix and Fix this commands");
+        }
+    }
+
+    async fn resume(&self, _ctx: Context, _event: serenity::model::event::ResumedEvent) {
+        self.bot.connection().connected();
+    }
+
+    /// The one shard's gateway connection: up when `Connected`, down in any other stage
+    /// (resuming, reconnecting, disconnected).
+    async fn shard_stage_update(
+        &self,
+        _ctx: Context,
+        event: serenity::gateway::ShardStageUpdateEvent,
+    ) {
+        match event.new {
+            serenity::gateway::ConnectionStage::Connected => self.bot.connection().connected(),
+            stage => self
+                .bot
+                .connection()
+                .lost(format!("the Discord gateway is {stage:?}")),
         }
     }
 
@@ -382,13 +403,17 @@ impl EventHandler for Handler {
         self.on_message(msg).await;
     }
 
+    /// Each handler returns once the interaction is acknowledged (stored first): its time is
+    /// the interaction's time from arrival to ack.
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let arrived = std::time::Instant::now();
         match interaction {
             Interaction::Component(c) => self.on_component(&ctx, c).await,
             Interaction::Modal(m) => self.on_modal(&ctx, m).await,
             Interaction::Command(c) => self.on_command(&ctx, c).await,
-            _ => {}
+            _ => return,
         }
+        crate::metrics::chat_ack(crate::chat::Platform::Discord, arrived.elapsed());
     }
 }
 

@@ -126,5 +126,6 @@ impl Bot {
             .config
             .model_config()
             .and_then(|m| threadsmith_runner::ModelClient::new(m).ok())
+            .map(|m| m.with_purpose("spec"))
     }
 }

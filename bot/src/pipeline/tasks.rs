@@ -24,6 +24,9 @@ pub trait TaskRunner: Send + Sync {
     /// Removes what the rollouts of stopped processes left on this host; how many were
     /// removed.
     async fn remove_orphans(&self) -> Result<usize, SandboxError>;
+
+    /// Whether the sandbox backend can be reached now (for `/readyz`).
+    async fn backend_reachable(&self) -> Result<(), SandboxError>;
 }
 
 /// The pipeline: rollouts in Docker sandboxes.
@@ -54,5 +57,9 @@ impl TaskRunner for DockerTasks {
             .backend()
             .remove_orphans(&threadsmith_runner::owner_is_dead)
             .await
+    }
+
+    async fn backend_reachable(&self) -> Result<(), SandboxError> {
+        self.runner.backend().reachable().await
     }
 }

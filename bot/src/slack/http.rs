@@ -78,6 +78,18 @@ pub fn router(bot: Arc<Bot>, signing_secret: &str, settings: EventSettings) -> R
         .route("/slack/interactions", post(on_interactions))
         .route("/slack/commands", post(on_commands))
         .with_state(state)
+        .layer(axum::middleware::from_fn(timed))
+}
+
+/// A request's time from arrival to its acknowledgement (a success answer), in
+/// `threadsmith_chat_ack_duration_seconds`.
+async fn timed(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let arrived = std::time::Instant::now();
+    let resp = next.run(req).await;
+    if resp.status().is_success() {
+        crate::metrics::chat_ack(crate::chat::Platform::Slack, arrived.elapsed());
+    }
+    resp
 }
 
 /// The body, once its signature is good.

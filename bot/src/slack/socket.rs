@@ -8,8 +8,11 @@
 //! and the inbox writer stores those together in one commit.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use slack_morphism::prelude::*;
+
+use crate::chat::Platform;
 
 use crate::orchestrator::Bot;
 
@@ -24,17 +27,22 @@ async fn state(s: &SlackClientEventsUserState) -> Option<Arc<State>> {
     s.read().await.get_user_state::<Arc<State>>().cloned()
 }
 
+// The library sends the ack when a callback returns: each callback's time is its envelope's
+// time from arrival to ack (`threadsmith_chat_ack_duration_seconds`).
+
 async fn on_push(
     ev: SlackPushEventCallback,
     _client: Arc<SlackHyperClient>,
     user_state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
+    let arrived = Instant::now();
     let Some(st) = state(&user_state).await else {
         return Ok(());
     };
     if let Some((key, event)) = events::from_push(&ev, &st.settings) {
         st.bot.submit(&key, &event).await?;
     }
+    crate::metrics::chat_ack(Platform::Slack, arrived.elapsed());
     Ok(())
 }
 
@@ -43,12 +51,14 @@ async fn on_interaction(
     _client: Arc<SlackHyperClient>,
     user_state: SlackClientEventsUserState,
 ) -> UserCallbackResult<()> {
+    let arrived = Instant::now();
     let Some(st) = state(&user_state).await else {
         return Ok(());
     };
     if let Some((key, event)) = events::from_interaction(&ev, &st.settings) {
         st.bot.submit(&key, &event).await?;
     }
+    crate::metrics::chat_ack(Platform::Slack, arrived.elapsed());
     Ok(())
 }
 
@@ -57,22 +67,40 @@ async fn on_command(
     _client: Arc<SlackHyperClient>,
     user_state: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
+    let arrived = Instant::now();
     let (key, event) = events::from_command(&ev);
     if let Some(st) = state(&user_state).await {
         st.bot.submit(&key, &event).await?;
     }
+    crate::metrics::chat_ack(Platform::Slack, arrived.elapsed());
     Ok(
         SlackCommandEventResponse::new(SlackMessageContent::new().with_text("On it.".into()))
             .with_response_type(SlackMessageResponseType::Ephemeral),
     )
 }
 
-/// Our own failures (the store) are not acknowledged, so that Slack delivers again.
+/// Our own failures (the store) are not acknowledged, so that Slack delivers again. A
+/// WebSocket failure drops that connection (the library reconnects; its `hello` marks it
+/// connected again).
 fn on_error(
     err: Box<dyn std::error::Error + Send + Sync>,
     _client: Arc<SlackHyperClient>,
-    _state: SlackClientEventsUserState,
+    user_state: SlackClientEventsUserState,
 ) -> HttpStatusCode {
+    if let Some(e @ slack_morphism::errors::SlackClientError::SocketModeProtocolError(_)) =
+        err.downcast_ref::<slack_morphism::errors::SlackClientError>()
+    {
+        tracing::warn!(error = %e, "a Slack Socket Mode connection failed; reconnecting");
+        match user_state.try_read() {
+            Ok(storage) => {
+                if let Some(st) = storage.get_user_state::<Arc<State>>() {
+                    st.bot.connection().lost(e.to_string());
+                }
+            }
+            Err(_) => tracing::warn!("could not record the lost Slack connection"),
+        }
+        return HttpStatusCode::INTERNAL_SERVER_ERROR;
+    }
     tracing::error!(error = %err, "a Slack event could not be taken");
     HttpStatusCode::INTERNAL_SERVER_ERROR
 }
@@ -104,7 +132,18 @@ pub async fn start(
     let callbacks = SlackSocketModeListenerCallbacks::new()
         .with_push_events(on_push)
         .with_interaction_events(on_interaction)
-        .with_command_events(on_command);
+        .with_command_events(on_command)
+        // Slack says `hello` on every connection it opens (again after each reconnection).
+        // (A closure: the event's type is not exported by the library.)
+        .with_hello_events(|ev, _client, user_state| async move {
+            tracing::debug!(
+                connections = ev.num_connections,
+                "Slack Socket Mode connected"
+            );
+            if let Some(st) = state(&user_state).await {
+                st.bot.connection().connected();
+            }
+        });
     let listener = SlackClientSocketModeListener::new(
         &SlackClientSocketModeConfig::new()
             .with_max_connections_count(connections)

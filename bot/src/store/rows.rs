@@ -238,3 +238,16 @@ pub struct Pruned {
     /// Idempotency records of side effects and request claims.
     pub effects: u64,
 }
+
+/// What [`InboxStore::gauges`](super::InboxStore::gauges) reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gauges {
+    /// Every state, in [`TaskState::ALL`]'s order, with how many tasks are in it.
+    pub tasks: Vec<(super::TaskState, u64)>,
+    /// Rollouts not ended, of tasks preparing or running.
+    pub rollouts_running: u64,
+    /// Inbox events queued or taken, not handled yet.
+    pub inbox_pending: u64,
+    /// When the oldest of them arrived.
+    pub oldest_pending: Option<chrono::DateTime<chrono::Utc>>,
+}

@@ -20,6 +20,7 @@ use super::{Changes, StoreError};
 mod approvals;
 mod chat_links;
 mod effects;
+mod gauges;
 mod housekeeping;
 mod inbox;
 mod notices;

@@ -10,7 +10,7 @@ use threadsmith_runner::{CommandRecord, Diff, RolloutResult, Sampling};
 use tokio::sync::watch;
 
 use super::{
-    Approval, ChatTaskLink, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
+    Approval, ChatTaskLink, Gauges, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
     PublicationLease, Question, RolloutLimits, RolloutRow, StoreError, TaskRow, TaskState,
     TaskTests, Worker,
 };
@@ -151,6 +151,10 @@ pub trait InboxStore: Send + Sync {
     /// their age) and idempotency records made before it. A delivery of a pruned event would be
     /// taken as new, so the retention must outlast the platforms' redelivery (minutes).
     async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError>;
+    /// What `/metrics` shows, read at scrape time over the whole database (every process
+    /// shows the same): tasks by state, rollouts running, the inbox's unhandled events. Also
+    /// the query `/readyz` asks to know that the database answers.
+    async fn gauges(&self) -> Result<Gauges, StoreError>;
 }
 
 /// Workers (bot processes) sharing the database: heartbeats, the tasks dead ones left, admission, cancellation.

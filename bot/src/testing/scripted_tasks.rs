@@ -41,6 +41,8 @@ pub struct ScriptedTasks {
     running: watch::Sender<Vec<String>>,
     /// The test command the pipeline would have found, stored on each task.
     tests: Mutex<Option<TaskTests>>,
+    /// Why the sandbox backend cannot be reached (`None`: it can).
+    unreachable: Mutex<Option<String>>,
 }
 
 impl Default for ScriptedTasks {
@@ -51,6 +53,7 @@ impl Default for ScriptedTasks {
             requests: Mutex::default(),
             running: watch::Sender::new(Vec::new()),
             tests: Mutex::default(),
+            unreachable: Mutex::default(),
         }
     }
 }
@@ -114,6 +117,11 @@ impl ScriptedTasks {
     /// The test command the next tasks find (stored on each, as the pipeline does).
     pub fn set_tests(&self, tests: TaskTests) {
         *lock(&self.tests) = Some(tests);
+    }
+
+    /// From now on the sandbox backend cannot be reached, for `detail` (`None`: it can again).
+    pub fn set_unreachable(&self, detail: Option<&str>) {
+        *lock(&self.unreachable) = detail.map(str::to_string);
     }
 
     /// The requests received so far, in order.
@@ -253,5 +261,16 @@ impl pipeline::TaskRunner for ScriptedTasks {
 
     async fn remove_orphans(&self) -> Result<usize, SandboxError> {
         Ok(0)
+    }
+
+    async fn backend_reachable(&self) -> Result<(), SandboxError> {
+        match lock(&self.unreachable).clone() {
+            None => Ok(()),
+            Some(detail) => Err(SandboxError::Backend {
+                backend: "scripted",
+                action: "being reached",
+                detail,
+            }),
+        }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod diff;
 mod diff_header;
+pub mod health;
 pub mod markdown;
 mod pages;
 
@@ -56,7 +57,6 @@ pub fn router_publishing(store: Arc<dyn Store>, publishing: bool) -> Router {
 fn routes(state: WebState) -> Router {
     Router::new()
         .route("/", get(|| async { page(StatusCode::OK, pages::home()) }))
-        .route("/healthz", get(|| async { "ok" }))
         .route("/t/{token}", get(task_page))
         .route("/t/{token}/rollouts/{k}", get(rollout_page))
         .route("/t/{token}/rollouts/{k}/patch", get(patch))

@@ -216,6 +216,8 @@ fn excerpt(text: &str) -> String {
 pub struct ModelClient {
     config: ModelConfig,
     http: reqwest::Client,
+    /// What the requests are for, in the metrics (`agent`, `spec`).
+    purpose: &'static str,
 }
 
 impl ModelClient {
@@ -224,7 +226,18 @@ impl ModelClient {
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| ModelError::Unreachable(e.to_string()))?;
-        Ok(Self { config, http })
+        Ok(Self {
+            config,
+            http,
+            purpose: "agent",
+        })
+    }
+
+    /// The same client, its requests counted under `purpose` in the metrics (`agent` unless
+    /// said otherwise).
+    pub fn with_purpose(mut self, purpose: &'static str) -> Self {
+        self.purpose = purpose;
+        self
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -249,8 +262,21 @@ impl ModelClient {
             .await
     }
 
-    /// One request with a `tool_choice`, no retries.
+    /// One request with a `tool_choice`, no retries; timed and counted in the metrics.
     pub async fn chat_once_with(
+        &self,
+        messages: &[Message],
+        tools: &Value,
+        sampling: Sampling,
+        choice: &ToolChoice,
+    ) -> Result<Reply, ModelError> {
+        let started = std::time::Instant::now();
+        let reply = self.request(messages, tools, sampling, choice).await;
+        crate::metrics::model_request(self.purpose, started.elapsed(), reply.as_ref().err());
+        reply
+    }
+
+    async fn request(
         &self,
         messages: &[Message],
         tools: &Value,

@@ -10,6 +10,9 @@ const INIT: [&str; 3] = [
     "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done",
 ];
 
+/// How long [`SandboxBackend::reachable`] waits for the engine's answer to a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connection to the Docker engine.
 #[derive(Clone)]
 pub struct Docker {
@@ -262,6 +265,17 @@ fn sandbox_env() -> Vec<String> {
 impl SandboxBackend for Docker {
     fn name(&self) -> &'static str {
         "docker"
+    }
+
+    async fn reachable(&self) -> Result<(), SandboxError> {
+        match tokio::time::timeout(PING_TIMEOUT, self.inner.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SandboxError::Unreachable(e.to_string())),
+            Err(_) => Err(SandboxError::Unreachable(format!(
+                "no answer to a ping within {} s",
+                PING_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     async fn require_image(&self, image: &str) -> Result<(), SandboxError> {

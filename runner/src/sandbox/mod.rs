@@ -95,6 +95,9 @@ pub trait SandboxBackend: Send + Sync {
     /// The backend's name in logs and messages (`docker`).
     fn name(&self) -> &'static str;
 
+    /// Whether the backend can be reached now (Docker: ping; Kubernetes: the API server and the namespace).
+    async fn reachable(&self) -> Result<(), SandboxError>;
+
     /// Fails with [`SandboxError::ImageMissing`] when the rollout image cannot be used.
     async fn require_image(&self, image: &str) -> Result<(), SandboxError>;
 
@@ -250,6 +253,21 @@ pub struct ManagedContainer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_memory_backend_says_when_it_cannot_be_reached() {
+        let backend = crate::testing::MemoryBackend::new();
+        backend.reachable().await.unwrap();
+        let shared = backend.clone();
+        backend.set_unreachable(Some("the engine is gone"));
+        let err = shared.reachable().await.unwrap_err();
+        assert!(
+            matches!(&err, SandboxError::Backend { detail, .. } if detail == "the engine is gone"),
+            "{err}"
+        );
+        backend.set_unreachable(None);
+        shared.reachable().await.unwrap();
+    }
 
     #[test]
     fn owners_are_told_apart_from_reused_pids() {

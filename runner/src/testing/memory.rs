@@ -119,6 +119,8 @@ pub struct MemoryBackend {
     handlers: Vec<Arc<Handler>>,
     create_error: Option<String>,
     missing_images: Vec<String>,
+    /// Why the backend cannot be reached now (`None`: it can); shared by clones.
+    unreachable: Arc<Mutex<Option<String>>>,
     calls: Arc<Mutex<Vec<BackendCall>>>,
     workspaces: Arc<Mutex<HashMap<u32, Arc<Mutex<Files>>>>>,
 }
@@ -165,6 +167,11 @@ impl MemoryBackend {
         self
     }
 
+    /// From now on [`SandboxBackend::reachable`] fails with `detail` (`None`: it succeeds again).
+    pub fn set_unreachable(&self, detail: Option<&str>) {
+        *lock(&self.unreachable) = detail.map(str::to_string);
+    }
+
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<BackendCall> {
         lock(&self.calls).clone()
@@ -197,6 +204,17 @@ impl MemoryBackend {
 impl SandboxBackend for MemoryBackend {
     fn name(&self) -> &'static str {
         "memory"
+    }
+
+    async fn reachable(&self) -> Result<(), SandboxError> {
+        match lock(&self.unreachable).clone() {
+            None => Ok(()),
+            Some(detail) => Err(SandboxError::Backend {
+                backend: "memory",
+                action: "being reached",
+                detail,
+            }),
+        }
     }
 
     async fn require_image(&self, image: &str) -> Result<(), SandboxError> {

@@ -8,7 +8,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 
 use super::{Backend, SqlStore, ms, now, now_ms};
-use crate::store::{InboxItem, InboxStore, NewEvent, Pruned, StoreError};
+use crate::store::{Gauges, InboxItem, InboxStore, NewEvent, Pruned, StoreError};
 
 #[async_trait]
 impl InboxStore for SqlStore {
@@ -125,5 +125,9 @@ impl InboxStore for SqlStore {
     #[tracing::instrument(name = "store.prune", skip(self))]
     async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
         super::housekeeping::prune(&self.pool, before).await
+    }
+
+    async fn gauges(&self) -> Result<Gauges, StoreError> {
+        super::gauges::gauges(&self.pool).await
     }
 }
