@@ -9,6 +9,7 @@ pub mod fake_slack;
 pub mod gitrepo;
 pub mod postgres;
 mod serve;
+pub mod standalone;
 
 use std::path::Path;
 
