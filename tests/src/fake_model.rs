@@ -183,7 +183,7 @@ fn completion(message: Value, finish_reason: &str) -> Value {
 async fn models(State((inner, _)): State<AppState>, headers: HeaderMap) -> Response {
     let key = inner.lock().unwrap().key.clone();
     if let Err(refusal) = check_key(key.as_deref(), &headers) {
-        return refusal;
+        return *refusal;
     }
     Json(
         json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "threadsmith-tests"}]}),
@@ -192,7 +192,7 @@ async fn models(State((inner, _)): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 /// OpenAI's 401s: no key at all, or a key it does not know (`invalid_api_key`).
-fn check_key(key: Option<&str>, headers: &HeaderMap) -> Result<(), Response> {
+fn check_key(key: Option<&str>, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(key) = key else { return Ok(()) };
     let given = headers
         .get("authorization")
@@ -209,11 +209,13 @@ fn check_key(key: Option<&str>, headers: &HeaderMap) -> Result<(), Response> {
             json!("invalid_api_key"),
         ),
     };
-    Err((
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}})),
-    )
-        .into_response())
+    Err(Box::new(
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}})),
+        )
+            .into_response(),
+    ))
 }
 
 /// The error body OpenAI sends with a status: its `type` and `code` by status.
@@ -323,7 +325,7 @@ async fn chat(
     let (turn, n, latency) = {
         let mut g = inner.lock().unwrap();
         if let Err(refusal) = check_key(g.key.as_deref(), &headers) {
-            return refusal;
+            return *refusal;
         }
         g.received.push(Received {
             seed,

@@ -220,7 +220,7 @@ pub(super) async fn rest(
             ))
         }
         ("GET", ["channels", id, "messages", mid]) => match fake.known_message(id, mid) {
-            Err(e) => e,
+            Err(e) => *e,
             Ok(()) => match fake.message(id, mid) {
                 Some(m) => ok(fake.visible_message_json(&m, true)),
                 None => error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
@@ -261,7 +261,7 @@ pub(super) async fn rest(
                 return e;
             }
             if let Err(e) = fake.known_message(id, mid) {
-                return e;
+                return *e;
             }
             let updated = {
                 let mut s = fake.lock();
@@ -301,7 +301,7 @@ pub(super) async fn rest(
         }
         (m @ ("PUT" | "DELETE"), ["channels", id, "messages", mid, "reactions", emoji, "@me"]) => {
             if let Err(e) = fake.known_message(id, mid) {
-                return e;
+                return *e;
             }
             let emoji = percent_decode(emoji);
             let mut s = fake.lock();
@@ -320,7 +320,7 @@ pub(super) async fn rest(
         }
         ("POST", ["channels", id, "messages", mid, "threads"]) => {
             if let Err(e) = fake.known_message(id, mid) {
-                return e;
+                return *e;
             }
             let name = json_body["name"].as_str().unwrap_or("thread").to_string();
             match fake.create_thread(id, mid, &name) {
@@ -393,12 +393,20 @@ fn is_empty_message(body: &Value, files: &[(String, Vec<u8>)]) -> bool {
 impl FakeDiscord {
     /// A message the caller names: its channel must exist (10003), then the message in it
     /// (10008), as Discord checks them.
-    fn known_message(&self, channel: &str, message: &str) -> Result<(), Response> {
+    fn known_message(&self, channel: &str, message: &str) -> Result<(), Box<Response>> {
         if !self.lock().channels.contains_key(channel) {
-            return Err(error(StatusCode::NOT_FOUND, 10003, "Unknown Channel"));
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                10003,
+                "Unknown Channel",
+            )));
         }
         if self.message(channel, message).is_none() {
-            return Err(error(StatusCode::NOT_FOUND, 10008, "Unknown Message"));
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                10008,
+                "Unknown Message",
+            )));
         }
         Ok(())
     }
