@@ -33,6 +33,11 @@ pub struct Pull {
     pub body: String,
     pub draft: bool,
     pub head_sha: String,
+    /// The base branch's commit when the pull request was opened.
+    pub base_sha: String,
+    /// Commits on the head that the base does not have.
+    pub commits: u64,
+    pub maintainer_can_modify: bool,
 }
 
 /// One API call as the fake saw it.
@@ -134,13 +139,18 @@ fn verify_app_jwt(token: &str) -> bool {
 
 impl FakeGitHub {
     pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake GitHub");
+        Self::start_on(listener)
+    }
+
+    /// The fake on a listener of the caller's choosing (the standalone binary's `--port`).
+    pub fn start_on(listener: tokio::net::TcpListener) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             token_lifetime: 3600,
             ..Inner::default()
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake GitHub");
         let addr = listener.local_addr().expect("address");
         let fake = Self { inner, addr };
         let app = Router::new()
@@ -316,11 +326,28 @@ fn token_ok(auth: &str) -> bool {
     auth.starts_with("installation:") || auth == "pat"
 }
 
+/// A pull request as the "get" and "create" calls answer it: the list's fields and the
+/// merge state and counts.
+fn full_pull_json(api: &str, p: &Pull) -> Value {
+    let mut v = pull_json(api, p);
+    let extra = json!({
+        "merged": false, "mergeable": null, "rebaseable": null, "mergeable_state": "unknown",
+        "merged_by": null, "comments": 0, "review_comments": 0,
+        "maintainer_can_modify": p.maintainer_can_modify, "commits": p.commits,
+        "additions": 0, "deletions": 0, "changed_files": 0
+    });
+    for (k, x) in extra.as_object().into_iter().flatten() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// A pull request as the list call answers it ("pull-request-simple").
 fn pull_json(api: &str, p: &Pull) -> Value {
     let full = format!("{}/{}", p.owner, p.repo);
     let html = format!("https://github.com/{full}/pull/{}", p.number);
     let url = format!("{api}/repos/{full}/pulls/{}", p.number);
-    json!({
+    let mut v = json!({
         "url": url, "id": 1_000_000 + p.number, "node_id": format!("PR_kwDOAAABc{}", p.number),
         "html_url": html, "diff_url": format!("{html}.diff"), "patch_url": format!("{html}.patch"),
         "issue_url": format!("{api}/repos/{full}/issues/{}", p.number),
@@ -332,7 +359,7 @@ fn pull_json(api: &str, p: &Pull) -> Value {
         "assignee": null, "assignees": [], "requested_reviewers": [], "requested_teams": [],
         "head": {"label": format!("{}:{}", p.owner, p.head), "ref": p.head, "sha": p.head_sha,
                  "user": author(&p.owner, 583_231, "Organization"), "repo": repository(&p.owner, &p.repo)},
-        "base": {"label": format!("{}:{}", p.owner, p.base), "ref": p.base, "sha": p.head_sha,
+        "base": {"label": format!("{}:{}", p.owner, p.base), "ref": p.base, "sha": p.base_sha,
                  "user": author(&p.owner, 583_231, "Organization"), "repo": repository(&p.owner, &p.repo)},
         "_links": {
             "self": {"href": url}, "html": {"href": html},
@@ -344,7 +371,18 @@ fn pull_json(api: &str, p: &Pull) -> Value {
             "statuses": {"href": format!("{api}/repos/{full}/statuses/{}", p.head_sha)}
         },
         "author_association": "NONE", "auto_merge": null, "draft": p.draft
-    })
+    });
+    // In a second `json!`: one would pass the macro's recursion limit.
+    let urls = json!({
+        "commits_url": format!("{url}/commits"), "review_comments_url": format!("{url}/comments"),
+        "review_comment_url": format!("{api}/repos/{full}/pulls/comments{{/number}}"),
+        "comments_url": format!("{api}/repos/{full}/issues/{}/comments", p.number),
+        "statuses_url": format!("{api}/repos/{full}/statuses/{}", p.head_sha)
+    });
+    for (k, x) in urls.as_object().into_iter().flatten() {
+        v[k] = x.clone();
+    }
+    v
 }
 
 async fn list_pulls(
@@ -356,6 +394,9 @@ async fn list_pulls(
     let path = format!("/repos/{owner}/{repo}/pulls");
     if !token_ok(&gh.auth(&headers, "GET", &path)) {
         return error(StatusCode::UNAUTHORIZED, "Bad credentials", Value::Null);
+    }
+    if !gh.lock().repos.contains_key(&format!("{owner}/{repo}")) {
+        return error(StatusCode::NOT_FOUND, "Not Found", Value::Null);
     }
     {
         let mut inner = gh.lock();
@@ -407,6 +448,19 @@ fn branch_sha(bare: &std::path::Path, branch: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// How many commits `head` has that `base` has not (0 when git cannot tell).
+fn commits_between(bare: &std::path::Path, base: &str, head: &str) -> u64 {
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(bare)
+        .args(["rev-list", "--count", &format!("{base}..{head}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0)
+}
+
 async fn create_pull(
     State(gh): State<FakeGitHub>,
     Path((owner, repo)): Path<(String, String)>,
@@ -436,8 +490,17 @@ async fn create_pull(
     let Some(head_sha) = branch_sha(&bare, &head_branch) else {
         return invalid("head", "head is invalid");
     };
-    if branch_sha(&bare, &base).is_none() {
+    let Some(base_sha) = branch_sha(&bare, &base) else {
         return invalid("base", "base is invalid");
+    };
+    let commits = commits_between(&bare, &base_sha, &head_sha);
+    if commits == 0 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Failed",
+            json!([{"resource": "PullRequest", "code": "custom",
+                    "message": format!("No commits between {base} and {head_branch}")}]),
+        );
     }
     let mut inner = gh.lock();
     // GitHub refuses a second open pull request of the same head into the same base.
@@ -464,13 +527,16 @@ async fn create_pull(
         body: s("body"),
         draft: body["draft"].as_bool().unwrap_or(false),
         head_sha,
+        base_sha,
+        commits,
+        maintainer_can_modify: body["maintainer_can_modify"].as_bool().unwrap_or(false),
     };
     inner.pulls.push(pull.clone());
     if inner.garbled_creations > 0 {
         inner.garbled_creations -= 1;
         inner.failing_lists = inner.failing_lists_after_garble;
         drop(inner);
-        let full = pull_json(&gh.api_url(), &pull).to_string();
+        let full = full_pull_json(&gh.api_url(), &pull).to_string();
         let cut: String = full.chars().take(full.chars().count() / 2).collect();
         return (
             StatusCode::CREATED,
@@ -483,33 +549,12 @@ async fn create_pull(
             .into_response();
     }
     drop(inner);
-    (StatusCode::CREATED, Json(pull_json(&gh.api_url(), &pull))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(full_pull_json(&gh.api_url(), &pull)),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_app_jwt_signed_with_the_key_verifies() {
-        let key = jsonwebtoken::EncodingKey::from_rsa_pem(APP_PRIVATE_KEY.as_bytes()).unwrap();
-        let now = chrono::Utc::now().timestamp();
-        let claims = json!({"iss": APP_ID, "iat": now - 60, "exp": now + 540});
-        let jwt = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-            &claims,
-            &key,
-        )
-        .unwrap();
-        assert!(verify_app_jwt(&jwt));
-        let other = json!({"iss": 1, "iat": now - 60, "exp": now + 540});
-        let forged = jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-            &other,
-            &key,
-        )
-        .unwrap();
-        assert!(!verify_app_jwt(&forged));
-        assert!(!verify_app_jwt("a.b.c"));
-    }
-}
+mod tests;

@@ -17,6 +17,9 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+mod request;
+pub use request::MODEL;
+
 /// One answer of the fake model.
 #[derive(Clone)]
 pub enum Turn {
@@ -52,6 +55,8 @@ struct Inner {
     latency: Duration,
     /// Refuse a named `tool_choice` (HTTP 400), as some OpenAI-compatible servers do.
     no_named_tool_choice: bool,
+    /// The API key every request must carry (`Authorization: Bearer …`), when set.
+    key: Option<String>,
 }
 
 #[derive(Clone)]
@@ -66,15 +71,20 @@ type AppState = (Arc<Mutex<Inner>>, tokio::sync::watch::Sender<usize>);
 impl FakeModel {
     /// Starts the server on a free loopback port.
     pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake model");
+        Self::start_on(listener)
+    }
+
+    /// The server on a listener of the caller's choosing (the standalone binary's `--port`).
+    pub fn start_on(listener: tokio::net::TcpListener) -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let (arrivals, _) = tokio::sync::watch::channel(0usize);
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/models", get(models))
             .with_state((inner.clone(), arrivals.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake model");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -115,6 +125,12 @@ impl FakeModel {
     /// OpenAI-compatible server without named tool choice does ("required" and "auto" work).
     pub fn refuse_named_tool_choice(&self) {
         self.inner.lock().unwrap().no_named_tool_choice = true;
+    }
+
+    /// From now on, a request without `Authorization: Bearer <key>` is refused with OpenAI's
+    /// 401 (`invalid_api_key`), and not recorded.
+    pub fn require_key(&self, key: &str) {
+        self.inner.lock().unwrap().key = Some(key.to_string());
     }
 
     /// A fixed delay before every answer.
@@ -164,10 +180,84 @@ fn completion(message: Value, finish_reason: &str) -> Value {
     })
 }
 
-async fn models() -> Json<Value> {
+async fn models(State((inner, _)): State<AppState>, headers: HeaderMap) -> Response {
+    let key = inner.lock().unwrap().key.clone();
+    if let Err(refusal) = check_key(key.as_deref(), &headers) {
+        return *refusal;
+    }
     Json(
         json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "threadsmith-tests"}]}),
     )
+    .into_response()
+}
+
+/// OpenAI's 401s: no key at all, or a key it does not know (`invalid_api_key`).
+fn check_key(key: Option<&str>, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(key) = key else { return Ok(()) };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (message, code) = match given {
+        Some(k) if k == key => return Ok(()),
+        None => (
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string(),
+            Value::Null,
+        ),
+        Some(_) => (
+            "Incorrect API key provided. You can find your API key at https://platform.openai.com/account/api-keys.".to_string(),
+            json!("invalid_api_key"),
+        ),
+    };
+    Err(Box::new(
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": code}})),
+        )
+            .into_response(),
+    ))
+}
+
+/// The error body OpenAI sends with a status: its `type` and `code` by status.
+fn status_error(status: StatusCode) -> Value {
+    let (message, kind, code) = match status.as_u16() {
+        400 => ("scripted bad request", "invalid_request_error", Value::Null),
+        401 => (
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            json!("invalid_api_key"),
+        ),
+        404 => (
+            "The model `fake-model` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            json!("model_not_found"),
+        ),
+        429 => (
+            "Rate limit reached for fake-model (scripted).",
+            "requests",
+            json!("rate_limit_exceeded"),
+        ),
+        _ => (
+            "The server had an error while processing your request. Sorry about that!",
+            "server_error",
+            Value::Null,
+        ),
+    };
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+/// OpenAI's answer to a request it refuses before the model sees it.
+fn refused(r: request::Refusal) -> Response {
+    (
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(json!({"error": {
+            "message": r.message,
+            "type": "invalid_request_error",
+            "param": r.param,
+            "code": r.code
+        }})),
+    )
+        .into_response()
 }
 
 /// What OpenAI answers for a `tool_choice` it does not accept: HTTP 400 with an
@@ -234,6 +324,9 @@ async fn chat(
     let seed = body["seed"].as_u64();
     let (turn, n, latency) = {
         let mut g = inner.lock().unwrap();
+        if let Err(refusal) = check_key(g.key.as_deref(), &headers) {
+            return *refusal;
+        }
         g.received.push(Received {
             seed,
             authorization: headers
@@ -243,6 +336,11 @@ async fn chat(
             body: body.clone(),
         });
         // Refused before the model sees it: the script does not advance.
+        if let Err(r) = request::check(&body) {
+            drop(g);
+            arrivals.send_modify(|count| *count += 1);
+            return refused(r);
+        }
         if let Err(refusal) = check_tool_choice(&body, !g.no_named_tool_choice) {
             drop(g);
             arrivals.send_modify(|count| *count += 1);
@@ -289,11 +387,10 @@ async fn chat(
             "stop",
         ))
         .into_response(),
-        Turn::Status(code) => (
-            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            Json(json!({"error": {"message": "scripted failure", "type": "server_error", "code": null}})),
-        )
-            .into_response(),
+        Turn::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, Json(status_error(status))).into_response()
+        }
         Turn::Garbage(text) => (StatusCode::OK, text).into_response(),
         Turn::Gated(..) => unreachable!("gates are opened above"),
     }

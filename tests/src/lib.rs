@@ -10,6 +10,7 @@ pub mod gitrepo;
 mod inbox;
 pub mod postgres;
 mod serve;
+pub mod standalone;
 
 use std::path::Path;
 

@@ -8,9 +8,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::agent::model::Reply;
 use crate::context::RolloutCtx;
 use crate::sandbox::{Limits, Sandbox, SandboxBackend, SandboxSpec};
-use crate::testing::{Answer, MemoryBackend, ScriptedModel, Step};
+use crate::testing::{Answer, MemoryBackend, ModelTurn, ScriptedModel, Step};
 use crate::types::{Phase, RolloutEvent};
 
 const SAMPLING: Sampling = Sampling {
@@ -284,4 +285,34 @@ async fn a_reply_without_tool_calls_is_nudged_then_given_up_on() {
     assert!(
         matches!(nudged, Some(Message::User { content }) if content.starts_with("Continue by calling a tool"))
     );
+}
+
+#[tokio::test]
+async fn an_answer_with_neither_text_nor_tool_calls_goes_back_with_empty_text() {
+    // Chat Completions refuses an assistant message whose content is null without tool calls.
+    let backend = MemoryBackend::new();
+    let model = ScriptedModel::new();
+    model.push(ModelTurn::Reply(Reply {
+        content: None,
+        tool_calls: Vec::new(),
+    }));
+    model.give_up("nothing to do");
+    let (end, _, _) = run(&backend, &model, 10, far(), &CancellationToken::new()).await;
+    assert_eq!(
+        end,
+        AgentEnd::GaveUp {
+            reason: "nothing to do".into()
+        }
+    );
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    let wire = serde_json::to_value(&requests[1].messages).unwrap();
+    let assistant: Vec<_> = wire
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .collect();
+    assert_eq!(assistant.len(), 1, "{wire}");
+    assert_eq!(assistant[0]["content"], "", "{wire}");
 }

@@ -116,7 +116,12 @@ pub async fn run_builtin(
             }
         };
         messages.push(Message::Assistant {
-            content: reply.content.clone(),
+            // The API refuses an assistant message with neither content nor tool calls
+            // ("required unless tool_calls is specified"): an empty answer goes back as "".
+            content: reply
+                .content
+                .clone()
+                .or_else(|| reply.tool_calls.is_empty().then(String::new)),
             tool_calls: reply.tool_calls.clone(),
         });
         if reply.tool_calls.is_empty() {

@@ -219,9 +219,12 @@ pub(super) async fn rest(
                     .collect::<Vec<_>>()
             ))
         }
-        ("GET", ["channels", id, "messages", mid]) => match fake.message(id, mid) {
-            Some(m) => ok(fake.visible_message_json(&m, true)),
-            None => error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+        ("GET", ["channels", id, "messages", mid]) => match fake.known_message(id, mid) {
+            Err(e) => *e,
+            Ok(()) => match fake.message(id, mid) {
+                Some(m) => ok(fake.visible_message_json(&m, true)),
+                None => error(StatusCode::NOT_FOUND, 10008, "Unknown Message"),
+            },
         },
         ("POST", ["channels", id, "messages"]) => {
             if !fake.lock().channels.contains_key(*id) {
@@ -229,6 +232,13 @@ pub(super) async fn rest(
             }
             if let Some(e) = too_big(&json_body) {
                 return e;
+            }
+            if is_empty_message(&json_body, &files) {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    50006,
+                    "Cannot send an empty message",
+                );
             }
             let m = Msg {
                 id: fake.snowflake(),
@@ -250,6 +260,9 @@ pub(super) async fn rest(
             if let Some(e) = too_big(&json_body) {
                 return e;
             }
+            if let Err(e) = fake.known_message(id, mid) {
+                return *e;
+            }
             let updated = {
                 let mut s = fake.lock();
                 let Some(m) = s
@@ -260,6 +273,14 @@ pub(super) async fn rest(
                     drop(s);
                     return error(StatusCode::NOT_FOUND, 10008, "Unknown Message");
                 };
+                if m.author_id != BOT_ID {
+                    drop(s);
+                    return error(
+                        StatusCode::FORBIDDEN,
+                        50005,
+                        "Cannot edit a message authored by another user",
+                    );
+                }
                 if let Some(c) = json_body["content"].as_str() {
                     m.content = c.into();
                 }
@@ -279,6 +300,9 @@ pub(super) async fn rest(
             ok(fake.message_json(&updated))
         }
         (m @ ("PUT" | "DELETE"), ["channels", id, "messages", mid, "reactions", emoji, "@me"]) => {
+            if let Err(e) = fake.known_message(id, mid) {
+                return *e;
+            }
             let emoji = percent_decode(emoji);
             let mut s = fake.lock();
             let list = s
@@ -295,6 +319,9 @@ pub(super) async fn rest(
             StatusCode::NO_CONTENT.into_response()
         }
         ("POST", ["channels", id, "messages", mid, "threads"]) => {
+            if let Err(e) = fake.known_message(id, mid) {
+                return *e;
+            }
             let name = json_body["name"].as_str().unwrap_or("thread").to_string();
             match fake.create_thread(id, mid, &name) {
                 Some(c) => (StatusCode::CREATED, axum::Json(c)).into_response(),
@@ -345,6 +372,43 @@ pub(super) async fn rest(
             }
         }
         _ => error(StatusCode::NOT_FOUND, 0, "404: Not Found"),
+    }
+}
+
+/// Discord's 50006: a message needs content, an embed, a component, a file, a sticker or a
+/// poll.
+fn is_empty_message(body: &Value, files: &[(String, Vec<u8>)]) -> bool {
+    let nonempty = |k: &str| match &body[k] {
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Null => false,
+        _ => true,
+    };
+    files.is_empty()
+        && !["content", "embeds", "components", "sticker_ids", "poll"]
+            .iter()
+            .any(|k| nonempty(k))
+}
+
+impl FakeDiscord {
+    /// A message the caller names: its channel must exist (10003), then the message in it
+    /// (10008), as Discord checks them.
+    fn known_message(&self, channel: &str, message: &str) -> Result<(), Box<Response>> {
+        if !self.lock().channels.contains_key(channel) {
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                10003,
+                "Unknown Channel",
+            )));
+        }
+        if self.message(channel, message).is_none() {
+            return Err(Box::new(error(
+                StatusCode::NOT_FOUND,
+                10008,
+                "Unknown Message",
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -458,5 +522,59 @@ mod tests {
                 panic!("interaction type {kind}: {e}");
             }
         }
+    }
+
+    async fn call(
+        fake: &FakeDiscord,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}/api/v10{path}", fake.api_base()))
+            .header("authorization", format!("Bot {TOKEN}"));
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn refusals_are_discords() {
+        use reqwest::Method;
+        let fake = FakeDiscord::start().await;
+        fake.add_channel("1300000000000000001", "bugs");
+        let theirs = fake.post_as_user("1300000000000000001", "1400000000000000001", "hi");
+        let code = |(status, body): (u16, Value)| (status, body["code"].as_u64().unwrap_or(0));
+        let messages = "/channels/1300000000000000001/messages";
+        let empty = call(&fake, Method::POST, messages, Some(json!({"content": ""}))).await;
+        assert_eq!(code(empty), (400, 50006));
+        let edit = format!("{messages}/{theirs}");
+        let others = call(&fake, Method::PATCH, &edit, Some(json!({"content": "x"}))).await;
+        assert_eq!(code(others), (403, 50005));
+        for (path, want) in [
+            (format!("{messages}/1/reactions/%F0%9F%91%80/@me"), 10008),
+            (
+                "/channels/1/messages/1/reactions/%F0%9F%91%80/@me".to_string(),
+                10003,
+            ),
+        ] {
+            assert_eq!(
+                code(call(&fake, Method::PUT, &path, None).await),
+                (404, want),
+                "{path}"
+            );
+        }
+        let thread = call(
+            &fake,
+            Method::POST,
+            &format!("{messages}/1/threads"),
+            Some(json!({"name": "t"})),
+        )
+        .await;
+        assert_eq!(code(thread), (404, 10008));
+        assert!(fake.threads().is_empty());
     }
 }

@@ -21,6 +21,8 @@ mod steps;
 mod tests;
 #[cfg(test)]
 mod tests_socket;
+#[cfg(test)]
+mod tests_strict;
 mod web;
 
 use std::net::SocketAddr;
@@ -184,6 +186,16 @@ impl FakeSlack {
         let ws = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake Slack WebSocket");
+        Self::start_on(api, ws, cfg)
+    }
+
+    /// The Web API and the Socket Mode endpoint on listeners of the caller's choosing (the
+    /// standalone binary's `--port`).
+    pub fn start_on(
+        api: tokio::net::TcpListener,
+        ws: tokio::net::TcpListener,
+        cfg: FakeSlackConfig,
+    ) -> Self {
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             api_addr: api.local_addr().expect("local addr"),
@@ -240,7 +252,12 @@ impl FakeSlack {
         })
     }
 
-    /// Adds a user that `users.info` knows.
+    /// A channel the bot is in (a payload built for a channel, or a human's message there,
+    /// puts the bot in it too): only there can it post.
+    pub fn join(&self, channel: &str) {
+        self.shared.mutate(|s| s.join(channel));
+    }
+
     /// A user group (`S…`) and its members, for `usergroups.users.list`.
     pub fn add_group(&self, id: &str, members: &[&str]) {
         self.shared.mutate(|s| {
@@ -251,6 +268,7 @@ impl FakeSlack {
         });
     }
 
+    /// Adds a user that `users.info` knows.
     pub fn add_user(&self, id: &str, name: &str) {
         self.shared
             .mutate(|s| s.users.push((id.into(), name.into())));

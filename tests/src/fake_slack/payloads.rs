@@ -18,6 +18,7 @@ impl FakeSlack {
         ts: &str,
         thread_ts: Option<&str>,
     ) -> Value {
+        self.join(channel);
         let n = self.shared.mutate(|s| s.next_id());
         let mut event = json!({
             "client_msg_id": client_msg_id(n),
@@ -45,6 +46,7 @@ impl FakeSlack {
         ts: &str,
         thread_ts: Option<&str>,
     ) -> Value {
+        self.join(channel);
         let n = self.shared.mutate(|s| s.next_id());
         let channel_type = match channel.chars().next() {
             Some('D') => "im",
@@ -119,6 +121,7 @@ impl FakeSlack {
         action_id: &str,
         value: &str,
     ) -> Value {
+        self.join(channel);
         let cfg = &self.shared.cfg;
         let (n, trigger, message, ephemeral_blocks) = self.shared.mutate(|s| {
             let (n, trigger) = new_trigger(s);
@@ -232,6 +235,7 @@ impl FakeSlack {
         thread_ts: Option<&str>,
         callback_id: &str,
     ) -> Value {
+        self.join(channel);
         let cfg = &self.shared.cfg;
         let (n, trigger, message) = self.shared.mutate(|s| {
             let (n, trigger) = new_trigger(s);
@@ -266,6 +270,7 @@ impl FakeSlack {
     /// A slash command (send it as `slash_commands`, usually with
     /// `accepts_response_payload: true`).
     pub fn slash_command(&self, command: &str, text: &str, channel: &str, user: &str) -> Value {
+        self.join(channel);
         let cfg = &self.shared.cfg;
         let (n, trigger) = self.shared.mutate(new_trigger);
         json!({

@@ -260,6 +260,16 @@ impl SlackState {
             .find(|m| m.ts == ts)
     }
 
+    /// The bot is in `channel` (nothing in it yet).
+    pub(super) fn join(&mut self, channel: &str) {
+        self.channels.entry(channel.to_string()).or_default();
+    }
+
+    /// Whether the bot is in `channel`.
+    pub(super) fn in_channel(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+    }
+
     pub(super) fn insert(&mut self, message: Message) {
         let list = self.channels.entry(message.channel.clone()).or_default();
         let key = ts_key(&message.ts);

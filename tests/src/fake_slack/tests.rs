@@ -26,7 +26,7 @@ async fn send(slack: &FakeSlack, token: &str, method: &str, body: Value) -> reqw
         .expect("the fake answers")
 }
 
-async fn post(slack: &FakeSlack, method: &str, body: Value) -> Value {
+pub(super) async fn post(slack: &FakeSlack, method: &str, body: Value) -> Value {
     let response = send(slack, "xoxb-test", method, body).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -341,6 +341,7 @@ async fn tokens_are_checked_and_unknown_methods_recorded() {
 #[tokio::test]
 async fn fail_next_answers_429_with_retry_after() {
     let slack = fake().await;
+    slack.join("C1");
     slack.fail_next("chat.postMessage", 429, Some(7));
     slack.fail_next_error("chat.postMessage", "channel_not_found");
     let body = json!({"channel": "C1", "text": "x"});
@@ -361,6 +362,7 @@ async fn fail_next_answers_429_with_retry_after() {
 #[tokio::test]
 async fn form_bodies_are_parsed_and_recorded_as_json() {
     let slack = fake().await;
+    slack.join("C1");
     let response: Value = reqwest::Client::new()
         .post(format!("{}/chat.postMessage", slack.api_base()))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -514,6 +516,7 @@ async fn websocket_needs_a_ticket() {
 #[tokio::test]
 async fn wait_until_wakes_on_a_change() {
     let slack = fake().await;
+    slack.join("C9");
     let poster = slack.clone();
     let task = tokio::spawn(async move {
         post(

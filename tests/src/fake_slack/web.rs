@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Json};
 use axum::routing::{any, post};
 use serde_json::{Map, Value, json};
 
+mod blocks;
 mod files;
 mod views;
 
@@ -137,8 +138,10 @@ fn dispatch(
     } else {
         &shared.cfg.bot_token
     };
-    if token != Some(expected.as_str()) {
-        return error("invalid_auth");
+    match token {
+        None => return error("not_authed"),
+        Some(t) if t != expected => return error("invalid_auth"),
+        Some(_) => {}
     }
     match handler(s, shared, args) {
         Ok(Value::Object(mut fields)) => {
@@ -200,7 +203,7 @@ fn connections_open(s: &mut SlackState, shared: &Shared, _: &Args) -> ApiResult 
 
 fn post_message(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
     let cfg = &shared.cfg;
-    let channel = str_arg(args, "channel").ok_or("channel_not_found")?;
+    let channel = known_channel(s, args)?;
     let (text, blocks) = content(args)?;
     let message = Message {
         channel: channel.clone(),
@@ -228,6 +231,11 @@ fn update(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
     let ts = str_arg(args, "ts").ok_or("message_not_found")?;
     let text = str_arg(args, "text");
     let blocks = json_arg(args, "blocks").map_err(|_| "invalid_blocks")?;
+    if let Some(Value::Array(list)) = &blocks
+        && !blocks::within_limits(list)
+    {
+        return Err("invalid_blocks");
+    }
     let message = s.find_mut(&channel, &ts).ok_or("message_not_found")?;
     if message.bot_id.is_none() {
         return Err("cant_update_message");
@@ -268,7 +276,7 @@ fn delete(s: &mut SlackState, _: &Shared, args: &Args) -> ApiResult {
 }
 
 fn post_ephemeral(s: &mut SlackState, _: &Shared, args: &Args) -> ApiResult {
-    let channel = str_arg(args, "channel").ok_or("channel_not_found")?;
+    let channel = known_channel(s, args)?;
     let user = str_arg(args, "user").ok_or("user_not_in_channel")?;
     let (text, blocks) = content(args)?;
     let ts = s.next_ts();
@@ -334,7 +342,7 @@ fn reactions_remove(s: &mut SlackState, _: &Shared, args: &Args) -> ApiResult {
 }
 
 fn replies(s: &mut SlackState, shared: &Shared, args: &Args) -> ApiResult {
-    let channel = str_arg(args, "channel").ok_or("channel_not_found")?;
+    let channel = known_channel(s, args)?;
     let ts = str_arg(args, "ts").ok_or("thread_not_found")?;
     let thread = s.thread_refs(&channel, &ts);
     if thread.is_empty() {
@@ -496,7 +504,20 @@ fn content(args: &Args) -> Result<(String, Option<Value>), &'static str> {
     if text.is_empty() && !has_blocks && !has_attachments {
         return Err("no_text");
     }
+    if let Some(Value::Array(list)) = &blocks
+        && !blocks::within_limits(list)
+    {
+        return Err("invalid_blocks");
+    }
     Ok((text, blocks.filter(|_| has_blocks)))
+}
+
+/// The `channel` argument, which must be a channel the bot is in (Slack: `channel_not_found`
+/// for one it cannot see).
+fn known_channel(s: &SlackState, args: &Args) -> Result<String, &'static str> {
+    str_arg(args, "channel")
+        .filter(|c| s.in_channel(c))
+        .ok_or("channel_not_found")
 }
 
 /// A scalar argument as a string; empty strings count as absent.
