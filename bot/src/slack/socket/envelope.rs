@@ -28,15 +28,15 @@ enum Wire {
     },
     EventsApi {
         envelope_id: String,
-        payload: SlackPushEventCallback,
+        payload: Box<SlackPushEventCallback>,
     },
     Interactive {
         envelope_id: String,
-        payload: SlackInteractionEvent,
+        payload: Box<SlackInteractionEvent>,
     },
     SlashCommands {
         envelope_id: String,
-        payload: SlackCommandEvent,
+        payload: Box<SlackCommandEvent>,
     },
 }
 
@@ -89,9 +89,9 @@ pub(super) struct Envelope {
 
 #[derive(Debug)]
 enum Body {
-    Push(SlackPushEventCallback),
-    Interaction(SlackInteractionEvent),
-    Command(SlackCommandEvent),
+    Push(Box<SlackPushEventCallback>),
+    Interaction(Box<SlackInteractionEvent>),
+    Command(Box<SlackCommandEvent>),
 }
 
 /// Reads one text frame.
