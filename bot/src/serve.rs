@@ -32,11 +32,7 @@ pub struct Running {
     /// The HTTP server's address (pages, Slack's HTTP mode).
     pub http_addr: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    socket: Option<
-        slack_morphism::prelude::SlackClientSocketModeListener<
-            slack_morphism::prelude::SlackClientHyperHttpsConnector,
-        >,
-    >,
+    socket: Option<slack::socket::SocketMode>,
     discord: Option<crate::discord::Running>,
     svc: Services,
 }

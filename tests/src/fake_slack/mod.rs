@@ -451,12 +451,32 @@ impl FakeSlack {
     /// Sends `{"type":"disconnect","reason":"refresh_requested"}` on every open connection,
     /// which then close; envelopes sent from now on wait for the next connection.
     pub async fn disconnect(&self) {
+        self.disconnect_with("refresh_requested").await;
+    }
+
+    /// Sends `disconnect` with `reason` (`warning`, `refresh_requested`, `link_disabled`) on
+    /// every open connection. Like Slack, the fake sends nothing more on them, still takes
+    /// their acks, and closes each after a grace period unless the client closes it first.
+    pub async fn disconnect_with(&self, reason: &str) {
         let targets = self.shared.mutate(|s| std::mem::take(&mut s.targets));
         for target in targets {
             let (done, sent) = oneshot::channel();
-            if target.tx.send(Outgoing::Disconnect(done)).is_ok() {
+            if target
+                .tx
+                .send(Outgoing::Disconnect(reason.into(), done))
+                .is_ok()
+            {
                 let _ = tokio::time::timeout(WAIT_LIMIT, sent).await;
             }
+        }
+    }
+
+    /// Closes every open connection at once, without `disconnect` (a connection lost): Events
+    /// API envelopes they left unacknowledged are delivered again on the next.
+    pub fn close_connections(&self) {
+        let targets = self.shared.mutate(|s| std::mem::take(&mut s.targets));
+        for target in targets {
+            let _ = target.tx.send(Outgoing::Close);
         }
     }
 

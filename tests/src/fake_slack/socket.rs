@@ -84,16 +84,20 @@ async fn connection(stream: TcpStream, shared: Arc<Shared>) {
                             });
                         }
                     }
-                    Some(Outgoing::Disconnect(done)) => {
-                        let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "applink-fake"}});
+                    Some(Outgoing::Disconnect(reason, done)) => {
+                        let frame = json!({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}});
                         let _ = sink.send(WsMessage::Text(frame.to_string().into())).await;
                         let _ = done.send(());
                         closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
+                    Some(Outgoing::Close) => {
+                        let _ = sink.send(WsMessage::Close(None)).await;
+                        break;
+                    }
                     None => rx_open = false,
                 },
                 msg = incoming.next() => match msg {
-                    Some(Ok(WsMessage::Text(text))) => record(&shared, text.as_str()),
+                    Some(Ok(WsMessage::Text(text))) => record(&shared, id, text.as_str()),
                     Some(Ok(WsMessage::Ping(_))) => {
                         // tungstenite queued the pong; make sure it leaves now.
                         let _ = sink.flush().await;
@@ -150,21 +154,65 @@ impl Callback for TicketCheck {
     }
 }
 
-/// Records a client frame; a JSON object with an `envelope_id` is an ack.
-fn record(shared: &Shared, text: &str) {
+/// Records a client frame. A frame naming an `envelope_id` is an ack, taken only as Slack
+/// takes one: a JSON object with `envelope_id` and, where the envelope said
+/// `accepts_response_payload`, an optional object `payload` (nothing else), for an envelope
+/// written to this connection and not acknowledged yet. Anything else is recorded in
+/// `rejected_acks` and leaves the envelope unacknowledged.
+fn record(shared: &Shared, connection: usize, text: &str) {
     let at = Instant::now();
     let frame = serde_json::from_str::<Value>(text).ok();
     shared.mutate(|s| {
         s.client_frames.push(text.into());
         let Some(frame) = frame else { return };
-        if let Some(id) = frame["envelope_id"].as_str() {
-            s.in_flight.remove(id);
-            s.acks.entry(id.into()).or_insert(Ack {
-                frame: frame.clone(),
-                at,
-            });
+        let Some(id) = frame.get("envelope_id").and_then(Value::as_str) else {
+            return;
+        };
+        match ack_problem(s.in_flight.get(id), connection, &frame) {
+            Some(why) => s.rejected_acks.push((text.into(), why)),
+            None => {
+                s.in_flight.remove(id);
+                s.acks.insert(id.into(), Ack { frame, at });
+            }
         }
     });
+}
+
+/// Why `ack` is not a valid ack of the envelope in flight, if it is not.
+fn ack_problem(
+    in_flight: Option<&(usize, Frame)>,
+    connection: usize,
+    ack: &Value,
+) -> Option<String> {
+    let Some((on, envelope)) = in_flight else {
+        return Some("no envelope with this id awaits an ack".into());
+    };
+    if *on != connection {
+        return Some(format!(
+            "the envelope was sent on connection {on}, not {connection}"
+        ));
+    }
+    let Some(fields) = ack.as_object() else {
+        return Some("not an object".into());
+    };
+    if let Some(other) = fields
+        .keys()
+        .find(|k| *k != "envelope_id" && *k != "payload")
+    {
+        return Some(format!("unknown field `{other}`"));
+    }
+    if let Some(payload) = fields.get("payload") {
+        let accepts = serde_json::from_str::<Value>(&envelope.text)
+            .map(|e| e["accepts_response_payload"] == true)
+            .unwrap_or(false);
+        if !accepts {
+            return Some("a payload for an envelope that accepts none".into());
+        }
+        if !payload.is_object() {
+            return Some("the payload is not an object".into());
+        }
+    }
+    None
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

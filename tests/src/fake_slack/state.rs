@@ -51,7 +51,10 @@ pub(super) struct Frame {
 
 pub(super) enum Outgoing {
     Frame(Frame),
-    Disconnect(oneshot::Sender<()>),
+    /// `disconnect` with this reason, then close after a grace period.
+    Disconnect(String, oneshot::Sender<()>),
+    /// Close at once, without `disconnect` (a connection lost).
+    Close,
 }
 
 pub(super) struct Target {
@@ -91,6 +94,8 @@ pub struct SlackState {
     pub(super) sent: HashMap<String, Instant>,
     pub(super) acks: HashMap<String, Ack>,
     pub(super) client_frames: Vec<String>,
+    /// Client frames that named an envelope but were not a valid ack of it, and why.
+    pub(super) rejected_acks: Vec<(String, String)>,
 }
 
 impl SlackState {
@@ -121,6 +126,7 @@ impl SlackState {
             sent: HashMap::new(),
             acks: HashMap::new(),
             client_frames: Vec::new(),
+            rejected_acks: Vec::new(),
         }
     }
 
@@ -233,6 +239,12 @@ impl SlackState {
             .collect()
     }
 
+    /// Frames the client meant as acks that Slack would not take (the frame, and why): the
+    /// envelope stays unacknowledged.
+    pub fn rejected_acks(&self) -> Vec<(String, String)> {
+        self.rejected_acks.clone()
+    }
+
     /// Every text frame the client sent, in order.
     pub fn client_frames(&self) -> Vec<String> {
         self.client_frames.clone()
@@ -311,7 +323,7 @@ impl SlackState {
                     self.targets.remove(i);
                     match out {
                         Outgoing::Frame(f) => frame = f,
-                        Outgoing::Disconnect(_) => return,
+                        Outgoing::Disconnect(..) | Outgoing::Close => return,
                     }
                 }
             }

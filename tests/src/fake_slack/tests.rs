@@ -455,7 +455,16 @@ async fn socket_mode_says_hello_forwards_envelopes_and_records_acks() {
     assert!(slack.acked_at(&id).is_none());
     assert_eq!(slack.unacked(), std::slice::from_ref(&id));
 
-    let ack = json!({"envelope_id": id, "payload": {"text": "ok"}});
+    // An Events API envelope does not accept a response payload: Slack does not take that ack.
+    let wrong = json!({"envelope_id": id, "payload": {"text": "ok"}});
+    ws.send(WsMessage::Text(wrong.to_string().into()))
+        .await
+        .unwrap();
+    slack
+        .wait_until("the ack refused", |s| !s.rejected_acks().is_empty())
+        .await;
+    assert_eq!(slack.unacked(), std::slice::from_ref(&id));
+    let ack = json!({"envelope_id": id});
     ws.send(WsMessage::Text(ack.to_string().into()))
         .await
         .unwrap();

@@ -23,6 +23,12 @@ async fn mention(slack: &FakeSlack, text: &str) -> String {
     slack.send_envelope("events_api", payload, false).await
 }
 
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(WsMessage::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
 async fn ack(ws: &mut Ws, id: &str) {
     ws.send(WsMessage::Text(
         json!({"envelope_id": id}).to_string().into(),
@@ -108,4 +114,81 @@ async fn an_unacked_event_on_a_closed_connection_is_delivered_again() {
     slack.ack(&event).await;
     // The slash command is not retried: Slack shows the user an error instead.
     assert_eq!(slack.unacked(), vec![command]);
+}
+
+#[tokio::test]
+async fn acks_are_taken_only_in_slacks_shape_on_the_connection_that_got_the_envelope() {
+    let slack = fake().await;
+    let (mut a, _) = hello(&slack).await;
+    slack.wait_connected().await;
+    let command = slack
+        .send_envelope(
+            "slash_commands",
+            slack.slash_command("/threadsmith", "help", "C1", "U222"),
+            true,
+        )
+        .await;
+    assert_eq!(next_json(&mut a).await["envelope_id"], command.as_str());
+    let (mut b, _) = hello(&slack).await;
+    slack
+        .wait_until("two connections", |s| s.open_connections() == 2)
+        .await;
+    // On another connection than the envelope's.
+    send(&mut b, json!({"envelope_id": command})).await;
+    // Unknown envelope; a payload that is not an object; a field Slack does not know.
+    send(&mut a, json!({"envelope_id": "env-none"})).await;
+    send(&mut a, json!({"envelope_id": command, "payload": "On it."})).await;
+    send(&mut a, json!({"envelope_id": command, "ok": true})).await;
+    let n = 4;
+    slack
+        .wait_until("every wrong ack refused", |s| s.rejected_acks().len() == n)
+        .await;
+    assert_eq!(slack.unacked(), std::slice::from_ref(&command));
+
+    let good = json!({"envelope_id": command, "payload": {"text": "On it.", "response_type": "ephemeral"}});
+    a.send(WsMessage::Text(good.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(slack.ack(&command).await, good);
+    // Acknowledged once: a second ack names nothing awaiting one.
+    ack(&mut a, &command).await;
+    slack
+        .wait_until("the second ack refused", |s| {
+            s.rejected_acks().len() == n + 1
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn closing_a_connection_redelivers_its_unacked_events_on_the_next() {
+    let slack = fake().await;
+    let (mut a, _) = hello(&slack).await;
+    slack.wait_connected().await;
+    let event = mention(&slack, "<@UBOT> hi").await;
+    assert_eq!(next_json(&mut a).await["envelope_id"], event.as_str());
+    slack
+        .wait_until("written", |s| s.sent_at(&event).is_some())
+        .await;
+    slack.close_connections();
+    slack
+        .wait_until("closed", |s| s.live_connections() == 0)
+        .await;
+    let (mut b, _) = hello(&slack).await;
+    let again = next_json(&mut b).await;
+    assert_eq!(again["envelope_id"], event.as_str());
+    assert_eq!(again["retry_attempt"], 1);
+    ack(&mut b, &event).await;
+    slack.ack(&event).await;
+}
+
+#[tokio::test]
+async fn disconnect_carries_the_reason_asked() {
+    let slack = fake().await;
+    let (mut a, _) = hello(&slack).await;
+    slack.wait_connected().await;
+    slack.disconnect_with("warning").await;
+    let bye = next_json(&mut a).await;
+    assert_eq!(bye["type"], "disconnect");
+    assert_eq!(bye["reason"], "warning");
+    assert!(!slack.read(SlackState::connected));
 }
