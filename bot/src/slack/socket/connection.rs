@@ -113,7 +113,11 @@ pub(super) async fn run(
     let (acks, mut ack_rx) = mpsc::unbounded_channel::<String>();
     let mut work: JoinSet<()> = JoinSet::new();
     let mut replace = Some(replace);
+    let lost = ctx.clone();
     let mut tell = |why: Ended| {
+        if let Ended::Lost(reason) = &why {
+            lost.sink.lost(reason);
+        }
         if let Some(r) = replace.take() {
             // The slot is gone only when the listener is: nobody to tell.
             let _ = r.send(why);
@@ -147,10 +151,10 @@ pub(super) async fn run(
                 Some(Ok(Message::Text(text))) => {
                     heard = Instant::now();
                     match envelope::parse(text.as_str()) {
-                        Frame::Hello(connections) => tracing::debug!(
-                            connections,
-                            "Socket Mode connection open"
-                        ),
+                        Frame::Hello(connections) => {
+                            tracing::debug!(connections, "Socket Mode connection open");
+                            ctx.sink.connected();
+                        }
                         Frame::Disconnect(d) => {
                             tracing::info!(?d, "Slack asks for a new Socket Mode connection");
                             tell(match d {
@@ -244,6 +248,7 @@ async fn write_acks(
 /// Stores one envelope's event, then hands its ack to the connection. A failure to store is
 /// not acknowledged, so that Slack delivers the envelope again.
 async fn take(envelope: Envelope, ctx: Arc<Ctx>, acks: mpsc::UnboundedSender<String>) {
+    let arrived = Instant::now();
     if let Some((key, event)) = envelope.event(&ctx.settings) {
         match timeout(STORE_LIMIT, ctx.sink.submit(&key, &event)).await {
             Ok(Ok(())) => {}
@@ -261,6 +266,8 @@ async fn take(envelope: Envelope, ctx: Arc<Ctx>, acks: mpsc::UnboundedSender<Str
         // The connection is gone only once it stopped waiting for acks: Slack delivers again.
         Ok(ack) => {
             let _ = acks.send(ack);
+            // Handed to the connection, which writes it at once (acks go before reading).
+            ctx.sink.acked(arrived.elapsed());
         }
         Err(e) => {
             tracing::error!(error = %e, envelope = envelope.id(), "an ack could not be written")

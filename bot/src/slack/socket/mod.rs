@@ -49,12 +49,27 @@ pub trait EventSink: Send + Sync + 'static {
     /// Stores the event unless one with the same key was stored before. `Ok` only once it is
     /// durably stored (or found to be a duplicate): the envelope is acked after that alone.
     async fn submit(&self, key: &str, event: &ChatEvent) -> Result<(), StoreError>;
+    /// A connection is open (Slack said `hello`): chat is reachable (`/readyz`).
+    fn connected(&self) {}
+    /// A connection was lost (it reconnects on its own; its next `hello` says so).
+    fn lost(&self, _why: &str) {}
+    /// An envelope was acked this long after it arrived (`/metrics`).
+    fn acked(&self, _took: Duration) {}
 }
 
 #[async_trait]
 impl EventSink for Bot {
     async fn submit(&self, key: &str, event: &ChatEvent) -> Result<(), StoreError> {
         Bot::submit(self, key, event).await.map(|_| ())
+    }
+    fn connected(&self) {
+        self.connection().connected();
+    }
+    fn lost(&self, why: &str) {
+        self.connection().lost(why);
+    }
+    fn acked(&self, took: Duration) {
+        crate::metrics::chat_ack(crate::chat::Platform::Slack, took);
     }
 }
 
