@@ -449,6 +449,7 @@ async fn the_runtime_watcher_lists_then_watches_and_streams_initial_events() {
     )
     .await
     .expect("create");
+    let mut existing = vec!["before".to_string(), "before-2".to_string()];
     // Paged lists (one object a page), then streaming lists (sendInitialEvents).
     for config in [
         watcher::Config::default().page_size(1),
@@ -469,7 +470,9 @@ async fn the_runtime_watcher_lists_then_watches_and_streams_initial_events() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(init, ["before", "before-2"]);
+        init.sort();
+        existing.sort();
+        assert_eq!(init, existing);
         let name = format!("after-{}", rand_suffix());
         pods.create(&PostParams::default(), &pod(&name, json!({"app": "r"})))
             .await
@@ -483,6 +486,7 @@ async fn the_runtime_watcher_lists_then_watches_and_streams_initial_events() {
             watcher::Event::Apply(p) => assert_eq!(p.metadata.name.as_deref(), Some(name.as_str())),
             other => panic!("unexpected {other:?}"),
         }
+        existing.push(name);
     }
 }
 
