@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::query_parameters::ListContainersOptionsBuilder;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, AttachParams, DeleteParams, LogParams, Patch, PatchParams, PostParams};
@@ -87,10 +87,16 @@ async fn running(pods: &Api<Pod>, name: &str) -> Pod {
 struct Output {
     stdout: String,
     stderr: String,
-    status: kube::core::Status,
+    status: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status,
 }
 
 async fn exec(pods: &Api<Pod>, name: &str, argv: &[&str], stdin: Option<&str>) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), exec_inner(pods, name, argv, stdin))
+        .await
+        .unwrap_or_else(|_| panic!("exec {argv:?} in {name} ends in time"))
+}
+
+async fn exec_inner(pods: &Api<Pod>, name: &str, argv: &[&str], stdin: Option<&str>) -> Output {
     let params = AttachParams::default()
         .stdin(stdin.is_some())
         .stdout(true)
@@ -156,7 +162,8 @@ async fn security_context_limits_and_volumes_are_applied() {
     .expect("create");
     let pod = running(&pods, "sec").await;
     let status = pod.status.expect("status");
-    assert_eq!(status.qos_class.as_deref(), Some("Burstable"));
+    // Limits alone: the requests default to them.
+    assert_eq!(status.qos_class.as_deref(), Some("Guaranteed"));
     assert!(status.pod_ip.is_some() && status.start_time.is_some());
     let conditions: Vec<(String, String)> = status
         .conditions
@@ -173,10 +180,7 @@ async fn security_context_limits_and_volumes_are_applied() {
 
     let id = exec(&pods, "sec", &["id", "-u"], None).await;
     assert_eq!(id.stdout, "1000\n");
-    assert_eq!(
-        id.status.status,
-        Some(kube::core::response::StatusSummary::Success)
-    );
+    assert_eq!(id.status.status.as_deref(), Some("Success"));
     let root = exec(&pods, "sec", &["touch", "/x"], None).await;
     assert!(
         root.stderr.contains("Read-only file system"),
@@ -283,15 +287,12 @@ async fn exec_streams_stdin_stdout_stderr_and_exit_codes() {
         (both.stdout.as_str(), both.stderr.as_str()),
         ("out\n", "err\n")
     );
+    assert_eq!(both.status.status.as_deref(), Some("Failure"));
+    assert_eq!(both.status.reason.as_deref(), Some("NonZeroExitCode"));
+    let causes = both.status.details.and_then(|d| d.causes).expect("causes");
     assert_eq!(
-        both.status.status,
-        Some(kube::core::response::StatusSummary::Failure)
-    );
-    assert_eq!(both.status.reason, "NonZeroExitCode");
-    let causes = both.status.details.expect("details").causes;
-    assert_eq!(
-        (causes[0].reason.as_str(), causes[0].message.as_str()),
-        ("ExitCode", "3")
+        (causes[0].reason.as_deref(), causes[0].message.as_deref()),
+        (Some("ExitCode"), Some("3"))
     );
     // Large output arrives whole before the status.
     let big = exec(
