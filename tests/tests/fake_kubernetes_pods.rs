@@ -108,7 +108,9 @@ async fn exec_inner(pods: &Api<Pod>, name: &str, argv: &[&str], stdin: Option<&s
     if let Some(input) = stdin {
         let mut w = proc.stdin().expect("stdin");
         w.write_all(input.as_bytes()).await.expect("write stdin");
-        drop(w);
+        // kube 5's stdin is one half of a split simplex pipe: dropping it is no EOF, a
+        // shutdown is (and becomes v5's close of channel 0).
+        w.shutdown().await.expect("close stdin");
     }
     let mut out = proc.stdout().expect("stdout");
     let mut err = proc.stderr().expect("stderr");
