@@ -301,11 +301,9 @@ pub async fn remove_leftovers() -> anyhow::Result<usize> {
             .and_then(|p| p.parse::<i32>().ok());
         // SAFETY: kill with signal 0 only checks whether the process exists.
         let alive = pid.is_some_and(|p| p > 0 && unsafe { libc::kill(p, 0) } == 0);
-        if !alive {
-            if let Some(id) = c.id {
-                remove_container(&docker, &id).await;
-                removed += 1;
-            }
+        if !alive && let Some(id) = c.id {
+            remove_container(&docker, &id).await;
+            removed += 1;
         }
     }
     let opts = bollard::query_parameters::ListVolumesOptionsBuilder::default()

@@ -105,10 +105,10 @@ pub(super) async fn run(
     for v in &pod.volumes {
         remove_volume(&pod.k.docker, v).await;
     }
-    if matches!(end, End::Terminate(_)) {
-        if let Err(e) = pod.k.store.remove(&PODS, &pod.ns, &pod.name) {
-            tracing::debug!(error = %e.message, "the deleted pod was removed meanwhile");
-        }
+    if matches!(end, End::Terminate(_))
+        && let Err(e) = pod.k.store.remove(&PODS, &pod.ns, &pod.name)
+    {
+        tracing::debug!(error = %e.message, "the deleted pod was removed meanwhile");
     }
 }
 
