@@ -1,4 +1,4 @@
-//! The fake Kubernetes API server on its own: serves until Ctrl-C, printing a kubeconfig for
+//! The fake Kubernetes API server on its own: serves until Ctrl-C or SIGTERM, printing a kubeconfig for
 //! it on stdout (or writing it to `--kubeconfig PATH`), then removes its containers.
 //!
 //! ```text
@@ -89,9 +89,12 @@ async fn main() -> anyhow::Result<()> {
             print!("{kubeconfig}");
         }
     }
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     server.shutdown().await;
     Ok(())
 }
