@@ -12,6 +12,7 @@ pub mod oom;
 pub mod output;
 pub mod process;
 pub mod rank;
+pub mod removals;
 pub mod repo;
 pub mod rollout;
 pub mod sandbox;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use agent::chat::ChatModel;
 pub use agent::model::{ModelClient, ModelConfig, Sampling};
+pub use removals::Removals;
 pub use repo::{PreparedRepo, RepoCache, RepoError, RepoSource};
 pub use sandbox::{
     Docker, Limits, Sandbox, SandboxBackend, SandboxError, owner_is_dead, owner_label,
@@ -42,6 +44,8 @@ pub use types::*;
 pub struct Runner {
     backend: Arc<dyn SandboxBackend>,
     model: Option<Arc<dyn ChatModel>>,
+    /// Sandboxes whose rollout has ended, being removed (awaited by [`Runner::release_task`]).
+    removals: Arc<Removals>,
 }
 
 /// The sampling of rollout `index` (from 1): seeds and temperatures differ between rollouts.
@@ -59,7 +63,11 @@ pub fn sampling_for(index: u32, temperatures: &[f32], base_seed: u64) -> Samplin
 
 impl Runner {
     pub fn new(backend: Arc<dyn SandboxBackend>, model: Option<Arc<dyn ChatModel>>) -> Self {
-        Self { backend, model }
+        Self {
+            backend,
+            model,
+            removals: Arc::default(),
+        }
     }
 
     /// Rollouts in Docker containers, the built-in agent talking to `model`.
@@ -113,6 +121,7 @@ impl Runner {
                     sampling,
                     &events,
                     &cancel,
+                    &runner.removals,
                 )
                 .await
             });
@@ -150,8 +159,16 @@ impl Runner {
         results
     }
 
-    /// Removes every container and volume of the task (its seed included).
+    /// Waits until the sandboxes of the task's ended rollouts are removed (each is removed in
+    /// the background once its result is known); how long each removal took.
+    pub async fn settle_removals(&self, task_id: &str) -> Vec<std::time::Duration> {
+        self.removals.settle(task_id).await
+    }
+
+    /// Removes every container and volume of the task (its seed included), once the removals
+    /// of its rollouts' sandboxes under way are over.
     pub async fn release_task(&self, task_id: &str) {
+        self.removals.settle(task_id).await;
         if let Err(e) = self.backend.remove_task(task_id).await {
             tracing::warn!(task = task_id, error = %e, "could not clean up the task's containers");
         }

@@ -5,7 +5,8 @@
 //! Seed layout (mounted at `/seed` in every sandbox):
 //! - `objects/` — the git objects of the base commit (shallow, depth 1);
 //! - `checkout.tar` — a checkout of the base commit (its files and a `.git` whose objects are
-//!   borrowed from `/seed/objects`), as an uncompressed archive;
+//!   borrowed from `/seed/objects`), as an uncompressed archive; a large checkout is split in
+//!   parts of about equal size, `checkout.tar` and `checkout.1.tar`, extracted at once;
 //! - `tree/.git` — that checkout's git directory (its index holds the files' stat data).
 //!
 //! A rollout extracts `checkout.tar` into `/workspace` (see [`crate::workspace`]). Its diff is
@@ -20,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+mod checkout;
 mod host;
 
 use host::Host;
@@ -376,20 +378,9 @@ impl RepoCache {
             format!("{}/objects\n", crate::sandbox::SEED),
         )
         .map_err(io("writing alternates"))?;
-        // The checkout as one archive, which a rollout extracts in one sequential read; the
-        // seed keeps only its git directory beside it, for the diff.
-        host.tar(&[
-            "-C",
-            &tree_arg,
-            "-cf",
-            &work
-                .path()
-                .join(crate::workspace::CHECKOUT_ARCHIVE)
-                .display()
-                .to_string(),
-            ".",
-        ])
-        .await?;
+        // The checkout as archives, which a rollout extracts in sequential reads (two at once
+        // for a large one); the seed keeps only its git directory beside them, for the diff.
+        checkout::pack(&host, &tree, work.path()).await?;
         for entry in std::fs::read_dir(&tree).map_err(io("trimming the seed"))? {
             let entry = entry.map_err(io("trimming the seed"))?;
             if entry.file_name() == ".git" {
@@ -404,16 +395,13 @@ impl RepoCache {
             .map_err(io("trimming the seed"))?;
         }
         let root = work.path().display().to_string();
-        host.tar(&[
-            "-C",
-            &root,
-            "-cf",
-            "-",
-            "objects",
-            crate::workspace::CHECKOUT_ARCHIVE,
-            "tree",
-        ])
-        .await
+        let parts: Vec<String> = (0..checkout::PARTS)
+            .map(checkout::part_name)
+            .filter(|name| work.path().join(name).exists())
+            .collect();
+        let mut args = vec!["-C", &root, "-cf", "-", "objects", "tree"];
+        args.extend(parts.iter().map(String::as_str));
+        host.tar(&args).await
     }
 }
 

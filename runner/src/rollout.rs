@@ -12,6 +12,7 @@ use crate::agent::chat::ChatModel;
 use crate::agent::model::Sampling;
 use crate::agent::{self, AgentEnd};
 use crate::context::RolloutCtx;
+use crate::removals::Removals;
 use crate::sandbox::{ExecRequest, SandboxBackend, SandboxError, SandboxSpec};
 use crate::types::{
     AgentKind, CommandKind, Diff, Outcome, Phase, PhaseTimings, RolloutEvent, RolloutResult,
@@ -61,6 +62,14 @@ impl Partial {
 }
 
 /// Runs one rollout to its end. Never fails: every problem becomes the result's outcome.
+///
+/// The result is known — and sent as [`RolloutEvent::Finished`] — before the sandbox is gone:
+/// its removal is handed to `removals`, which the task's end awaits (see [`Removals`]); the
+/// result's `timings.removal` stays zero.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the runner's parts, one rollout's identity and its channels: no natural group"
+)]
 pub async fn run_rollout(
     backend: &dyn SandboxBackend,
     model: Option<&dyn ChatModel>,
@@ -69,6 +78,7 @@ pub async fn run_rollout(
     sampling: Sampling,
     events: &UnboundedSender<RolloutEvent>,
     cancel: &CancellationToken,
+    removals: &Removals,
 ) -> RolloutResult {
     let started_at = Utc::now();
     let send_phase = |phase| {
@@ -109,10 +119,8 @@ pub async fn run_rollout(
             };
             let mut partial = in_sandbox(&mut ctx, model, plan, sampling).await;
             let commands = std::mem::take(&mut ctx.commands);
-            let removal = Instant::now();
-            sandbox.remove().await;
+            removals.start(&plan.task_id, sandbox);
             partial.timings.sandbox = sandbox_time;
-            partial.timings.removal = removal.elapsed();
             (partial, commands)
         }
     };
@@ -168,6 +176,9 @@ async fn in_sandbox(
         }
         Err(e) => return sandbox_failure(e),
     };
+    if let Err(e) = ctx.sandbox.enforce_cpu_limit().await {
+        return sandbox_failure(e);
+    }
     timings.copy = clock.elapsed();
 
     if let Some(setup) = &settings.setup {

@@ -296,6 +296,7 @@ pub struct PhaseTimings {
     pub diff: Duration,
     /// The repository's test command.
     pub tests: Duration,
-    /// The container and its workspace removed.
+    /// The container and its workspace removed. Zero in a [`RolloutResult`]: the sandbox is
+    /// removed after its result is known ([`crate::Runner::settle_removals`] says how long it took).
     pub removal: Duration,
 }

@@ -36,16 +36,17 @@ pub const MAX_CHANGED_DIRS: usize = 200;
 /// Absent when the base has submodules (their folders are left to `git add -A`).
 pub const UNSTATED_INDEX: &str = "threadsmith-unstated-index";
 
+/// The copy step (`workspace/copy.sh`): extracts the seed's checkout into the workspace and
+/// prints the copy's [`CopyMark`], a ctime later than every change the copy made.
 pub fn copy_script() -> String {
     format!(
-        "set -e\n\
-         tar -xf {SEED}/{CHECKOUT_ARCHIVE} -C {WORKSPACE}\n\
-         : > /tmp/.ts-copied\n\
-         stat -c %.9Z /tmp/.ts-copied 2>/dev/null || true\n"
+        "ts_seed={SEED} ts_workspace={WORKSPACE} ts_archive={CHECKOUT_ARCHIVE}\n{}",
+        include_str!("workspace/copy.sh")
     )
 }
 
-/// The kernel's clock when the working copy was in place, as a file's ctime.
+/// The kernel's clock once the working copy was in place, as a file's ctime: later than every
+/// ctime the copy itself left (see `workspace/copy.sh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyMark {
     secs: i64,
@@ -66,7 +67,7 @@ impl CopyMark {
     }
 
     /// A `find -newerct` reference one nanosecond before the mark, so that a file changed in the
-    /// very tick the copy ended is counted as changed (at worst it is read again for nothing).
+    /// mark's own clock tick is counted as changed (nothing the copy did is: it is older).
     fn just_before(self) -> String {
         let (secs, nanos) = if self.nanos == 0 {
             (self.secs - 1, 999_999_999)

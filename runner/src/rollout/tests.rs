@@ -63,7 +63,9 @@ async fn run_cancellable(
 ) -> Run {
     let (tx, mut rx) = unbounded_channel();
     let model = model.map(|m| m as &dyn ChatModel);
-    let result = run_rollout(backend, model, plan, 2, SAMPLING, &tx, cancel).await;
+    let removals = Removals::default();
+    let result = run_rollout(backend, model, plan, 2, SAMPLING, &tx, cancel, &removals).await;
+    removals.settle(&plan.task_id).await;
     drop(tx);
     let mut events = Vec::new();
     while let Some(e) = rx.recv().await {

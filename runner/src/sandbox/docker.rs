@@ -190,7 +190,10 @@ impl Docker {
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 memory: Some(limits.memory_bytes),
                 memory_swap: Some(limits.memory_bytes),
-                nano_cpus: Some((limits.cpus * 1e9) as i64),
+                // No CPU limit until the working copy is in place: the copy step extracts its
+                // parts on every CPU; the limit is in force before the agent or any setup runs
+                // (`Sandbox::enforce_cpu_limit`).
+                nano_cpus: None,
                 pids_limit: Some(limits.pids),
                 init: Some(false),
                 tmpfs: Some(HashMap::from([
@@ -228,6 +231,7 @@ impl Docker {
             id: created.id,
             name: base,
             pids_limit: limits.pids,
+            nano_cpus: (limits.cpus * 1e9) as i64,
         };
         if let Err(e) = self.inner.start_container(&sandbox.id, None).await {
             sandbox.remove().await;

@@ -16,6 +16,8 @@ pub struct DockerSandbox {
     pub id: String,
     pub name: String,
     pub(super) pids_limit: i64,
+    /// The CPU limit, put in force once the working copy is in place.
+    pub(super) nano_cpus: i64,
 }
 
 impl DockerSandbox {
@@ -235,6 +237,19 @@ impl DockerSandbox {
         Ok(())
     }
 
+    /// Puts the CPU limit in force (the container starts without it: see `Docker::create_sandbox`).
+    pub async fn enforce_cpu_limit(&self) -> Result<(), SandboxError> {
+        let limit = bollard::models::ContainerUpdateBody {
+            nano_cpus: Some(self.nano_cpus),
+            ..Default::default()
+        };
+        self.docker
+            .update_container(&self.id, limit)
+            .await
+            .map_err(docker_err("limiting the sandbox's CPU"))?;
+        Ok(())
+    }
+
     /// Kills and removes the container; its workspace (a tmpfs of the container) goes with it.
     pub async fn remove(&self) {
         let opts = RemoveContainerOptionsBuilder::default()
@@ -265,6 +280,10 @@ impl Sandbox for DockerSandbox {
 
     async fn cut_network(&self) -> Result<(), SandboxError> {
         DockerSandbox::cut_network(self).await
+    }
+
+    async fn enforce_cpu_limit(&self) -> Result<(), SandboxError> {
+        DockerSandbox::enforce_cpu_limit(self).await
     }
 
     async fn out_of_memory(&self) -> Option<String> {

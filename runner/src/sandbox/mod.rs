@@ -140,6 +140,14 @@ pub trait Sandbox: Send + Sync {
     /// Takes the sandbox off every network (after an opted-in setup phase).
     async fn cut_network(&self) -> Result<(), SandboxError>;
 
+    /// Puts the sandbox's CPU limit in force. A backend may start a sandbox without it, so that
+    /// the working copy is put in place on every CPU (the copy step extracts its parts at once):
+    /// this is called once the copy is done, before anything else runs in the sandbox, and the
+    /// rollout ends if it fails. By default the limit is in force from the start: nothing to do.
+    async fn enforce_cpu_limit(&self) -> Result<(), SandboxError> {
+        Ok(())
+    }
+
     /// Why the sandbox can run no more commands — it stopped, or its memory is full — read from
     /// outside it; `None` when it can, or when the backend cannot tell (see [`crate::oom`]).
     async fn out_of_memory(&self) -> Option<String>;

@@ -1,0 +1,31 @@
+# The copy step of a rollout (see runner/src/workspace.rs): extracts the seed's checkout into the
+# workspace, then prints the copy's mark, a ctime that the diff step's walk compares with. Set
+# before this text: ts_seed, ts_workspace, ts_archive.
+set -e
+# The checkout's parts (`checkout.tar`, and `checkout.1.tar` for a large one: see
+# runner/src/repo/checkout.rs), extracted at once.
+pids=()
+for part in "$ts_seed/$ts_archive" "$ts_seed/${ts_archive%.tar}".[0-9]*.tar; do
+  if [ -f "$part" ]; then
+    tar -xf "$part" -C "$ts_workspace" &
+    pids+=("$!")
+  fi
+done
+if [ "${#pids[@]}" -eq 0 ]; then echo "the seed has no checkout" >&2; exit 3; fi
+for pid in "${pids[@]}"; do wait "$pid"; done
+# The mark must be later than every ctime the copy left: else the copy's last changes (tar sets
+# its directories' times at the very end) look like the agent's, and the diff step walks the
+# tree. The kernel stamps ctimes from a clock that ticks every few milliseconds, so a file made
+# right after the copy can carry the same ctime as its last change; marks are made until one is
+# later than a file made once the copy had ended (a tick at most; bounded all the same).
+: >/tmp/.ts-copy-ended
+n=0
+while [ "$n" -lt 1000 ]; do
+  n=$((n + 1))
+  : >"/tmp/.ts-copied-$n"
+  # Without a `stat` that prints nanoseconds, no mark: the diff step reads every file again.
+  set -- $(stat -c %.9Z /tmp/.ts-copy-ended "/tmp/.ts-copied-$n" 2>/dev/null) || true
+  if [ "$#" -ne 2 ]; then exit 0; fi
+  if [ "$1" != "$2" ]; then break; fi
+done
+printf '%s\n' "$2"
