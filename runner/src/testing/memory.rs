@@ -199,6 +199,10 @@ impl SandboxBackend for MemoryBackend {
         "memory"
     }
 
+    async fn reachable(&self) -> Result<(), SandboxError> {
+        Ok(())
+    }
+
     async fn require_image(&self, image: &str) -> Result<(), SandboxError> {
         self.record(BackendCall::RequireImage(image.to_string()));
         if self.missing_images.iter().any(|m| m == image) {
