@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod discord_fake;
 pub mod fake_github;
+pub mod fake_kubernetes;
 pub mod fake_model;
 pub mod fake_slack;
 pub mod gitrepo;
