@@ -41,6 +41,7 @@ fn memory_dir(name: &str, bytes: u64) -> Volume {
         empty_dir: Some(EmptyDirVolumeSource {
             medium: Some("Memory".into()),
             size_limit: Some(quantity(bytes)),
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -96,6 +97,7 @@ pub fn pod_spec(
             empty_dir: Some(EmptyDirVolumeSource {
                 medium: None,
                 size_limit: Some(quantity(bytes.saturating_add(SEED_SLACK))),
+                ..Default::default()
             }),
             ..Default::default()
         });
