@@ -1,144 +1,18 @@
 //! Pods of the fake Kubernetes API server as real Docker containers, driven by kube-rs: the
-//! securityContext, limits and volumes really applied, exec over WebSocket (v5 through kube,
-//! v4 and refusals over raw WebSocket), NetworkPolicy enforcement, OOM kills, the active
-//! deadline, image pull failures, logs, deletion and cleanup.
+//! securityContext, limits and volumes really applied, NetworkPolicy enforcement, OOM kills,
+//! the active deadline, image pull failures, logs, deletion and cleanup.
 
-use std::collections::HashMap;
-use std::time::Duration;
+mod fake_kubernetes_common;
 
-use bollard::query_parameters::ListContainersOptionsBuilder;
-use futures_util::{SinkExt, StreamExt};
+use fake_kubernetes_common::{
+    KEEP_ALIVE, NS, cluster, containers_of, exec, running, sandbox_pod, wait_for,
+};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, AttachParams, DeleteParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
-use serde_json::{Value, json};
-use threadsmith_tests::fake_kubernetes::{FakeKubernetes, LABEL_INSTANCE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-const NS: &str = "threadsmith";
-const IMAGE: &str = "threadsmith-rollout:latest";
-const KEEP_ALIVE: &str = "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done";
-
-/// A rollout-like pod: every security field the Kubernetes backend sets.
-fn sandbox_pod(name: &str, labels: Value, command: &str, memory: &str) -> Pod {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": false,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "sandbox",
-                "image": IMAGE,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", command],
-                "workingDir": "/workspace",
-                "env": [{"name": "GREETING", "value": "hi"}],
-                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                                    "capabilities": {"drop": ["ALL"]}},
-                "resources": {"limits": {"cpu": "500m", "memory": memory}},
-                "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}, {"name": "tmp", "mountPath": "/tmp"}],
-            }],
-            "volumes": [
-                {"name": "workspace", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
-                {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
-            ],
-        },
-    }))
-    .expect("a valid pod")
-}
-
-async fn cluster() -> (FakeKubernetes, Api<Pod>) {
-    threadsmith_tests::ensure_image().await;
-    let server = FakeKubernetes::start()
-        .await
-        .expect("start the fake with a kubelet");
-    let pods = Api::default_namespaced(server.client(NS).expect("client"));
-    (server, pods)
-}
-
-async fn wait_for(pods: &Api<Pod>, name: &str, what: &str, cond: impl Fn(&Pod) -> bool) -> Pod {
-    let found = tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(pods.clone(), name, move |p: Option<&Pod>| {
-            p.is_some_and(&cond)
-        }),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{name}: {what} in time"))
-    .expect("watch");
-    found.expect("the pod exists")
-}
-
-async fn running(pods: &Api<Pod>, name: &str) -> Pod {
-    let p = tokio::time::timeout(
-        Duration::from_secs(60),
-        await_condition(pods.clone(), name, conditions::is_pod_running()),
-    )
-    .await
-    .expect("running in time")
-    .expect("watch");
-    p.expect("the pod exists")
-}
-
-struct Output {
-    stdout: String,
-    stderr: String,
-    status: kube::core::Status,
-}
-
-async fn exec(pods: &Api<Pod>, name: &str, argv: &[&str], stdin: Option<&str>) -> Output {
-    let params = AttachParams::default()
-        .stdin(stdin.is_some())
-        .stdout(true)
-        .stderr(true);
-    let mut proc = pods
-        .exec(name, argv.iter().copied(), &params)
-        .await
-        .expect("exec starts");
-    if let Some(input) = stdin {
-        let mut w = proc.stdin().expect("stdin");
-        w.write_all(input.as_bytes()).await.expect("write stdin");
-        drop(w);
-    }
-    let mut out = proc.stdout().expect("stdout");
-    let mut err = proc.stderr().expect("stderr");
-    let status = proc.take_status().expect("status");
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    let (r1, r2) = tokio::join!(
-        out.read_to_string(&mut stdout),
-        err.read_to_string(&mut stderr)
-    );
-    r1.expect("read stdout");
-    r2.expect("read stderr");
-    let status = status.await.expect("a final status");
-    proc.join().await.expect("exec ends cleanly");
-    Output {
-        stdout,
-        stderr,
-        status,
-    }
-}
-
-async fn containers_of(server_instance: &str) -> Vec<bollard::models::ContainerSummary> {
-    let docker = bollard::Docker::connect_with_defaults().expect("docker");
-    let filter = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{LABEL_INSTANCE}={server_instance}")],
-    )]);
-    docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filter)
-                .build(),
-        ))
-        .await
-        .expect("list containers")
-}
+use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn security_context_limits_and_volumes_are_applied() {
@@ -156,7 +30,8 @@ async fn security_context_limits_and_volumes_are_applied() {
     .expect("create");
     let pod = running(&pods, "sec").await;
     let status = pod.status.expect("status");
-    assert_eq!(status.qos_class.as_deref(), Some("Burstable"));
+    // Limits alone: the requests default to them.
+    assert_eq!(status.qos_class.as_deref(), Some("Guaranteed"));
     assert!(status.pod_ip.is_some() && status.start_time.is_some());
     let conditions: Vec<(String, String)> = status
         .conditions
@@ -173,10 +48,7 @@ async fn security_context_limits_and_volumes_are_applied() {
 
     let id = exec(&pods, "sec", &["id", "-u"], None).await;
     assert_eq!(id.stdout, "1000\n");
-    assert_eq!(
-        id.status.status,
-        Some(kube::core::response::StatusSummary::Success)
-    );
+    assert_eq!(id.status.status.as_deref(), Some("Success"));
     let root = exec(&pods, "sec", &["touch", "/x"], None).await;
     assert!(
         root.stderr.contains("Read-only file system"),
@@ -258,116 +130,6 @@ async fn security_context_limits_and_volumes_are_applied() {
             .any(|k| k.starts_with("dev.threadsmith.managed")),
         "{labels:?}"
     );
-}
-
-#[tokio::test]
-async fn exec_streams_stdin_stdout_stderr_and_exit_codes() {
-    let (_server, pods) = cluster().await;
-    pods.create(
-        &PostParams::default(),
-        &sandbox_pod("ex", json!({}), KEEP_ALIVE, "128Mi"),
-    )
-    .await
-    .expect("create");
-    running(&pods, "ex").await;
-    let cat = exec(&pods, "ex", &["cat"], Some("hello through stdin\n")).await;
-    assert_eq!(cat.stdout, "hello through stdin\n");
-    let both = exec(
-        &pods,
-        "ex",
-        &["sh", "-c", "echo out; echo err >&2; exit 3"],
-        None,
-    )
-    .await;
-    assert_eq!(
-        (both.stdout.as_str(), both.stderr.as_str()),
-        ("out\n", "err\n")
-    );
-    assert_eq!(
-        both.status.status,
-        Some(kube::core::response::StatusSummary::Failure)
-    );
-    assert_eq!(both.status.reason, "NonZeroExitCode");
-    let causes = both.status.details.expect("details").causes;
-    assert_eq!(
-        (causes[0].reason.as_str(), causes[0].message.as_str()),
-        ("ExitCode", "3")
-    );
-    // Large output arrives whole before the status.
-    let big = exec(
-        &pods,
-        "ex",
-        &["sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x"],
-        None,
-    )
-    .await;
-    assert_eq!(big.stdout.len(), 3_000_000);
-}
-
-/// The v4 subprotocol over a raw WebSocket, and the refusal of a client offering neither.
-#[tokio::test]
-async fn exec_speaks_v4_and_refuses_unknown_subprotocols() {
-    let (server, pods) = cluster().await;
-    pods.create(
-        &PostParams::default(),
-        &sandbox_pod("v4", json!({}), KEEP_ALIVE, "128Mi"),
-    )
-    .await
-    .expect("create");
-    running(&pods, "v4").await;
-    let url = format!(
-        "ws://{}/api/v1/namespaces/{NS}/pods/v4/exec?command=sh&command=-c&command=echo%20four%3B%20exit%205&stdout=true&stderr=true",
-        server.addr()
-    );
-    let mut req = url.as_str().into_client_request().expect("request");
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "v4.channel.k8s.io".parse().expect("header"),
-    );
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("upgrade");
-    assert_eq!(
-        resp.headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.as_bytes()),
-        Some(&b"v4.channel.k8s.io"[..])
-    );
-    let (mut stdout, mut status) = (Vec::new(), None);
-    while let Some(msg) = ws.next().await {
-        match msg.expect("frame") {
-            tokio_tungstenite::tungstenite::Message::Binary(b) if b.len() > 1 => match b[0] {
-                1 => stdout.extend_from_slice(&b[1..]),
-                3 => status = Some(serde_json::from_slice::<Value>(&b[1..]).expect("status")),
-                _ => {}
-            },
-            tokio_tungstenite::tungstenite::Message::Close(_) => break,
-            _ => {}
-        }
-    }
-    assert_eq!(stdout, b"four\n");
-    let status = status.expect("a status on channel 3");
-    assert_eq!(status["reason"], "NonZeroExitCode");
-    assert_eq!(
-        status["details"]["causes"][0],
-        json!({"reason": "ExitCode", "message": "5"})
-    );
-    let _closed = ws.close(None).await;
-
-    let mut req = url.as_str().into_client_request().expect("request");
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "channel.k8s.io".parse().expect("header"),
-    );
-    match tokio_tungstenite::connect_async(req).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status().as_u16(), 400)
-        }
-        other => panic!(
-            "expected a refusal, got {:?}",
-            other.map(|(_, r)| r.status())
-        ),
-    }
 }
 
 #[tokio::test]

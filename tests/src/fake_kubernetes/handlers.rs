@@ -57,11 +57,10 @@ pub fn create(
         .get("name")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
+        && let Some(prefix) = meta.get("generateName").and_then(Value::as_str)
     {
-        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
-            let name = format!("{prefix}{}", name_suffix());
-            meta["name"] = json!(name);
-        }
+        let name = format!("{prefix}{}", name_suffix());
+        meta["name"] = json!(name);
     }
     for server_owned in [
         "uid",
@@ -97,6 +96,7 @@ pub fn get(ctx: &Ctx, res: Resource, ns: &str, name: &str) -> ApiResult {
 }
 
 /// PUT of the object or of its `/status`.
+#[allow(clippy::too_many_arguments)]
 pub fn replace(
     ctx: &Ctx,
     res: Resource,

@@ -120,10 +120,10 @@ fn default_pod(obj: &mut Value) {
                 }
             }
             // Requests default to the limits when only limits are given.
-            if let Some(limits) = c.pointer("/resources/limits").cloned() {
-                if c.pointer("/resources/requests").is_none() {
-                    c["resources"]["requests"] = limits;
-                }
+            if let Some(limits) = c.pointer("/resources/limits").cloned()
+                && c.pointer("/resources/requests").is_none()
+            {
+                c["resources"]["requests"] = limits;
             }
         }
     }

@@ -252,10 +252,10 @@ fn watch(
         tokio::pin!(deadline);
         let mut last_rv = start_rv;
         for ev in backlog {
-            if let Some(kind) = seen_as(&ev, &filter) {
-                if tx.send(line(kind, &ev.obj)).await.is_err() {
-                    return;
-                }
+            if let Some(kind) = seen_as(&ev, &filter)
+                && tx.send(line(kind, &ev.obj)).await.is_err()
+            {
+                return;
             }
         }
         if initial == Some(true)

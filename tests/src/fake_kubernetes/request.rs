@@ -147,13 +147,13 @@ pub fn decode_json(res: &Resource, body: &[u8]) -> Result<Value, ApiError> {
         }
     }
     for list in ["/spec/containers", "/spec/volumes"] {
-        if let Some(v) = obj.pointer(list) {
-            if !(v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_object))) {
-                return Err(cannot(&format!(
-                    "json: cannot unmarshal into Go struct field {} of type []",
-                    &list[1..].replace('/', ".")
-                )));
-            }
+        if let Some(v) = obj.pointer(list)
+            && !(v.is_null() || v.as_array().is_some_and(|a| a.iter().all(Value::is_object)))
+        {
+            return Err(cannot(&format!(
+                "json: cannot unmarshal into Go struct field {} of type []",
+                &list[1..].replace('/', ".")
+            )));
         }
     }
     Ok(obj)

@@ -315,10 +315,10 @@ fn emit(st: &mut State, kind: EventType, res: &Resource, obj: Value, prev: Optio
         prev,
     };
     st.history.push_back(ev.clone());
-    if st.history.len() > HISTORY {
-        if let Some(old) = st.history.pop_front() {
-            st.compacted = old.rv;
-        }
+    if st.history.len() > HISTORY
+        && let Some(old) = st.history.pop_front()
+    {
+        st.compacted = old.rv;
     }
     st.listeners.retain(|l| l.send(ev.clone()).is_ok());
 }

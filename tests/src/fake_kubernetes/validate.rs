@@ -173,14 +173,14 @@ pub fn pod_spec(obj: &Value) -> Vec<Cause> {
                     ("requests", "cpu"),
                     ("requests", "memory"),
                 ] {
-                    if let Some(v) = c.pointer(&format!("/resources/{field}/{q}")) {
-                        if super::quantity::parse(v).is_none() {
-                            causes.push(Cause::invalid(
+                    if let Some(v) = c.pointer(&format!("/resources/{field}/{q}"))
+                        && super::quantity::parse(v).is_none()
+                    {
+                        causes.push(Cause::invalid(
                                 format!("{at}.resources.{field}[{q}]"),
                                 v,
                                 "must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
                             ));
-                        }
                     }
                 }
             }
@@ -192,14 +192,14 @@ pub fn pod_spec(obj: &Value) -> Vec<Cause> {
             causes.push(Cause::not_supported("spec.restartPolicy", p, &ok));
         }
     }
-    if let Some(d) = spec.get("activeDeadlineSeconds") {
-        if !d.as_i64().is_some_and(|d| d > 0) {
-            causes.push(Cause::invalid(
-                "spec.activeDeadlineSeconds",
-                d,
-                "must be between 1 and 2147483647, inclusive",
-            ));
-        }
+    if let Some(d) = spec.get("activeDeadlineSeconds")
+        && d.as_i64().is_none_or(|d| d <= 0)
+    {
+        causes.push(Cause::invalid(
+            "spec.activeDeadlineSeconds",
+            d,
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     if let Some(vols) = spec.get("volumes").and_then(Value::as_array) {
         for (i, v) in vols.iter().enumerate() {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
 use serde_json::Value;
 
 use super::super::quantity;
@@ -153,20 +153,28 @@ fn env(pod: &Value, c: &Value, pod_ip: &str) -> Result<Vec<String>, ConfigError>
     Ok(out)
 }
 
-/// The tmpfs mounts of the container's emptyDir volumes. `medium: Memory` is a tmpfs, as on a
-/// node; an emptyDir on the node's disk is a tmpfs here too (memory it uses is charged to the
-/// container, where a node would charge disk), limited to its `sizeLimit` (or the container's
-/// memory limit, or 1 GiB).
-fn tmpfs(
-    pod: &Value,
-    c: &Value,
-    memory: Option<i64>,
-) -> Result<HashMap<String, String>, ConfigError> {
+/// The size of an emptyDir's tmpfs: its `sizeLimit`, else the container's memory limit, else
+/// 1 GiB.
+pub fn empty_dir_size(vol: &Value, memory: Option<i64>) -> i64 {
+    vol.pointer("/emptyDir/sizeLimit")
+        .and_then(quantity::bytes)
+        .or(memory)
+        .unwrap_or(1 << 30)
+}
+
+/// The Docker volume that holds a pod's emptyDir (see `worker.rs`, which creates it).
+pub fn volume_name(prefix: &str, volume: &str) -> String {
+    format!("{prefix}-{volume}")
+}
+
+/// The mounts of the container's emptyDir volumes: each a Docker volume of its own on a tmpfs
+/// (shared by the pod's containers, mode 1777 and not filled from the image, like an emptyDir).
+fn mounts(pod: &Value, c: &Value, prefix: &str) -> Result<Vec<Mount>, ConfigError> {
     let volumes = pod["spec"]["volumes"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let mut out = HashMap::new();
+    let mut out = Vec::new();
     for m in c["volumeMounts"].as_array().into_iter().flatten() {
         let vname = m["name"].as_str().unwrap_or_default();
         let path = m["mountPath"].as_str().unwrap_or_default();
@@ -176,25 +184,22 @@ fn tmpfs(
                 c["name"].as_str().unwrap_or_default()
             ));
         };
-        let Some(dir) = vol.get("emptyDir") else {
+        if vol.get("emptyDir").is_none() {
             return Err(format!(
                 "volume \"{vname}\": the fake kubelet mounts emptyDir volumes only"
             ));
-        };
-        let size = dir
-            .get("sizeLimit")
-            .and_then(quantity::bytes)
-            .or(memory)
-            .unwrap_or(1 << 30);
-        let ro = if m["readOnly"].as_bool() == Some(true) {
-            "ro"
-        } else {
-            "rw"
-        };
-        out.insert(
-            path.to_string(),
-            format!("{ro},nosuid,nodev,size={size},mode=1777"),
-        );
+        }
+        out.push(Mount {
+            target: Some(path.to_string()),
+            source: Some(volume_name(prefix, vname)),
+            typ: Some(MountType::VOLUME),
+            read_only: m["readOnly"].as_bool(),
+            volume_options: Some(MountVolumeOptions {
+                no_copy: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
     }
     Ok(out)
 }
@@ -205,6 +210,7 @@ pub fn build(
     c: &Value,
     image_user: &str,
     pod_ip: &str,
+    volume_prefix: &str,
     labels: HashMap<String, String>,
 ) -> Result<ContainerCreateBody, ConfigError> {
     let strings = |v: &Value| -> Option<Vec<String>> {
@@ -265,7 +271,7 @@ pub fn build(
         cap_add,
         security_opt: Some(security_opt),
         group_add: (!group_add.is_empty()).then_some(group_add),
-        tmpfs: Some(tmpfs(pod, c, memory)?),
+        mounts: Some(mounts(pod, c, volume_prefix)?),
         init: Some(false),
         ..Default::default()
     };

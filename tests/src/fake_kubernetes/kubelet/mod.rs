@@ -235,6 +235,33 @@ async fn remove_matching(docker: &bollard::Docker, label: &str) {
             remove_container(docker, &id).await;
         }
     }
+    let opts = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+        .filters(&HashMap::from([(
+            "label".to_string(),
+            vec![label.to_string()],
+        )]))
+        .build();
+    match docker.list_volumes(Some(opts)).await {
+        Ok(list) => {
+            for v in list.volumes.unwrap_or_default() {
+                remove_volume(docker, &v.name).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing the fake's volumes"),
+    }
+}
+
+pub(crate) async fn remove_volume(docker: &bollard::Docker, name: &str) {
+    match docker
+        .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+        .await
+    {
+        Ok(()) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {}
+        Err(e) => tracing::warn!(error = %e, volume = name, "removing a fake pod's volume"),
+    }
 }
 
 pub(crate) async fn remove_container(docker: &bollard::Docker, id: &str) {
@@ -274,11 +301,32 @@ pub async fn remove_leftovers() -> anyhow::Result<usize> {
             .and_then(|p| p.parse::<i32>().ok());
         // SAFETY: kill with signal 0 only checks whether the process exists.
         let alive = pid.is_some_and(|p| p > 0 && unsafe { libc::kill(p, 0) } == 0);
+        if !alive && let Some(id) = c.id {
+            remove_container(&docker, &id).await;
+            removed += 1;
+        }
+    }
+    let opts = bollard::query_parameters::ListVolumesOptionsBuilder::default()
+        .filters(&HashMap::from([(
+            "label".to_string(),
+            vec![LABEL_INSTANCE.to_string()],
+        )]))
+        .build();
+    for v in docker
+        .list_volumes(Some(opts))
+        .await?
+        .volumes
+        .unwrap_or_default()
+    {
+        let pid = v
+            .labels
+            .get(LABEL_SERVER_PID)
+            .and_then(|p| p.parse::<i32>().ok());
+        // SAFETY: as above.
+        let alive = pid.is_some_and(|p| p > 0 && unsafe { libc::kill(p, 0) } == 0);
         if !alive {
-            if let Some(id) = c.id {
-                remove_container(&docker, &id).await;
-                removed += 1;
-            }
+            remove_volume(&docker, &v.name).await;
+            removed += 1;
         }
     }
     Ok(removed)

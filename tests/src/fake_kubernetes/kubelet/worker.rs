@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest};
+use std::collections::HashMap;
+
+use bollard::models::{NetworkConnectRequest, NetworkDisconnectRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
     StopContainerOptionsBuilder, WaitContainerOptions,
@@ -19,7 +21,7 @@ use super::super::resource::PODS;
 use super::super::status::ApiError;
 use super::super::store::now;
 use super::pod_status::{self, Container, State};
-use super::{Ctl, Kubelet, container, network, remove_container};
+use super::{Ctl, Kubelet, container, network, remove_container, remove_volume};
 
 /// How long an image pull "fails" before the status says back-off.
 const PULL_BACKOFF: Duration = Duration::from_millis(500);
@@ -43,6 +45,8 @@ struct Pod {
     qos: String,
     failed: Option<(&'static str, &'static str)>,
     deadline: Option<tokio::time::Instant>,
+    /// The Docker volumes of its emptyDirs.
+    volumes: Vec<String>,
 }
 
 pub(super) async fn run(
@@ -80,6 +84,7 @@ pub(super) async fn run(
         deadline: spec["spec"]["activeDeadlineSeconds"]
             .as_u64()
             .map(|s| tokio::time::Instant::now() + Duration::from_secs(s)),
+        volumes: Vec::new(),
     };
     let end = pod.live(&spec, &mut ctl).await;
     for c in &pod.containers {
@@ -97,10 +102,13 @@ pub(super) async fn run(
             remove_container(&pod.k.docker, id).await;
         }
     }
-    if matches!(end, End::Terminate(_)) {
-        if let Err(e) = pod.k.store.remove(&PODS, &pod.ns, &pod.name) {
-            tracing::debug!(error = %e.message, "the deleted pod was removed meanwhile");
-        }
+    for v in &pod.volumes {
+        remove_volume(&pod.k.docker, v).await;
+    }
+    if matches!(end, End::Terminate(_))
+        && let Err(e) = pod.k.store.remove(&PODS, &pod.ns, &pod.name)
+    {
+        tracing::debug!(error = %e.message, "the deleted pod was removed meanwhile");
     }
 }
 
@@ -191,6 +199,13 @@ impl Pod {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let prefix = format!("fk-{}-{}", self.k.instance, &uid[..uid.len().min(8)]);
+        if let Err(e) = self.create_volumes(spec, &prefix).await {
+            self.containers[0].state =
+                State::waiting("CreateContainerConfigError", Some(e.to_string()));
+            let _reported = self.report(false);
+            return Err("volumes");
+        }
         for (i, c) in cspecs.iter().enumerate() {
             let labels = self
                 .k
@@ -200,6 +215,7 @@ impl Pod {
                 c,
                 &image_users[i],
                 self.pod_ip.as_deref().unwrap_or(""),
+                &prefix,
                 labels,
             ) {
                 Ok(b) => b,
@@ -252,6 +268,47 @@ impl Pod {
                 let _reported = self.report(false);
                 return Err("start");
             }
+        }
+        Ok(())
+    }
+
+    /// One Docker volume on a tmpfs per emptyDir, labelled as the fake's.
+    async fn create_volumes(
+        &mut self,
+        spec: &Value,
+        prefix: &str,
+    ) -> Result<(), bollard::errors::Error> {
+        let memory = spec
+            .pointer("/spec/containers/0/resources/limits/memory")
+            .and_then(super::super::quantity::bytes);
+        for vol in spec["spec"]["volumes"].as_array().into_iter().flatten() {
+            let Some(vname) = vol["name"]
+                .as_str()
+                .filter(|_| vol.get("emptyDir").is_some())
+            else {
+                continue;
+            };
+            let size = container::empty_dir_size(vol, memory);
+            let name = container::volume_name(prefix, vname);
+            let request = VolumeCreateRequest {
+                name: Some(name.clone()),
+                driver: Some("local".into()),
+                driver_opts: Some(HashMap::from([
+                    ("type".to_string(), "tmpfs".to_string()),
+                    ("device".to_string(), "tmpfs".to_string()),
+                    (
+                        "o".to_string(),
+                        format!("size={size},mode=1777,nosuid,nodev"),
+                    ),
+                ])),
+                labels: Some(
+                    self.k
+                        .labels(&self.ns, &self.name, &format!("volume-{vname}")),
+                ),
+                ..Default::default()
+            };
+            self.k.docker.create_volume(request).await?;
+            self.volumes.push(name);
         }
         Ok(())
     }
