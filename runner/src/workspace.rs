@@ -36,10 +36,15 @@ pub const MAX_CHANGED_DIRS: usize = 200;
 /// Absent when the base has submodules (their folders are left to `git add -A`).
 pub const UNSTATED_INDEX: &str = "threadsmith-unstated-index";
 
+/// Extracts the checkout into the workspace. The workspace's own folder keeps its metadata: on
+/// Kubernetes it is an emptyDir the agent's user may write in but does not own, so tar's
+/// complaints about `.` alone are no failure.
 pub fn copy_script() -> String {
     format!(
         "set -e\n\
-         tar -xf {SEED}/{CHECKOUT_ARCHIVE} -C {WORKSPACE}\n\
+         if ! tar --no-overwrite-dir -xf {SEED}/{CHECKOUT_ARCHIVE} -C {WORKSPACE} 2>/tmp/.ts-tar; then\n\
+           ! grep -v -e '^tar: \\.: ' -e '^tar: Exiting with failure' /tmp/.ts-tar >&2 || exit 1\n\
+         fi\n\
          : > /tmp/.ts-copied\n\
          stat -c %.9Z /tmp/.ts-copied 2>/dev/null || true\n"
     )

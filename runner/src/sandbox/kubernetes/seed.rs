@@ -66,7 +66,8 @@ pub(super) async fn put_seed(
     archive: Arc<Vec<u8>>,
 ) -> Result<(), SandboxError> {
     let mut req = ExecRequest::shell(
-        format!("tar -x -f - -C {SEED} && chmod -R a-w {SEED}"),
+        // The emptyDir's own folder is the node's (root's): only what is in it changes mode.
+        format!("tar -x -f - -C {SEED} && find {SEED} -mindepth 1 -exec chmod a-w {{}} +"),
         SEED_LIMIT,
     );
     req.reap = false;
