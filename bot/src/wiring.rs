@@ -30,7 +30,7 @@ pub async fn backend(config: &Config) -> anyhow::Result<Arc<dyn SandboxBackend>>
         Backend::Docker => Arc::new(Docker::connect().await?),
         Backend::Kubernetes(options) => {
             let namespace = options.namespace.clone();
-            let cluster = Kubernetes::connect(options).await?;
+            let cluster = Kubernetes::connect(*options).await?;
             if cluster.prepare().await? == PolicyCheck::Created {
                 tracing::info!(%namespace, "created the NetworkPolicy that keeps rollout pods off the network");
             }

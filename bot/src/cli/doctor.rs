@@ -37,7 +37,7 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
 
     match config.backend() {
         Ok(crate::config::Backend::Kubernetes(options)) => {
-            checks.extend(kubernetes_checks(options).await);
+            checks.extend(kubernetes_checks(*options).await);
         }
         Ok(crate::config::Backend::Docker) => checks.extend(docker_checks(&config).await),
         Err(e) => checks.push(Check {

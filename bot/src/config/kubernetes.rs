@@ -40,7 +40,7 @@ pub struct KubernetesSection {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Backend {
     Docker,
-    Kubernetes(KubernetesOptions),
+    Kubernetes(Box<KubernetesOptions>),
 }
 
 /// A DNS-1123 label (a namespace's name): lowercase alphanumerics and `-`, at most 63.
@@ -187,13 +187,13 @@ impl Config {
     pub fn backend(&self) -> Result<Backend, ConfigError> {
         match self.sandbox.backend.as_deref().unwrap_or("docker") {
             "docker" => Ok(Backend::Docker),
-            "kubernetes" => Ok(Backend::Kubernetes(
+            "kubernetes" => Ok(Backend::Kubernetes(Box::new(
                 self.sandbox
                     .kubernetes
                     .clone()
                     .unwrap_or_default()
                     .options()?,
-            )),
+            ))),
             other => Err(ConfigError::Invalid(format!(
                 "sandbox.backend `{other}` is not `docker` or `kubernetes`"
             ))),

@@ -60,7 +60,7 @@ fn kubernetes_without_a_section_takes_the_defaults() {
     let config = load("[sandbox]\nbackend = \"kubernetes\"\n").unwrap();
     assert_eq!(
         config.backend().unwrap(),
-        Backend::Kubernetes(KubernetesOptions::default())
+        Backend::Kubernetes(Box::default())
     );
 }
 
