@@ -11,6 +11,9 @@ use serde::Deserialize;
 use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::Secret};
 
 mod check;
+mod kubernetes;
+
+pub use kubernetes::{Backend, KubernetesSection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -254,6 +257,9 @@ pub struct SandboxSection {
     /// For `agent = "external"`: the command; `{spec_file}` and `{workspace}` are replaced.
     pub external_command: Option<String>,
     pub external_network: Option<bool>,
+    /// Where rollouts run (the bot's `[sandbox]` only; see `config/kubernetes.rs`).
+    pub backend: Option<String>,
+    pub kubernetes: Option<KubernetesSection>,
 }
 
 /// A repository the bot knows by name.
@@ -300,6 +306,8 @@ impl SandboxSection {
                 .clone()
                 .or_else(|| other.external_command.clone()),
             external_network: self.external_network.or(other.external_network),
+            backend: self.backend.clone().or_else(|| other.backend.clone()),
+            kubernetes: self.kubernetes.clone().or_else(|| other.kubernetes.clone()),
         }
     }
 
@@ -385,10 +393,12 @@ fn size(field: &'static str, value: Option<&str>) -> Result<Option<u64>, ConfigE
 
 /// The repository's own `.threadsmith.toml`: the same keys as `[sandbox]`.
 pub fn parse_repo_file(text: &str) -> Result<SandboxSection, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError::Parse {
+    let section: SandboxSection = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: PathBuf::from(".threadsmith.toml"),
         message: e.message().to_string(),
-    })
+    })?;
+    section.refuse_bot_only("the repository's .threadsmith.toml")?;
+    Ok(section)
 }
 
 impl Config {

@@ -27,7 +27,7 @@ mod tasks;
 mod validate;
 use admit::admit;
 pub use detect::tests_line;
-pub use tasks::{DockerTasks, TaskRunner};
+pub use tasks::{DockerTasks, TaskRunner, live_workers, remove_orphans};
 pub use validate::validate;
 
 /// What the pipeline needs.

@@ -81,6 +81,7 @@ mod tests {
             rollout,
             seed_volume: None,
             start_with_network: false,
+            lifetime: std::time::Duration::from_secs(600),
         }
     }
 

@@ -61,6 +61,13 @@ impl Partial {
     }
 }
 
+/// The longest a rollout's sandbox may live: the agent's time, and a command's limit for each
+/// step that may run past it (the copy, the setup, the agent's last command, the diff, the
+/// tests), and a minute to spare.
+fn sandbox_lifetime(settings: &crate::types::RepoSettings) -> Duration {
+    settings.rollout_timeout + settings.command_timeout * 5 + Duration::from_secs(60)
+}
+
 /// Runs one rollout to its end. Never fails: every problem becomes the result's outcome.
 ///
 /// The result is known — and sent as [`RolloutEvent::Finished`] — before the sandbox is gone:
@@ -95,6 +102,7 @@ pub async fn run_rollout(
         seed_volume: Some(plan.seed_volume.clone()),
         start_with_network: (settings.setup.is_some() && settings.setup_network)
             || external_network,
+        lifetime: sandbox_lifetime(settings),
     };
     let clock = Instant::now();
     let created = backend.create_sandbox(&spec).await;

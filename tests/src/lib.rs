@@ -18,6 +18,7 @@ use std::path::Path;
 use threadsmith_bot::config::Config;
 use threadsmith_bot::pipeline::{self, NoProgress, Services, TaskReport, TaskRequest};
 use threadsmith_runner::image::{self, DEFAULT_IMAGE, OfflineBuild};
+use threadsmith_runner::sandbox::kubernetes::{Kubernetes, KubernetesOptions};
 use threadsmith_runner::secret::Secret;
 use threadsmith_runner::{Docker, ModelClient, RepoCache, Runner};
 use tokio::sync::OnceCell;
@@ -62,6 +63,19 @@ pub async fn ensure_image() {
         .await;
 }
 
+/// Where a test's rollouts run: the suites that take one run on each ([`BACKENDS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Docker,
+    /// Pods on the fake Kubernetes API server ([`fake_kubernetes`]), each a Docker container.
+    Kubernetes,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Docker, Backend::Kubernetes];
+
+/// The namespace of the Kubernetes backend's rollout pods in tests.
+pub const TEST_NAMESPACE: &str = "threadsmith";
+
 /// A fresh world for one test: its own database and cache, a fake model, real Docker.
 pub struct TestEnv {
     pub svc: Services,
@@ -71,6 +85,8 @@ pub struct TestEnv {
     pub docker: Docker,
     pub model: FakeModel,
     pub dir: tempfile::TempDir,
+    /// With [`Backend::Kubernetes`]: the backend and its fake API server.
+    pub kubernetes: Option<(Kubernetes, fake_kubernetes::FakeKubernetes)>,
 }
 
 static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
@@ -105,8 +121,13 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
-/// Builds the test world; `customize` adjusts the config first.
+/// Builds the test world on Docker; `customize` adjusts the config first.
 pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
+    env_on(Backend::Docker, customize).await
+}
+
+/// Builds the test world with rollouts on `backend`; `customize` adjusts the config first.
+pub async fn env_on(backend: Backend, customize: impl FnOnce(&mut Config)) -> TestEnv {
     // Errors and warnings of the code under test show in a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -146,7 +167,32 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         .model_config()
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
-    let runner = threadsmith_bot::wiring::runner(docker.clone(), client);
+    let (runner, kubernetes) = match backend {
+        Backend::Docker => (
+            threadsmith_bot::wiring::runner(docker.clone(), client),
+            None,
+        ),
+        Backend::Kubernetes => {
+            let fake = fake_kubernetes::FakeKubernetes::start()
+                .await
+                .expect("start the fake Kubernetes API server");
+            let cluster = Kubernetes::with_config(
+                kube::Config::new(fake.url().parse().expect("the fake's URL")),
+                KubernetesOptions {
+                    namespace: TEST_NAMESPACE.into(),
+                    ..KubernetesOptions::default()
+                },
+            )
+            .expect("a client of the fake API server");
+            cluster
+                .prepare()
+                .await
+                .expect("the namespace and its NetworkPolicy");
+            let runner =
+                threadsmith_bot::wiring::runner_on(std::sync::Arc::new(cluster.clone()), client);
+            (runner, Some((cluster, fake)))
+        }
+    };
     TestEnv {
         svc: Services::new(config, store, runner.clone(), repos)
             .expect("the publish settings are valid"),
@@ -154,6 +200,7 @@ pub async fn env(customize: impl FnOnce(&mut Config)) -> TestEnv {
         docker,
         model,
         dir,
+        kubernetes,
     }
 }
 
@@ -169,8 +216,26 @@ impl TestEnv {
             .expect("the store works")
     }
 
-    /// Asserts that no container or volume of the task is left.
+    /// Asserts that no container, volume or pod of the task is left.
     pub async fn assert_nothing_left(&self, task_id: &str) {
+        if let Some((cluster, _)) = &self.kubernetes {
+            let left: Vec<_> = cluster
+                .list_managed()
+                .await
+                .expect("list pods")
+                .into_iter()
+                .filter(|p| {
+                    p.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(threadsmith_runner::sandbox::LABEL_TASK))
+                        .map(String::as_str)
+                        == Some(task_id)
+                })
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            assert!(left.is_empty(), "pods left behind: {left:?}");
+        }
         let left: Vec<_> = self
             .docker
             .list_managed()

@@ -1,11 +1,13 @@
-//! Best-of-N end to end: real Docker, a real git repository, the scripted model.
+//! Best-of-N end to end: real Docker (or pods on the fake Kubernetes API server, each a Docker
+//! container), a real git repository, the scripted model. The suite runs on both backends, with
+//! the same expectations and snapshot.
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 use threadsmith_runner::Outcome;
 use threadsmith_tests::gitrepo::{FIXED_CALC, OVERFIXED_CALC, calc_repo};
-use threadsmith_tests::{MODEL_KEY, TestEnv, Turn, env};
+use threadsmith_tests::{Backend, MODEL_KEY, TestEnv, Turn, env_on};
 
 /// The report as a reviewer reads it: everything but times.
 async fn render(env: &TestEnv, task_id: &str) -> String {
@@ -56,7 +58,16 @@ async fn render(env: &TestEnv, task_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_rollouts_are_run_checked_and_ranked_on_evidence() {
-    let env = env(|_| {}).await;
+    three_rollouts(Backend::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_rollouts_are_run_checked_and_ranked_on_evidence_on_kubernetes() {
+    three_rollouts(Backend::Kubernetes).await;
+}
+
+async fn three_rollouts(backend: Backend) {
+    let env = env_on(backend, |_| {}).await;
     let repo = calc_repo(&env.dir.path().join("calc"));
 
     // Rollout 1 fixes add(); rollout 2 fixes add() but breaks sub(); rollout 3 gives up.
@@ -112,10 +123,19 @@ async fn three_rollouts_are_run_checked_and_ranked_on_evidence() {
             (1, Outcome::Succeeded),
             (2, Outcome::TestsFailed),
             (3, Outcome::GaveUp)
-        ]
+        ],
+        "{:?}",
+        report
+            .rollouts
+            .iter()
+            .map(|r| &r.detail)
+            .collect::<Vec<_>>()
     );
 
-    insta::assert_snapshot!(render(&env, &report.task.id).await);
+    insta::assert_snapshot!(
+        "three_rollouts_are_run_checked_and_ranked_on_evidence",
+        render(&env, &report.task.id).await
+    );
 
     // The model saw the tools' results and the task, and the key only in the header.
     let first = env.model.received_by(1);

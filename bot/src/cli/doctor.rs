@@ -4,6 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use threadsmith_runner::Docker;
+use threadsmith_runner::sandbox::kubernetes::{
+    Kubernetes, KubernetesOptions, POLICY_NAME, PolicyCheck,
+};
 
 use crate::config::Config;
 
@@ -32,43 +35,15 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
         },
     });
 
-    let docker = Docker::connect().await;
-    checks.push(Check {
-        name: "docker",
-        result: match &docker {
-            Ok(d) => Ok(format!(
-                "engine {}",
-                d.server_version().await.unwrap_or_else(|_| "?".into())
-            )),
-            Err(e) => Err(format!("{e}")),
-        },
-    });
-
-    let image = config.image();
-    checks.push(Check {
-        name: "rollout image",
-        result: match &docker {
-            Ok(d) => match d.image_exists(&image).await {
-                Ok(true) => Ok(image.clone()),
-                Ok(false) => Err(format!(
-                    "{image} is missing. Fix: threadsmith image build (offline, needs root and debootstrap), or threadsmith image build --dockerfile deploy/rollout.Dockerfile"
-                )),
-                Err(e) => Err(e.to_string()),
-            },
-            Err(_) => Err("needs Docker (see above)".into()),
-        },
-    });
-    if let Ok(d) = &docker
-        && let Ok(list) = d.list_managed().await
-        && !list.is_empty()
-    {
-        checks.push(Check {
-            name: "sandboxes",
-            result: Ok(format!(
-                "{} threadsmith container(s) exist; `threadsmith cleanup` removes those of dead processes",
-                list.len()
-            )),
-        });
+    match config.backend() {
+        Ok(crate::config::Backend::Kubernetes(options)) => {
+            checks.extend(kubernetes_checks(*options).await);
+        }
+        Ok(crate::config::Backend::Docker) => checks.extend(docker_checks(&config).await),
+        Err(e) => checks.push(Check {
+            name: "sandbox backend",
+            result: Err(e.to_string()),
+        }),
     }
 
     let url = config.database_url();
@@ -190,4 +165,111 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The Docker engine, the rollout image in it, and the containers threadsmith left.
+async fn docker_checks(config: &Config) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let docker = Docker::connect().await;
+    checks.push(Check {
+        name: "docker",
+        result: match &docker {
+            Ok(d) => Ok(format!(
+                "engine {}",
+                d.server_version().await.unwrap_or_else(|_| "?".into())
+            )),
+            Err(e) => Err(format!("{e}")),
+        },
+    });
+
+    let image = config.image();
+    checks.push(Check {
+        name: "rollout image",
+        result: match &docker {
+            Ok(d) => match d.image_exists(&image).await {
+                Ok(true) => Ok(image.clone()),
+                Ok(false) => Err(format!(
+                    "{image} is missing. Fix: threadsmith image build (offline, needs root and debootstrap), or threadsmith image build --dockerfile deploy/rollout.Dockerfile"
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(_) => Err("needs Docker (see above)".into()),
+        },
+    });
+    if let Ok(d) = &docker
+        && let Ok(list) = d.list_managed().await
+        && !list.is_empty()
+    {
+        checks.push(Check {
+            name: "sandboxes",
+            result: Ok(format!(
+                "{} threadsmith container(s) exist; `threadsmith cleanup` removes those of dead processes",
+                list.len()
+            )),
+        });
+    }
+
+    checks
+}
+
+/// The cluster (`sandbox.backend = "kubernetes"`): its API server, the namespace, and the
+/// NetworkPolicy that keeps rollout pods off the network (created when missing).
+async fn kubernetes_checks(options: KubernetesOptions) -> Vec<Check> {
+    let namespace = options.namespace.clone();
+    let cluster = match Kubernetes::connect(options).await {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Check {
+                name: "kubernetes",
+                result: Err(format!("{e}")),
+            }];
+        }
+    };
+    let version = cluster.server_version().await;
+    let reachable = version.is_ok();
+    let mut checks = vec![Check {
+        name: "kubernetes",
+        result: version
+            .map(|v| format!("API server {v}"))
+            .map_err(|e| format!("{e}. Fix: check sandbox.kubernetes.kubeconfig / context, or the bot's service account")),
+    }];
+    if !reachable {
+        return checks;
+    }
+    let namespace_ok = cluster.check_namespace().await;
+    checks.push(Check {
+        name: "rollout namespace",
+        result: namespace_ok
+            .as_ref()
+            .map(|_| namespace.clone())
+            .map_err(|e| e.to_string()),
+    });
+    if namespace_ok.is_err() {
+        return checks;
+    }
+    checks.push(Check {
+        name: "network policy",
+        result: match cluster.ensure_policy().await {
+            Ok(PolicyCheck::Present) => Ok(format!(
+                "{POLICY_NAME} denies all traffic of rollout pods (enforced only by a CNI that implements NetworkPolicy: Calico, Cilium…)"
+            )),
+            Ok(PolicyCheck::Created) => Ok(format!("{POLICY_NAME} was missing and is now created")),
+            Ok(PolicyCheck::Differs(why)) => Err(format!(
+                "{POLICY_NAME} in {namespace} differs from threadsmith's: {why}. Fix: delete it (kubectl -n {namespace} delete networkpolicy {POLICY_NAME}); threadsmith creates it again"
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    });
+    if let Ok(pods) = cluster.list_managed().await
+        && !pods.is_empty()
+    {
+        checks.push(Check {
+            name: "sandboxes",
+            result: Ok(format!(
+                "{} threadsmith pod(s) exist; `threadsmith cleanup` removes those of dead processes",
+                pods.len()
+            )),
+        });
+    }
+    checks
 }

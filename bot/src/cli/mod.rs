@@ -208,6 +208,23 @@ pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     if let Some(v) = plain_env("THREADSMITH_DEFAULT_REPO") {
         config.default_repo = Some(v);
     }
+    if let Some(v) = plain_env("THREADSMITH_SANDBOX_BACKEND") {
+        config.sandbox.backend = Some(v);
+    }
+    if let Some(v) = plain_env("THREADSMITH_KUBERNETES_NAMESPACE") {
+        config
+            .sandbox
+            .kubernetes
+            .get_or_insert_with(Default::default)
+            .namespace = Some(v);
+    }
+    if let Some(v) = plain_env("THREADSMITH_KUBECONFIG") {
+        config
+            .sandbox
+            .kubernetes
+            .get_or_insert_with(Default::default)
+            .kubeconfig = Some(v.into());
+    }
     config.check_sandbox()?;
     Ok(config)
 }
@@ -228,8 +245,15 @@ async fn command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => crate::serve::serve(config, CancellationToken::new()).await,
         Command::Approve { task, rollout } => approve::approve(config, &task, rollout).await,
         Command::Cleanup => {
-            let docker = Docker::connect().await?;
-            let n = docker.remove_orphans().await?;
+            let backend = crate::wiring::backend(&config).await?;
+            // On a cluster, the store says which bot processes are alive.
+            let live = if backend.owners_span_machines() {
+                let store = crate::store::open(&config.database_url()).await?;
+                pipeline::live_workers(store.as_ref(), None).await?
+            } else {
+                Vec::new()
+            };
+            let n = pipeline::remove_orphans(backend.as_ref(), &live).await?;
             println!("removed {n} orphaned container(s)");
             Ok(ExitCode::SUCCESS)
         }

@@ -12,7 +12,10 @@ impl Config {
         let settings = self.sandbox.resolve(&image)?;
         check_memory_budget(&settings.limits)
             .map_err(|e| ConfigError::Invalid(format!("[sandbox]: {e}")))?;
+        self.backend()?;
         for repo in &self.repos {
+            repo.settings
+                .refuse_bot_only(&format!("the settings of repository `{}`", repo.name))?;
             let settings = repo.settings.or(&self.sandbox).resolve(&image)?;
             check_memory_budget(&settings.limits).map_err(|e| {
                 ConfigError::Invalid(format!("the settings of repository `{}`: {e}", repo.name))

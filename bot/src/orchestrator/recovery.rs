@@ -27,8 +27,10 @@ impl Bot {
         }
         let orphans = store.orphaned_tasks().await?;
         if !orphans.is_empty() {
-            // Their rollouts died with their process: remove what it left on this host.
-            if let Err(e) = self.svc.tasks.remove_orphans().await {
+            // Their rollouts died with their process: remove what it left (on this host; on a
+            // cluster, whatever no live worker owns).
+            let live = pipeline::live_workers(store.as_ref(), Some(me)).await?;
+            if let Err(e) = self.svc.tasks.remove_orphans(&live).await {
                 tracing::warn!(error = %e, "could not remove the containers of a stopped process");
             }
         }

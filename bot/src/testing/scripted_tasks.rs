@@ -259,7 +259,7 @@ impl pipeline::TaskRunner for ScriptedTasks {
         pipeline::report(svc.store.as_ref(), &task_id).await
     }
 
-    async fn remove_orphans(&self) -> Result<usize, SandboxError> {
+    async fn remove_orphans(&self, _live_workers: &[String]) -> Result<usize, SandboxError> {
         Ok(0)
     }
 

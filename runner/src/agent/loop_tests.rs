@@ -27,6 +27,7 @@ fn spec() -> SandboxSpec {
         rollout: 1,
         seed_volume: Some("seed".into()),
         start_with_network: false,
+        lifetime: std::time::Duration::from_secs(3600),
     }
 }
 

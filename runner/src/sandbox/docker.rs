@@ -4,7 +4,7 @@ use super::*;
 
 /// The sandbox's pid 1: reaps orphans, and as pid 1 is immune to the `kill -9 -1` that ends
 /// whatever a command left behind (docker-init would exit with its child).
-const INIT: [&str; 3] = [
+pub(super) const INIT: [&str; 3] = [
     "sh",
     "-c",
     "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done",
@@ -241,12 +241,12 @@ impl Docker {
     }
 }
 
-fn short_random() -> String {
+pub(super) fn short_random() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..6].to_string()
 }
 
 /// The whole environment of a sandbox: an allow-list, never the host's.
-fn sandbox_env() -> Vec<String> {
+pub(super) fn sandbox_env() -> Vec<String> {
     [
         "HOME=/tmp",
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

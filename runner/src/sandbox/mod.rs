@@ -33,6 +33,7 @@ use crate::output::{CappedBuffer, CappedOutput, OutputCap};
 
 mod docker;
 mod exec;
+pub mod kubernetes;
 mod owners;
 
 pub use docker::Docker;
@@ -94,6 +95,13 @@ pub type OwnerIsDead = dyn Fn(&str) -> bool + Send + Sync;
 pub trait SandboxBackend: Send + Sync {
     /// The backend's name in logs and messages (`docker`).
     fn name(&self) -> &'static str;
+
+    /// Whether the backend is shared by processes on several machines (a cluster), so that only
+    /// the store's live workers can tell a dead owner; a backend of one machine is judged by its
+    /// process table ([`owner_is_dead`]). See [`SandboxBackend::remove_orphans`].
+    fn owners_span_machines(&self) -> bool {
+        false
+    }
 
     /// Whether the backend can be reached now (Docker: ping; Kubernetes: the API server and the namespace).
     async fn reachable(&self) -> Result<(), SandboxError>;
@@ -196,6 +204,9 @@ pub struct SandboxSpec {
     /// Start attached to Docker's default bridge (for an opted-in setup phase or external agent).
     /// [`Sandbox::cut_network`] takes it away again.
     pub start_with_network: bool,
+    /// The longest the sandbox may live, every phase included: a backstop the backend enforces
+    /// itself where it can (Kubernetes: the pod's `activeDeadlineSeconds`).
+    pub lifetime: Duration,
 }
 
 /// A command to run inside a sandbox.

@@ -4,10 +4,16 @@
 set -e
 # The checkout's parts (`checkout.tar`, and `checkout.1.tar` for a large one: see
 # runner/src/repo/checkout.rs), extracted at once.
+# The workspace's own folder keeps its metadata (--no-overwrite-dir): on Kubernetes it is an
+# emptyDir the agent's user may write in but does not own, so tar's complaints about `.` alone
+# are no failure; any other complaint is.
 pids=()
+i=0
 for part in "$ts_seed/$ts_archive" "$ts_seed/${ts_archive%.tar}".[0-9]*.tar; do
   if [ -f "$part" ]; then
-    tar -xf "$part" -C "$ts_workspace" &
+    i=$((i + 1))
+    (tar --no-overwrite-dir -xf "$part" -C "$ts_workspace" 2>"/tmp/.ts-tar-$i" ||
+      ! grep -v -e '^tar: \.: ' -e '^tar: Exiting with failure' "/tmp/.ts-tar-$i" >&2) &
     pids+=("$!")
   fi
 done
