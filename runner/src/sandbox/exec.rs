@@ -85,9 +85,7 @@ impl DockerSandbox {
             })
         });
 
-        let mut combined = CappedBuffer::new(req.cap);
-        let mut stdout = req.keep_stdout.map(|_| Vec::new());
-        let mut stdout_overflow = false;
+        let mut collected = ExecOutput::new(req.cap, req.keep_stdout);
         let deadline = tokio::time::Instant::now() + req.timeout + BACKSTOP;
         let mut killed_by_host = false;
         loop {
@@ -102,18 +100,9 @@ impl DockerSandbox {
                     break;
                 }
                 item = output.next() => match item {
-                    Some(Ok(LogOutput::StdOut { message })) => {
-                        combined.push(&message);
-                        if let (Some(buf), Some(max)) = (stdout.as_mut(), req.keep_stdout) {
-                            if buf.len() + message.len() > max {
-                                stdout_overflow = true;
-                            } else {
-                                buf.extend_from_slice(&message);
-                            }
-                        }
-                    }
+                    Some(Ok(LogOutput::StdOut { message })) => collected.stdout(&message),
                     Some(Ok(LogOutput::StdErr { message } | LogOutput::Console { message })) => {
-                        combined.push(&message);
+                        collected.stderr(&message);
                     }
                     Some(Ok(LogOutput::StdIn { .. })) => {}
                     Some(Err(e)) => {
@@ -136,18 +125,7 @@ impl DockerSandbox {
                 .map_err(docker_err("reading a command's exit code"))?
                 .exit_code
         };
-        // 124: `timeout` stopped it; 137 after the limit: it ignored SIGTERM and was killed.
-        let timed_out = killed_by_host
-            || exit_code == Some(124)
-            || (exit_code == Some(137) && started.elapsed() >= req.timeout);
-        Ok(ExecOutcome {
-            exit_code,
-            output: combined.finish(),
-            stdout: if stdout_overflow { None } else { stdout },
-            stdout_overflow,
-            duration: started.elapsed(),
-            timed_out,
-        })
+        Ok(collected.finish(exit_code, killed_by_host, started, req.timeout))
     }
 
     /// Kills every process of the sandbox's user (all but the container's init).

@@ -254,6 +254,70 @@ pub struct ExecOutcome {
     pub timed_out: bool,
 }
 
+/// What a running command printed, collected the same way by every backend: stdout and stderr
+/// interleaved and capped, and stdout kept whole when [`ExecRequest::keep_stdout`] asks and it
+/// fits; [`ExecOutput::finish`] makes the [`ExecOutcome`].
+pub(crate) struct ExecOutput {
+    combined: CappedBuffer,
+    stdout: Option<Vec<u8>>,
+    keep_stdout: Option<usize>,
+    stdout_overflow: bool,
+}
+
+impl ExecOutput {
+    /// Collects under the request's `cap` and `keep_stdout`.
+    pub(crate) fn new(cap: OutputCap, keep_stdout: Option<usize>) -> Self {
+        Self {
+            combined: CappedBuffer::new(cap),
+            stdout: keep_stdout.map(|_| Vec::new()),
+            keep_stdout,
+            stdout_overflow: false,
+        }
+    }
+
+    pub(crate) fn stdout(&mut self, chunk: &[u8]) {
+        self.combined.push(chunk);
+        if let (Some(buf), Some(max)) = (self.stdout.as_mut(), self.keep_stdout) {
+            if buf.len() + chunk.len() > max {
+                self.stdout_overflow = true;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    pub(crate) fn stderr(&mut self, chunk: &[u8]) {
+        self.combined.push(chunk);
+    }
+
+    /// The outcome of a command started at `started` under `timeout`; `exit_code` is `None`
+    /// when the host killed it (`killed_by_host`).
+    pub(crate) fn finish(
+        self,
+        exit_code: Option<i64>,
+        killed_by_host: bool,
+        started: Instant,
+        timeout: Duration,
+    ) -> ExecOutcome {
+        // 124: `timeout` stopped it; 137 after the limit: it ignored SIGTERM and was killed.
+        let timed_out = killed_by_host
+            || exit_code == Some(124)
+            || (exit_code == Some(137) && started.elapsed() >= timeout);
+        ExecOutcome {
+            exit_code,
+            output: self.combined.finish(),
+            stdout: if self.stdout_overflow {
+                None
+            } else {
+                self.stdout
+            },
+            stdout_overflow: self.stdout_overflow,
+            duration: started.elapsed(),
+            timed_out,
+        }
+    }
+}
+
 impl ExecOutcome {
     pub fn success(&self) -> bool {
         self.exit_code == Some(0) && !self.timed_out

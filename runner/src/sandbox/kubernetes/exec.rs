@@ -125,9 +125,7 @@ impl KubernetesSandbox {
         };
         tokio::pin!(feeder);
 
-        let mut combined = CappedBuffer::new(req.cap);
-        let mut stdout = req.keep_stdout.map(|_| Vec::new());
-        let mut stdout_overflow = false;
+        let mut collected = ExecOutput::new(req.cap, req.keep_stdout);
         let deadline = tokio::time::Instant::now() + req.timeout + BACKSTOP;
         let mut killed_by_host = false;
         let (mut out_buf, mut err_buf) = (vec![0u8; 16 << 10], vec![0u8; 16 << 10]);
@@ -147,21 +145,11 @@ impl KubernetesSandbox {
                 () = &mut feeder => {}
                 n = next_chunk(&mut out, &mut out_buf) => match n {
                     Ok(0) | Err(_) => out = None,
-                    Ok(n) => {
-                        let message = &out_buf[..n];
-                        combined.push(message);
-                        if let (Some(buf), Some(max)) = (stdout.as_mut(), req.keep_stdout) {
-                            if buf.len() + message.len() > max {
-                                stdout_overflow = true;
-                            } else {
-                                buf.extend_from_slice(message);
-                            }
-                        }
-                    }
+                    Ok(n) => collected.stdout(&out_buf[..n]),
                 },
                 n = next_chunk(&mut err, &mut err_buf) => match n {
                     Ok(0) | Err(_) => err = None,
-                    Ok(n) => combined.push(&err_buf[..n]),
+                    Ok(n) => collected.stderr(&err_buf[..n]),
                 },
             }
         }
@@ -185,18 +173,7 @@ impl KubernetesSandbox {
                 }
             }
         };
-        // 124: `timeout` stopped it; 137 after the limit: it ignored SIGTERM and was killed.
-        let timed_out = killed_by_host
-            || exit_code == Some(124)
-            || (exit_code == Some(137) && started.elapsed() >= req.timeout);
-        Ok(ExecOutcome {
-            exit_code,
-            output: combined.finish(),
-            stdout: if stdout_overflow { None } else { stdout },
-            stdout_overflow,
-            duration: started.elapsed(),
-            timed_out,
-        })
+        Ok(collected.finish(exit_code, killed_by_host, started, req.timeout))
     }
 
     /// Kills every process of the sandbox's user but pid 1 (the pod's keep-alive), three tries.
