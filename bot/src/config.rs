@@ -12,8 +12,10 @@ use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::S
 
 mod check;
 mod kubernetes;
+mod ranking;
 
 pub use kubernetes::{Backend, KubernetesSection};
+pub use ranking::RankingSection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -79,6 +81,8 @@ pub struct Config {
     pub limits: LimitsSection,
     #[serde(default)]
     pub workers: WorkersSection,
+    #[serde(default)]
+    pub ranking: RankingSection,
 }
 
 /// How much runs at once and how much may wait, across every bot process on the database.

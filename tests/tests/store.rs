@@ -122,11 +122,18 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
                 index: 2,
                 rank: 1,
                 reason: "tests pass".into(),
+                headline: "passes 2/2 reproduction tests".into(),
+                reasons: vec![
+                    "its tests pass".into(),
+                    "passes 2/2 reproduction tests".into(),
+                ],
             },
             threadsmith_runner::rank::Ranked {
                 index: 1,
                 rank: 2,
                 reason: "no diff".into(),
+                headline: "it errored".into(),
+                reasons: Vec::new(),
             },
         ],
     )
@@ -138,6 +145,15 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
     assert_eq!(rows[0].confidence, Some(0.9));
     assert_eq!(rows[0].lines_added, 1);
     assert_eq!(rows[0].summary.as_deref(), Some("fixed it"));
+    assert_eq!(
+        rows[0].rank_headline.as_deref(),
+        Some("passes 2/2 reproduction tests")
+    );
+    assert_eq!(
+        rows[0].rank_reasons,
+        vec!["its tests pass", "passes 2/2 reproduction tests"]
+    );
+    assert!(rows[1].rank_reasons.is_empty());
     assert_eq!(rows[1].phase, "agent");
     assert_eq!(rows[1].step, 3);
     let recent = s.recent_tasks(1).await.unwrap();

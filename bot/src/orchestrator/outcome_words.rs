@@ -56,6 +56,8 @@ mod tests {
             files_changed: 0,
             rank: None,
             rank_reason: None,
+            rank_headline: None,
+            rank_reasons: Vec::new(),
             network: None,
             started_at: None,
             finished_at: None,

@@ -37,7 +37,8 @@ async fn join_all(handlers: &mut JoinSet<()>) {
 
 impl Bot {
     /// Stops at once, without the shutdown grace: running tasks are cancelled (and end as
-    /// cancelled in their threads), and the handlers are left to end on their own.
+    /// cancelled in their threads), and the handlers get [`STOP_BOUND`] to end (their
+    /// sandboxes removed) before they are abandoned.
     pub fn hurry(&self) {
         self.hurry.cancel();
     }
@@ -61,7 +62,7 @@ impl Bot {
                 for t in self.running.tokens() {
                     t.cancel();
                 }
-                handlers.detach_all();
+                stop_within_bound(&mut handlers).await;
             }
         }
     }
@@ -79,15 +80,20 @@ impl Bot {
         for t in self.running.tokens() {
             t.cancel();
         }
-        if tokio::time::timeout(STOP_BOUND, join_all(&mut handlers))
-            .await
-            .is_err()
-        {
-            tracing::error!(
-                handlers = handlers.len(),
-                "handlers did not stop in time; abandoning them"
-            );
-            handlers.abort_all();
-        }
+        stop_within_bound(&mut handlers).await;
+    }
+}
+
+/// Waits for cancelled handlers to end, at most [`STOP_BOUND`]; then aborts the rest.
+async fn stop_within_bound(handlers: &mut JoinSet<()>) {
+    if tokio::time::timeout(STOP_BOUND, join_all(handlers))
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            handlers = handlers.len(),
+            "handlers did not stop in time; abandoning them"
+        );
+        handlers.abort_all();
     }
 }

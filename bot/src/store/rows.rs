@@ -81,6 +81,10 @@ pub struct RolloutRow {
     pub files_changed: u64,
     pub rank: Option<u32>,
     pub rank_reason: Option<String>,
+    /// The deciding evidence in a few words (the summary shows it).
+    pub rank_headline: Option<String>,
+    /// All the ranking's evidence, one line each (the pages show it).
+    pub rank_reasons: Vec<String>,
     pub network: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

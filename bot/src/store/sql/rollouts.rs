@@ -60,6 +60,11 @@ pub(super) fn rollout_row(r: &AnyRow) -> Result<RolloutRow, StoreError> {
         files_changed: count("files_changed")?,
         rank: r.try_get::<Option<i64>, _>("rank")?.map(|r| r as u32),
         rank_reason: r.try_get("rank_reason")?,
+        rank_headline: r.try_get("rank_headline")?,
+        rank_reasons: r
+            .try_get::<Option<String>, _>("rank_reasons")?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
         network: r.try_get("network")?,
         started_at: time(r.try_get("started_at")?)?,
         finished_at: time(r.try_get("finished_at")?)?,
@@ -256,10 +261,13 @@ impl RolloutStore for SqlStore {
         let mut tx = self.pool.begin().await?;
         for r in ranked {
             sqlx::query(
-                "UPDATE rollouts SET rank = $1, rank_reason = $2 WHERE task_id = $3 AND idx = $4",
+                "UPDATE rollouts SET rank = $1, rank_reason = $2, rank_headline = $3, \
+                 rank_reasons = $4 WHERE task_id = $5 AND idx = $6",
             )
             .bind(r.rank as i64)
             .bind(&r.reason)
+            .bind(&r.headline)
+            .bind(serde_json::to_string(&r.reasons).unwrap_or_default())
             .bind(task_id)
             .bind(r.index as i64)
             .execute(&mut *tx)
