@@ -113,7 +113,12 @@ impl SqlStore {
             source,
         };
         let (connect_url, max) = match backend {
-            Backend::Sqlite => (sqlite_url(url), 8),
+            // One connection: SQLite has one writer at a time, and a writer that finds the
+            // database locked waits in SQLite's busy handler, which sleeps (1, 2, 5, 10 ms…)
+            // rather than being woken. Queued on the pool instead, each statement is woken the
+            // moment the one before it ends (reads are short; the ack benchmark measures it:
+            // docs/BENCHMARKS.md). Other processes on the same file still meet the busy handler.
+            Backend::Sqlite => (sqlite_url(url), 1),
             Backend::Postgres => (url.to_string(), 16),
         };
         let pool = AnyPoolOptions::new()
