@@ -89,10 +89,12 @@ async fn main() {
         results.push(row);
     }
 
+    let rollouts: Vec<u32> = scenarios.iter().map(|s| s.rollouts()).collect();
     println!(
-        "### Selection accuracy: {} scenarios, {} rollouts each at most",
+        "### Selection accuracy: {} scenarios, {} to {} rollouts each",
         scenarios.len(),
-        scenarios.iter().map(|s| s.rollouts()).max().unwrap_or(0)
+        rollouts.iter().min().unwrap_or(&0),
+        rollouts.iter().max().unwrap_or(&0)
     );
     println!();
     println!(
@@ -101,13 +103,20 @@ async fn main() {
         load_average()
     );
     println!();
-    println!("| ordering | right rollout first | accuracy | judge asked |");
-    println!("|---|---|---|---|");
+    println!(
+        "| ordering | right rollout first | accuracy | predicted by the scenarios | judge asked |"
+    );
+    println!("|---|---|---|---|---|");
+    let n = scenarios.len().max(1) as f64;
     for (o, row) in orderings.iter().zip(&results) {
         let right = scenarios
             .iter()
             .zip(row)
             .filter(|(s, r)| r.as_ref().is_ok_and(|r| r.top() == Some(s.right)))
+            .count();
+        let predicted = scenarios
+            .iter()
+            .filter(|s| s.expect.of(*o) == s.right)
             .count();
         let errors = row.iter().filter(|r| r.is_err()).count();
         let judged = row
@@ -120,10 +129,12 @@ async fn main() {
             String::new()
         };
         println!(
-            "| {} | {right}/{}{errors} | {:.0} % | {judged} |",
+            "| {} | {right}/{}{errors} | {:.0} % | {predicted}/{} ({:.0} %) | {judged} |",
             o.label(),
             scenarios.len(),
-            100.0 * right as f64 / scenarios.len().max(1) as f64
+            100.0 * right as f64 / n,
+            scenarios.len(),
+            100.0 * predicted as f64 / n
         );
     }
     println!();

@@ -14,7 +14,15 @@ fn every_scenario_is_what_it_claims() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), all.len(), "scenario names are unique");
-    for s in &all {
+    // Some 200 short bash runs: one thread per scenario.
+    let predictions: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = all.iter().map(|s| scope.spawn(|| predict(s))).collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("a prediction"))
+            .collect()
+    });
+    for (s, p) in all.iter().zip(predictions) {
         assert!(
             (3..=4).contains(&s.rollouts()),
             "{}: 3 or 4 rollouts",
@@ -31,7 +39,6 @@ fn every_scenario_is_what_it_claims() {
                 );
             }
         }
-        let p = predict(s);
         // Shown when the test fails (with --nocapture always): the evidence per rollout.
         let passed: Vec<_> = p.reproduction.iter().map(|r| &r.passed_from).collect();
         println!(
@@ -128,4 +135,72 @@ async fn the_old_order_picks_as_expected_in_real_sandboxes() {
             run.outcomes
         );
     }
+}
+
+/// The fake model answers the judge's request (recognised by its tool) with the scripted
+/// verdicts of the candidates it names, through the forced call, leaving the agents' scripts
+/// where they were.
+#[tokio::test]
+async fn the_fake_model_answers_the_judge_with_the_scenario_verdicts() {
+    let model = threadsmith_tests::FakeModel::start().await;
+    let s = selection::all()[0];
+    s.script(&model);
+    let tool = serde_json::json!({"type": "function", "function": {"name": "judge_rollouts", "parameters": {"type": "object"}}});
+    let body = serde_json::json!({
+        "model": threadsmith_tests::fake_model::MODEL,
+        "seed": 1,
+        "messages": [
+            {"role": "system", "content": "You are judging candidate changes."},
+            {"role": "user", "content": "Rollout 1: …\n\nRollout 3: …"}
+        ],
+        "tools": [tool],
+        "tool_choice": {"type": "function", "function": {"name": "judge_rollouts"}}
+    });
+    let client = reqwest::Client::new();
+    let url = format!("{}/chat/completions", model.base_url());
+    let answer: serde_json::Value = client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("the fake answers")
+        .json()
+        .await
+        .expect("a chat completion");
+    let call = &answer["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "judge_rollouts");
+    let args: serde_json::Value =
+        serde_json::from_str(call["arguments"].as_str().expect("arguments")).expect("JSON");
+    let rollouts: Vec<u64> = args["verdicts"]
+        .as_array()
+        .expect("verdicts")
+        .iter()
+        .map(|v| v["rollout"].as_u64().expect("an index"))
+        .collect();
+    assert_eq!(rollouts, [1, 3], "the candidates named, not rollout 2");
+    assert_eq!(args["verdicts"][0]["verdict"], "best");
+    assert_eq!(model.judge_requests().len(), 1);
+    // Rollout 1's script did not move: its first turn is still its first write.
+    let agent = serde_json::json!({
+        "model": threadsmith_tests::fake_model::MODEL,
+        "seed": 1,
+        "messages": [{"role": "user", "content": "fix it"}]
+    });
+    let first: serde_json::Value = client
+        .post(&url)
+        .json(&agent)
+        .send()
+        .await
+        .expect("the fake answers")
+        .json()
+        .await
+        .expect("a chat completion");
+    let call = &first["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "write_file");
+    assert!(
+        call["arguments"]
+            .as_str()
+            .is_some_and(|a| a.contains("tests/test_space_runs.sh")),
+        "{call}"
+    );
 }

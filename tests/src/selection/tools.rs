@@ -9,11 +9,12 @@ pub const ALL: &[Scenario] = &[
     REPEAT_SAME_TEST_PATH,
 ];
 
-/// Right: both reported inputs. Wrong: each of the others fixes one of the two (the most
-/// confident one fixes `Makefile` only); the right one's test covers both.
+/// Right: both reported inputs. Wrong: two attempts fix one of the two each (the most
+/// confident one fixes `Makefile` only), and a fourth special-cases the two reported names: it
+/// passes every reproduction test, as the right one does, and is more confident.
 pub const EXT_NO_EXTENSION: Scenario = Scenario {
     name: "ext_no_extension",
-    about: "two reported inputs; the most confident attempt fixes only the first, another only the second",
+    about: "two reported inputs, four attempts: the most confident fixes only the first, another only the second, a third special-cases both names and ties with the right one on reproduction tests",
     files: &[
         (
             "paths.sh",
@@ -102,16 +103,38 @@ check ".bashrc" "$(ext .bashrc)" ""
             summary: "Hidden files have no extension.",
             confidence: 0.8,
         },
+        Attempt {
+            fix: &[(
+                "paths.sh",
+                r##"# ext NAME: the extension of a file name ("pdf" for "report.pdf"), empty when it has none.
+ext() {
+  case "$1" in Makefile|.bashrc) echo; return ;; esac
+  echo "${1##*.}"
+}
+"##,
+            )],
+            test: Some((
+                "tests/test_reported_names.sh",
+                r##". ./paths.sh
+. tests/assert.sh
+check "Makefile" "$(ext Makefile)" ""
+check ".bashrc" "$(ext .bashrc)" ""
+"##,
+            )),
+            summary: "Both reported names now give no extension.",
+            confidence: 0.85,
+        },
     ],
     verdicts: &[
         (1, "best", "handles both reported names"),
         (2, "poor", ".bashrc still gives bashrc"),
         (3, "poor", "Makefile still gives Makefile"),
+        (4, "poor", "special-cases the two reported names"),
     ],
     right: 1,
     expect: Expect {
         old: 2,
-        reproduction: 1,
+        reproduction: 4,
         full: 1,
     },
 };
@@ -220,8 +243,10 @@ check "blank" "$(count_words '')" 0
 };
 
 /// Right: first occurrences kept in order. Wrong: de-duplicates on the first field only (lines
-/// "a x" and "a y" collapse; every test uses one-word lines), and keeps the last occurrences.
-/// The judge, scripted to be wrong here, misses `$1` against `$0`.
+/// "a x" and "a y" collapse; every test uses one-word lines; its own test passes on the base, as
+/// sorting happens to give its order), and keeps the last occurrences. The right one and the
+/// most confident wrong one tie on reproduction tests; the judge, scripted to be wrong here,
+/// misses `$1` against `$0`.
 pub const DEDUPE_ORDER: Scenario = Scenario {
     name: "dedupe_order",
     about: "the most confident attempt keys lines on their first word, which no test (one-word lines) can see; the judge is wrong too",
