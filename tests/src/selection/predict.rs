@@ -3,6 +3,11 @@
 //! attempt's reproduction test applied on the base and on every change (the cross-checks of
 //! issue 14, done by hand), then `threadsmith_runner::rank` on that evidence. It checks that a
 //! scenario is what it claims to be; the benchmark measures the real pipeline.
+//!
+//! A rollout's own valid test passing on its own change counts in its `passed_from`, as the
+//! contract reads ("the rollouts whose reproduction test passes on this change"). Were only the
+//! other rollouts' tests counted, one prediction would change: in `leap_centuries` the attempt
+//! that wrote no test would lose nothing by it and lead under tests + reproduction tests.
 
 use std::path::Path;
 use std::process::Command;
