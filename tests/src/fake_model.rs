@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+mod judge;
 mod request;
 pub use request::MODEL;
 
@@ -57,6 +58,9 @@ struct Inner {
     no_named_tool_choice: bool,
     /// The API key every request must carry (`Authorization: Bearer …`), when set.
     key: Option<String>,
+    /// The judge's verdicts (`{"rollout", "verdict", "reason"}`), when scripted: a request
+    /// offering `judge_rollouts` gets them, whatever its seed (see [`FakeModel::judge`]).
+    verdicts: Option<Vec<Value>>,
 }
 
 #[derive(Clone)]
@@ -119,6 +123,21 @@ impl FakeModel {
     /// The script of the rollout that sends `seed`.
     pub fn script(&self, seed: u64, turns: Vec<Turn>) {
         self.inner.lock().unwrap().scripts.insert(seed, turns);
+    }
+
+    /// Scripts the ranking's judge: a request whose `tools` offer `judge_rollouts` is answered
+    /// with a forced call of it carrying these verdicts — those of the rollouts the request
+    /// names ("rollout 2"), or all when it names none — and does not advance any seed's script.
+    pub fn judge(&self, verdicts: Vec<Value>) {
+        self.inner.lock().unwrap().verdicts = Some(verdicts);
+    }
+
+    /// The judge's requests received so far.
+    pub fn judge_requests(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| judge::is_judge_request(&r.body))
+            .collect()
     }
 
     /// From now on, refuse `tool_choice: {"type": "function", …}` with HTTP 400, as an
@@ -348,8 +367,15 @@ async fn chat(
         }
         let key = seed.unwrap_or(0);
         let n = *g.cursors.get(&key).unwrap_or(&0);
-        g.cursors.insert(key, n + 1);
-        let turn = g.scripts.get(&key).and_then(|s| s.get(n)).cloned();
+        let turn = match &g.verdicts {
+            Some(verdicts) if judge::is_judge_request(&body) => {
+                Some(Turn::Call(judge::TOOL, judge::answer(&body, verdicts)))
+            }
+            _ => {
+                g.cursors.insert(key, n + 1);
+                g.scripts.get(&key).and_then(|s| s.get(n)).cloned()
+            }
+        };
         (turn, n, g.latency)
     };
     arrivals.send_modify(|count| *count += 1);

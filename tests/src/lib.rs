@@ -10,6 +10,7 @@ pub mod fake_slack;
 pub mod gitrepo;
 mod inbox;
 pub mod postgres;
+pub mod selection;
 mod serve;
 pub mod standalone;
 
