@@ -31,7 +31,7 @@ mod start;
 
 pub use exec::KubernetesSandbox;
 pub use owners::{decode_owner, encode_owner, is_label_value, label_value};
-pub use pod::pod_spec;
+pub use pod::{ANNOTATION_PIDS, pod_spec};
 pub use policy::{POLICY_NAME, PolicyCheck, network_policy};
 
 /// Set (to [`NETWORK_SETUP`]) on the pod of an opted-in setup phase: the NetworkPolicy does not

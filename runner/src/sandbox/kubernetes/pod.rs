@@ -26,6 +26,10 @@ const SEED_SLACK: u64 = 64 << 20;
 /// label value; see [`label_value`]).
 pub const ANNOTATION_TASK: &str = LABEL_TASK;
 pub const ANNOTATION_OWNER: &str = LABEL_OWNER;
+/// `sandbox.pids`, said on the pod. Kubernetes has no per-pod process limit in the pod spec: a
+/// real node applies its kubelet's `podPidsLimit` to every pod and ignores this annotation; the
+/// tests' fake kubelet reads it as that node limit (as Docker's `PidsLimit` of the container).
+pub const ANNOTATION_PIDS: &str = "dev.threadsmith.pids-limit";
 
 fn quantity(bytes: u64) -> Quantity {
     Quantity(bytes.to_string())
@@ -78,6 +82,7 @@ pub fn pod_spec(
     let annotations = std::collections::BTreeMap::from([
         (ANNOTATION_TASK.to_string(), spec.task_id.clone()),
         (ANNOTATION_OWNER.to_string(), owner.to_string()),
+        (ANNOTATION_PIDS.to_string(), limits.pids.to_string()),
     ]);
     let resources = std::collections::BTreeMap::from([
         ("cpu".to_string(), millicpus(limits.cpus)),
