@@ -106,7 +106,7 @@ async fn hostile_agents(backend: Backend) {
         vec![
             Turn::Call(
                 "run_command",
-                json!({"command": "(exec -a lingerer sleep 600) >/dev/null 2>&1 & touch /usr/planted /etc/planted; echo started"}),
+                json!({"command": "(exec -a lingerer sleep 600) >/dev/null 2>&1 & touch /usr/planted /etc/planted /seed/planted; chmod u+w /seed/tree/.git/config; echo started"}),
             ),
             Turn::Call(
                 "run_command",
@@ -212,12 +212,13 @@ async fn hostile_agents(backend: Backend) {
     );
     assert!(filled.detail.is_some());
 
-    // A read-only root; what a command leaves running is killed when it ends.
+    // A read-only root and seed (the diff is taken against the seed's git data); what a command
+    // leaves running is killed when it ends.
     let c = commands(LEFTOVERS as u32).await;
     let s = shell(&c);
     assert_eq!(
         s[0].output.matches("Read-only file system").count(),
-        2,
+        4,
         "{:?}",
         s[0]
     );

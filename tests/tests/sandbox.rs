@@ -172,6 +172,7 @@ async fn every_sandbox_setting(backend: Backend) {
         .iter()
         .find(|m| m.destination.as_deref() == Some("/seed"))
         .unwrap();
+    assert_eq!(seed.rw, Some(false), "the seed is read-only: {seed:?}");
 
     match pod {
         None => {
@@ -190,7 +191,6 @@ async fn every_sandbox_setting(backend: Backend) {
             for flag in ["rw", "nosuid", "nodev", "uid=1000"] {
                 assert!(opts.contains(&flag), "{flag} missing: {workspace}");
             }
-            assert_eq!(seed.rw, Some(false), "the seed is read-only");
         }
         Some(pod) => {
             let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -227,9 +227,10 @@ async fn every_sandbox_setting(backend: Backend) {
                     assert!(opts.contains(&flag), "{vname}: {flag} missing: {o}");
                 }
             }
-            // The seed is filled through exec, then loses its write bits (see
-            // runner/src/sandbox/kubernetes/seed.rs): its mount itself is the pod's emptyDir.
-            assert_eq!(seed.rw, Some(true), "{seed:?}");
+            // The seed is streamed into the pod's seed container, the only one that mounts its
+            // volume writable.
+            let containers: Vec<_> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(containers, ["sandbox", "seed"]);
         }
     }
 
