@@ -70,7 +70,15 @@ pub enum Backend {
     Docker,
     /// Pods on the fake Kubernetes API server ([`fake_kubernetes`]), each a Docker container.
     Kubernetes,
+    /// Pods on a real cluster: the kubeconfig in [`CLUSTER_KUBECONFIG`], the namespace in
+    /// `THREADSMITH_TEST_NAMESPACE` (default [`TEST_NAMESPACE`]), the rollout image the nodes
+    /// pull in `THREADSMITH_TEST_IMAGE` (default the local image's name). Only the tests that
+    /// say so use it (they are `#[ignore]`d: see README, "Rollouts on Kubernetes").
+    Cluster,
 }
+
+/// The environment variable naming a real cluster's kubeconfig for [`Backend::Cluster`].
+pub const CLUSTER_KUBECONFIG: &str = "THREADSMITH_TEST_KUBECONFIG";
 
 pub const BACKENDS: [Backend; 2] = [Backend::Docker, Backend::Kubernetes];
 
@@ -86,8 +94,10 @@ pub struct TestEnv {
     pub docker: Docker,
     pub model: FakeModel,
     pub dir: tempfile::TempDir,
-    /// With [`Backend::Kubernetes`]: the backend and its fake API server.
-    pub kubernetes: Option<(Kubernetes, fake_kubernetes::FakeKubernetes)>,
+    /// With [`Backend::Kubernetes`] or [`Backend::Cluster`]: the backend.
+    pub kubernetes: Option<Kubernetes>,
+    /// With [`Backend::Kubernetes`]: the fake API server the backend talks to.
+    pub fake_kubernetes: Option<fake_kubernetes::FakeKubernetes>,
 }
 
 static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
@@ -159,6 +169,11 @@ pub async fn env_on(backend: Backend, customize: impl FnOnce(&mut Config)) -> Te
     config.sandbox.tmp_size = Some("256m".into());
     config.sandbox.command_timeout_secs = Some(120);
     config.sandbox.rollout_timeout_secs = Some(300);
+    if backend == Backend::Cluster
+        && let Ok(image) = std::env::var("THREADSMITH_TEST_IMAGE")
+    {
+        config.sandbox.image = Some(image);
+    }
     customize(&mut config);
     let store = threadsmith_bot::store::open(&config.database_url())
         .await
@@ -168,11 +183,18 @@ pub async fn env_on(backend: Backend, customize: impl FnOnce(&mut Config)) -> Te
         .model_config()
         .map(|m| ModelClient::new(m).expect("model client"));
     let repos = RepoCache::new(config.data_dir());
-    let (runner, kubernetes) = match backend {
+    let (runner, kubernetes, fake_kubernetes) = match backend {
         Backend::Docker => (
             threadsmith_bot::wiring::runner(docker.clone(), client),
             None,
+            None,
         ),
+        Backend::Cluster => {
+            let cluster = real_cluster().await;
+            let runner =
+                threadsmith_bot::wiring::runner_on(std::sync::Arc::new(cluster.clone()), client);
+            (runner, Some(cluster), None)
+        }
         Backend::Kubernetes => {
             let fake = fake_kubernetes::FakeKubernetes::start()
                 .await
@@ -191,7 +213,7 @@ pub async fn env_on(backend: Backend, customize: impl FnOnce(&mut Config)) -> Te
                 .expect("the namespace and its NetworkPolicy");
             let runner =
                 threadsmith_bot::wiring::runner_on(std::sync::Arc::new(cluster.clone()), client);
-            (runner, Some((cluster, fake)))
+            (runner, Some(cluster), Some(fake))
         }
     };
     TestEnv {
@@ -202,7 +224,31 @@ pub async fn env_on(backend: Backend, customize: impl FnOnce(&mut Config)) -> Te
         model,
         dir,
         kubernetes,
+        fake_kubernetes,
     }
+}
+
+/// The real cluster of [`Backend::Cluster`], prepared (its namespace checked, the NetworkPolicy
+/// in place). Fails loudly without [`CLUSTER_KUBECONFIG`]: the tests that use it are ignored
+/// unless asked for, and then must not pass without a cluster.
+async fn real_cluster() -> Kubernetes {
+    let path = std::env::var_os(CLUSTER_KUBECONFIG).unwrap_or_else(|| {
+        panic!("set {CLUSTER_KUBECONFIG} to the kubeconfig of a cluster to run this test on")
+    });
+    let namespace =
+        std::env::var("THREADSMITH_TEST_NAMESPACE").unwrap_or_else(|_| TEST_NAMESPACE.into());
+    let cluster = Kubernetes::connect(KubernetesOptions {
+        namespace,
+        kubeconfig: Some(path.into()),
+        ..KubernetesOptions::default()
+    })
+    .await
+    .expect("a client of the cluster in THREADSMITH_TEST_KUBECONFIG");
+    cluster
+        .prepare()
+        .await
+        .expect("the cluster's namespace (create it) and its NetworkPolicy");
+    cluster
 }
 
 impl TestEnv {
@@ -219,7 +265,7 @@ impl TestEnv {
 
     /// Asserts that no container, volume or pod of the task is left.
     pub async fn assert_nothing_left(&self, task_id: &str) {
-        if let Some((cluster, _)) = &self.kubernetes {
+        if let Some(cluster) = &self.kubernetes {
             let left: Vec<_> = cluster
                 .list_managed()
                 .await

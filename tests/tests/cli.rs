@@ -439,3 +439,42 @@ async fn a_failed_task_is_explained_once() {
         "the error is printed once: {stderr}"
     );
 }
+
+/// `doctor` on the Kubernetes backend (against the fake API server): the API server, the
+/// namespace, the NetworkPolicy created when missing, and which process limit applies.
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_checks_the_cluster_and_says_which_process_limit_applies() {
+    let env = env(|_| {}).await;
+    let fake = threadsmith_tests::fake_kubernetes::FakeKubernetes::start_api_only()
+        .await
+        .unwrap();
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig("threadsmith")).unwrap();
+    std::fs::write(
+        env.dir.path().join("threadsmith.toml"),
+        format!(
+            "[sandbox]\nbackend = \"kubernetes\"\npids = 300\n\n[sandbox.kubernetes]\nnamespace = \"threadsmith\"\nkubeconfig = \"{}\"\n",
+            kubeconfig.display()
+        ),
+    )
+    .unwrap();
+    let doctor = cli(&Setup::of(&env), &["doctor"]).await;
+    let (stdout, stderr) = text(&doctor);
+    assert_eq!(doctor.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("✓ kubernetes"), "{stdout}");
+    assert!(stdout.contains("✓ rollout namespace"), "{stdout}");
+    assert!(
+        stdout.contains("was missing and is now created"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("process limit"))
+        .unwrap_or_else(|| panic!("no process limit check: {stdout}"));
+    assert!(line.starts_with('✓'), "{line}");
+    assert!(
+        line.contains("sandbox.pids (300)") && line.contains("podPidsLimit"),
+        "{line}"
+    );
+    assert!(!stdout.contains("✓ docker"), "{stdout}");
+}

@@ -13,6 +13,8 @@ use kube::api::{Api, AttachParams, DeleteParams, LogParams, Patch, PatchParams, 
 use kube::runtime::wait::{await_condition, conditions};
 use serde_json::json;
 use std::time::Duration;
+use threadsmith_runner::sandbox::kubernetes::ANNOTATION_PIDS;
+use threadsmith_tests::fake_kubernetes::{FakeKubernetes, LABEL_POD, Options};
 
 #[tokio::test]
 async fn security_context_limits_and_volumes_are_applied() {
@@ -396,6 +398,93 @@ async fn pods_that_cannot_start_say_why() {
     .await;
     assert_eq!(
         root.status.expect("status").phase.as_deref(),
+        Some("Pending")
+    );
+}
+
+/// The node's `podPidsLimit` bounds every pod's processes; the runner's pids annotation lowers
+/// it for its pod (the fake's stand-in for a node configured with `sandbox.pids`); a value that
+/// is not a positive number is refused as the pod's config.
+#[tokio::test]
+async fn the_process_limit_is_the_nodes_lowered_by_the_pods_annotation() {
+    threadsmith_tests::ensure_image().await;
+    let server = FakeKubernetes::start_with(Options {
+        pod_pids_limit: Some(300),
+        ..Options::default()
+    })
+    .await
+    .expect("start the fake with a kubelet");
+    let pods: Api<Pod> = Api::default_namespaced(server.client(NS).expect("client"));
+    let annotated = |name: &str, pids: Option<&str>| {
+        let mut pod = sandbox_pod(name, json!({}), KEEP_ALIVE, "128Mi");
+        if let Some(p) = pids {
+            pod.metadata.annotations = Some([(ANNOTATION_PIDS.to_string(), p.to_string())].into());
+        }
+        pod
+    };
+    for (name, pids) in [
+        ("low", Some("64")),
+        ("high", Some("1000")),
+        ("node", None),
+        ("bad", Some("lots")),
+    ] {
+        pods.create(&PostParams::default(), &annotated(name, pids))
+            .await
+            .expect("create");
+    }
+    let docker = bollard::Docker::connect_with_defaults().expect("docker");
+    for (name, want) in [("low", 64), ("high", 300), ("node", 300)] {
+        running(&pods, name).await;
+        let found: Vec<_> = containers_of(server.instance().expect("a kubelet"))
+            .await
+            .into_iter()
+            .filter(|c| {
+                c.labels.as_ref().and_then(|l| l.get(LABEL_POD))
+                    == Some(&format!("{NS}/{name}/sandbox"))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{name}");
+        let info = docker
+            .inspect_container(
+                found[0].id.as_deref().expect("id"),
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .expect("inspect");
+        assert_eq!(
+            info.host_config.expect("host config").pids_limit,
+            Some(want),
+            "{name}"
+        );
+    }
+    // Applied by the kernel (cgroup v2, else v1's pids controller).
+    let pids_max = exec(
+        &pods,
+        "low",
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(pids_max.stdout.trim(), "64", "{}", pids_max.stderr);
+    let bad = wait_for(&pods, "bad", "CreateContainerConfigError", |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c[0].state.as_ref()?.waiting.as_ref())
+            .is_some_and(|w| {
+                w.reason.as_deref() == Some("CreateContainerConfigError")
+                    && w.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains(ANNOTATION_PIDS))
+            })
+    })
+    .await;
+    assert_eq!(
+        bad.status.expect("status").phase.as_deref(),
         Some("Pending")
     );
 }

@@ -1,10 +1,11 @@
 //! Hostile agents are contained and reported; the bot process is unharmed and other rollouts
-//! of the task carry on.
+//! of the task carry on. The suite runs on both backends (on Kubernetes, pods on the fake API
+//! server, each a Docker container), with the same expectations.
 
 use serde_json::json;
 use threadsmith_runner::{CommandKind, CommandRecord, Outcome};
 use threadsmith_tests::gitrepo::calc_repo;
-use threadsmith_tests::{MODEL_KEY, Turn, env};
+use threadsmith_tests::{Backend, MODEL_KEY, Turn, env_on};
 
 fn hostile_then_alive(command: &str, timeout_secs: u64) -> Vec<Turn> {
     vec![
@@ -26,7 +27,16 @@ fn shell(commands: &[CommandRecord]) -> Vec<&CommandRecord> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_agents_are_contained_and_reported() {
-    let env = env(|c| {
+    hostile_agents(Backend::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_agents_are_contained_and_reported_on_kubernetes() {
+    hostile_agents(Backend::Kubernetes).await;
+}
+
+async fn hostile_agents(backend: Backend) {
+    let env = env_on(backend, |c| {
         c.sandbox.memory = Some("256m".into());
         c.sandbox.pids = Some(128);
         c.sandbox.workspace_size = Some("64m".into());
@@ -43,6 +53,7 @@ async fn hostile_agents_are_contained_and_reported() {
     const HOST_ENV: u64 = 6;
     const DELETE_REPO: u64 = 7;
     const FILL_DISK: u64 = 8;
+    const LEFTOVERS: u64 = 9;
     env.model.script(
         FORK_BOMB,
         hostile_then_alive("bomb() { bomb | bomb; }; bomb", 8),
@@ -90,7 +101,22 @@ async fn hostile_agents_are_contained_and_reported() {
         ],
     );
 
-    let report = env.run(&repo, 8, "Be hostile").await;
+    env.model.script(
+        LEFTOVERS,
+        vec![
+            Turn::Call(
+                "run_command",
+                json!({"command": "(exec -a lingerer sleep 600) >/dev/null 2>&1 & touch /usr/planted /etc/planted /seed/planted; chmod u+w /seed/tree/.git/config; echo started"}),
+            ),
+            Turn::Call(
+                "run_command",
+                json!({"command": "echo lingering: $(for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null | grep -c '^lingerer ')"}),
+            ),
+            Turn::Call("give_up", json!({"reason": "done being hostile"})),
+        ],
+    );
+
+    let report = env.run(&repo, 9, "Be hostile").await;
     assert_eq!(report.task.error, None);
     let store = &env.svc.store;
     let commands = |k: u32| {
@@ -186,8 +212,21 @@ async fn hostile_agents_are_contained_and_reported() {
     );
     assert!(filled.detail.is_some());
 
+    // A read-only root and seed (the diff is taken against the seed's git data); what a command
+    // leaves running is killed when it ends.
+    let c = commands(LEFTOVERS as u32).await;
+    let s = shell(&c);
+    assert_eq!(
+        s[0].output.matches("Read-only file system").count(),
+        4,
+        "{:?}",
+        s[0]
+    );
+    assert!(s[0].output.contains("started"), "{:?}", s[0]);
+    assert_eq!(s[1].output.trim(), "lingering: 0", "{:?}", s[1]);
+
     // Every rollout ended with a stored outcome, and nothing is left behind.
-    assert_eq!(rollouts.len(), 8);
+    assert_eq!(rollouts.len(), 9);
     assert!(
         rollouts
             .iter()

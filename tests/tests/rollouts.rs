@@ -66,6 +66,14 @@ async fn three_rollouts_are_run_checked_and_ranked_on_evidence_on_kubernetes() {
     three_rollouts(Backend::Kubernetes).await;
 }
 
+/// The same suite on a real cluster (see README, "Rollouts on Kubernetes"): the one test that
+/// is ignored unless asked for, since it needs a cluster this machine does not have.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "set THREADSMITH_TEST_KUBECONFIG=... and run cargo test ... -- --ignored"]
+async fn three_rollouts_are_run_checked_and_ranked_on_evidence_on_a_real_cluster() {
+    three_rollouts(Backend::Cluster).await;
+}
+
 async fn three_rollouts(backend: Backend) {
     let env = env_on(backend, |_| {}).await;
     let repo = calc_repo(&env.dir.path().join("calc"));

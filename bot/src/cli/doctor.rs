@@ -37,7 +37,11 @@ pub async fn doctor(config: Config) -> anyhow::Result<ExitCode> {
 
     match config.backend() {
         Ok(crate::config::Backend::Kubernetes(options)) => {
-            checks.extend(kubernetes_checks(*options).await);
+            let pids = config
+                .sandbox
+                .pids
+                .unwrap_or(threadsmith_runner::sandbox::Limits::default().pids);
+            checks.extend(kubernetes_checks(*options, pids).await);
         }
         Ok(crate::config::Backend::Docker) => checks.extend(docker_checks(&config).await),
         Err(e) => checks.push(Check {
@@ -214,7 +218,7 @@ async fn docker_checks(config: &Config) -> Vec<Check> {
 
 /// The cluster (`sandbox.backend = "kubernetes"`): its API server, the namespace, and the
 /// NetworkPolicy that keeps rollout pods off the network (created when missing).
-async fn kubernetes_checks(options: KubernetesOptions) -> Vec<Check> {
+async fn kubernetes_checks(options: KubernetesOptions, pids: i64) -> Vec<Check> {
     let namespace = options.namespace.clone();
     let cluster = match Kubernetes::connect(options).await {
         Ok(c) => c,
@@ -259,6 +263,12 @@ async fn kubernetes_checks(options: KubernetesOptions) -> Vec<Check> {
             )),
             Err(e) => Err(e.to_string()),
         },
+    });
+    checks.push(Check {
+        name: "process limit",
+        result: Ok(format!(
+            "sandbox.pids ({pids}) is not applied by Kubernetes: the node's kubelet podPidsLimit bounds each pod's processes (a fork bomb). Set podPidsLimit on the rollout nodes"
+        )),
     });
     if let Ok(pods) = cluster.list_managed().await
         && !pods.is_empty()

@@ -63,6 +63,9 @@ pub struct Options {
     pub bookmark_interval: Duration,
     /// Address to listen on; 127.0.0.1 with a free port by default.
     pub listen: SocketAddr,
+    /// The node's `podPidsLimit` (the kubelet's setting for every pod; `None`: unlimited, its
+    /// default). A pod's `dev.threadsmith.pids-limit` annotation lowers it for that pod.
+    pub pod_pids_limit: Option<i64>,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             namespaces: NAMESPACES.iter().map(|s| s.to_string()).collect(),
             bookmark_interval: Duration::from_secs(5),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pod_pids_limit: None,
         }
     }
 }
@@ -103,9 +107,14 @@ impl FakeKubernetes {
         let tasks = TaskTracker::new();
         let kubelet = if opts.kubelet {
             Some(
-                kubelet::Kubelet::start(store.clone(), tasks.clone(), shutdown.clone())
-                    .await
-                    .context("starting the fake kubelet (needs Docker)")?,
+                kubelet::Kubelet::start(
+                    store.clone(),
+                    tasks.clone(),
+                    shutdown.clone(),
+                    opts.pod_pids_limit,
+                )
+                .await
+                .context("starting the fake kubelet (needs Docker)")?,
             )
         } else {
             None

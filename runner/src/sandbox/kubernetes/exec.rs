@@ -84,10 +84,11 @@ async fn next_chunk(
 }
 
 impl KubernetesSandbox {
-    /// Runs a command under its time limit, cancellable, with capped output; `stdin` is sent
-    /// (whole) before the output is read.
+    /// Runs a command in `container` under its time limit, cancellable, with capped output;
+    /// `stdin` is sent (whole) before the output is read.
     pub(super) async fn run(
         &self,
+        container: &str,
         req: ExecRequest,
         stdin: Option<Arc<Vec<u8>>>,
         cancel: &CancellationToken,
@@ -95,7 +96,7 @@ impl KubernetesSandbox {
         let started = Instant::now();
         let argv = command_line(&req, stdin.as_ref().map(|s| s.len()));
         let ap = AttachParams::default()
-            .container(CONTAINER)
+            .container(container)
             .stdin(stdin.is_some())
             .stdout(true)
             .stderr(true)
@@ -248,7 +249,7 @@ impl Sandbox for KubernetesSandbox {
     ) -> Result<ExecOutcome, SandboxError> {
         let mut req = req;
         let stdin = req.stdin.take().map(Arc::new);
-        self.run(req, stdin, cancel).await
+        self.run(CONTAINER, req, stdin, cancel).await
     }
 
     async fn cut_network(&self) -> Result<(), SandboxError> {

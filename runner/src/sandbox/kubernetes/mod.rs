@@ -6,7 +6,8 @@
 //! limit, as Docker's tmpfs), CPU and memory limits, no service account token, and a deadline.
 //! No network: a NetworkPolicy (`policy.rs`) selects every rollout pod but those of an opted-in
 //! setup phase (a label that [`Sandbox::cut_network`] takes away) and denies all traffic. The
-//! task's seed is kept by this process (`seed.rs`) and streamed into each pod through exec;
+//! task's seed is kept by this process (`seed.rs`) and streamed through exec into each pod's seed
+//! container, the only one that mounts it writable (the agent's mounts it read-only);
 //! commands run through the exec API (`exec.rs`) with the same time limits, capped output and
 //! reaping as on Docker. Pods carry the managed, task, rollout and owner labels (`owners.rs`), so
 //! that a task's pods and those of dead bot processes — on any machine, judged by the store's live
@@ -31,7 +32,7 @@ mod start;
 
 pub use exec::KubernetesSandbox;
 pub use owners::{decode_owner, encode_owner, is_label_value, label_value};
-pub use pod::pod_spec;
+pub use pod::{ANNOTATION_PIDS, pod_spec};
 pub use policy::{POLICY_NAME, PolicyCheck, network_policy};
 
 /// Set (to [`NETWORK_SETUP`]) on the pod of an opted-in setup phase: the NetworkPolicy does not

@@ -1,7 +1,7 @@
 //! The task's seed without a registry or a shared volume: this process keeps the task's archive
-//! (once per task), and each rollout pod receives it by a tar stream through exec into `/seed`,
-//! which is then made read-only (as far as a process of the same user can be kept from it: the
-//! files and folders lose their write bits).
+//! (once per task), and each rollout pod receives it by a tar stream through exec into the pod's
+//! seed container, the only one that mounts the seed's volume writable. The agent's container
+//! mounts it read-only (a read-only bind mount, whatever the files' modes), as on Docker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::pod::SEED_CONTAINER;
 use super::{Kubernetes, KubernetesSandbox, backend_err};
 use crate::output::OutputCap;
 use crate::sandbox::{ExecRequest, SEED, SandboxError};
@@ -60,7 +61,8 @@ impl Kubernetes {
     }
 }
 
-/// Streams `archive` into the pod's `/seed` and takes its write bits away.
+/// Streams `archive` into the seed container's `/seed` (and takes the files' write bits away:
+/// they are read-only twice over).
 pub(super) async fn put_seed(
     sandbox: &KubernetesSandbox,
     archive: Arc<Vec<u8>>,
@@ -76,7 +78,12 @@ pub(super) async fn put_seed(
         tail_bytes: 2048,
     };
     let out = sandbox
-        .run(req, Some(archive), &CancellationToken::new())
+        .run(
+            SEED_CONTAINER,
+            req,
+            Some(archive),
+            &CancellationToken::new(),
+        )
         .await?;
     if out.success() {
         Ok(())

@@ -61,10 +61,24 @@ pub(super) fn standing(pod: &Pod) -> Standing {
     if let Some(why) = stopped_words(pod) {
         return Standing::Failed(why);
     }
-    if phase == "Running" && state.is_some_and(|s| s.running.is_some()) {
+    // Every container runs (the seed's too: the seed is streamed into it next).
+    let all_running = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
+    if phase == "Running" && state.is_some_and(|s| s.running.is_some()) && all_running {
         return Standing::Running;
     }
-    if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+    // The agent's container first, then any other (the seed's) that waits.
+    let waiting = state.and_then(|s| s.waiting.as_ref()).or_else(|| {
+        status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.waiting.as_ref())
+    });
+    if let Some(waiting) = waiting {
         let reason = waiting.reason.as_deref().unwrap_or("Waiting");
         let message = waiting.message.as_deref().unwrap_or("");
         if FATAL_WAITING.contains(&reason) {

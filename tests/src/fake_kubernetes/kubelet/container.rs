@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions};
 use serde_json::Value;
 
+use threadsmith_runner::sandbox::kubernetes::ANNOTATION_PIDS;
+
 use super::super::quantity;
 
 /// Why a container cannot be created (`CreateContainerConfigError`'s message).
@@ -204,10 +206,38 @@ fn mounts(pod: &Value, c: &Value, prefix: &str) -> Result<Vec<Mount>, ConfigErro
     Ok(out)
 }
 
-/// Everything but the network: `network_mode` is set by the caller.
+/// The pod's process limit: the node's `podPidsLimit` (the kubelet's setting for every pod),
+/// lowered by the pod's [`ANNOTATION_PIDS`] — the fake's stand-in for a node configured with
+/// the runner's `sandbox.pids` (a real kubelet ignores the annotation). `None`: unlimited, as a
+/// kubelet's default of -1.
+fn pids_limit(pod: &Value, node: Option<i64>) -> Result<Option<i64>, ConfigError> {
+    let annotated = match pod
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(ANNOTATION_PIDS))
+        .and_then(Value::as_str)
+    {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(format!(
+                    "annotation {ANNOTATION_PIDS}: {v:?} is not a positive number of processes"
+                ));
+            }
+        },
+    };
+    Ok(match (node.filter(|n| *n > 0), annotated) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Everything but the network: `network_mode` is set by the caller. `node_pids` is the node's
+/// `podPidsLimit`.
 pub fn build(
     pod: &Value,
     c: &Value,
+    node_pids: Option<i64>,
     image_user: &str,
     pod_ip: &str,
     volume_prefix: &str,
@@ -263,6 +293,7 @@ pub fn build(
         memory,
         memory_swap: memory,
         nano_cpus,
+        pids_limit: pids_limit(pod, node_pids)?,
         readonly_rootfs: sc(pod, c, "readOnlyRootFilesystem").and_then(Value::as_bool),
         privileged: c
             .pointer("/securityContext/privileged")

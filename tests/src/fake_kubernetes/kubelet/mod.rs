@@ -45,6 +45,8 @@ pub(crate) struct Kubelet {
     pods: Mutex<HashMap<(String, String), mpsc::UnboundedSender<Ctl>>>,
     /// The node's address as pods see it: the default bridge's gateway.
     host_ip: String,
+    /// The node's `podPidsLimit` (`None`: unlimited, the kubelet's default).
+    pub(crate) pod_pids_limit: Option<i64>,
 }
 
 impl Kubelet {
@@ -52,6 +54,7 @@ impl Kubelet {
         store: Store,
         tasks: TaskTracker,
         shutdown: CancellationToken,
+        pod_pids_limit: Option<i64>,
     ) -> anyhow::Result<Arc<Self>> {
         let docker = bollard::Docker::connect_with_defaults()?;
         docker.ping().await?;
@@ -74,6 +77,7 @@ impl Kubelet {
             shutdown,
             pods: Mutex::new(HashMap::new()),
             host_ip,
+            pod_pids_limit,
         });
         let sub = k
             .store

@@ -89,6 +89,12 @@ fn limits_follow_the_sandbox_settings() {
     };
     s.lifetime = Duration::from_millis(10);
     let pod = pod_spec(&s, &options(), "p", OWNER, None);
+    // The process limit is said, not set: the node's podPidsLimit applies.
+    assert_eq!(
+        pod.metadata.annotations.unwrap()[ANNOTATION_PIDS],
+        "256",
+        "sandbox.pids in its annotation"
+    );
     let spec = pod.spec.unwrap();
     assert_eq!(spec.active_deadline_seconds, Some(1), "never zero");
     let limits = spec.containers[0]

@@ -68,6 +68,7 @@ impl Pod {
             let mut body = match container::build(
                 spec,
                 c,
+                self.k.pod_pids_limit,
                 &image_users[i],
                 self.pod_ip.as_deref().unwrap_or(""),
                 &prefix,
