@@ -13,7 +13,7 @@
 //! The text is the repository's: data given to the sandboxed agent, which holds no secret and
 //! has no network, never instructions to the bot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::store::InstructionFile;
 
@@ -73,13 +73,21 @@ pub fn instruction_files(paths: &[String]) -> BTreeMap<String, String> {
 /// `src/api/handler.rs`, `./src/api/`, `/workspace/src/api/handler.rs:42`, or a bare file name
 /// that only one file has.
 pub fn mentioned_dirs(text: &str, paths: &[String]) -> BTreeSet<String> {
-    let files: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
-    let mut dirs: BTreeSet<&str> = BTreeSet::new();
-    for p in paths {
-        let mut d = dir_of(p);
-        while !d.is_empty() && dirs.insert(d) {
-            d = dir_of(d);
-        }
+    let mut sorted: Vec<&str> = paths.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let is_file = |t: &str| sorted.binary_search(&t).is_ok();
+    let is_dir = |t: &str| {
+        let prefix = format!("{t}/");
+        let i = sorted.partition_point(|p| *p < prefix.as_str());
+        sorted.get(i).is_some_and(|p| p.starts_with(&prefix))
+    };
+    // Files by name, so that a token is matched against the few paths ending in its name.
+    let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+    for p in &sorted {
+        by_name
+            .entry(p.rsplit('/').next().unwrap_or(p))
+            .or_default()
+            .push(p);
     }
     let path_char = |c: char| c.is_alphanumeric() || "/._-+@".contains(c);
     let mut found = BTreeSet::new();
@@ -93,16 +101,19 @@ pub fn mentioned_dirs(text: &str, paths: &[String]) -> BTreeSet<String> {
         .filter(|t| t.len() > 2 && (t.contains('/') || t.contains('.')))
         .collect();
     for t in tokens {
-        if files.contains(t) {
+        if is_file(t) {
             found.insert(dir_of(t).to_string());
-        } else if dirs.contains(t) {
+        } else if is_dir(t) {
             found.insert(t.to_string());
         } else {
             let suffix = format!("/{t}");
-            let hits: Vec<&str> = paths
-                .iter()
+            let name = t.rsplit('/').next().unwrap_or(t);
+            let hits: Vec<&str> = by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .copied()
                 .filter(|p| p.ends_with(&suffix))
-                .map(String::as_str)
                 .take(6)
                 .collect();
             // A path with folders names its file well enough; a bare name only when unique.
