@@ -13,6 +13,7 @@ use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::S
 mod check;
 mod kubernetes;
 mod ranking;
+pub mod repo_file;
 
 pub use kubernetes::{Backend, KubernetesSection};
 pub use ranking::RankingSection;
@@ -395,14 +396,10 @@ fn size(field: &'static str, value: Option<&str>) -> Result<Option<u64>, ConfigE
         .transpose()
 }
 
-/// The repository's own `.threadsmith.toml`: the same keys as `[sandbox]`.
+/// The repository's own `.threadsmith.toml`: the same keys as `[sandbox]` (its
+/// `instructions`, see [`repo_file::parse`], are left out).
 pub fn parse_repo_file(text: &str) -> Result<SandboxSection, ConfigError> {
-    let section: SandboxSection = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: PathBuf::from(".threadsmith.toml"),
-        message: e.message().to_string(),
-    })?;
-    section.refuse_bot_only("the repository's .threadsmith.toml")?;
-    Ok(section)
+    repo_file::parse(text).map(|f| f.sandbox)
 }
 
 impl Config {

@@ -13,7 +13,9 @@ use threadsmith_runner::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SandboxSection, parse_repo_file};
+use crate::config::Config;
+use crate::config::repo_file::{self, RepoFile};
+use crate::instructions;
 use crate::publish::{PublishError, Publisher};
 use crate::spec::{RepoFacts, TaskSpec};
 use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, Worker};
@@ -418,12 +420,12 @@ async fn prepare_and_run(
         .await?;
 
     let repo_file = match svc.repos.read_file(&prepared, ".threadsmith.toml").await {
-        Some(text) => parse_repo_file(&text).map_err(|e| user(format!("The repository's {e}")))?,
-        None => SandboxSection::default(),
+        Some(text) => repo_file::parse(&text).map_err(|e| user(format!("The repository's {e}")))?,
+        None => RepoFile::default(),
     };
     let operator = configured.map(|r| r.settings.clone()).unwrap_or_default();
     let mut settings = operator
-        .or(&repo_file)
+        .or(&repo_file.sandbox)
         .or(&config.sandbox)
         .resolve(&config.image())
         .map_err(user)?;
@@ -471,12 +473,20 @@ async fn prepare_and_run(
             SeedError::Repo(e) => repo_failure(e),
             e => user(e),
         })?;
-    let instructions = spec.to_markdown(&RepoFacts {
+    let mut instructions = spec.to_markdown(&RepoFacts {
         name: &source.display_name(),
         base_ref: &prepared.base_ref,
         commit: &prepared.base_commit,
         test: settings.test.as_deref(),
     });
+    let spec_text = spec.to_plain_markdown();
+    let repo_notes = repo_file.instructions.as_deref();
+    let guidance =
+        instructions::load::for_agent(&svc.repos, &prepared, &spec_text, repo_notes).await;
+    svc.store
+        .set_task_instructions(task_id, &guidance.files)
+        .await?;
+    instructions.push_str(&guidance.markdown);
     let temperatures = config.temperatures();
     let base_seed = config.model.seed.unwrap_or(0);
     let rollouts: Vec<_> = (1..=req.attempts)

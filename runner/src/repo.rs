@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 mod checkout;
+mod files;
 mod host;
 
 use host::Host;

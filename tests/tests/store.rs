@@ -6,7 +6,7 @@
 #[macro_use]
 mod store_common;
 use store_common::*;
-use threadsmith_bot::store::TaskTests;
+use threadsmith_bot::store::{InstructionFile, TaskTests};
 
 check!(
     tasks_and_rollouts,
@@ -14,6 +14,7 @@ check!(
     publications_are_leased_by_one_attempt,
     cancel_requests_reach_the_owner,
     task_tests_are_stored,
+    instruction_files_are_stored,
 );
 
 async fn tasks_and_rollouts(s: Arc<dyn Store>) {
@@ -395,4 +396,35 @@ async fn task_tests_are_stored(s: Arc<dyn Store>) {
     };
     s.set_task_tests("tt", &tests).await.unwrap();
     assert_eq!(s.task("tt").await.unwrap().unwrap().tests, Some(tests));
+}
+
+async fn instruction_files_are_stored(s: Arc<dyn Store>) {
+    s.create_task(&new_task("ti", "U1", "r", 1, "w"))
+        .await
+        .unwrap();
+    assert!(
+        s.task("ti")
+            .await
+            .unwrap()
+            .unwrap()
+            .instruction_files
+            .is_empty()
+    );
+    let files = vec![
+        InstructionFile {
+            path: "AGENTS.md".into(),
+            bytes: 40_000,
+            shown: 32_768,
+        },
+        InstructionFile {
+            path: ".threadsmith.toml".into(),
+            bytes: 20,
+            shown: 0,
+        },
+    ];
+    s.set_task_instructions("ti", &files).await.unwrap();
+    assert_eq!(
+        s.task("ti").await.unwrap().unwrap().instruction_files,
+        files
+    );
 }

@@ -1,12 +1,14 @@
-//! What a request asks for: the spec (from the thread, by the model, or the plain thread when
-//! the model fails) and the repository (named, chosen, or asked for).
+//! What a request asks for: the repository (named, chosen, or asked for) and the spec (from the
+//! thread and the repository's instructions for agents, by the model, or the plain thread when
+//! the model fails).
 
 use super::*;
 
 impl Bot {
-    /// Reads the thread and makes the spec (the model's, or the plain thread when the model
-    /// fails, saying so), and picks the repository. `None` when no repository could be chosen:
-    /// the status message then says how to name one.
+    /// Reads the thread, picks the repository, and makes the spec (the model's, told the
+    /// repository's instructions for agents, or the plain thread when the model fails, saying
+    /// so). `None` when no repository could be chosen: the status message then says how to
+    /// name one, and no spec is made.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn understand(
         &self,
@@ -30,43 +32,16 @@ impl Bot {
                 .await?;
         }
         let transcript = spec::transcript(&pairs, 60_000);
-        let spec = match self.model() {
-            Some(model) => {
-                match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
-                    Ok(spec) => spec,
-                    Err(why) => {
-                        // The reason is for the operator (it may quote the endpoint).
-                        tracing::warn!(error = %why, "the model could not summarise a thread");
-                        let key = EffectKey::SpecFallback {
-                            channel: &thread.channel,
-                            anchor,
-                        };
-                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
-                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
-                            .await?;
-                        let title = self.port.thread_title(thread).await;
-                        spec::plain_from_thread(
-                            &transcript,
-                            args.instructions.as_deref(),
-                            title.as_deref(),
-                        )
-                    }
-                }
-            }
-            None => {
-                let title = self.port.thread_title(thread).await;
-                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
-            }
-        };
-        match self
+        // The repository first: the spec step reads its instructions for agents.
+        let repo = match self
             .resolve_repo(args.repo.as_deref(), thread, &transcript)
             .await?
         {
-            RepoChoice::Use(repo) => Ok(Some((spec, repo))),
+            RepoChoice::Use(repo) => repo,
             RepoChoice::Refused(text) => {
                 self.refuse_in_status(thread, status_ts, trigger_ts, text)
                     .await?;
-                Ok(None)
+                return Ok(None);
             }
             RepoChoice::Unknown if !self.svc.config.repos.is_empty() => {
                 // Ask, with a menu of the configured repositories; the request waits.
@@ -103,7 +78,7 @@ impl Bot {
                 self.port
                     .update(thread, status_ts, &OutMessage::RepoQuestion(view))
                     .await?;
-                Ok(None)
+                return Ok(None);
             }
             RepoChoice::Unknown => {
                 let text = format!(
@@ -116,9 +91,52 @@ impl Bot {
                 if let Some(ts) = trigger_ts {
                     self.react_once(thread, ts, Reaction::Working, false).await;
                 }
-                Ok(None)
+                return Ok(None);
             }
-        }
+        };
+        let spec = match self.model() {
+            Some(model) => {
+                let notes = crate::instructions::load::for_spec_step(
+                    &self.svc.repos,
+                    &self.svc.config,
+                    &repo,
+                    args.base.as_deref(),
+                )
+                .await;
+                match spec::from_thread_in_repo(
+                    &model,
+                    &transcript,
+                    args.instructions.as_deref(),
+                    notes.as_deref(),
+                )
+                .await
+                {
+                    Ok(spec) => spec,
+                    Err(why) => {
+                        // The reason is for the operator (it may quote the endpoint).
+                        tracing::warn!(error = %why, "the model could not summarise a thread");
+                        let key = EffectKey::SpecFallback {
+                            channel: &thread.channel,
+                            anchor,
+                        };
+                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
+                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
+                            .await?;
+                        let title = self.port.thread_title(thread).await;
+                        spec::plain_from_thread(
+                            &transcript,
+                            args.instructions.as_deref(),
+                            title.as_deref(),
+                        )
+                    }
+                }
+            }
+            None => {
+                let title = self.port.thread_title(thread).await;
+                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
+            }
+        };
+        Ok(Some((spec, repo)))
     }
 
     pub(super) fn model(&self) -> Option<threadsmith_runner::ModelClient> {

@@ -45,6 +45,22 @@ pub struct TaskRow {
     /// The test command its rollouts ran; `None` when it had none, or when it was stored by an
     /// earlier version (which kept only words in each rollout's `detail`).
     pub tests: Option<TaskTests>,
+    /// The repository's instructions for agents given to its rollouts (empty when it had
+    /// none, or when it was stored by an earlier version).
+    pub instruction_files: Vec<InstructionFile>,
+}
+
+/// One source of a repository's instructions for agents (an `AGENTS.md`, or the `instructions`
+/// of `.threadsmith.toml`) and how much of it the agent was given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InstructionFile {
+    /// The path in the repository: `AGENTS.md`, `services/api/AGENTS.md`, `.threadsmith.toml`.
+    pub path: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// How many of its bytes the agent was given: all, fewer (cut at the size budget), or none
+    /// (the budget was spent by the files before it).
+    pub shown: u64,
 }
 
 /// The test command a task's rollouts ran, and what it was detected from when the repository

@@ -29,6 +29,7 @@ mod publish;
 mod questions;
 mod queue;
 mod rollouts;
+mod task_instructions;
 mod task_tests;
 mod tasks;
 mod thread_claims;

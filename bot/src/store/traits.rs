@@ -10,9 +10,9 @@ use threadsmith_runner::{CommandRecord, Diff, RolloutResult, Sampling};
 use tokio::sync::watch;
 
 use super::{
-    Approval, ChatTaskLink, Gauges, InboxItem, Load, NewEvent, NewTask, Plan, Pruned, Publication,
-    PublicationLease, Question, RolloutLimits, RolloutRow, StoreError, TaskRow, TaskState,
-    TaskTests, Worker,
+    Approval, ChatTaskLink, Gauges, InboxItem, InstructionFile, Load, NewEvent, NewTask, Plan,
+    Pruned, Publication, PublicationLease, Question, RolloutLimits, RolloutRow, StoreError,
+    TaskRow, TaskState, TaskTests, Worker,
 };
 
 /// The whole store: every concern's trait.
@@ -66,6 +66,12 @@ pub trait TaskStore: Send + Sync {
     -> Result<(), StoreError>;
     /// Records the test command the task's rollouts run (and what it was detected from).
     async fn set_task_tests(&self, id: &str, tests: &TaskTests) -> Result<(), StoreError>;
+    /// Records the repository's instructions for agents the task's rollouts were given.
+    async fn set_task_instructions(
+        &self,
+        id: &str,
+        files: &[InstructionFile],
+    ) -> Result<(), StoreError>;
     async fn task(&self, id: &str) -> Result<Option<TaskRow>, StoreError>;
     /// Tasks whose id starts with `prefix`, newest first.
     async fn find_tasks(&self, prefix: &str) -> Result<Vec<TaskRow>, StoreError>;

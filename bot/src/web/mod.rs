@@ -10,6 +10,7 @@
 pub mod diff;
 mod diff_header;
 pub mod health;
+mod instruction_files;
 pub mod markdown;
 mod pages;
 

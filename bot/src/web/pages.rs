@@ -374,6 +374,7 @@ pub fn rollout(d: &RolloutData) -> Markup {
                 h2 { "Summary" }
                 div.card { (PreEscaped(to_safe_html(s))) }
             }
+            (super::instruction_files::section(&d.task.instruction_files))
             h2 { "Files (" (files.len()) ")" }
             @if files.is_empty() { p { "This rollout changed no files." } }
             ul.files {
@@ -425,6 +426,7 @@ mod publication_tests {
                 spec_json: None,
                 worker: None,
                 tests: None,
+                instruction_files: Vec::new(),
             },
             spec: TaskSpec::default(),
             token: "tok".into(),

@@ -6,7 +6,9 @@ use sqlx::any::AnyRow;
 use tokio::sync::watch;
 
 use super::{SqlStore, now, time};
-use crate::store::{NewTask, StoreError, TaskRow, TaskState, TaskStore, TaskTests};
+use crate::store::{
+    InstructionFile, NewTask, StoreError, TaskRow, TaskState, TaskStore, TaskTests,
+};
 
 pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
     let state: String = r.try_get("state")?;
@@ -28,6 +30,7 @@ pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
         spec_json: r.try_get("spec_json")?,
         worker: r.try_get("worker")?,
         tests: super::task_tests::read(r)?,
+        instruction_files: super::task_instructions::read(r)?,
     })
 }
 
@@ -193,5 +196,14 @@ impl TaskStore for SqlStore {
     #[tracing::instrument(name = "store.set_task_tests", skip(self))]
     async fn set_task_tests(&self, id: &str, tests: &TaskTests) -> Result<(), StoreError> {
         super::task_tests::set(&self.pool, id, tests).await
+    }
+
+    #[tracing::instrument(name = "store.set_task_instructions", skip(self, files))]
+    async fn set_task_instructions(
+        &self,
+        id: &str,
+        files: &[InstructionFile],
+    ) -> Result<(), StoreError> {
+        super::task_instructions::set(&self.pool, id, files).await
     }
 }
