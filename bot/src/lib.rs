@@ -6,6 +6,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod discord;
+pub mod judge;
 pub mod metrics;
 pub mod orchestrator;
 pub mod pipeline;
