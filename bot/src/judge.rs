@@ -52,7 +52,7 @@ impl JudgeError {
 
 /// `180 s`, `0.2 s`.
 fn seconds(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.as_millis().is_multiple_of(1000) {
         format!("{} s", d.as_secs())
     } else {
         format!("{:.1} s", d.as_secs_f64())
