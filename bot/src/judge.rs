@@ -73,6 +73,8 @@ pub async fn ask(
     let call =
         ask_for_tool::<serde_json::Value>(model, request::SYSTEM, user, request::tool(), TOOL, 0.0);
     let args = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(JudgeError::Cancelled),
         asked = tokio::time::timeout(limit, call) => match asked {
             Ok(Ok(args)) => args,
             Ok(Err(AskError::Model(why))) => {
@@ -85,7 +87,6 @@ pub async fn ask(
             }
             Err(_) => return Err(JudgeError::TimedOut(limit)),
         },
-        _ = cancel.cancelled() => return Err(JudgeError::Cancelled),
     };
     answer::verdicts(&args, &numbers).map_err(|why| {
         tracing::warn!(answer = %args, why = %why, "the judge's answer could not be used");

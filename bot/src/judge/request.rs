@@ -52,7 +52,8 @@ fn fenced(info: &str, text: &str) -> String {
     format!("{f}{info}\n{}\n{f}\n", text.trim_end())
 }
 
-/// `text`'s first `max` characters, cut at a line's end, saying how much was left out.
+/// `text`'s first `max` characters, cut at a line's end when it has one, saying how much was
+/// left out.
 pub(super) fn cap(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
@@ -62,8 +63,8 @@ pub(super) fn cap(text: &str, max: usize) -> String {
         Some(i) if i > 0 => &head[..i],
         _ => head.as_str(),
     };
-    let left = text.lines().count().saturating_sub(head.lines().count());
-    format!("{head}\n[… {left} more lines left out …]")
+    let left = text.chars().count() - head.chars().count();
+    format!("{head}\n[… {left} more characters left out …]")
 }
 
 /// The user message: the spec, then every candidate, in rollout order.
@@ -123,7 +124,10 @@ mod tests {
         let cut = cap(&diff, 100);
         assert!(cut.chars().count() < 140, "{cut}");
         assert!(cut.starts_with("+line 0\n"));
-        assert!(cut.ends_with("more lines left out …]"), "{cut}");
+        assert!(
+            cut.ends_with("[… 9793 more characters left out …]"),
+            "{cut}"
+        );
         assert_eq!(cap("short", 100), "short");
     }
 }

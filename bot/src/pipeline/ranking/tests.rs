@@ -302,6 +302,33 @@ async fn a_cancelled_task_is_ranked_without_the_judge_and_nothing_is_kept() {
         b.services.svc.store.judgement(TASK, &[1, 2]).await.unwrap(),
         None
     );
+    assert!(
+        b.judge_requests().is_empty(),
+        "nothing is asked once cancelled"
+    );
+}
+
+#[tokio::test]
+async fn huge_diffs_are_capped_in_what_the_judge_is_shown() {
+    let b = Bench::new(true).await;
+    let results: Vec<RolloutResult> = (1..=6)
+        .map(|k| {
+            let mut r = result(k, Outcome::Succeeded, 0.5);
+            r.diff.patch = format!("+{}\n", "x".repeat(99)).repeat(2_000);
+            r.summary = Some("s\n".repeat(25_000));
+            r
+        })
+        .collect();
+    b.rank(&results, SECOND).await;
+    let asked = b.judge_requests();
+    let user = asked[0]["messages"][1]["content"].as_str().unwrap();
+    let chars = user.chars().count();
+    assert!(chars < 60_000, "{chars} characters");
+    assert_eq!(
+        user.matches("more characters left out").count(),
+        12,
+        "six diffs, six summaries"
+    );
 }
 
 #[tokio::test]
