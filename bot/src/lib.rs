@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod discord;
 pub mod instructions;
+pub mod judge;
 pub mod metrics;
 pub mod orchestrator;
 pub mod pipeline;

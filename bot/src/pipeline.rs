@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use threadsmith_runner::rank::{self, RankInput};
+use threadsmith_runner::rank::RankInput;
 use threadsmith_runner::{
     AgentKind, Phase, RepoCache, RepoError, RepoSource, RolloutEvent, RolloutResult, Runner,
     SeedError, TaskPlan, sampling_for,
@@ -24,6 +24,7 @@ use crate::task_id::TaskId;
 mod admit;
 mod detect;
 mod model_check;
+pub mod ranking;
 mod retire;
 mod tasks;
 mod validate;
@@ -564,7 +565,8 @@ async fn prepare_and_run(
         svc.store.finish_rollout(task_id, r).await?;
     }
     let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
-    svc.store.set_ranks(task_id, &rank::rank(&inputs)).await?;
+    let ranked = ranking::judge_and_rank(svc, task_id, spec, &results, inputs, cancel).await?;
+    svc.store.set_ranks(task_id, &ranked).await?;
     let state = if cancel.is_cancelled() && svc.retired() {
         // Handed over on shutdown: left unfinished, for the process that adopts it.
         return Ok(());

@@ -6,6 +6,8 @@
 mod forced;
 mod title;
 
+pub(crate) use forced::{AskError, ask_for_tool};
+
 pub use title::{TITLE_CHARS, title_of, title_of_transcript};
 
 /// A task spec. Stored as JSON beside its task, so that a Retry can start from it.
@@ -180,8 +182,6 @@ fn spec_tool() -> serde_json::Value {
         }, "required": ["title", "problem"]}
     }}])
 }
-
-use forced::ask_for_tool;
 
 /// The plain spec of a thread (when there is no model, or it failed): the transcript, plus
 /// what the requester added; titled by the thread's own name if it has one (Discord), else

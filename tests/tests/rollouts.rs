@@ -183,3 +183,81 @@ async fn three_rollouts(backend: Backend) {
     }
     env.assert_nothing_left(&report.task.id).await;
 }
+
+/// Two rollouts fix `add` and pass the tests, so the tests cannot choose: the judge (the same
+/// model endpoint, its forced `judge_rollouts` call) does, and its answer is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollouts_tied_on_tests_are_ranked_by_the_judge() {
+    let env = env_on(Backend::Docker, |_| {}).await;
+    let repo = calc_repo(&env.dir.path().join("calc"));
+    let commented = format!("# add and sub take two integers.\n{FIXED_CALC}");
+    for (seed, content, confidence) in [(1, FIXED_CALC.to_string(), 0.9), (2, commented, 0.5)] {
+        env.model.script(
+            seed,
+            vec![
+                Turn::Call("write_file", json!({"path": "calc.sh", "content": content})),
+                Turn::Call(
+                    "finish",
+                    json!({"summary": "Fixed `add`.", "confidence": confidence}),
+                ),
+            ],
+        );
+    }
+    env.model.script(
+        0,
+        vec![Turn::Call(
+            "judge_rollouts",
+            json!({"verdicts": [
+                {"rollout": 1, "verdict": "acceptable", "reason": "fixes add, documents nothing"},
+                {"rollout": 2, "verdict": "best", "reason": "fixes add and documents the inputs"},
+            ]}),
+        )],
+    );
+
+    let report = env
+        .run(&repo, 2, "The add test fails: add(2, 3) gives -1")
+        .await;
+    assert_eq!(
+        report.task.state.as_str(),
+        "done",
+        "{:?}",
+        report.task.error
+    );
+    let order: Vec<(u32, Option<&str>)> = report
+        .rollouts
+        .iter()
+        .map(|r| (r.index, r.rank_headline.as_deref()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (2, Some("judge: fixes add and documents the inputs")),
+            (1, Some("judge: fixes add, documents nothing")),
+        ]
+    );
+    let judged: Vec<_> = env
+        .model
+        .received()
+        .into_iter()
+        .filter(|r| r.body["tools"][0]["function"]["name"] == "judge_rollouts")
+        .collect();
+    assert_eq!(judged.len(), 1);
+    let shown = judged[0].body["messages"][1]["content"].as_str().unwrap();
+    assert!(shown.contains("## Rollout 1") && shown.contains("## Rollout 2"));
+    assert!(
+        shown.contains("+# add and sub take two integers."),
+        "{shown}"
+    );
+    let stored = env
+        .svc
+        .store
+        .judgement(&report.task.id, &[1, 2])
+        .await
+        .unwrap()
+        .expect("the judge's answer is stored");
+    assert!(matches!(
+        stored.answer,
+        threadsmith_bot::store::JudgeAnswer::Verdicts(v) if v.len() == 2
+    ));
+    env.assert_nothing_left(&report.task.id).await;
+}

@@ -6,7 +6,10 @@
 #[macro_use]
 mod store_common;
 use store_common::*;
-use threadsmith_bot::store::{InstructionFile, TaskTests};
+use threadsmith_bot::store::{
+    InstructionFile, JudgeAnswer, RolloutVerdict, StoredJudgement, TaskTests,
+};
+use threadsmith_runner::rank::Verdict;
 
 check!(
     tasks_and_rollouts,
@@ -15,6 +18,7 @@ check!(
     cancel_requests_reach_the_owner,
     task_tests_are_stored,
     instruction_files_are_stored,
+    the_first_judgement_kept_wins,
 );
 
 async fn tasks_and_rollouts(s: Arc<dyn Store>) {
@@ -427,4 +431,43 @@ async fn instruction_files_are_stored(s: Arc<dyn Store>) {
         s.task("ti").await.unwrap().unwrap().instruction_files,
         files
     );
+}
+
+/// The judge's answer is kept per task and set of candidates; a second answer for the same
+/// candidates (another process, a re-rank) gets the first back.
+async fn the_first_judgement_kept_wins(s: Arc<dyn Store>) {
+    s.create_task(&new_task("j_1", "U1", "acme/api", 3, "w"))
+        .await
+        .unwrap();
+    assert_eq!(s.judgement("j_1", &[1, 2]).await.unwrap(), None);
+    let verdicts = StoredJudgement {
+        candidates: vec![1, 2],
+        model: "judge-model".into(),
+        answer: JudgeAnswer::Verdicts(vec![
+            RolloutVerdict {
+                rollout: 1,
+                verdict: Verdict::Poor,
+                reason: "breaks the “quoted” case".into(),
+            },
+            RolloutVerdict {
+                rollout: 2,
+                verdict: Verdict::Best,
+                reason: "keeps the output format".into(),
+            },
+        ]),
+    };
+    assert_eq!(s.keep_judgement("j_1", &verdicts).await.unwrap(), verdicts);
+    let later = StoredJudgement {
+        answer: JudgeAnswer::Failed("the judge could not be asked".into()),
+        ..verdicts.clone()
+    };
+    assert_eq!(s.keep_judgement("j_1", &later).await.unwrap(), verdicts);
+    assert_eq!(s.judgement("j_1", &[1, 2]).await.unwrap(), Some(verdicts));
+    // Other candidates are another question.
+    assert_eq!(s.judgement("j_1", &[1, 2, 3]).await.unwrap(), None);
+    let three = StoredJudgement {
+        candidates: vec![1, 2, 3],
+        ..later
+    };
+    assert_eq!(s.keep_judgement("j_1", &three).await.unwrap(), three);
 }

@@ -276,9 +276,25 @@ pub struct RolloutLine {
     pub summary: String,
     pub diff_link: Option<String>,
     pub network: Option<String>,
+    /// The ranking's deciding evidence in a few words, when it says more than the test result
+    /// ("passes 3/3 reproduction tests; judge: keeps the output format"). Partly written by a
+    /// model: untrusted, shown through [`RolloutLine::why`].
+    pub headline: Option<String>,
 }
 
+/// A headline at most, in characters.
+pub const HEADLINE_CHARS: usize = 200;
+
 impl RolloutLine {
+    /// The headline as the core's Markdown, shown literally (no ping, link or markup), one
+    /// line of at most [`HEADLINE_CHARS`] characters.
+    pub fn why(&self) -> Option<String> {
+        self.headline
+            .as_deref()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| markdown::literal(&markdown::truncate(h.trim(), HEADLINE_CHARS, "…")))
+    }
+
     /// `tests pass`, `tests fail` or `tests not run`.
     pub fn tests_label(&self) -> &'static str {
         match self.tests {

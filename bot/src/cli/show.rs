@@ -192,6 +192,12 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
         if let Some(reason) = &r.rank_reason {
             outln!(out, "rank:    {reason}");
         }
+        if let Some(headline) = &r.rank_headline {
+            outln!(out, "why:     {headline}");
+        }
+        for line in &r.rank_reasons {
+            outln!(out, "         - {line}");
+        }
         if let Some(detail) = &r.detail {
             outln!(out, "outcome: {}", detail);
         }

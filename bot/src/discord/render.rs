@@ -163,6 +163,9 @@ fn summary(s: &SummaryView) -> Rendered {
             (None, 0) => {}
             (None, _) => facts.push_str(&format!(" · patch: `rollout-{}.patch`", r.index)),
         }
+        if let Some(why) = r.why() {
+            facts.push_str(&format!("\n⚖️ {why}"));
+        }
         if let Some(net) = &r.network {
             facts.push_str(&format!("\n🌐 {}", to_discord(net)));
         }
@@ -301,6 +304,7 @@ mod tests {
             summary: summary.into(),
             diff_link: Some(format!("https://ts.example.com/t/abc/rollouts/{k}")),
             network: None,
+            headline: None,
         }
     }
 

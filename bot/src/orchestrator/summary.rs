@@ -124,6 +124,11 @@ impl Bot {
                     .as_ref()
                     .map(|base| format!("{base}/rollouts/{}", r.index)),
                 network: r.network.clone(),
+                // Said only when it carries more than the test result (its first reason).
+                headline: r
+                    .rank_headline
+                    .clone()
+                    .filter(|h| r.rank_reasons.first() != Some(h)),
             })
             .collect();
         Ok(SummaryView {

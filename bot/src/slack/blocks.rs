@@ -215,6 +215,9 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
             (None, 0) => {}
             (None, _) => text.push_str(&format!(" · patch: `rollout-{}.patch` above", r.index)),
         }
+        if let Some(why) = r.why() {
+            text.push_str(&format!("\n:scales: {}", to_slack_mrkdwn(&why)));
+        }
         if let Some(net) = &r.network {
             text.push_str(&format!(
                 "\n:globe_with_meridians: {}",
@@ -328,6 +331,7 @@ mod tests {
             summary: summary.into(),
             diff_link: None,
             network: None,
+            headline: None,
         }
     }
 

@@ -27,8 +27,25 @@ fn choices(tool: &str) -> [ToolChoice; 3] {
     ]
 }
 
-/// One model turn that must call `tool`; returns the call's arguments. The error is a
-/// sentence for the operator's log (not for the thread: it may quote the endpoint).
+/// Why a forced call gave no arguments. Either way the text is a sentence for the operator's
+/// log (not for the thread: it may quote the endpoint or the model).
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// The endpoint could not be reached, or refused or failed the request.
+    #[error("{0}")]
+    Model(String),
+    /// It answered, but not with the tool's arguments.
+    #[error("{0}")]
+    Answer(String),
+}
+
+impl From<AskError> for String {
+    fn from(e: AskError) -> Self {
+        e.to_string()
+    }
+}
+
+/// One model turn that must call `tool`; returns the call's arguments.
 pub async fn ask_for_tool<T: serde::de::DeserializeOwned>(
     model: &ModelClient,
     system: &str,
@@ -36,7 +53,7 @@ pub async fn ask_for_tool<T: serde::de::DeserializeOwned>(
     tools: Value,
     tool: &str,
     temperature: f32,
-) -> Result<T, String> {
+) -> Result<T, AskError> {
     let messages = [
         Message::System {
             content: system.into(),
@@ -69,7 +86,7 @@ pub async fn ask_for_tool<T: serde::de::DeserializeOwned>(
                 );
                 level += 1;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(AskError::Model(e.to_string())),
         }
     };
     if level != start {
@@ -78,9 +95,9 @@ pub async fn ask_for_tool<T: serde::de::DeserializeOwned>(
             .unwrap_or_else(PoisonError::into_inner)
             .insert(endpoint, level);
     }
-    let args = arguments(&reply, tool)?;
+    let args = arguments(&reply, tool).map_err(AskError::Answer)?;
     serde_json::from_value(args)
-        .map_err(|e| format!("the model's {tool} arguments are not valid: {e}"))
+        .map_err(|e| AskError::Answer(format!("the model's {tool} arguments are not valid: {e}")))
 }
 
 /// The arguments of the call to `tool`, or the JSON object the model wrote in its content.

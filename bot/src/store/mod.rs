@@ -20,8 +20,8 @@ pub use publication_state::PublicationState;
 pub use rows::*;
 pub use stage::{Stage, TaskState, stage};
 pub use traits::{
-    ApprovalStore, ChatStore, EffectStore, InboxStore, PlanStore, PublicationStore, QuestionStore,
-    RolloutStore, Store, TaskStore, ThreadStore, WorkerStore,
+    ApprovalStore, ChatStore, EffectStore, InboxStore, JudgementStore, PlanStore, PublicationStore,
+    QuestionStore, RolloutStore, Store, TaskStore, ThreadStore, WorkerStore,
 };
 
 use std::sync::Arc;

@@ -271,3 +271,32 @@ pub struct Gauges {
     /// When the oldest of them arrived.
     pub oldest_pending: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// The judge's answer for a task's rollouts tied on test evidence, as stored (the first answer
+/// stored wins, so a re-rank anywhere reuses it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredJudgement {
+    /// The rollouts compared, in rollout order.
+    pub candidates: Vec<u32>,
+    /// The model asked.
+    pub model: String,
+    pub answer: JudgeAnswer,
+}
+
+/// What the judge said, or why it could not be had.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JudgeAnswer {
+    /// One verdict per candidate, in rollout order.
+    Verdicts(Vec<RolloutVerdict>),
+    /// Why, in words for people (the ranking's reasons say it).
+    Failed(String),
+}
+
+/// The judge's verdict on one rollout.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RolloutVerdict {
+    pub rollout: u32,
+    pub verdict: threadsmith_runner::rank::Verdict,
+    pub reason: String,
+}

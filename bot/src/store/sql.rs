@@ -23,6 +23,7 @@ mod effects;
 mod gauges;
 mod housekeeping;
 mod inbox;
+mod judgements;
 mod notices;
 mod plans;
 mod publish;

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use super::{
     Approval, ChatTaskLink, Gauges, InboxItem, InstructionFile, Load, NewEvent, NewTask, Plan,
     Pruned, Publication, PublicationLease, Question, RolloutLimits, RolloutRow, StoreError,
-    TaskRow, TaskState, TaskTests, Worker,
+    StoredJudgement, TaskRow, TaskState, TaskTests, Worker,
 };
 
 /// The whole store: every concern's trait.
@@ -28,6 +28,7 @@ pub trait Store:
     + PublicationStore
     + QuestionStore
     + PlanStore
+    + JudgementStore
 {
 }
 
@@ -43,6 +44,7 @@ impl<T> Store for T where
         + PublicationStore
         + QuestionStore
         + PlanStore
+        + JudgementStore
 {
 }
 
@@ -393,4 +395,22 @@ pub trait QuestionStore: Send + Sync {
 pub trait PlanStore: Send + Sync {
     async fn create_plan(&self, plan: &Plan) -> Result<(), StoreError>;
     async fn plan(&self, id: &str) -> Result<Option<Plan>, StoreError>;
+}
+
+/// The judge's answers: asked once per task and set of candidates, reused by any re-rank.
+#[async_trait]
+pub trait JudgementStore: Send + Sync {
+    /// Stores `judgement` unless an answer for the same candidates is stored already; returns
+    /// the one stored (the first wins, so every process ranks alike).
+    async fn keep_judgement(
+        &self,
+        task_id: &str,
+        judgement: &StoredJudgement,
+    ) -> Result<StoredJudgement, StoreError>;
+    /// The answer stored for these candidates (in rollout order), if any.
+    async fn judgement(
+        &self,
+        task_id: &str,
+        candidates: &[u32],
+    ) -> Result<Option<StoredJudgement>, StoreError>;
 }

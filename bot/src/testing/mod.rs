@@ -11,7 +11,7 @@ mod scripted_tasks;
 use std::sync::Arc;
 
 pub use recording_port::{BOT_USER, Call, RecordingPort};
-pub use scripted_model::{PLAN, SPEC_TITLE, ScriptedModel};
+pub use scripted_model::{JudgeReply, PLAN, SPEC_TITLE, ScriptedModel};
 pub use scripted_tasks::{Script, ScriptedTasks};
 use threadsmith_runner::RepoCache;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use threadsmith_runner::rank::{self, RankInput};
+use threadsmith_runner::rank::RankInput;
 use threadsmith_runner::{
     Diff, FileChange, Outcome, Phase, RolloutEvent, RolloutResult, SandboxError, TestRun,
 };
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskReport, TaskRequest};
+use crate::spec::TaskSpec;
 use crate::store::{StoreError, TaskState, TaskTests};
 
 /// What the next task does.
@@ -139,11 +140,13 @@ impl ScriptedTasks {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn play(
         &self,
         svc: &Services,
         task_id: &str,
         req: &TaskRequest,
+        spec: &TaskSpec,
         script: Script,
         sink: &dyn ProgressSink,
         cancel: &CancellationToken,
@@ -228,8 +231,11 @@ impl ScriptedTasks {
             }));
             results.push(result);
         }
+        // Ranked as the pipeline ranks (the judge asked when rollouts tie).
         let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
-        store.set_ranks(task_id, &rank::rank(&inputs)).await?;
+        let ranked =
+            pipeline::ranking::judge_and_rank(svc, task_id, spec, &results, inputs, cancel).await?;
+        store.set_ranks(task_id, &ranked).await?;
         let state = if cancel.is_cancelled() {
             TaskState::Cancelled
         } else {
@@ -252,8 +258,10 @@ impl pipeline::TaskRunner for ScriptedTasks {
         let script = lock(&self.scripts)
             .pop_front()
             .unwrap_or_else(|| self.default.clone());
-        let (task_id, _) = pipeline::create_task(svc, &req, sink).await?;
-        let played = self.play(svc, &task_id, &req, script, sink, &cancel).await;
+        let (task_id, spec) = pipeline::create_task(svc, &req, sink).await?;
+        let played = self
+            .play(svc, &task_id, &req, &spec, script, sink, &cancel)
+            .await;
         svc.liveness.admissions.notify_waiters();
         played?;
         pipeline::report(svc.store.as_ref(), &task_id).await

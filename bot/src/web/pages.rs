@@ -215,6 +215,7 @@ pub fn task(d: &TaskData) -> Markup {
                         " in " (r.files_changed) " file" @if r.files_changed != 1 { "s" }
                         @if let Some(reason) = &r.rank_reason { " · " (reason) }
                     }
+                    (evidence(r))
                     @if let Some(s) = r.summary.as_deref().filter(|s| !s.trim().is_empty()) {
                         div { (PreEscaped(to_safe_html(s))) }
                     } @else if let Some(detail) = &r.detail {
@@ -364,6 +365,7 @@ pub fn rollout(d: &RolloutData) -> Markup {
                 span.add { "+" (r.lines_added) } " " span.del { "−" (r.lines_removed) }
                 " in " (r.files_changed) " file" @if r.files_changed != 1 { "s" }
                 @if let Some(reason) = &r.rank_reason { div.meta { (reason) } }
+                (evidence(r))
                 @if let Some(net) = &r.network { div.meta { "Network: " (net) } }
                 @if let Some(detail) = &r.detail { div.meta { (detail) } }
                 @if d.diff.as_ref().is_some_and(|x| !x.patch.is_empty()) {
@@ -400,6 +402,22 @@ pub fn rollout(d: &RolloutData) -> Markup {
             @for c in &d.commands { (command(c)) }
         },
     )
+}
+
+/// All the ranking's evidence, one line each, under its headline (partly written by a model:
+/// escaped like any text here).
+fn evidence(r: &RolloutRow) -> Markup {
+    html! {
+        @if !r.rank_reasons.is_empty() {
+            details.meta {
+                summary {
+                    "Why ranked here"
+                    @if let Some(h) = &r.rank_headline { ": " (h) }
+                }
+                ul { @for line in &r.rank_reasons { li { (line) } } }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -442,6 +460,45 @@ mod publication_tests {
             publishing,
             thread_link: None,
         }
+    }
+
+    #[test]
+    fn every_reason_is_shown_escaped_on_the_task_page() {
+        let mut d = data(None, None);
+        d.rollouts.push(RolloutRow {
+            index: 1,
+            phase: "done".into(),
+            step: 0,
+            outcome: Some(Outcome::Succeeded),
+            detail: None,
+            summary: None,
+            confidence: None,
+            sampling: None,
+            test: None,
+            lines_added: 1,
+            lines_removed: 1,
+            files_changed: 1,
+            rank: Some(1),
+            rank_reason: Some("ranked first".into()),
+            rank_headline: Some("judge: keeps <b>the</b> format".into()),
+            rank_reasons: vec![
+                "its tests pass".into(),
+                "judge: best — keeps <b>the</b> format".into(),
+                "confidence 0.90, 2 changed lines".into(),
+            ],
+            network: None,
+            started_at: None,
+            finished_at: None,
+            agent_duration: None,
+        });
+        let page = task(&d).into_string();
+        assert!(
+            page.contains("Why ranked here: judge: keeps &lt;b&gt;the&lt;/b&gt; format"),
+            "{page}"
+        );
+        assert!(page.contains("<li>its tests pass</li>"), "{page}");
+        assert!(page.contains("<li>confidence 0.90, 2 changed lines</li>"));
+        assert!(!page.contains("<b>the</b>"), "{page}");
     }
 
     #[test]

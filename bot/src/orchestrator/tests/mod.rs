@@ -5,6 +5,7 @@
 
 mod approve;
 mod cancel;
+mod judge;
 mod outcomes;
 mod plan;
 mod questions;
