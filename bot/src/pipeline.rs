@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use threadsmith_runner::rank::{self, RankInput};
+use threadsmith_runner::rank;
 use threadsmith_runner::{
     AgentKind, Phase, RepoCache, RepoError, RepoSource, RolloutEvent, RolloutResult, Runner,
     SeedError, TaskPlan, sampling_for,
@@ -22,6 +22,7 @@ use crate::task_id::TaskId;
 mod admit;
 mod detect;
 mod model_check;
+pub mod reproduce;
 mod retire;
 mod tasks;
 mod validate;
@@ -502,9 +503,10 @@ async fn prepare_and_run(
         seed_volume,
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let runner = runner.clone();
     let run = tokio::spawn({
         let cancel = cancel.clone();
+        let runner = runner.clone();
+        let plan = plan.clone();
         async move { runner.run_rollouts(plan, rollouts, tx, cancel).await }
     });
     let mut stored = std::collections::HashSet::new();
@@ -553,7 +555,8 @@ async fn prepare_and_run(
     for r in results.iter().filter(|r| !stored.contains(&r.index)) {
         svc.store.finish_rollout(task_id, r).await?;
     }
-    let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
+    let matrix = reproduce::cross_check(svc, runner, &plan, &results, cancel).await?;
+    let inputs = reproduce::rank_inputs(&results, Some(&matrix));
     svc.store.set_ranks(task_id, &rank::rank(&inputs)).await?;
     let state = if cancel.is_cancelled() && svc.retired() {
         // Handed over on shutdown: left unfinished, for the process that adopts it.
