@@ -12,6 +12,8 @@
 //! sandboxes at once as the task has rollouts (the slots it was admitted with).
 //! The evidence ([`Matrix`]) is stored, so that ranking is the same when it is read back.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::rank::{OwnTest, Reproduction};
@@ -21,6 +23,29 @@ mod run;
 mod tests;
 
 pub use run::cross_check;
+
+/// How far the cross-checks may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Sandboxes at once (the task's rollout slots).
+    pub slots: usize,
+    /// The time limit of one test run (see [`test_limit`]).
+    pub test_limit: Duration,
+}
+
+/// The shortest a test run's limit gets.
+pub const MIN_TEST_LIMIT: Duration = Duration::from_secs(60);
+
+/// A test run's time limit: three times the longest the rollouts' own test runs took, at least
+/// [`MIN_TEST_LIMIT`], at most the command's limit — adding one test file does not make a test
+/// suite take much longer, and a run that hangs should not hold the task for the full limit.
+pub fn test_limit(
+    command_timeout: Duration,
+    rollout_tests: impl Iterator<Item = Duration>,
+) -> Duration {
+    let longest = rollout_tests.max().unwrap_or(command_timeout);
+    (longest * 3).max(MIN_TEST_LIMIT).min(command_timeout)
+}
 
 /// A rollout as the cross-checks see it.
 #[derive(Debug, Clone, PartialEq)]

@@ -161,13 +161,13 @@ impl Runner {
         results
     }
 
-    /// Runs the cross-checks of the task's ended rollouts (see [`crosscheck`]): at most `slots`
-    /// sandboxes at once, stopped by `cancel`. Their sandboxes are removed like the rollouts'.
+    /// Runs the cross-checks of the task's ended rollouts (see [`crosscheck`]) within `bounds`,
+    /// stopped by `cancel`. Their sandboxes are removed like the rollouts'.
     pub async fn cross_check(
         &self,
         plan: &TaskPlan,
         candidates: &[crosscheck::Candidate],
-        slots: usize,
+        bounds: crosscheck::Bounds,
         cancel: &CancellationToken,
     ) -> crosscheck::Matrix {
         crosscheck::cross_check(
@@ -175,7 +175,7 @@ impl Runner {
             &self.removals,
             plan,
             candidates,
-            slots,
+            bounds,
             cancel,
         )
         .await

@@ -55,7 +55,9 @@ async fn the_change_that_passes_the_other_rollouts_reproduction_test_ranks_first
     env.model
         .script(2, rollout(FIXED, "tests/add.sh", FIXED_TEST, 0.5));
 
+    let clock = std::time::Instant::now();
     let report = env.run(&repo, 2, "add(2, 3) gives -1").await;
+    let task_time = clock.elapsed();
     assert_eq!(report.task.error, None);
     let order: Vec<(u32, Outcome)> = report
         .rollouts
@@ -88,6 +90,18 @@ async fn the_change_that_passes_the_other_rollouts_reproduction_test_ranks_first
     assert_eq!(diff.test_files, vec!["tests/add_2_3.sh".to_string()]);
     let matrix = store.crosschecks(task).await.unwrap().unwrap();
     assert!(matrix.notes.is_empty(), "{:?}", matrix.notes);
+    let last_rollout = report
+        .rollouts
+        .iter()
+        .filter_map(|r| r.finished_at)
+        .max()
+        .unwrap();
+    println!(
+        "task {:.2} s; cross-checks (from the last rollout's end to the task's) {:.2} s; test commands {} ms in all",
+        task_time.as_secs_f64(),
+        (report.task.updated_at - last_rollout).num_milliseconds() as f64 / 1000.0,
+        matrix.runs.iter().map(|r| r.ms).sum::<u64>()
+    );
     assert_eq!(matrix.tests, vec![1, 2]);
     assert_eq!(matrix.changes, vec![1, 2]);
     let cells: Vec<(u32, Option<u32>, Cell)> = matrix

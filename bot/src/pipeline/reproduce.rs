@@ -2,7 +2,7 @@
 //! tests (run by the runner, see `threadsmith_runner::crosscheck`), stored with the task, and the
 //! ranking's inputs with their evidence.
 
-use threadsmith_runner::crosscheck::{Candidate, Matrix};
+use threadsmith_runner::crosscheck::{Bounds, Candidate, Matrix, test_limit};
 use threadsmith_runner::rank::RankInput;
 use threadsmith_runner::{Outcome, RolloutResult, Runner, TaskPlan};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,8 @@ pub fn candidates(results: &[RolloutResult]) -> Vec<Candidate> {
 
 /// Runs the cross-checks (or says why not: turned off, cancelled, no test command, no test
 /// file) and stores them before anything is ranked on them. They use the task's rollout slots:
-/// at most as many sandboxes at once as it had rollouts, once those are removed.
+/// at most as many sandboxes at once as it had rollouts, once those are removed; each
+/// test run under three times the longest the rollouts' own took (see [`test_limit`]).
 pub async fn cross_check(
     svc: &Services,
     runner: &Runner,
@@ -34,6 +35,7 @@ pub async fn cross_check(
     results: &[RolloutResult],
     cancel: &CancellationToken,
 ) -> Result<Matrix, StoreError> {
+    let clock = std::time::Instant::now();
     let matrix = if !svc.config.ranking.reproduction() {
         Matrix::skipped("they are turned off (`ranking.reproduction = false`)")
     } else if cancel.is_cancelled() {
@@ -42,10 +44,24 @@ pub async fn cross_check(
         let candidates = candidates(results);
         // The rollouts' sandboxes go first: the task never holds more than its slots.
         runner.settle_removals(&plan.task_id).await;
-        runner
-            .cross_check(plan, &candidates, results.len().max(1), cancel)
-            .await
+        let bounds = Bounds {
+            slots: results.len().max(1),
+            test_limit: test_limit(
+                plan.settings.command_timeout,
+                results
+                    .iter()
+                    .filter_map(|r| r.test.as_ref().map(|t| t.duration)),
+            ),
+        };
+        runner.cross_check(plan, &candidates, bounds, cancel).await
     };
+    tracing::info!(
+        task = plan.task_id,
+        runs = matrix.runs.len(),
+        skipped = matrix.skipped.as_deref().unwrap_or("no"),
+        ms = clock.elapsed().as_millis() as u64,
+        "cross-checks done"
+    );
     svc.store.set_crosschecks(&plan.task_id, &matrix).await?;
     Ok(matrix)
 }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Candidate, Cell, Matrix, Run, planned_runs};
+use super::{Bounds, Candidate, Cell, Matrix, Run, planned_runs};
 use crate::removals::Removals;
 use crate::sandbox::{ExecRequest, Sandbox, SandboxBackend, SandboxError, SandboxSpec};
 use crate::types::TaskPlan;
@@ -50,15 +50,16 @@ git apply --binary --whitespace=nowarn "${include[@]}" /tmp/.ts-tests.patch
 rm -f /tmp/.ts-tests.patch
 "#;
 
-/// Runs the cross-checks of `candidates` (see the module's documentation), at most `slots`
-/// sandboxes at once, each command under the repository's command time limit, stopped by
-/// `cancel`. Never fails: what could not run is [`Cell::NotRun`], with a note.
+/// Runs the cross-checks of `candidates` (see the module's documentation) within `bounds`: at
+/// most `slots` sandboxes at once, each test run under `test_limit` (the copy, the setup and
+/// the applying of patches under the repository's command time limit), stopped by `cancel`.
+/// Never fails: what could not run is [`Cell::NotRun`], with a note.
 pub async fn cross_check(
     backend: &dyn SandboxBackend,
     removals: &Removals,
     plan: &TaskPlan,
     candidates: &[Candidate],
-    slots: usize,
+    bounds: Bounds,
     cancel: &CancellationToken,
 ) -> Matrix {
     let Some(test) = plan.settings.test.clone() else {
@@ -82,11 +83,12 @@ pub async fn cross_check(
                 .iter()
                 .filter_map(|k| candidates.iter().find(|c| c.index == *k))
                 .collect();
+            let test = (test, bounds.test_limit);
             check_change(backend, removals, plan, on, patch, &testers, test, cancel).await
         }
     });
     let done: Vec<(Vec<Run>, Vec<String>)> = stream::iter(checks)
-        .buffer_unordered(slots.max(1))
+        .buffer_unordered(bounds.slots.max(1))
         .collect()
         .await;
     for (runs, notes) in done {
@@ -119,7 +121,7 @@ async fn check_change(
     on: Option<u32>,
     patch: &str,
     testers: &[&Candidate],
-    test: &str,
+    (test, test_limit): (&str, std::time::Duration),
     cancel: &CancellationToken,
 ) -> (Vec<Run>, Vec<String>) {
     let not_run = |from: usize| -> Vec<Run> {
@@ -144,7 +146,8 @@ async fn check_change(
         rollout: SANDBOX_NUMBER + on.unwrap_or(0),
         seed_volume: Some(plan.seed_volume.clone()),
         start_with_network: settings.setup.is_some() && settings.setup_network,
-        lifetime: settings.command_timeout * (4 + testers.len() as u32 * 2)
+        lifetime: settings.command_timeout * (3 + testers.len() as u32)
+            + test_limit * testers.len() as u32
             + std::time::Duration::from_secs(60),
     };
     let sandbox = match backend.create_sandbox(&spec).await {
@@ -168,7 +171,7 @@ async fn check_change(
                     sandbox.as_ref(),
                     tester,
                     test,
-                    settings.command_timeout,
+                    (settings.command_timeout, test_limit),
                     cancel,
                 )
                 .await
@@ -268,7 +271,7 @@ async fn run_one(
     sandbox: &dyn Sandbox,
     tester: &Candidate,
     test: &str,
-    limit: std::time::Duration,
+    (limit, test_limit): (std::time::Duration, std::time::Duration),
     cancel: &CancellationToken,
 ) -> Result<(Cell, u64), Stop> {
     let mut apply = ExecRequest::shell(APPLY_TESTS_SCRIPT, limit);
@@ -283,7 +286,7 @@ async fn run_one(
         )));
     }
     let ran = sandbox
-        .exec(ExecRequest::shell(test, limit), cancel)
+        .exec(ExecRequest::shell(test, test_limit), cancel)
         .await
         .map_err(stop)?;
     let ms = ran.duration.as_millis() as u64;

@@ -76,12 +76,16 @@ fn backend(truth: HashMap<(&'static str, &'static str), i64>) -> MemoryBackend {
 
 async fn check(backend: &MemoryBackend, plan: &TaskPlan, candidates: &[Candidate]) -> Matrix {
     let removals = Removals::default();
+    let bounds = Bounds {
+        slots: 2,
+        test_limit: Duration::from_secs(2),
+    };
     let matrix = cross_check(
         backend,
         &removals,
         plan,
         candidates,
-        2,
+        bounds,
         &CancellationToken::new(),
     )
     .await;
@@ -219,10 +223,20 @@ async fn a_hanging_test_or_one_that_does_not_apply_is_not_run_and_bounded() {
         "{:?}",
         matrix.notes
     );
-    // Every command ran under the command's time limit.
+    // Every command ran under the command's time limit, the tests under the shorter one.
     for call in backend.calls() {
         if let BackendCall::Exec(e) = call {
-            assert!(e.request.timeout <= Duration::from_secs(5));
+            let limit = if e.step == Step::Shell(TEST.into()) {
+                2
+            } else {
+                5
+            };
+            assert_eq!(
+                e.request.timeout,
+                Duration::from_secs(limit),
+                "{:?}",
+                e.step
+            );
         }
     }
 }
@@ -242,7 +256,10 @@ async fn a_cancelled_task_runs_nothing_more() {
         &removals,
         &plan(Some(TEST)),
         &candidates,
-        2,
+        Bounds {
+            slots: 2,
+            test_limit: Duration::from_secs(2),
+        },
         &cancel,
     )
     .await;
@@ -290,4 +307,25 @@ fn the_matrix_is_stored_and_read_back_the_same() {
     let back: Matrix = serde_json::from_str(&text).unwrap();
     assert_eq!(back, matrix);
     assert_eq!(back.reproduction(1).unwrap().own, OwnTest::Reproduces);
+}
+
+#[test]
+fn a_test_runs_limit_follows_the_rollouts_own_test_runs_within_bounds() {
+    let limit = Duration::from_secs(600);
+    let secs = |s: &[u64]| {
+        s.iter()
+            .map(|s| Duration::from_secs(*s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        test_limit(limit, secs(&[10, 40]).into_iter()),
+        Duration::from_secs(120)
+    );
+    assert_eq!(test_limit(limit, secs(&[1]).into_iter()), MIN_TEST_LIMIT);
+    assert_eq!(test_limit(limit, secs(&[500]).into_iter()), limit);
+    assert_eq!(
+        test_limit(limit, std::iter::empty()),
+        limit,
+        "no test run to go by"
+    );
 }

@@ -337,7 +337,10 @@ async fn the_changes_test_files_are_recorded_by_convention_or_by_the_repositorys
     let backend = repo().on_script("cargo test", Answer::ok(""));
     let Run { result, .. } = run(&backend, Some(&model()), &plan(tested())).await;
     assert_eq!(result.diff.files.len(), 3);
-    assert_eq!(result.diff.test_files, vec!["tests/test_answer.py".to_string()]);
+    assert_eq!(
+        result.diff.test_files,
+        vec!["tests/test_answer.py".to_string()]
+    );
 
     let settings = RepoSettings {
         test_paths: Some(vec!["checks/*.sh".into()]),
