@@ -249,6 +249,9 @@ pub struct SandboxSection {
     pub setup: Option<String>,
     pub setup_network: Option<bool>,
     pub test: Option<String>,
+    /// Globs naming the changed files that are tests (default: the conventions, see
+    /// `threadsmith_runner::testfiles`).
+    pub test_paths: Option<Vec<String>>,
     pub memory: Option<String>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
@@ -294,6 +297,7 @@ impl SandboxSection {
             setup: self.setup.clone().or_else(|| other.setup.clone()),
             setup_network: self.setup_network.or(other.setup_network),
             test: self.test.clone().or_else(|| other.test.clone()),
+            test_paths: self.test_paths.clone().or_else(|| other.test_paths.clone()),
             memory: self.memory.clone().or_else(|| other.memory.clone()),
             cpus: self.cpus.or(other.cpus),
             pids: self.pids.or(other.pids),
@@ -358,6 +362,10 @@ impl SandboxSection {
             setup_network: self.setup_network.unwrap_or(false),
             test: self.test.clone().filter(|s| !s.trim().is_empty()),
             test_detected_from: None,
+            test_paths: self
+                .test_paths
+                .clone()
+                .filter(|globs| globs.iter().any(|g| !g.trim().is_empty())),
             limits,
             rollout_timeout: self
                 .rollout_timeout_secs

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use threadsmith_runner::rank::RankInput;
 use threadsmith_runner::{
     AgentKind, Phase, RepoCache, RepoError, RepoSource, RolloutEvent, RolloutResult, Runner,
     SeedError, TaskPlan, sampling_for,
@@ -25,6 +24,7 @@ mod admit;
 mod detect;
 mod model_check;
 pub mod ranking;
+pub mod reproduce;
 mod retire;
 mod tasks;
 mod validate;
@@ -513,9 +513,10 @@ async fn prepare_and_run(
         seed_volume,
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let runner = runner.clone();
     let run = tokio::spawn({
         let cancel = cancel.clone();
+        let runner = runner.clone();
+        let plan = plan.clone();
         async move { runner.run_rollouts(plan, rollouts, tx, cancel).await }
     });
     let mut stored = std::collections::HashSet::new();
@@ -564,7 +565,8 @@ async fn prepare_and_run(
     for r in results.iter().filter(|r| !stored.contains(&r.index)) {
         svc.store.finish_rollout(task_id, r).await?;
     }
-    let inputs: Vec<RankInput> = results.iter().map(RankInput::from).collect();
+    let matrix = reproduce::cross_check(svc, runner, &plan, &results, cancel).await?;
+    let inputs = reproduce::rank_inputs(&results, Some(&matrix));
     let ranked = ranking::judge_and_rank(svc, task_id, spec, &results, inputs, cancel).await?;
     svc.store.set_ranks(task_id, &ranked).await?;
     let state = if cancel.is_cancelled() && svc.retired() {

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod context;
+pub mod crosscheck;
 pub mod image;
 pub mod metrics;
 pub mod oom;
@@ -18,6 +19,7 @@ pub mod rollout;
 pub mod sandbox;
 pub mod secret;
 pub mod testdetect;
+pub mod testfiles;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
@@ -157,6 +159,26 @@ impl Runner {
         }
         results.sort_by_key(|r| r.index);
         results
+    }
+
+    /// Runs the cross-checks of the task's ended rollouts (see [`crosscheck`]) within `bounds`,
+    /// stopped by `cancel`. Their sandboxes are removed like the rollouts'.
+    pub async fn cross_check(
+        &self,
+        plan: &TaskPlan,
+        candidates: &[crosscheck::Candidate],
+        bounds: crosscheck::Bounds,
+        cancel: &CancellationToken,
+    ) -> crosscheck::Matrix {
+        crosscheck::cross_check(
+            self.backend.as_ref(),
+            &self.removals,
+            plan,
+            candidates,
+            bounds,
+            cancel,
+        )
+        .await
     }
 
     /// Waits until the sandboxes of the task's ended rollouts are removed (each is removed in

@@ -265,7 +265,10 @@ async fn in_sandbox(
         .await
         .unwrap_or_else(|why| Err(DiffError::Failed(why)));
     let diff = match collected {
-        Ok(d) => d,
+        Ok(mut d) => {
+            d.test_files = crate::testfiles::test_files(&d.files, settings.test_paths.as_deref());
+            d
+        }
         Err(DiffError::Cancelled) => {
             return Partial::failed(Outcome::Cancelled, "the task was cancelled");
         }

@@ -146,6 +146,9 @@ pub struct RepoSettings {
     /// Set when `test` was not configured but found from the repository's files (what it was
     /// found from, see [`crate::testdetect`]).
     pub test_detected_from: Option<String>,
+    /// Glob patterns telling which changed files are tests (`sandbox.test_paths`); `None`: the
+    /// usual conventions (see [`crate::testfiles`]).
+    pub test_paths: Option<Vec<String>>,
     pub limits: Limits,
     pub rollout_timeout: Duration,
     pub command_timeout: Duration,
@@ -160,6 +163,7 @@ impl Default for RepoSettings {
             setup_network: false,
             test: None,
             test_detected_from: None,
+            test_paths: None,
             limits: Limits::default(),
             rollout_timeout: Duration::from_secs(30 * 60),
             command_timeout: Duration::from_secs(10 * 60),
@@ -234,6 +238,9 @@ pub struct Diff {
     /// `git diff --binary` output.
     pub patch: String,
     pub files: Vec<FileChange>,
+    /// The paths of `files` that are tests (see [`crate::testfiles`]): the rollout's
+    /// reproduction test, which the cross-checks run against the base and the other changes.
+    pub test_files: Vec<String>,
 }
 
 impl Diff {

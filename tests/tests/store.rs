@@ -91,6 +91,7 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
                 added: Some(1),
                 removed: Some(0),
             }],
+            test_files: vec!["x".into()],
         },
         commands: vec![command(1), command(2)],
         network: None,
@@ -111,6 +112,22 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
     let diff = s.diff("a_1", 2).await.unwrap().unwrap();
     assert_eq!(diff.patch, result.diff.patch);
     assert_eq!(diff.files, result.diff.files);
+    assert_eq!(diff.test_files, vec!["x".to_string()]);
+    // The cross-checks are stored with the task and read back as they were.
+    assert_eq!(s.crosschecks("a_1").await.unwrap(), None);
+    let matrix = threadsmith_runner::crosscheck::Matrix {
+        tests: vec![2],
+        changes: vec![2],
+        runs: vec![threadsmith_runner::crosscheck::Run {
+            test_of: 2,
+            on: None,
+            result: threadsmith_runner::crosscheck::Cell::Failed,
+            ms: 12,
+        }],
+        ..Default::default()
+    };
+    s.set_crosschecks("a_1", &matrix).await.unwrap();
+    assert_eq!(s.crosschecks("a_1").await.unwrap(), Some(matrix));
     // Unranked rollouts come in index order, ranked ones by rank.
     let order: Vec<u32> = s
         .rollouts("a_1")

@@ -80,3 +80,24 @@ fn bad_settings_are_explained() {
             .contains("external_command")
     );
 }
+
+#[test]
+fn test_paths_come_from_the_repository_file_or_the_operator_and_empty_means_the_conventions() {
+    let repo = parse_repo_file("test_paths = [\"checks/**/*.sh\"]").unwrap();
+    let operator = SandboxSection {
+        test_paths: Some(vec!["t/*".into()]),
+        ..Default::default()
+    };
+    let settings = repo.or(&operator).resolve("i").unwrap();
+    assert_eq!(
+        settings.test_paths,
+        Some(vec!["checks/**/*.sh".to_string()])
+    );
+    let settings = SandboxSection::default()
+        .or(&operator)
+        .resolve("i")
+        .unwrap();
+    assert_eq!(settings.test_paths, Some(vec!["t/*".to_string()]));
+    let empty = parse_repo_file("test_paths = [\"  \"]").unwrap();
+    assert_eq!(empty.resolve("i").unwrap().test_paths, None);
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use threadsmith_runner::crosscheck::Matrix;
 use threadsmith_runner::rank::Ranked;
 use threadsmith_runner::{CommandRecord, Diff, RolloutResult, Sampling};
 use tokio::sync::watch;
@@ -120,6 +121,10 @@ pub trait RolloutStore: Send + Sync {
     async fn rollouts(&self, task_id: &str) -> Result<Vec<RolloutRow>, StoreError>;
     async fn commands(&self, task_id: &str, index: u32) -> Result<Vec<CommandRecord>, StoreError>;
     async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError>;
+    /// Stores the task's cross-checks (every rollout's tests on the base and every change).
+    async fn set_crosschecks(&self, task_id: &str, matrix: &Matrix) -> Result<(), StoreError>;
+    /// The task's cross-checks; `None` when none were stored.
+    async fn crosschecks(&self, task_id: &str) -> Result<Option<Matrix>, StoreError>;
 }
 
 /// The chat inbox: a work queue of stored events with leases, and its housekeeping.

@@ -87,6 +87,7 @@ fn result(index: u32, outcome: Outcome) -> RolloutResult {
                 added: Some(1),
                 removed: Some(1),
             }],
+            test_files: Vec::new(),
         }
     } else {
         Diff::default()

@@ -9,6 +9,7 @@
 
 pub mod diff;
 mod diff_header;
+mod evidence;
 pub mod health;
 mod instruction_files;
 pub mod markdown;

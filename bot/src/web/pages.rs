@@ -38,6 +38,7 @@ tr.a td { background: var(--add); } tr.a td.n { background: var(--addn); }
 tr.d td { background: var(--del); } tr.d td.n { background: var(--deln); }
 tr.h td { background: var(--hunk); color: var(--muted); }
 td.s::before { content: attr(data-s); }
+table.matrix { border-collapse: collapse; font-size: .9em; } table.matrix th, table.matrix td { padding: 2px 10px; border: 1px solid var(--line); text-align: left; }
 pre { background: #f6f8fa; border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow-x: auto; font-size: 12.5px; white-space: pre-wrap; overflow-wrap: anywhere; }
 details.cmd { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin: 6px 0; padding: 4px 10px; }
 details.cmd summary { cursor: pointer; overflow-wrap: anywhere; }
@@ -128,6 +129,8 @@ pub struct TaskData {
     /// Whether approvals are published (`None`: not known here).
     pub publishing: Option<bool>,
     pub thread_link: Option<String>,
+    /// The reproduction tests' cross-checks, when they were stored.
+    pub crosschecks: Option<threadsmith_runner::crosscheck::Matrix>,
 }
 
 impl TaskData {
@@ -139,6 +142,7 @@ impl TaskData {
         Ok(Self {
             spec: spec_of(&task),
             rollouts: store.rollouts(&task.id).await?,
+            crosschecks: store.crosschecks(&task.id).await?,
             approval: store.approval(&task.id).await?,
             publication,
             pending,
@@ -223,6 +227,7 @@ pub fn task(d: &TaskData) -> Markup {
                     }
                 }
             }
+            @if let Some(m) = &d.crosschecks { (super::evidence::crosschecks(m)) }
             h2 { "Task spec" }
             div.card { (PreEscaped(to_safe_html(&d.spec.to_plain_markdown()))) }
         },
@@ -459,6 +464,7 @@ mod publication_tests {
             pending,
             publishing,
             thread_link: None,
+            crosschecks: None,
         }
     }
 

@@ -73,6 +73,7 @@ pub(super) async fn collect_diff(
     Ok(Diff {
         patch: String::from_utf8_lossy(patch).into_owned(),
         files,
+        test_files: Vec::new(),
     })
 }
 

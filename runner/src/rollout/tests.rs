@@ -313,3 +313,40 @@ async fn without_a_model_the_builtin_agent_errs() {
         result.detail
     );
 }
+
+#[tokio::test]
+async fn the_changes_test_files_are_recorded_by_convention_or_by_the_repositorys_globs() {
+    let model = || {
+        let model = ScriptedModel::new();
+        model
+            .tool_call(
+                "write_file",
+                json!({"path": "tests/test_answer.py", "content": "assert answer() == 42\n"}),
+            )
+            .tool_call(
+                "write_file",
+                json!({"path": "checks/answer.sh", "content": "grep -q 42 src/answer.txt\n"}),
+            )
+            .tool_call(
+                "write_file",
+                json!({"path": "src/answer.txt", "content": "42\n"}),
+            )
+            .finish("Fixed, with a test.", 0.9);
+        model
+    };
+    let backend = repo().on_script("cargo test", Answer::ok(""));
+    let Run { result, .. } = run(&backend, Some(&model()), &plan(tested())).await;
+    assert_eq!(result.diff.files.len(), 3);
+    assert_eq!(
+        result.diff.test_files,
+        vec!["tests/test_answer.py".to_string()]
+    );
+
+    let settings = RepoSettings {
+        test_paths: Some(vec!["checks/*.sh".into()]),
+        ..tested()
+    };
+    let backend = repo().on_script("cargo test", Answer::ok(""));
+    let Run { result, .. } = run(&backend, Some(&model()), &plan(settings)).await;
+    assert_eq!(result.diff.test_files, vec!["checks/answer.sh".to_string()]);
+}

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use threadsmith_runner::crosscheck::Matrix;
 use threadsmith_runner::rank::Ranked;
 use threadsmith_runner::{
     CommandKind, CommandRecord, Diff, FileChange, Outcome, RolloutResult, Sampling,
@@ -243,13 +244,15 @@ impl RolloutStore for SqlStore {
             insert_command(&mut *tx, task_id, r.index, c).await?;
         }
         sqlx::query(
-            "INSERT INTO diffs (task_id, rollout_idx, patch, files) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (task_id, rollout_idx) DO UPDATE SET patch = excluded.patch, files = excluded.files",
+            "INSERT INTO diffs (task_id, rollout_idx, patch, files, test_files) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (task_id, rollout_idx) DO UPDATE SET patch = excluded.patch, files = excluded.files,
+                test_files = excluded.test_files",
         )
         .bind(task_id)
         .bind(r.index as i64)
         .bind(&r.diff.patch)
         .bind(files_json(&r.diff.files))
+        .bind(serde_json::Value::from(r.diff.test_files.clone()).to_string())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -314,18 +317,51 @@ impl RolloutStore for SqlStore {
     }
 
     async fn diff(&self, task_id: &str, index: u32) -> Result<Option<Diff>, StoreError> {
-        let row =
-            sqlx::query("SELECT patch, files FROM diffs WHERE task_id = $1 AND rollout_idx = $2")
-                .bind(task_id)
-                .bind(index as i64)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT patch, files, test_files FROM diffs WHERE task_id = $1 AND rollout_idx = $2",
+        )
+        .bind(task_id)
+        .bind(index as i64)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| {
             let files: String = r.try_get("files")?;
+            let tests: Option<String> = r.try_get("test_files")?;
             Ok(Diff {
                 patch: r.try_get("patch")?,
                 files: parse_files(&files)?,
+                test_files: tests
+                    .map(|t| serde_json::from_str(&t))
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(format!("diff test files: {e}")))?
+                    .unwrap_or_default(),
             })
+        })
+        .transpose()
+    }
+
+    #[tracing::instrument(name = "store.set_crosschecks", skip(self, matrix))]
+    async fn set_crosschecks(&self, task_id: &str, matrix: &Matrix) -> Result<(), StoreError> {
+        let text = serde_json::to_string(matrix)
+            .map_err(|e| StoreError::Corrupt(format!("cross-checks: {e}")))?;
+        sqlx::query("UPDATE tasks SET crosschecks = $1 WHERE id = $2")
+            .bind(text)
+            .bind(task_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn crosschecks(&self, task_id: &str) -> Result<Option<Matrix>, StoreError> {
+        let text: Option<String> =
+            sqlx::query_scalar("SELECT crosschecks FROM tasks WHERE id = $1")
+                .bind(task_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten();
+        text.map(|t| {
+            serde_json::from_str(&t)
+                .map_err(|e| StoreError::Corrupt(format!("cross-checks of {task_id}: {e}")))
         })
         .transpose()
     }
