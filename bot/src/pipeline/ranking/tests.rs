@@ -36,6 +36,7 @@ fn result(index: u32, outcome: Outcome, confidence: f64) -> RolloutResult {
                 added: Some(1),
                 removed: Some(1),
             }],
+            test_files: Vec::new(),
         },
         commands: Vec::new(),
         sampling: None,
