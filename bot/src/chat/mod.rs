@@ -276,6 +276,8 @@ pub struct RolloutLine {
     pub summary: String,
     pub diff_link: Option<String>,
     pub network: Option<String>,
+    /// Its time, tokens and cost when priced (`4m 12s · 18.2k tokens · $0.042`).
+    pub cost: Option<String>,
 }
 
 impl RolloutLine {
@@ -316,6 +318,8 @@ pub struct SummaryView {
     pub error: Option<String>,
     /// The task that retries this one (its short id): its one Retry is used, so none is offered.
     pub retried: Option<String>,
+    /// The task's total: tokens, calls, cost when priced, rollout time, limits that stopped it.
+    pub cost: Option<String>,
 }
 
 /// A proposed plan, with Run it and Revise.

@@ -102,6 +102,7 @@ impl Bot {
                 };
                 p.url.map(|u| (u, label))
             });
+        let price = self.svc.config.price(report.task.model.as_deref());
         let rollouts = report
             .rollouts
             .iter()
@@ -124,6 +125,7 @@ impl Bot {
                     .as_ref()
                     .map(|base| format!("{base}/rollouts/{}", r.index)),
                 network: r.network.clone(),
+                cost: crate::cost::rollout_line(r, price),
             })
             .collect();
         Ok(SummaryView {
@@ -136,6 +138,7 @@ impl Bot {
             feedback: link.and_then(|l| l.feedback),
             error: report.task.error.clone(),
             retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
+            cost: crate::cost::task_line(&report.task, &report.rollouts, price),
         })
     }
 }
@@ -149,6 +152,7 @@ pub(super) fn rollout_kind(outcome: Option<Outcome>) -> RolloutKind {
             Outcome::TestsFailed
             | Outcome::GaveUp
             | Outcome::TimedOut
+            | Outcome::LimitReached
             | Outcome::Errored
             | Outcome::Cancelled,
         )

@@ -30,7 +30,9 @@ impl Bot {
                 .await?;
         }
         let transcript = spec::transcript(&pairs, 60_000);
-        let spec = match self.model() {
+        // The spec call's tokens go with the spec, to the task that runs it.
+        let meter = threadsmith_runner::UsageMeter::default();
+        let mut spec = match self.model().map(|m| m.with_meter(meter.clone())) {
             Some(model) => {
                 match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
                     Ok(spec) => spec,
@@ -58,6 +60,7 @@ impl Bot {
                 spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
             }
         };
+        spec.usage.add(&meter.get());
         match self
             .resolve_repo(args.repo.as_deref(), thread, &transcript)
             .await?

@@ -32,6 +32,7 @@ mod rollouts;
 mod task_tests;
 mod tasks;
 mod thread_claims;
+mod usage;
 mod workers;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
