@@ -12,10 +12,12 @@ use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::S
 
 mod check;
 mod kubernetes;
+pub mod prices;
 mod ranking;
 pub mod repo_file;
 
 pub use kubernetes::{Backend, KubernetesSection};
+pub use prices::{ModelPrice, TokenLimits};
 pub use ranking::RankingSection;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,9 @@ pub struct Config {
     pub workers: WorkersSection,
     #[serde(default)]
     pub ranking: RankingSection,
+    /// `[prices.<model>]`: what a million input and output tokens cost (see `config/prices.rs`).
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, ModelPrice>,
 }
 
 /// How much runs at once and how much may wait, across every bot process on the database.
@@ -103,6 +108,12 @@ pub struct LimitsSection {
     /// before anything is copied. It is also capped at three quarters of `workspace_size`.
     /// Default 1g.
     pub repo_size: Option<String>,
+    /// Tokens one task may use (its spec and plan calls and all its rollouts). Default: none.
+    pub task_tokens: Option<u64>,
+    /// Tokens all tasks may use in a day (UTC). Default: none.
+    pub daily_tokens: Option<u64>,
+    /// Tokens one person's tasks may use in a day (UTC). Default: none.
+    pub user_daily_tokens: Option<u64>,
 }
 
 /// Bot processes sharing the database (several `serve` on one PostgreSQL database).

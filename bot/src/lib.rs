@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod discord;
 pub mod instructions;
 pub mod judge;

@@ -54,6 +54,14 @@ fn install() -> Result<PrometheusHandle, String> {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        runner::MODEL_TOKENS,
+        "Tokens the model endpoint reported using, by purpose (agent, spec) and kind (prompt, completion)."
+    );
+    describe_counter!(
+        runner::MODEL_CALLS,
+        "Answered model requests, by purpose and whether the response reported its usage."
+    );
     describe_gauge!(
         TASKS,
         "Tasks in the database, by state (the same in every bot process)."

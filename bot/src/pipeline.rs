@@ -21,6 +21,7 @@ use crate::store::{NewTask, RolloutRow, Store, StoreError, TaskRow, TaskState, W
 use crate::task_id::TaskId;
 
 mod admit;
+mod budget;
 mod detect;
 mod model_check;
 pub mod ranking;
@@ -29,6 +30,7 @@ mod retire;
 mod tasks;
 mod validate;
 use admit::admit;
+pub use budget::TaskBudget;
 pub use detect::tests_line;
 pub use tasks::{DockerTasks, TaskRunner, live_workers, remove_orphans};
 pub use validate::validate;
@@ -290,9 +292,18 @@ pub(crate) async fn create_task(
             repo: req.repo.clone(),
             base_ref: req.base.clone(),
             attempts: req.attempts,
-            spec_json: serde_json::to_string(&spec).ok(),
+            // Its model calls are recorded on the task below, not carried into a Retry's spec.
+            spec_json: serde_json::to_string(&TaskSpec {
+                usage: Default::default(),
+                ..spec.clone()
+            })
+            .ok(),
             worker: Some(svc.worker_id().to_string()),
         })
+        .await?;
+    let model = svc.config.model_config().map(|m| m.model);
+    svc.store
+        .add_task_usage(&task_id, model.as_deref(), &spec.usage)
         .await?;
     sink.on_event(&TaskEvent::Created {
         task_id: &task_id,
@@ -399,6 +410,19 @@ async fn prepare_and_run(
     }
     if req.attempts == 0 || req.attempts > MAX_ATTEMPTS {
         return Err(Refusal::Attempts(req.attempts).into());
+    }
+    let budget = TaskBudget::open(
+        svc.store.as_ref(),
+        svc.config.limits.tokens(),
+        req.requester.as_deref(),
+        &spec.usage,
+    )
+    .await?;
+    if let Some(Err(stop)) = budget
+        .as_ref()
+        .map(|b| threadsmith_runner::TokenBudget::check(b.as_ref(), 0))
+    {
+        return Err(user(format!("Not started: {stop}.")));
     }
     admit(svc, task_id, req, sink, cancel).await?;
     let config = &svc.config;
@@ -511,6 +535,7 @@ async fn prepare_and_run(
         instructions,
         settings,
         seed_volume,
+        budget: budget.map(|b| b as Arc<dyn threadsmith_runner::TokenBudget>),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = tokio::spawn({

@@ -23,6 +23,13 @@ pub struct TaskSpec {
     /// A plan agreed in the thread before the rollouts.
     #[serde(default)]
     pub plan: Option<String>,
+    /// The model calls that made this spec (and its plan), until the task that runs it records
+    /// them on itself (a stored task's spec carries none, so a Retry does not count them twice).
+    #[serde(
+        default,
+        skip_serializing_if = "threadsmith_runner::ModelUsage::is_empty"
+    )]
+    pub usage: threadsmith_runner::ModelUsage,
 }
 
 impl TaskSpec {
@@ -246,6 +253,7 @@ pub async fn from_thread_in_repo(
         hints: args.hints,
         feedback: None,
         plan: None,
+        usage: Default::default(),
     })
 }
 

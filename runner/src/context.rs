@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sandbox::{ExecOutcome, ExecRequest, Sandbox, SandboxError};
 use crate::types::{CommandKind, CommandRecord, Phase, RolloutEvent};
+use crate::usage::{ModelUsage, TokenBudget};
 
 /// The state an agent works with: its sandbox, and the record of what it ran.
 pub struct RolloutCtx<'a> {
@@ -19,6 +20,11 @@ pub struct RolloutCtx<'a> {
     pub cancel: &'a CancellationToken,
     pub command_timeout: Duration,
     pub commands: Vec<CommandRecord>,
+    /// The task's token limits, checked before each model request (`None`: no limit).
+    pub budget: Option<&'a dyn TokenBudget>,
+    /// What the model was asked and answered so far, and how long its answers took.
+    pub usage: ModelUsage,
+    pub model_time: Duration,
 }
 
 impl RolloutCtx<'_> {

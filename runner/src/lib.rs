@@ -23,6 +23,7 @@ pub mod testfiles;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod types;
+pub mod usage;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use sandbox::{
     Docker, Limits, Sandbox, SandboxBackend, SandboxError, owner_is_dead, owner_label,
 };
 pub use types::*;
+pub use usage::{BudgetStop, ModelUsage, RolloutCost, TokenBudget, TokenUsage, UsageMeter};
 
 /// Runs rollouts. Holds the sandbox backend and, for the built-in agent, the model; nothing else
 /// (no chat or GitHub credentials).
@@ -154,6 +156,7 @@ impl Runner {
                     finished_at: now,
                     agent_duration: std::time::Duration::ZERO,
                     timings: PhaseTimings::default(),
+                    cost: Default::default(),
                 });
             }
         }

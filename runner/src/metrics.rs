@@ -13,6 +13,12 @@ use crate::agent::model::ModelError;
 pub const MODEL_REQUEST_SECONDS: &str = "threadsmith_model_request_duration_seconds";
 /// Counter: failed model requests, by `purpose` and `kind` (see [`error_kind`]).
 pub const MODEL_REQUEST_ERRORS: &str = "threadsmith_model_request_errors_total";
+/// Counter: tokens the model endpoint reported using, by `purpose` and `kind` (`prompt`,
+/// `completion`).
+pub const MODEL_TOKENS: &str = "threadsmith_model_tokens_total";
+/// Counter: answered model requests, by `purpose` and `usage` (`reported`, or `missing` when
+/// the endpoint sent no `usage`).
+pub const MODEL_CALLS: &str = "threadsmith_model_calls_total";
 /// Histogram: from asking the backend for a rollout's sandbox until it runs, by `backend` and
 /// `outcome`.
 pub const SANDBOX_START_SECONDS: &str = "threadsmith_sandbox_start_duration_seconds";
@@ -45,4 +51,20 @@ pub fn sandbox_start(backend: &'static str, took: Duration, ok: bool) {
     let outcome = if ok { "ok" } else { "error" };
     metrics::histogram!(SANDBOX_START_SECONDS, "backend" => backend, "outcome" => outcome)
         .record(took.as_secs_f64());
+}
+
+/// Records what one answered model request used.
+pub fn model_tokens(purpose: &'static str, usage: Option<crate::usage::TokenUsage>) {
+    let reported = if usage.is_some() {
+        "reported"
+    } else {
+        "missing"
+    };
+    metrics::counter!(MODEL_CALLS, "purpose" => purpose, "usage" => reported).increment(1);
+    if let Some(u) = usage {
+        metrics::counter!(MODEL_TOKENS, "purpose" => purpose, "kind" => "prompt")
+            .increment(u.prompt);
+        metrics::counter!(MODEL_TOKENS, "purpose" => purpose, "kind" => "completion")
+            .increment(u.completion);
+    }
 }

@@ -105,6 +105,7 @@ fn tier(r: &RankInput) -> (u8, &'static str) {
         Outcome::TestsFailed => (2, "its tests fail"),
         Outcome::GaveUp => (3, "it gave up"),
         Outcome::TimedOut => (4, "it timed out"),
+        Outcome::LimitReached => (4, "a token limit stopped it"),
         Outcome::Errored => (5, "it errored"),
         Outcome::Cancelled => (6, "it was cancelled"),
     }

@@ -18,6 +18,7 @@ use crate::types::{
     AgentKind, CommandKind, Diff, Outcome, Phase, PhaseTimings, RolloutEvent, RolloutResult,
     TaskPlan, TestRun,
 };
+use crate::usage::RolloutCost;
 use crate::workspace::{self, CopyMark};
 
 mod diff;
@@ -43,6 +44,7 @@ struct Partial {
     network: Option<String>,
     agent_duration: Duration,
     timings: PhaseTimings,
+    cost: RolloutCost,
 }
 
 impl Partial {
@@ -57,6 +59,7 @@ impl Partial {
             network: None,
             agent_duration: Duration::ZERO,
             timings: PhaseTimings::default(),
+            cost: RolloutCost::default(),
         }
     }
 }
@@ -124,11 +127,25 @@ pub async fn run_rollout(
                 cancel,
                 command_timeout: settings.command_timeout,
                 commands: Vec::new(),
+                budget: plan.budget.as_deref(),
+                usage: Default::default(),
+                model_time: Duration::ZERO,
             };
             let mut partial = in_sandbox(&mut ctx, model, plan, sampling).await;
             let commands = std::mem::take(&mut ctx.commands);
+            let (usage, model_time) = (ctx.usage, ctx.model_time);
+            drop(ctx);
             removals.start(&plan.task_id, sandbox);
             partial.timings.sandbox = sandbox_time;
+            let t = &partial.timings;
+            partial.cost = RolloutCost {
+                model: usage,
+                model_time,
+                sandbox_time: t.sandbox
+                    + t.copy
+                    + t.diff
+                    + commands.iter().map(|c| c.duration).sum::<Duration>(),
+            };
             (partial, commands)
         }
     };
@@ -147,6 +164,7 @@ pub async fn run_rollout(
         finished_at: Utc::now(),
         agent_duration: partial.agent_duration,
         timings: partial.timings,
+        cost: partial.cost,
     };
     let _ = events.send(RolloutEvent::Finished {
         result: Box::new(result.clone()),
@@ -300,6 +318,7 @@ async fn in_sandbox(
         network,
         agent_duration,
         timings,
+        cost: RolloutCost::default(),
     };
     match end {
         AgentEnd::Finished {
@@ -364,6 +383,10 @@ async fn in_sandbox(
         }
         AgentEnd::TimedOut { reason } => {
             partial.outcome = Outcome::TimedOut;
+            partial.detail = reason;
+        }
+        AgentEnd::LimitReached { reason } => {
+            partial.outcome = Outcome::LimitReached;
             partial.detail = reason;
         }
         AgentEnd::Errored { reason } => {

@@ -21,6 +21,8 @@ pub enum Outcome {
     GaveUp,
     /// A time or step limit stopped the agent.
     TimedOut,
+    /// A token limit (the task's, or the day's) stopped the agent before a model request.
+    LimitReached,
     /// Something broke: the model endpoint, Docker, the setup command, the diff.
     Errored,
     /// The task was cancelled.
@@ -28,12 +30,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Succeeded,
         Outcome::Untested,
         Outcome::TestsFailed,
         Outcome::GaveUp,
         Outcome::TimedOut,
+        Outcome::LimitReached,
         Outcome::Errored,
         Outcome::Cancelled,
     ];
@@ -45,6 +48,7 @@ impl Outcome {
             Outcome::TestsFailed => "tests_failed",
             Outcome::GaveUp => "gave_up",
             Outcome::TimedOut => "timed_out",
+            Outcome::LimitReached => "limit_reached",
             Outcome::Errored => "errored",
             Outcome::Cancelled => "cancelled",
         }
@@ -62,6 +66,7 @@ impl Outcome {
             Outcome::TestsFailed => "tests failed",
             Outcome::GaveUp => "gave up",
             Outcome::TimedOut => "timed out",
+            Outcome::LimitReached => "stopped by the token limit",
             Outcome::Errored => "errored",
             Outcome::Cancelled => "cancelled",
         }
@@ -181,6 +186,8 @@ pub struct TaskPlan {
     pub settings: RepoSettings,
     /// The seed volume made by [`crate::Runner::prepare_seed`].
     pub seed_volume: String,
+    /// The token limits the rollouts share (`None`: none).
+    pub budget: Option<std::sync::Arc<dyn crate::usage::TokenBudget>>,
 }
 
 /// Where a rollout is.
@@ -288,6 +295,8 @@ pub struct RolloutResult {
     pub agent_duration: Duration,
     /// Where the rollout's time went.
     pub timings: PhaseTimings,
+    /// The model's tokens and calls, and the time spent in the model and in the sandbox.
+    pub cost: crate::usage::RolloutCost,
 }
 
 /// Where a rollout's wall time went, phase by phase (zero for a phase it did not reach).

@@ -117,6 +117,7 @@ async fn plan(env: &TestEnv, name: &str) -> Arc<TaskPlan> {
         instructions: "bench".into(),
         settings,
         seed_volume,
+        budget: None,
     })
 }
 

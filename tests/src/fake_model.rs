@@ -61,6 +61,10 @@ struct Inner {
     /// The judge's verdicts (`{"rollout", "verdict", "reason"}`), when scripted: a request
     /// offering `judge_rollouts` gets them, whatever its seed (see [`FakeModel::judge`]).
     verdicts: Option<Vec<Value>>,
+    /// Answer without `usage`, as some OpenAI-compatible servers do.
+    no_usage: bool,
+    /// Report these prompt and completion tokens for every answer instead of counting.
+    fixed_usage: Option<(u64, u64)>,
 }
 
 #[derive(Clone)]
@@ -148,6 +152,17 @@ impl FakeModel {
 
     /// From now on, a request without `Authorization: Bearer <key>` is refused with OpenAI's
     /// 401 (`invalid_api_key`), and not recorded.
+    /// Answers from now on carry no `usage` object when `omit` (some OpenAI-compatible servers
+    /// omit it), or carry it again.
+    pub fn omit_usage(&self, omit: bool) {
+        self.inner.lock().unwrap().no_usage = omit;
+    }
+
+    /// Every answer from now on reports `prompt` and `completion` tokens (a test's round numbers).
+    pub fn fixed_usage(&self, prompt: u64, completion: u64) {
+        self.inner.lock().unwrap().fixed_usage = Some((prompt, completion));
+    }
+
     pub fn require_key(&self, key: &str) {
         self.inner.lock().unwrap().key = Some(key.to_string());
     }
@@ -187,16 +202,40 @@ fn tool_call(n: usize, name: &str, arguments: String) -> Value {
     json!({"id": format!("call_{n}_{name}"), "type": "function", "function": {"name": name, "arguments": arguments}})
 }
 
-fn completion(message: Value, finish_reason: &str) -> Value {
+/// The answer's `usage`, as OpenAI reports it: tokens counted the fake's way — a token per 4
+/// bytes of the request's messages and tools (so a longer conversation costs more, as it does),
+/// and of the answer's message — with the detail objects OpenAI adds.
+fn usage(request: &Value, message: &Value, fixed: Option<(u64, u64)>) -> Value {
+    let tokens = |v: &Value| (v.to_string().len() as u64).div_ceil(4);
+    let (prompt, completion) = fixed.unwrap_or_else(|| {
+        (
+            tokens(&request["messages"]) + tokens(&request["tools"]),
+            tokens(message),
+        )
+    });
     json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+    })
+}
+
+fn completion(message: Value, finish_reason: &str, usage: Option<Value>) -> Value {
+    let mut body = json!({
         "id": "chatcmpl-threadsmith-fake",
         "object": "chat.completion",
         "created": 1_700_000_000,
         "model": "fake-model",
         "system_fingerprint": "fp_fake",
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason}],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-    })
+    });
+    if let Some(u) = usage {
+        body["usage"] = u;
+    }
+    body
 }
 
 async fn models(State((inner, _)): State<AppState>, headers: HeaderMap) -> Response {
@@ -341,7 +380,7 @@ async fn chat(
     Json(body): Json<Value>,
 ) -> Response {
     let seed = body["seed"].as_u64();
-    let (turn, n, latency) = {
+    let (turn, n, latency, no_usage, fixed) = {
         let mut g = inner.lock().unwrap();
         if let Err(refusal) = check_key(g.key.as_deref(), &headers) {
             return *refusal;
@@ -376,7 +415,11 @@ async fn chat(
                 g.scripts.get(&key).and_then(|s| s.get(n)).cloned()
             }
         };
-        (turn, n, g.latency)
+        (turn, n, g.latency, g.no_usage, g.fixed_usage)
+    };
+    let answer = |message: Value, finish: &str| {
+        let used = (!no_usage).then(|| usage(&body, &message, fixed));
+        Json(completion(message, finish, used)).into_response()
     };
     arrivals.send_modify(|count| *count += 1);
     if !latency.is_zero() {
@@ -393,26 +436,19 @@ async fn chat(
         turn = *inner_turn;
     }
     match turn {
-        Turn::Call(name, args) => Json(completion(
+        Turn::Call(name, args) => answer(
             json!({"role": "assistant", "content": null, "tool_calls": [tool_call(n, name, args.to_string())]}),
             "tool_calls",
-        ))
-        .into_response(),
-        Turn::Calls(calls) => Json(completion(
+        ),
+        Turn::Calls(calls) => answer(
             json!({"role": "assistant", "content": null, "tool_calls": calls.into_iter().map(|(name, args)| tool_call(n, name, args.to_string())).collect::<Vec<_>>()}),
             "tool_calls",
-        ))
-        .into_response(),
-        Turn::RawCall(name, raw) => Json(completion(
+        ),
+        Turn::RawCall(name, raw) => answer(
             json!({"role": "assistant", "content": null, "tool_calls": [tool_call(n, name, raw)]}),
             "tool_calls",
-        ))
-        .into_response(),
-        Turn::Text(text) => Json(completion(
-            json!({"role": "assistant", "content": text}),
-            "stop",
-        ))
-        .into_response(),
+        ),
+        Turn::Text(text) => answer(json!({"role": "assistant", "content": text}), "stop"),
         Turn::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, Json(status_error(status))).into_response()

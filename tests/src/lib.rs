@@ -422,3 +422,59 @@ pub async fn start_serve(svc: &Services) -> (threadsmith_bot::serve::Running, Ca
         .expect("serve starts");
     (running, shutdown)
 }
+
+/// Chat text with what varies between runs in the cost words taken out: numbers of tokens
+/// (`18.2k tokens` → `<n> tokens`) and durations (`4m 12s`, `3 s`, `950 ms` → `<time>`), for
+/// snapshots.
+pub fn redact_costs(text: &str) -> String {
+    let words: Vec<&str> = text.split(' ').collect();
+    let number = |w: &str| {
+        let w = w.trim_end_matches(['k', 'M']);
+        !w.is_empty() && w.chars().all(|c| c.is_ascii_digit() || c == '.')
+    };
+    let minutes = |w: &str| {
+        w.len() > 1 && w.ends_with('m') && w[..w.len() - 1].chars().all(|c| c.is_ascii_digit())
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let (w, next) = (words[i], words.get(i + 1).copied().unwrap_or(""));
+        if number(w) && next.starts_with("tokens") {
+            out.push("<n>".into());
+        } else if number(w)
+            && (next == "s" || next == "ms" || next.starts_with("s\\") || next.starts_with("ms\\"))
+        {
+            let rest = next.trim_start_matches("ms").trim_start_matches('s');
+            out.push(format!("<time>{rest}"));
+            i += 1;
+        } else if minutes(w)
+            && next.len() >= 3
+            && next[..2].chars().all(|c| c.is_ascii_digit())
+            && next[2..].starts_with('s')
+        {
+            out.push(format!("<time>{}", &next[3..]));
+            i += 1;
+        } else {
+            out.push(w.to_string());
+        }
+        i += 1;
+    }
+    out.join(" ")
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn cost_words_are_redacted() {
+        assert_eq!(
+            super::redact_costs(
+                "patch · 4m 12s · 18.2k tokens · $0.004\\nTotal: 950 tokens in 3 model calls · 3 s of rollouts"
+            ),
+            "patch · <time> · <n> tokens · $0.004\\nTotal: <n> tokens in 3 model calls · <time> of rollouts"
+        );
+        assert_eq!(
+            super::redact_costs("in 1 file · 950 ms\\nx"),
+            "in 1 file · <time>\\nx"
+        );
+    }
+}

@@ -172,8 +172,7 @@ fn redacted(m: &Msg, task_id: &str) -> String {
         "components": m.components,
         "allowed_mentions": m.allowed_mentions,
     });
-    serde_json::to_string_pretty(&v)
-        .unwrap()
+    threadsmith_tests::redact_costs(&serde_json::to_string_pretty(&v).unwrap())
         .replace(task_id, "<task>")
         .replace(&task_id[..8], "<task8>")
 }

@@ -47,8 +47,7 @@ fn summary_of(messages: &[Message]) -> Option<Message> {
 
 /// The blocks with the run-specific task id taken out, for a snapshot.
 fn redacted(blocks: &Value, task_id: &str) -> String {
-    serde_json::to_string_pretty(blocks)
-        .unwrap()
+    threadsmith_tests::redact_costs(&serde_json::to_string_pretty(blocks).unwrap())
         .replace(task_id, "<task>")
         .replace(&task_id[..8], "<task8>")
 }

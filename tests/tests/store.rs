@@ -99,6 +99,7 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
         finished_at: now,
         agent_duration: Duration::from_secs(3),
         timings: Default::default(),
+        cost: Default::default(),
     };
     s.finish_rollout("a_1", &result).await.unwrap();
     s.finish_rollout("a_1", &result).await.unwrap();

@@ -280,6 +280,8 @@ pub struct RolloutLine {
     /// ("passes 3/3 reproduction tests; judge: keeps the output format"). Partly written by a
     /// model: untrusted, shown through [`RolloutLine::why`].
     pub headline: Option<String>,
+    /// Its time, tokens and cost when priced (`4m 12s · 18.2k tokens · $0.042`).
+    pub cost: Option<String>,
 }
 
 /// A headline at most, in characters.
@@ -332,6 +334,8 @@ pub struct SummaryView {
     pub error: Option<String>,
     /// The task that retries this one (its short id): its one Retry is used, so none is offered.
     pub retried: Option<String>,
+    /// The task's total: tokens, calls, cost when priced, rollout time, limits that stopped it.
+    pub cost: Option<String>,
 }
 
 /// A proposed plan, with Run it and Revise.

@@ -4,7 +4,7 @@ mod approve;
 mod doctor;
 mod out;
 mod progress;
-mod show;
+pub mod show;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -160,7 +160,19 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
         }
         return finish(&out);
     }
-    let stage = crate::store::stage(store.as_ref(), &task).await?;
+    out.push_str(&task_text(store.as_ref(), &task, &config).await?);
+    finish(&out)
+}
+
+/// `show`'s answer for a task: its facts, its cost, its rollouts ranked, and each rollout's
+/// outcome, cost and commands.
+pub async fn task_text(
+    store: &dyn crate::store::Store,
+    task: &crate::store::TaskRow,
+    config: &Config,
+) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let stage = crate::store::stage(store, task).await?;
     outln!(out, "task {}  ({})", task.id, stage.as_str());
     outln!(out, "title: {}", task.title);
     outln!(
@@ -183,12 +195,26 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
     }
     let rollouts = store.rollouts(&task.id).await?;
     if rollouts.is_empty() {
-        return finish(&out);
+        return Ok(out);
+    }
+    let price = config.price(task.model.as_deref());
+    if let Some(total) = crate::cost::task_line(task, &rollouts, price) {
+        outln!(out, "cost:  {}", total.trim_start_matches("Total: "));
+        outln!(
+            out,
+            "spec:  {} (the spec and plan calls)",
+            crate::cost::usage_details(&task.spec_usage)
+        );
     }
     outln!(out);
     outw!(out, "{}", ranked_table(&rollouts));
     for r in &rollouts {
         outln!(out, "\n## rollout {}", r.index);
+        if r.outcome.is_some() {
+            for line in crate::cost::rollout_details(r, price) {
+                outln!(out, "{line}");
+            }
+        }
         if let Some(reason) = &r.rank_reason {
             outln!(out, "rank:    {reason}");
         }
@@ -223,5 +249,5 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    finish(&out)
+    Ok(out)
 }

@@ -13,6 +13,7 @@ impl Config {
         check_memory_budget(&settings.limits)
             .map_err(|e| ConfigError::Invalid(format!("[sandbox]: {e}")))?;
         self.backend()?;
+        self.check_costs().map_err(ConfigError::Invalid)?;
         for repo in &self.repos {
             repo.settings
                 .refuse_bot_only(&format!("the settings of repository `{}`", repo.name))?;

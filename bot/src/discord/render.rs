@@ -123,6 +123,9 @@ fn summary(s: &SummaryView) -> Rendered {
     if let Some(error) = &s.error {
         head.push_str(&format!("\n⚠️ {}", to_discord(error)));
     }
+    if let Some(cost) = &s.cost {
+        head.push_str(&format!("\n{cost}"));
+    }
     if let Some((k, by)) = &s.approved {
         head.push_str(&format!(
             "\n✅ Rollout {k} approved by {}",
@@ -162,6 +165,9 @@ fn summary(s: &SummaryView) -> Rendered {
             (Some(link), _) => facts.push_str(&format!(" · [diff]({link})")),
             (None, 0) => {}
             (None, _) => facts.push_str(&format!(" · patch: `rollout-{}.patch`", r.index)),
+        }
+        if let Some(cost) = &r.cost {
+            facts.push_str(&format!(" · {cost}"));
         }
         if let Some(why) = r.why() {
             facts.push_str(&format!("\n⚖️ {why}"));
@@ -305,6 +311,7 @@ mod tests {
             diff_link: Some(format!("https://ts.example.com/t/abc/rollouts/{k}")),
             network: None,
             headline: None,
+            cost: None,
         }
     }
 
@@ -320,6 +327,7 @@ mod tests {
             feedback: Some("y".repeat(3000)),
             error: None,
             retried: None,
+            cost: None,
         };
         let r = render(&OutMessage::Summary(view));
         assert!(r.content.chars().count() <= CONTENT_CHARS);

@@ -62,6 +62,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             agent_duration: None,
+            cost: Default::default(),
         }
     }
 

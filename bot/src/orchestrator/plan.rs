@@ -32,6 +32,9 @@ impl Bot {
             .await?;
             return Ok(());
         };
+        // The plan call's tokens go with the spec, to the task that runs it.
+        let meter = threadsmith_runner::UsageMeter::default();
+        let model = model.with_meter(meter.clone());
         if let Some(ts) = &trigger_ts {
             self.react_once(&thread, ts, Reaction::Working, true).await;
         }
@@ -45,7 +48,7 @@ impl Bot {
                 &OutMessage::Text("Reading the thread to make a plan…".into()),
             )
             .await?;
-        let (spec, repo, base, attempts, earlier) = match &revision {
+        let (mut spec, repo, base, attempts, earlier) = match &revision {
             Some((old, feedback)) => {
                 let spec = serde_json::from_str::<TaskSpec>(&old.spec_json)
                     .unwrap_or_else(|_| TaskSpec::from_text(&old.plan));
@@ -96,6 +99,7 @@ impl Bot {
                 return Ok(());
             }
         };
+        spec.usage.add(&meter.get());
         let plan = crate::store::Plan {
             id: uuid::Uuid::new_v4().simple().to_string(),
             platform: thread.platform.clone(),

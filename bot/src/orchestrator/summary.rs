@@ -102,6 +102,7 @@ impl Bot {
                 };
                 p.url.map(|u| (u, label))
             });
+        let price = self.svc.config.price(report.task.model.as_deref());
         let rollouts = report
             .rollouts
             .iter()
@@ -129,6 +130,7 @@ impl Bot {
                     .rank_headline
                     .clone()
                     .filter(|h| r.rank_reasons.first() != Some(h)),
+                cost: crate::cost::rollout_line(r, price),
             })
             .collect();
         Ok(SummaryView {
@@ -141,6 +143,7 @@ impl Bot {
             feedback: link.and_then(|l| l.feedback),
             error: report.task.error.clone(),
             retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
+            cost: crate::cost::task_line(&report.task, &report.rollouts, price),
         })
     }
 }
@@ -154,6 +157,7 @@ pub(super) fn rollout_kind(outcome: Option<Outcome>) -> RolloutKind {
             Outcome::TestsFailed
             | Outcome::GaveUp
             | Outcome::TimedOut
+            | Outcome::LimitReached
             | Outcome::Errored
             | Outcome::Cancelled,
         )

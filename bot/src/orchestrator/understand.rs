@@ -94,7 +94,9 @@ impl Bot {
                 return Ok(None);
             }
         };
-        let spec = match self.model() {
+        // The spec call's tokens go with the spec, to the task that runs it.
+        let meter = threadsmith_runner::UsageMeter::default();
+        let mut spec = match self.model().map(|m| m.with_meter(meter.clone())) {
             Some(model) => {
                 let notes = crate::instructions::load::for_spec_step(
                     &self.svc.repos,
@@ -136,6 +138,7 @@ impl Bot {
                 spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
             }
         };
+        spec.usage.add(&meter.get());
         Ok(Some((spec, repo)))
     }
 

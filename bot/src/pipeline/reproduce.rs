@@ -108,6 +108,7 @@ mod tests {
             finished_at: now,
             agent_duration: Duration::ZERO,
             timings: PhaseTimings::default(),
+            cost: Default::default(),
         }
     }
 

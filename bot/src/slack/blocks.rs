@@ -189,6 +189,9 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
     if let Some(error) = &s.error {
         head.push_str(&format!("\n:warning: {}", to_slack_mrkdwn(error)));
     }
+    if let Some(cost) = &s.cost {
+        head.push_str(&format!("\n{cost}"));
+    }
     blocks.push(section(&head));
     // Head, the task line and the actions take three blocks; a "more" note takes one more.
     let room = if s.rollouts.len() > MAX_BLOCKS - 3 {
@@ -214,6 +217,9 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
             (Some(link), _) => text.push_str(&format!(" · <{link}|diff>")),
             (None, 0) => {}
             (None, _) => text.push_str(&format!(" · patch: `rollout-{}.patch` above", r.index)),
+        }
+        if let Some(cost) = &r.cost {
+            text.push_str(&format!(" · {cost}"));
         }
         if let Some(why) = r.why() {
             text.push_str(&format!("\n:scales: {}", to_slack_mrkdwn(&why)));
@@ -332,6 +338,7 @@ mod tests {
             diff_link: None,
             network: None,
             headline: None,
+            cost: None,
         }
     }
 
@@ -411,6 +418,7 @@ mod tests {
             feedback: Some("f".repeat(5000)),
             error: None,
             retried: None,
+            cost: None,
         };
         let (text, blocks) = render(&OutMessage::Summary(view));
         assert!(!text.is_empty());
@@ -445,6 +453,7 @@ mod tests {
             feedback: None,
             error: None,
             retried: None,
+            cost: None,
         };
         let (_, blocks) = render(&OutMessage::Summary(view));
         let all = serde_json::to_string(&blocks).unwrap();

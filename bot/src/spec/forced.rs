@@ -194,6 +194,7 @@ mod tests {
         let reply = Reply {
             content: Some(r#"{"title": "from the content", "problem": "p"}"#.into()),
             tool_calls: vec![call],
+            usage: None,
         };
         assert_eq!(
             arguments(&reply, "write_spec").unwrap()["title"],
@@ -202,6 +203,7 @@ mod tests {
         let nothing = Reply {
             content: Some("no".into()),
             tool_calls: vec![],
+            usage: None,
         };
         assert!(arguments(&nothing, "write_spec").is_err());
         assert_eq!(

@@ -45,6 +45,10 @@ pub struct TaskRow {
     /// The test command its rollouts ran; `None` when it had none, or when it was stored by an
     /// earlier version (which kept only words in each rollout's `detail`).
     pub tests: Option<TaskTests>,
+    /// The spec and plan calls made for it (its rollouts' are on each rollout).
+    pub spec_usage: threadsmith_runner::ModelUsage,
+    /// The model its calls used, for the price table; `None` before it was kept.
+    pub model: Option<String>,
     /// The repository's instructions for agents given to its rollouts (empty when it had
     /// none, or when it was stored by an earlier version).
     pub instruction_files: Vec<InstructionFile>,
@@ -105,6 +109,8 @@ pub struct RolloutRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub agent_duration: Option<Duration>,
+    /// Tokens, model calls, time in the model and in the sandbox (zero before it ended).
+    pub cost: threadsmith_runner::RolloutCost,
 }
 
 /// Where a chat task lives and which of its messages are the bot's.

@@ -34,6 +34,7 @@ mod task_instructions;
 mod task_tests;
 mod tasks;
 mod thread_claims;
+mod usage;
 mod workers;
 
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

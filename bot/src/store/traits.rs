@@ -89,6 +89,20 @@ pub trait TaskStore: Send + Sync {
     /// The task's unguessable web token, made on first use.
     async fn web_token(&self, task_id: &str) -> Result<String, StoreError>;
     async fn task_by_web_token(&self, token: &str) -> Result<Option<TaskRow>, StoreError>;
+    /// Adds spec and plan calls to the task's usage, and records the model they used.
+    async fn add_task_usage(
+        &self,
+        id: &str,
+        model: Option<&str>,
+        usage: &threadsmith_runner::ModelUsage,
+    ) -> Result<(), StoreError>;
+    /// Tokens measured since `since` (rollouts ended since, spec and plan calls of tasks
+    /// created since), of `requester`'s tasks only when given: the daily limits' count.
+    async fn tokens_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        requester: Option<&str>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Rollouts, the commands they ran, their diffs and ranking.

@@ -203,6 +203,9 @@ pub fn task(d: &TaskData) -> Markup {
                 @if let Some(link) = &d.thread_link { " · " a rel="noreferrer" href=(link) { "chat thread" } }
             }
             @if let Some(e) = &t.error { div.card { strong { "Error: " } (e) } }
+            @if let Some(total) = crate::cost::task_line(t, &d.rollouts, None) {
+                p.meta { (total) " · spec and plan: " (crate::cost::usage_details(&t.spec_usage)) }
+            }
             (publication_card(d))
             h2 { "Rollouts" }
             @if d.rollouts.is_empty() { p { "No rollouts yet." } }
@@ -218,6 +221,7 @@ pub fn task(d: &TaskData) -> Markup {
                         span.add { "+" (r.lines_added) } " " span.del { "−" (r.lines_removed) }
                         " in " (r.files_changed) " file" @if r.files_changed != 1 { "s" }
                         @if let Some(reason) = &r.rank_reason { " · " (reason) }
+                        @if let Some(cost) = crate::cost::rollout_line(r, None) { " · " (cost) }
                     }
                     (evidence(r))
                     @if let Some(s) = r.summary.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -373,6 +377,9 @@ pub fn rollout(d: &RolloutData) -> Markup {
                 (evidence(r))
                 @if let Some(net) = &r.network { div.meta { "Network: " (net) } }
                 @if let Some(detail) = &r.detail { div.meta { (detail) } }
+                @if r.outcome.is_some() {
+                    @for line in crate::cost::rollout_details(r, None) { div.meta { (line) } }
+                }
                 @if d.diff.as_ref().is_some_and(|x| !x.patch.is_empty()) {
                     p { a.button href={ "/t/" (d.token) "/rollouts/" (r.index) "/patch" } download={ "rollout-" (r.index) ".patch" } { "Download .patch" } }
                 }
@@ -450,6 +457,8 @@ mod publication_tests {
                 worker: None,
                 tests: None,
                 instruction_files: Vec::new(),
+                spec_usage: Default::default(),
+                model: None,
             },
             spec: TaskSpec::default(),
             token: "tok".into(),
@@ -496,6 +505,7 @@ mod publication_tests {
             started_at: None,
             finished_at: None,
             agent_duration: None,
+            cost: Default::default(),
         });
         let page = task(&d).into_string();
         assert!(

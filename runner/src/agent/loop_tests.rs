@@ -54,6 +54,9 @@ async fn run(
         cancel,
         command_timeout: Duration::from_secs(60),
         commands: Vec::new(),
+        budget: None,
+        usage: Default::default(),
+        model_time: Duration::ZERO,
     };
     let end = run_builtin(
         &mut ctx,
@@ -199,6 +202,9 @@ async fn cancellation_ends_a_wait_for_the_model() {
         cancel: &cancel,
         command_timeout: Duration::from_secs(60),
         commands: Vec::new(),
+        budget: None,
+        usage: Default::default(),
+        model_time: Duration::ZERO,
     };
     let agent = run_builtin(&mut ctx, &model, "x", SAMPLING, 10, far());
     tokio::pin!(agent);
@@ -296,6 +302,7 @@ async fn an_answer_with_neither_text_nor_tool_calls_goes_back_with_empty_text() 
     model.push(ModelTurn::Reply(Reply {
         content: None,
         tool_calls: Vec::new(),
+        usage: None,
     }));
     model.give_up("nothing to do");
     let (end, _, _) = run(&backend, &model, 10, far(), &CancellationToken::new()).await;
@@ -316,4 +323,124 @@ async fn an_answer_with_neither_text_nor_tool_calls_goes_back_with_empty_text() 
         .collect();
     assert_eq!(assistant.len(), 1, "{wire}");
     assert_eq!(assistant[0]["content"], "", "{wire}");
+}
+
+/// A budget of `limit` tokens, as the bot's is: what was spent, against the limit.
+#[derive(Debug)]
+struct Limit {
+    limit: u64,
+    spent: std::sync::Mutex<u64>,
+    checks: std::sync::Mutex<Vec<u64>>,
+}
+
+impl crate::usage::TokenBudget for Limit {
+    fn check(&self, next: u64) -> Result<(), crate::usage::BudgetStop> {
+        self.checks.lock().unwrap().push(next);
+        let spent = *self.spent.lock().unwrap();
+        if spent >= self.limit || spent + next > self.limit {
+            return Err(crate::usage::BudgetStop(format!(
+                "the task's token limit ({}) was reached",
+                self.limit
+            )));
+        }
+        Ok(())
+    }
+
+    fn spend(&self, usage: Option<crate::usage::TokenUsage>) {
+        *self.spent.lock().unwrap() += usage.map_or(0, |u| u.total());
+    }
+}
+
+async fn run_with_budget(
+    model: &ScriptedModel,
+    budget: Option<&dyn crate::usage::TokenBudget>,
+) -> (AgentEnd, crate::usage::ModelUsage, usize) {
+    let backend = MemoryBackend::new();
+    let sandbox = backend.create_sandbox(&spec()).await.unwrap();
+    let cancel = CancellationToken::new();
+    let copy = ExecRequest::shell(crate::workspace::copy_script(), Duration::from_secs(5));
+    assert!(sandbox.exec(copy, &cancel).await.unwrap().success());
+    let (tx, _rx) = unbounded_channel();
+    let mut ctx = RolloutCtx {
+        sandbox: sandbox.as_ref(),
+        index: 1,
+        events: &tx,
+        cancel: &cancel,
+        command_timeout: Duration::from_secs(60),
+        commands: Vec::new(),
+        budget,
+        usage: Default::default(),
+        model_time: Duration::ZERO,
+    };
+    let end = run_builtin(&mut ctx, model, "Fix it.", SAMPLING, 20, far()).await;
+    (end, ctx.usage, ctx.commands.len())
+}
+
+fn writes(model: &ScriptedModel, n: usize) {
+    for i in 0..n {
+        model.tool_call(
+            "write_file",
+            json!({"path": format!("f{i}.txt"), "content": "x\n"}),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_limit_stops_the_loop_before_the_request_that_would_pass_it() {
+    let model = ScriptedModel::new();
+    model.with_usage(Some(crate::usage::TokenUsage {
+        prompt: 1000,
+        completion: 100,
+    }));
+    writes(&model, 5);
+    model.finish("done", 0.9);
+    let budget = Limit {
+        limit: 2500,
+        spent: Default::default(),
+        checks: Default::default(),
+    };
+    let (end, usage, commands) = run_with_budget(&model, Some(&budget)).await;
+    assert_eq!(
+        end,
+        AgentEnd::LimitReached {
+            reason: "the task's token limit (2500) was reached; stopped before model request 3"
+                .into()
+        }
+    );
+    // Two requests answered (and their tools run), the third never sent.
+    assert_eq!(model.requests().len(), 2);
+    assert_eq!(commands, 2);
+    assert_eq!(
+        (
+            usage.calls,
+            usage.unmeasured,
+            usage.prompt_tokens,
+            usage.completion_tokens
+        ),
+        (2, 0, 2000, 200)
+    );
+    // Each check guessed the next request from the last one's size.
+    assert_eq!(*budget.checks.lock().unwrap(), vec![0, 1100, 1100]);
+    assert_eq!(*budget.spent.lock().unwrap(), 2200);
+}
+
+#[tokio::test]
+async fn usage_is_summed_and_an_endpoint_without_usage_is_unknown() {
+    let model = ScriptedModel::new();
+    model.with_usage(Some(crate::usage::TokenUsage {
+        prompt: 300,
+        completion: 20,
+    }));
+    writes(&model, 1);
+    model.with_usage(None);
+    model.finish("done", 0.9);
+    let (end, usage, _) = run_with_budget(&model, None).await;
+    assert!(matches!(end, AgentEnd::Finished { .. }), "{end:?}");
+    assert_eq!((usage.calls, usage.unmeasured, usage.total()), (2, 1, 320));
+    assert_eq!(usage.tokens_words(), "at least 320 tokens");
+
+    let silent = ScriptedModel::new();
+    silent.finish("done", 0.9);
+    let (_, usage, _) = run_with_budget(&silent, None).await;
+    assert_eq!(usage.tokens_words(), "tokens unknown");
 }

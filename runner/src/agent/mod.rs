@@ -29,6 +29,10 @@ pub enum AgentEnd {
     TimedOut {
         reason: String,
     },
+    /// A token limit stopped it before a model request.
+    LimitReached {
+        reason: String,
+    },
     Errored {
         reason: String,
     },
@@ -98,8 +102,18 @@ pub async fn run_builtin(
         },
     ];
     let mut nudges = 0;
+    // The next request's size, guessed from the last: the conversation only grows.
+    let mut next = 0;
     for step in 1..=max_steps {
         ctx.phase(crate::types::Phase::Agent { step });
+        if let Some(budget) = ctx.budget
+            && let Err(stop) = budget.check(next)
+        {
+            return AgentEnd::LimitReached {
+                reason: format!("{stop}; stopped before model request {step}"),
+            };
+        }
+        let asked = Instant::now();
         let reply = tokio::select! {
             r = model.chat(&messages, &tools, sampling) => r,
             _ = ctx.cancel.cancelled() => return AgentEnd::Cancelled,
@@ -107,6 +121,14 @@ pub async fn run_builtin(
                 reason: "the rollout's time limit was reached while waiting for the model".into(),
             },
         };
+        ctx.model_time += asked.elapsed();
+        if let Ok(r) = &reply {
+            ctx.usage.record(r.usage);
+            if let Some(budget) = ctx.budget {
+                budget.spend(r.usage);
+            }
+            next = r.usage.map_or(0, |u| u.total());
+        }
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {

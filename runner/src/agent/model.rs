@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::secret::Secret;
+use crate::usage::TokenUsage;
 
 /// Where and how to reach the model.
 #[derive(Debug, Clone)]
@@ -133,6 +134,9 @@ struct ChatRequest<'a> {
 #[derive(Deserialize)]
 struct ChatResponse {
     choices: Vec<Choice>,
+    /// Read leniently: an endpoint that omits it, or sends it in another shape, still answered.
+    #[serde(default)]
+    usage: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +157,17 @@ struct ResponseMessage {
 pub struct Reply {
     pub content: Option<String>,
     pub tool_calls: Vec<ToolCall>,
+    /// The response's `usage`; `None` when the endpoint did not report it.
+    pub usage: Option<TokenUsage>,
+}
+
+/// `usage.prompt_tokens` and `usage.completion_tokens`, when both are numbers.
+fn usage_of(usage: Option<&Value>) -> Option<TokenUsage> {
+    let usage = usage?;
+    Some(TokenUsage {
+        prompt: usage.get("prompt_tokens")?.as_u64()?,
+        completion: usage.get("completion_tokens")?.as_u64()?,
+    })
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -192,6 +207,7 @@ impl ModelError {
 fn parse_reply(text: &str) -> Result<Reply, ModelError> {
     let parsed: ChatResponse = serde_json::from_str(text)
         .map_err(|e| ModelError::Garbage(format!("{e}; it began: {}", excerpt(text))))?;
+    let usage = usage_of(parsed.usage.as_ref());
     let choice = parsed
         .choices
         .into_iter()
@@ -200,6 +216,7 @@ fn parse_reply(text: &str) -> Result<Reply, ModelError> {
     Ok(Reply {
         content: choice.message.content,
         tool_calls: choice.message.tool_calls.unwrap_or_default(),
+        usage,
     })
 }
 
@@ -218,6 +235,8 @@ pub struct ModelClient {
     http: reqwest::Client,
     /// What the requests are for, in the metrics (`agent`, `spec`).
     purpose: &'static str,
+    /// Where answered requests' usage is counted, when someone wants it.
+    meter: Option<crate::usage::UsageMeter>,
 }
 
 impl ModelClient {
@@ -230,6 +249,7 @@ impl ModelClient {
             config,
             http,
             purpose: "agent",
+            meter: None,
         })
     }
 
@@ -237,6 +257,12 @@ impl ModelClient {
     /// said otherwise).
     pub fn with_purpose(mut self, purpose: &'static str) -> Self {
         self.purpose = purpose;
+        self
+    }
+
+    /// The same client, every answered request's usage counted in `meter`.
+    pub fn with_meter(mut self, meter: crate::usage::UsageMeter) -> Self {
+        self.meter = Some(meter);
         self
     }
 
@@ -273,6 +299,12 @@ impl ModelClient {
         let started = std::time::Instant::now();
         let reply = self.request(messages, tools, sampling, choice).await;
         crate::metrics::model_request(self.purpose, started.elapsed(), reply.as_ref().err());
+        if let Ok(r) = &reply {
+            crate::metrics::model_tokens(self.purpose, r.usage);
+            if let Some(meter) = &self.meter {
+                meter.record(r.usage);
+            }
+        }
         reply
     }
 
@@ -416,6 +448,31 @@ mod tests {
             t,
             serde_json::json!({"role":"tool","tool_call_id":"call_1","content":"ok"})
         );
+    }
+
+    #[test]
+    fn usage_is_read_and_its_absence_is_unknown_not_zero() {
+        let with = json_reply(
+            serde_json::json!({"prompt_tokens": 120, "completion_tokens": 7,
+            "total_tokens": 127, "prompt_tokens_details": {"cached_tokens": 0}}),
+        );
+        assert_eq!(
+            parse_reply(&with).unwrap().usage,
+            Some(TokenUsage {
+                prompt: 120,
+                completion: 7
+            })
+        );
+        assert_eq!(parse_reply(&json_reply(Value::Null)).unwrap().usage, None);
+        let odd = json_reply(serde_json::json!({"input_tokens": 3}));
+        assert_eq!(parse_reply(&odd).unwrap().usage, None, "another shape");
+        let text = r#"{"choices": [{"message": {"content": "hi"}}]}"#;
+        let reply = parse_reply(text).unwrap();
+        assert_eq!((reply.content.as_deref(), reply.usage), (Some("hi"), None));
+    }
+
+    fn json_reply(usage: Value) -> String {
+        serde_json::json!({"choices": [{"message": {"content": "ok"}}], "usage": usage}).to_string()
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn plan(test: Option<&str>) -> TaskPlan {
             ..RepoSettings::default()
         },
         seed_volume: "seed-1".into(),
+        budget: None,
     }
 }
 

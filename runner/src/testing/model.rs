@@ -37,11 +37,24 @@ pub struct ScriptedModel {
     requests: Arc<Mutex<Vec<ModelRequest>>>,
     arrived: Arc<Notify>,
     calls: Arc<Mutex<u32>>,
+    /// The `usage` the replies scripted from now on report (`None`: not reported).
+    usage: Arc<Mutex<Option<crate::usage::TokenUsage>>>,
 }
 
 impl ScriptedModel {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The replies scripted after this report `usage` (by default they report none, as some
+    /// endpoints do).
+    pub fn with_usage(&self, usage: Option<crate::usage::TokenUsage>) -> &Self {
+        *lock(&self.usage) = usage;
+        self
+    }
+
+    fn usage(&self) -> Option<crate::usage::TokenUsage> {
+        *lock(&self.usage)
     }
 
     /// Appends a turn to the script.
@@ -72,6 +85,7 @@ impl ScriptedModel {
                     arguments: arguments.into(),
                 },
             }],
+            usage: self.usage(),
         }))
     }
 
@@ -93,6 +107,7 @@ impl ScriptedModel {
         self.push(ModelTurn::Reply(Reply {
             content: Some(content.into()),
             tool_calls: Vec::new(),
+            usage: self.usage(),
         }))
     }
 

@@ -45,6 +45,7 @@ fn result(index: u32, outcome: Outcome, confidence: f64) -> RolloutResult {
         finished_at: chrono::Utc::now(),
         agent_duration: Duration::from_millis(5),
         timings: Default::default(),
+        cost: Default::default(),
     }
 }
 

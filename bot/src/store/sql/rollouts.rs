@@ -72,6 +72,7 @@ pub(super) fn rollout_row(r: &AnyRow) -> Result<RolloutRow, StoreError> {
         agent_duration: r
             .try_get::<Option<i64>, _>("agent_ms")?
             .map(|m| Duration::from_millis(m as u64)),
+        cost: super::usage::read_rollout(r)?,
     })
 }
 
@@ -240,6 +241,7 @@ impl RolloutStore for SqlStore {
         .bind(r.index as i64)
         .execute(&mut *tx)
         .await?;
+        super::usage::write_rollout(&mut *tx, task_id, r.index, &r.cost).await?;
         for c in &r.commands {
             insert_command(&mut *tx, task_id, r.index, c).await?;
         }

@@ -12,6 +12,7 @@ use crate::store::{
 
 pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
     let state: String = r.try_get("state")?;
+    let (spec_usage, model) = super::usage::read_task(r)?;
     Ok(TaskRow {
         id: r.try_get("id")?,
         created_at: time(r.try_get("created_at")?)?.unwrap_or_default(),
@@ -31,6 +32,8 @@ pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
         worker: r.try_get("worker")?,
         tests: super::task_tests::read(r)?,
         instruction_files: super::task_instructions::read(r)?,
+        spec_usage,
+        model,
     })
 }
 
@@ -38,6 +41,23 @@ pub(super) fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
 impl TaskStore for SqlStore {
     fn task_changes(&self) -> watch::Receiver<u64> {
         self.changes.tasks()
+    }
+
+    async fn add_task_usage(
+        &self,
+        id: &str,
+        model: Option<&str>,
+        usage: &threadsmith_runner::ModelUsage,
+    ) -> Result<(), StoreError> {
+        super::usage::add_task(&self.pool, id, model, usage).await
+    }
+
+    async fn tokens_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        requester: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        super::usage::tokens_since(&self.pool, &since.to_rfc3339(), requester).await
     }
 
     #[tracing::instrument(name = "store.create_task", skip_all, fields(task = %task.id))]
