@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod publish;
+pub mod rounds;
 pub mod serve;
 pub mod signals;
 pub mod slack;

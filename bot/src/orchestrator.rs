@@ -57,6 +57,7 @@ mod repos;
 mod thread_queue;
 mod thread_read;
 mod trigger;
+mod follow_up;
 mod worker;
 pub use keys::EffectKey;
 use progress::Update;
@@ -390,4 +391,7 @@ struct Prepared {
     repo: String,
     base: Option<String>,
     retry_of: Option<String>,
+    /// A follow-up round: where it starts. With a trigger message the thread is read again for
+    /// the spec (a follow-up mention); without, the spec is the earlier task's (a Retry).
+    round: Option<crate::rounds::RoundPlan>,
 }

@@ -4,8 +4,10 @@
 //! plain spec made by [`TaskSpec::from_text`] is used.
 
 mod forced;
+mod round;
 mod title;
 
+pub use round::RoundContext;
 pub use title::{TITLE_CHARS, title_of, title_of_transcript};
 
 /// A task spec. Stored as JSON beside its task, so that a Retry can start from it.
@@ -21,6 +23,9 @@ pub struct TaskSpec {
     /// A plan agreed in the thread before the rollouts.
     #[serde(default)]
     pub plan: Option<String>,
+    /// A follow-up round: the earlier change the working copy holds and what is asked now.
+    #[serde(default)]
+    pub round: Option<RoundContext>,
 }
 
 impl TaskSpec {
@@ -94,6 +99,9 @@ impl TaskSpec {
                 "\n## Feedback on an earlier attempt\n\n{}\n",
                 feedback.trim()
             ));
+        }
+        if let Some(round) = &self.round {
+            md.push_str(&round.to_markdown());
         }
         md.push_str(&format!(
             "\n## Repository\n\n{} at `{}` (commit {}), checked out at /workspace.\n",
@@ -229,6 +237,7 @@ pub async fn from_thread(
         hints: args.hints,
         feedback: None,
         plan: None,
+        round: None,
     })
 }
 

@@ -177,6 +177,10 @@ pub struct TaskPlan {
     pub settings: RepoSettings,
     /// The seed volume made by [`crate::Runner::prepare_seed`].
     pub seed_volume: String,
+    /// A follow-up round's starting point: an earlier rollout's change (a binary `git diff`
+    /// against the same base), applied to the working copy after the copy and before setup, so
+    /// that the round's diff is the whole change against the base.
+    pub start_patch: Option<String>,
 }
 
 /// Where a rollout is.

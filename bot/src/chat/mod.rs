@@ -316,6 +316,8 @@ pub struct SummaryView {
     pub error: Option<String>,
     /// The task that retries this one (its short id): its one Retry is used, so none is offered.
     pub retried: Option<String>,
+    /// Where this task stands among its follow-up rounds (Markdown), when it has any.
+    pub round: Option<String>,
 }
 
 /// A proposed plan, with Run it and Revise.

@@ -99,6 +99,7 @@ impl Bot {
                 repo: task.repo.clone(),
                 base: task.base_ref.clone(),
                 retry_of: Some(task_id),
+                round: None,
             }),
         )
         .await

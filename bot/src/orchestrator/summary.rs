@@ -136,6 +136,7 @@ impl Bot {
             feedback: link.and_then(|l| l.feedback),
             error: report.task.error.clone(),
             retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
+            round: crate::rounds::summary_line(self.svc.store.as_ref(), task_id).await?,
         })
     }
 }

@@ -18,46 +18,8 @@ impl Bot {
         requester: &str,
         kind: &str,
     ) -> Result<Option<(TaskSpec, String)>, HandleError> {
-        let messages = self.port.read_thread(thread).await?;
-        let (pairs, withheld) = thread_read::transcript_pairs(&messages);
-        if withheld {
-            let key = EffectKey::Withheld {
-                channel: &thread.channel,
-                anchor,
-            };
-            let text = self.port.hidden_messages_notice();
-            self.post_once(&key, thread, &OutMessage::Text(text))
-                .await?;
-        }
-        let transcript = spec::transcript(&pairs, 60_000);
-        let spec = match self.model() {
-            Some(model) => {
-                match spec::from_thread(&model, &transcript, args.instructions.as_deref()).await {
-                    Ok(spec) => spec,
-                    Err(why) => {
-                        // The reason is for the operator (it may quote the endpoint).
-                        tracing::warn!(error = %why, "the model could not summarise a thread");
-                        let key = EffectKey::SpecFallback {
-                            channel: &thread.channel,
-                            anchor,
-                        };
-                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
-                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
-                            .await?;
-                        let title = self.port.thread_title(thread).await;
-                        spec::plain_from_thread(
-                            &transcript,
-                            args.instructions.as_deref(),
-                            title.as_deref(),
-                        )
-                    }
-                }
-            }
-            None => {
-                let title = self.port.thread_title(thread).await;
-                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
-            }
-        };
+        let transcript = self.transcript(thread, anchor).await?;
+        let spec = self.spec_of(thread, &transcript, args, anchor).await?;
         match self
             .resolve_repo(args.repo.as_deref(), thread, &transcript)
             .await?
@@ -119,6 +81,73 @@ impl Bot {
                 Ok(None)
             }
         }
+    }
+
+    /// The thread as the model reads it (saying once when the platform withheld messages).
+    async fn transcript(&self, thread: &ThreadRef, anchor: &str) -> Result<String, HandleError> {
+        let messages = self.port.read_thread(thread).await?;
+        let (pairs, withheld) = thread_read::transcript_pairs(&messages);
+        if withheld {
+            let key = EffectKey::Withheld {
+                channel: &thread.channel,
+                anchor,
+            };
+            let text = self.port.hidden_messages_notice();
+            self.post_once(&key, thread, &OutMessage::Text(text))
+                .await?;
+        }
+        let transcript = spec::transcript(&pairs, 60_000);
+        Ok(transcript)
+    }
+
+    /// The spec of the thread so far: the model's, or the plain thread when the model fails
+    /// (saying so).
+    pub(super) async fn read_spec(
+        &self,
+        thread: &ThreadRef,
+        args: &FixArgs,
+        anchor: &str,
+    ) -> Result<TaskSpec, HandleError> {
+        let transcript = self.transcript(thread, anchor).await?;
+        self.spec_of(thread, &transcript, args, anchor).await
+    }
+
+    async fn spec_of(
+        &self,
+        thread: &ThreadRef,
+        transcript: &str,
+        args: &FixArgs,
+        anchor: &str,
+    ) -> Result<TaskSpec, HandleError> {
+        let spec = match self.model() {
+            Some(model) => {
+                match spec::from_thread(&model, transcript, args.instructions.as_deref()).await {
+                    Ok(spec) => spec,
+                    Err(why) => {
+                        // The reason is for the operator (it may quote the endpoint).
+                        tracing::warn!(error = %why, "the model could not summarise a thread");
+                        let key = EffectKey::SpecFallback {
+                            channel: &thread.channel,
+                            anchor,
+                        };
+                        let text = "I could not summarise the thread with the model; the agents get the thread as it is.";
+                        self.post_once(&key, thread, &OutMessage::Text(text.into()))
+                            .await?;
+                        let title = self.port.thread_title(thread).await;
+                        spec::plain_from_thread(
+                            transcript,
+                            args.instructions.as_deref(),
+                            title.as_deref(),
+                        )
+                    }
+                }
+            }
+            None => {
+                let title = self.port.thread_title(thread).await;
+                spec::plain_from_thread(transcript, args.instructions.as_deref(), title.as_deref())
+            }
+        };
+        Ok(spec)
     }
 
     pub(super) fn model(&self) -> Option<threadsmith_runner::ModelClient> {

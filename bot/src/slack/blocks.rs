@@ -180,6 +180,9 @@ fn status(s: &StatusView) -> (String, Vec<Value>) {
 fn summary(s: &SummaryView) -> (String, Vec<Value>) {
     let mut blocks = Vec::new();
     let mut head = format!("*{}*", to_slack_mrkdwn(&s.title));
+    if let Some(round) = &s.round {
+        head.push_str(&format!("\n{}", to_slack_mrkdwn(round)));
+    }
     if let Some(prev) = &s.previous {
         head.push_str(&format!("\nA retry of <{prev}|the earlier attempt>."));
     }
@@ -407,6 +410,7 @@ mod tests {
             feedback: Some("f".repeat(5000)),
             error: None,
             retried: None,
+            round: None,
         };
         let (text, blocks) = render(&OutMessage::Summary(view));
         assert!(!text.is_empty());
@@ -441,6 +445,7 @@ mod tests {
             feedback: None,
             error: None,
             retried: None,
+            round: None,
         };
         let (_, blocks) = render(&OutMessage::Summary(view));
         let all = serde_json::to_string(&blocks).unwrap();

@@ -29,6 +29,7 @@ mod publish;
 mod questions;
 mod queue;
 mod rollouts;
+mod rounds;
 mod task_tests;
 mod tasks;
 mod thread_claims;

@@ -28,6 +28,7 @@ pub trait Store:
     + PublicationStore
     + QuestionStore
     + PlanStore
+    + super::RoundStore
 {
 }
 
@@ -43,6 +44,7 @@ impl<T> Store for T where
         + PublicationStore
         + QuestionStore
         + PlanStore
+        + super::RoundStore
 {
 }
 
