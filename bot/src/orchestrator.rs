@@ -51,13 +51,13 @@ mod running;
 
 mod access;
 mod ending;
+mod follow_up;
 mod keys;
 mod progress;
 mod repos;
 mod thread_queue;
 mod thread_read;
 mod trigger;
-mod follow_up;
 mod worker;
 pub use keys::EffectKey;
 use progress::Update;
@@ -331,7 +331,8 @@ impl Bot {
                 task_id,
                 user,
                 feedback,
-            } => self.on_retry(task_id, user, feedback).await,
+                from,
+            } => self.on_retry(task_id, user, feedback, from).await,
             ChatEvent::PlanRevision {
                 plan_id,
                 user,

@@ -208,8 +208,70 @@ pub async fn summary_line(store: &dyn Store, task_id: &str) -> Result<Option<Str
     })
 }
 
+/// A round's own increment, file by file: how each file of its whole change (against the
+/// base) differs from the change it started from. Whole-file sections of the two patches are
+/// compared: identical ones are carried over, the others are what the round did.
+pub fn increment(start: &str, whole: &str) -> Vec<String> {
+    fn sections(patch: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in patch.split_inclusive('\n') {
+            if let Some(header) = line.strip_prefix("diff --git ") {
+                let path = header
+                    .trim_end()
+                    .rsplit_once(" b/")
+                    .map_or(header.trim_end(), |(_, b)| b)
+                    .to_string();
+                out.push((path, String::new()));
+            }
+            if let Some((_, text)) = out.last_mut() {
+                text.push_str(line);
+            }
+        }
+        out
+    }
+    let before = sections(start);
+    let after = sections(whole);
+    let mut lines = Vec::new();
+    for (path, text) in &after {
+        match before.iter().find(|(p, _)| p == path) {
+            Some((_, t)) if t == text => {}
+            Some(_) => lines.push(format!("{path}: changed further in this round")),
+            None => lines.push(format!("{path}: changed in this round only")),
+        }
+    }
+    for (path, _) in &before {
+        if !after.iter().any(|(p, _)| p == path) {
+            lines.push(format!(
+                "{path}: its earlier change was undone in this round"
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push("nothing: the whole change is the one this round started from".to_string());
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_increment_names_what_the_round_changed_file_by_file() {
+        let start = "diff --git a/a.sh b/a.sh\n-x\n+y\ndiff --git a/b.sh b/b.sh\n-1\n+2\ndiff --git a/c.sh b/c.sh\n+c\n";
+        let whole = "diff --git a/a.sh b/a.sh\n-x\n+y\ndiff --git a/b.sh b/b.sh\n-1\n+3\ndiff --git a/d.sh b/d.sh\n+d\n";
+        assert_eq!(
+            super::increment(start, whole),
+            vec![
+                "b.sh: changed further in this round",
+                "d.sh: changed in this round only",
+                "c.sh: its earlier change was undone in this round",
+            ]
+        );
+        assert_eq!(
+            super::increment(start, start),
+            vec!["nothing: the whole change is the one this round started from"]
+        );
+    }
+
     use super::*;
 
     fn row(index: u32, rank: u32, files: u64) -> RolloutRow {

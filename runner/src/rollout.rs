@@ -193,10 +193,8 @@ async fn in_sandbox(
     // mark, it is part of what the diff step finds changed, so the round's diff is the whole
     // change against the base.
     if let Some(patch) = plan.start_patch.as_deref().filter(|p| !p.trim().is_empty()) {
-        let mut req = ExecRequest::shell(
-            "git apply --whitespace=nowarn -",
-            settings.command_timeout,
-        );
+        let mut req =
+            ExecRequest::shell("git apply --whitespace=nowarn -", settings.command_timeout);
         req.stdin = Some(patch.as_bytes().to_vec());
         let display = format!(
             "apply the earlier round's change ({} lines)",

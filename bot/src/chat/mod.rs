@@ -71,6 +71,9 @@ pub enum ChatEvent {
         task_id: String,
         user: String,
         feedback: String,
+        /// The form's "start from rollout" field as typed: empty for from scratch.
+        #[serde(default)]
+        from: String,
     },
     /// The requester answered "which repository?".
     RepoChosen {

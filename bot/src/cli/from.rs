@@ -9,9 +9,11 @@ use crate::task_id::TaskId;
 
 /// `<task>:<k>`: the task's id (or the start of it) and a rollout number.
 pub fn parse_from(text: &str) -> anyhow::Result<(&str, u32)> {
-    let (task, k) = text
-        .rsplit_once(':')
-        .with_context(|| format!("`--from {text}`: give the task and the rollout, as `<task>:<k>` (e.g. `3f2a9c1b:2`)"))?;
+    let (task, k) = text.rsplit_once(':').with_context(|| {
+        format!(
+            "`--from {text}`: give the task and the rollout, as `<task>:<k>` (e.g. `3f2a9c1b:2`)"
+        )
+    })?;
     let k: u32 = k
         .trim_start_matches('#')
         .parse()

@@ -1,8 +1,8 @@
 //! The `threadsmith` command line.
 
 mod approve;
-mod from;
 mod doctor;
+mod from;
 mod out;
 mod progress;
 mod show;

@@ -124,7 +124,13 @@ impl Bot {
             thread,
             &OutMessage::Text(format!(
                 "{named} approved by <@{user}>. {}",
-                if self.svc.publisher.follows_pull_request(task_id).await?.is_some() {
+                if self
+                    .svc
+                    .publisher
+                    .follows_pull_request(task_id)
+                    .await?
+                    .is_some()
+                {
                     "Updating the task's pull request…"
                 } else {
                     "Pushing a branch and opening a pull request…"
@@ -145,7 +151,11 @@ impl Bot {
             Ok(p) => {
                 let what = match p.pr_number {
                     Some(n) if p.updated => {
-                        format!("Pull request #{n} now holds {}: {}", named.to_lowercase(), p.url)
+                        format!(
+                            "Pull request #{n} now holds {}: {}",
+                            named.to_lowercase(),
+                            p.url
+                        )
                     }
                     Some(n) => format!("Pull request #{n} is open: {}", p.url),
                     None => format!("Pushed branch `{}`: {}", p.branch, p.url),

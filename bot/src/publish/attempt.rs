@@ -128,7 +128,8 @@ impl Publisher {
         };
         // An unfinished claim (a holder that died) is finished as claimed: its rollout's
         // approval is the one in force.
-        let work = self.publish_claimed(&task, row.rollout, &row.branch, mode, ctx, follows.as_ref());
+        let work =
+            self.publish_claimed(&task, row.rollout, &row.branch, mode, ctx, follows.as_ref());
         let renew = self.renew(task_id, &attempt);
         let outcome = tokio::select! {
             r = work => r,

@@ -12,11 +12,11 @@
 //! `Authorization` header), never its arguments, the remote URL, a log line or the database.
 
 mod attempt;
-mod update;
 pub mod body;
 mod commit;
 mod git;
 pub mod github;
+mod update;
 
 use git::Git;
 use update::BranchStep;
@@ -386,8 +386,7 @@ impl Publisher {
                 if let Some(earlier) = follows {
                     let round = self.store.place(task_id).await?.round;
                     let text = update::update_comment(&input, round, earlier);
-                    update::comment_once(&client, &owner, &name, pr.number, task_id, &text)
-                        .await?;
+                    update::comment_once(&client, &owner, &name, pr.number, task_id, &text).await?;
                 }
                 (pr.url, Some(pr.number), pr.reused)
             }

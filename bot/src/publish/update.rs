@@ -50,7 +50,10 @@ pub fn update_comment(input: &BodyInput<'_>, round: u32, previous: &Publication)
         previous.rollout,
     );
     if let Some(summary) = r.summary.as_deref().filter(|s| !s.trim().is_empty()) {
-        text.push_str(&format!("\n\n> {}", body::defuse_mentions(summary.trim()).replace('\n', "\n> ")));
+        text.push_str(&format!(
+            "\n\n> {}",
+            body::defuse_mentions(summary.trim()).replace('\n', "\n> ")
+        ));
     }
     if let Some(link) = input.page_link {
         text.push_str(&format!("\n\nEvidence: {link}"));
@@ -244,7 +247,9 @@ impl Publisher {
     fn author(&self) -> (String, String) {
         let p = &self.config.publish;
         (
-            p.author_name.clone().unwrap_or_else(|| "threadsmith".into()),
+            p.author_name
+                .clone()
+                .unwrap_or_else(|| "threadsmith".into()),
             p.author_email
                 .clone()
                 .unwrap_or_else(|| "threadsmith@localhost".into()),

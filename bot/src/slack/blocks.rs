@@ -278,7 +278,11 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
     (format!("{} — {best}", to_slack_mrkdwn(&s.title)), blocks)
 }
 
-/// The Retry and Revise forms: optional feedback.
+/// The Retry form's choice: from scratch, or from one of the task's rollouts.
+pub const RETRY_FROM_LABEL: &str = "Start from rollout (optional)";
+pub const RETRY_FROM_HINT: &str = "Empty: from scratch, on the base. A rollout's number (e.g. 2): the next round, starting from its change.";
+
+/// The Retry and Revise forms: optional feedback (and, for Retry, where to start from).
 pub fn form(form: &Form) -> Value {
     let (callback, id, title, submit, label) = match form {
         Form::Retry { task_id } => (
@@ -296,6 +300,24 @@ pub fn form(form: &Form) -> Value {
             "What should change?",
         ),
     };
+    let mut blocks = vec![json!({
+        "type": "input",
+        "block_id": FEEDBACK_BLOCK,
+        "optional": true,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
+    })];
+    if let Form::Retry { .. } = form {
+        // From scratch (empty), or the next round from one of this task's rollouts.
+        blocks.push(json!({
+            "type": "input",
+            "block_id": super::events::FROM_BLOCK,
+            "optional": true,
+            "label": {"type": "plain_text", "text": RETRY_FROM_LABEL},
+            "hint": {"type": "plain_text", "text": RETRY_FROM_HINT},
+            "element": {"type": "plain_text_input", "action_id": super::events::FROM_ACTION, "max_length": 12}
+        }));
+    }
     json!({
         "type": "modal",
         "callback_id": callback,
@@ -303,13 +325,7 @@ pub fn form(form: &Form) -> Value {
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{
-            "type": "input",
-            "block_id": FEEDBACK_BLOCK,
-            "optional": true,
-            "label": {"type": "plain_text", "text": label},
-            "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
-        }]
+        "blocks": blocks
     })
 }
 

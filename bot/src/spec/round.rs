@@ -76,8 +76,14 @@ mod tests {
         let md = ctx.to_markdown();
         assert!(md.contains("## This is round 2"), "{md}");
         assert!(md.contains("the change of rollout #2 of round 1"), "{md}");
-        assert!(md.contains("### Asked for in this round\n\nkeep the output format\n"), "{md}");
-        assert!(md.contains("```diff\ndiff --git a/x b/x\n+tabs\n```"), "{md}");
+        assert!(
+            md.contains("### Asked for in this round\n\nkeep the output format\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("```diff\ndiff --git a/x b/x\n+tabs\n```"),
+            "{md}"
+        );
     }
 
     #[test]

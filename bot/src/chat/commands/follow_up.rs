@@ -61,7 +61,10 @@ fn from_clause(s: &str) -> Result<Option<(u32, usize)>, ParseError> {
     }
     let hashed = rest.starts_with('#');
     let rest = rest.trim_start_matches('#');
-    let digits: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+    let digits: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
     let len = s.len() - rest.len() + digits.len();
     match digits.parse::<u32>() {
         Ok(k) if k >= 1 => Ok(Some((k, len))),

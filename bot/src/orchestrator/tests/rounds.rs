@@ -120,14 +120,22 @@ async fn from_a_rollout_that_does_not_exist_is_said_and_starts_nothing() {
     w.deliver("follow", event).await;
     assert_eq!(w.tasks.requests().len(), 1);
     assert!(
-        w.port.shown_texts().iter().any(|t| t
-            == "Round 1 has no rollout #9: it had 3 (#1 to #3). Say `from #1` to `from #3`."),
+        w.port
+            .shown_texts()
+            .iter()
+            .any(|t| t
+                == "Round 1 has no rollout #9: it had 3 (#1 to #3). Say `from #1` to `from #3`."),
         "{:?}",
         w.port.shown_texts()
     );
     let (event, _) = reply(&w, &thread, "from #zz: go");
     w.deliver("follow-bad", event).await;
-    assert!(w.port.shown_texts().iter().any(|t| t.contains("`from #zz` is not a rollout number")));
+    assert!(
+        w.port
+            .shown_texts()
+            .iter()
+            .any(|t| t.contains("`from #zz` is not a rollout number"))
+    );
     assert_eq!(w.tasks.requests().len(), 1);
     w.settled().await;
 }
@@ -135,7 +143,8 @@ async fn from_a_rollout_that_does_not_exist_is_said_and_starts_nothing() {
 #[tokio::test]
 async fn a_follow_up_after_a_failed_task_starts_afresh_and_says_so() {
     let w = World::new().await;
-    w.tasks.push(Script::Refuse("The repository is gone.".into()));
+    w.tasks
+        .push(Script::Refuse("The repository is gone.".into()));
     let (thread, first) = w.run_mention("1", "fix this").await;
     assert_eq!(first.state, TaskState::Failed);
     let (event, _) = reply(&w, &thread, "from #2: try again");
@@ -144,10 +153,9 @@ async fn a_follow_up_after_a_failed_task_starts_afresh_and_says_so() {
     assert_eq!(requests.len(), 2, "a new task");
     assert!(requests[1].round.is_none(), "from the base");
     assert!(
-        w.port
-            .shown_texts()
-            .iter()
-            .any(|t| t.starts_with("The last task in this thread failed, so there is no rollout to build on")),
+        w.port.shown_texts().iter().any(|t| t.starts_with(
+            "The last task in this thread failed, so there is no rollout to build on"
+        )),
         "{:?}",
         w.port.shown_texts()
     );
@@ -161,7 +169,11 @@ async fn a_follow_up_while_a_round_runs_waits_behind_it() {
     w.tasks.push(Script::UntilCancelled);
     let (event, _) = reply(&w, &thread, "also handle tabs");
     let handler = w.deliver_in_background("round-2", event).await;
-    let running = w.tasks.wait_running(2, PATIENCE).await.expect("round 2 runs");
+    let running = w
+        .tasks
+        .wait_running(2, PATIENCE)
+        .await
+        .expect("round 2 runs");
     assert_eq!(running[0], first.id);
     let running = running[1].clone();
     w.wait_cancellable().await;
@@ -170,11 +182,9 @@ async fn a_follow_up_while_a_round_runs_waits_behind_it() {
     w.deliver("round-3", event).await;
     assert_eq!(w.tasks.requests().len(), 2, "not started beside it");
     assert!(
-        w.port
-            .shown_texts()
-            .iter()
-            .any(|t| t.starts_with("A task is already running in this thread")
-                && t.contains("Your request is queued")),
+        w.port.shown_texts().iter().any(|t| t
+            .starts_with("A task is already running in this thread")
+            && t.contains("Your request is queued")),
         "{:?}",
         w.port.shown_texts()
     );
@@ -202,12 +212,67 @@ async fn a_follow_up_while_a_round_runs_waits_behind_it() {
     assert_eq!(ctx.round, 3, "rounds number on");
     assert_eq!(ctx.from, "rollout #1 of round 1");
     assert!(
-        w.port
-            .shown_texts()
-            .iter()
-            .any(|t| t == "The latest round here was cancelled, so round 3 builds on rollout #1 of round 1."),
+        w.port.shown_texts().iter().any(|t| t
+            == "The latest round here was cancelled, so round 3 builds on rollout #1 of round 1."),
         "{:?}",
         w.port.shown_texts()
+    );
+    w.settled().await;
+}
+
+fn retry_from(task_id: &str, feedback: &str, from: &str) -> ChatEvent {
+    ChatEvent::RetrySubmitted {
+        task_id: task_id.into(),
+        user: REQUESTER.into(),
+        feedback: feedback.into(),
+        from: from.into(),
+    }
+}
+
+#[tokio::test]
+async fn retry_offers_from_scratch_or_from_a_rollout() {
+    let w = World::new().await;
+    let (_, first) = w.run_mention("1", "fix this").await;
+    w.deliver("bad", retry_from(&first.id, "x", "two")).await;
+    w.deliver("nine", retry_from(&first.id, "x", "9")).await;
+    let told = w.port.ephemerals_to(REQUESTER);
+    assert!(
+        says(
+            &told[0],
+            &[
+                "`two` is not a rollout number",
+                "empty to retry from scratch"
+            ]
+        ),
+        "{told:?}"
+    );
+    assert_eq!(
+        told[1],
+        "Round 1 has no rollout #9: it had 2 (#1 to #2). Say `from #1` to `from #2`."
+    );
+    assert_eq!(
+        w.tasks.requests().len(),
+        1,
+        "nothing started, the one Retry kept"
+    );
+
+    w.deliver("ok", retry_from(&first.id, "keep the format", "#2"))
+        .await;
+    let requests = w.tasks.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1].round.as_ref().unwrap().base_commit,
+        first.base_commit.clone().unwrap()
+    );
+    let spec = requests[1].spec.as_ref().unwrap();
+    let ctx = spec.round.as_ref().unwrap();
+    assert_eq!((ctx.round, ctx.from.as_str()), (2, "rollout #2 of round 1"));
+    assert_eq!(ctx.request, "keep the format");
+    assert_eq!(spec.feedback.as_deref(), Some("keep the format"));
+    let second = requests[1].task_id.clone().unwrap().into_string();
+    assert_eq!(
+        w.link(&second).await.retry_of.as_deref(),
+        Some(first.id.as_str())
     );
     w.settled().await;
 }
