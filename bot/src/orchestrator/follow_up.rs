@@ -59,6 +59,14 @@ impl Bot {
         {
             return Ok(true);
         }
+        // The thread is claimed for this request now: a follow-up that starts nothing gives
+        // the claim back (and lets the next queued request in).
+        let refuse = |text: String| async move {
+            self.post_once(&reply_key, thread, &OutMessage::Text(text))
+                .await?;
+            self.release_claim(thread, message_ts).await;
+            Ok::<bool, HandleError>(true)
+        };
         let request = args.instructions.clone().unwrap_or_default();
         let Some((target, _)) = tasks.iter().find(|(_, s)| *s == TaskState::Done) else {
             // Nothing ended with rollouts to build on: a new task from the base, with the whole
@@ -84,9 +92,13 @@ impl Bot {
             .await?;
             return Ok(true);
         };
-        let plan = match crate::rounds::plan_round(store.as_ref(), target, from, &request).await? {
-            Ok(plan) => plan,
-            Err(message) => return reply(message).await,
+        let plan = match crate::rounds::plan_round(store.as_ref(), target, from, &request).await {
+            Ok(Ok(plan)) => plan,
+            Ok(Err(message)) => return refuse(message).await,
+            Err(e) => {
+                self.release_claim(thread, message_ts).await;
+                return Err(e.into());
+            }
         };
         if let Some((newest, state)) = tasks.first()
             && newest != target
@@ -134,5 +146,25 @@ impl Bot {
             }
         }
         Ok(())
+    }
+
+    /// Gives back the thread's claim taken for request `message_ts` (see `thread_queue.rs`),
+    /// and lets the next queued request in.
+    async fn release_claim(&self, thread: &ThreadRef, message_ts: &str) {
+        if let Err(e) = self
+            .svc
+            .store
+            .release_thread(
+                &thread.platform,
+                &thread.channel,
+                &thread.thread,
+                message_ts,
+                self.svc.worker_id(),
+            )
+            .await
+        {
+            tracing::error!(error = %e, "could not release a thread's claim");
+        }
+        self.start_next_queued(thread).await;
     }
 }

@@ -137,6 +137,15 @@ async fn from_a_rollout_that_does_not_exist_is_said_and_starts_nothing() {
             .any(|t| t.contains("`from #zz` is not a rollout number"))
     );
     assert_eq!(w.tasks.requests().len(), 1);
+    // The refused follow-ups left the thread free: the next one starts at once.
+    let (event, _) = reply(&w, &thread, "from #2: keep the output format");
+    w.deliver("follow-ok", event).await;
+    assert_eq!(w.tasks.requests().len(), 2);
+    assert!(
+        !w.port.shown_texts().iter().any(|t| t.contains("already running")),
+        "{:?}",
+        w.port.shown_texts()
+    );
     w.settled().await;
 }
 
