@@ -91,7 +91,7 @@ async fn a_round_from_2_in_a_discord_thread_and_the_bad_inputs() {
     fake.wait_until("round 2's summary", |f| {
         bot_messages(f, &thread).iter().any(|m| {
             m.content
-                .contains("Round 2 of this task, from rollout #2 of round 1")
+                .contains(r"Round 2 of this task, from rollout \#2 of round 1")
         })
     })
     .await;

@@ -142,7 +142,10 @@ async fn from_a_rollout_that_does_not_exist_is_said_and_starts_nothing() {
     w.deliver("follow-ok", event).await;
     assert_eq!(w.tasks.requests().len(), 2);
     assert!(
-        !w.port.shown_texts().iter().any(|t| t.contains("already running")),
+        !w.port
+            .shown_texts()
+            .iter()
+            .any(|t| t.contains("already running")),
         "{:?}",
         w.port.shown_texts()
     );
