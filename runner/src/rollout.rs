@@ -22,6 +22,8 @@ use crate::workspace::{self, CopyMark};
 
 mod diff;
 #[cfg(test)]
+mod round_tests;
+#[cfg(test)]
 mod tests;
 
 use diff::{DiffError, collect_diff};
