@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod pipeline;
 pub mod publish;
+pub mod rounds;
 pub mod serve;
 pub mod signals;
 pub mod slack;

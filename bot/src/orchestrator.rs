@@ -51,6 +51,7 @@ mod running;
 
 mod access;
 mod ending;
+mod follow_up;
 mod keys;
 mod progress;
 mod repos;
@@ -330,7 +331,8 @@ impl Bot {
                 task_id,
                 user,
                 feedback,
-            } => self.on_retry(task_id, user, feedback).await,
+                from,
+            } => self.on_retry(task_id, user, feedback, from).await,
             ChatEvent::PlanRevision {
                 plan_id,
                 user,
@@ -390,4 +392,7 @@ struct Prepared {
     repo: String,
     base: Option<String>,
     retry_of: Option<String>,
+    /// A follow-up round: where it starts. With a trigger message the thread is read again for
+    /// the spec (a follow-up mention); without, the spec is the earlier task's (a Retry).
+    round: Option<crate::rounds::RoundPlan>,
 }

@@ -180,6 +180,17 @@ pub struct TaskRequest {
     pub spec: Option<TaskSpec>,
     /// Chosen by the caller (chat front-ends link it to the thread first); else a new one.
     pub task_id: Option<TaskId>,
+    /// A follow-up round: where its rollouts start (an earlier rollout's change, on the same
+    /// base commit).
+    pub round: Option<RoundStart>,
+}
+
+/// Where a follow-up round's rollouts start: `patch` applied on `base_commit` (the earlier
+/// round's base, whatever its branch holds now).
+#[derive(Debug, Clone)]
+pub struct RoundStart {
+    pub base_commit: String,
+    pub patch: String,
 }
 
 /// What the pipeline reports as it goes, after storing it.
@@ -435,11 +446,20 @@ async fn prepare_and_run(
         .base
         .clone()
         .or_else(|| configured.and_then(|r| r.base.clone()));
-    let prepared = svc
+    let mut prepared = svc
         .repos
         .prepare_with(&source, base.as_deref(), cancel)
         .await
         .map_err(repo_failure)?;
+    if let Some(round) = &req.round {
+        // The same base as the round it builds on, even if its branch moved since.
+        let pinned = svc
+            .repos
+            .prepare_with(&source, Some(&round.base_commit), cancel)
+            .await
+            .map_err(repo_failure)?;
+        prepared.base_commit = pinned.base_commit;
+    }
     svc.store
         .set_task_base(task_id, &prepared.base_ref, &prepared.base_commit)
         .await?;
@@ -536,6 +556,7 @@ async fn prepare_and_run(
         settings,
         seed_volume,
         budget: budget.map(|b| b as Arc<dyn threadsmith_runner::TokenBudget>),
+        start_patch: req.round.as_ref().map(|r| r.patch.clone()),
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = tokio::spawn({

@@ -4,9 +4,11 @@
 //! plain spec made by [`TaskSpec::from_text`] is used.
 
 mod forced;
+mod round;
 mod title;
 
 pub(crate) use forced::{AskError, ask_for_tool};
+pub use round::RoundContext;
 
 pub use title::{TITLE_CHARS, title_of, title_of_transcript};
 
@@ -30,6 +32,9 @@ pub struct TaskSpec {
         skip_serializing_if = "threadsmith_runner::ModelUsage::is_empty"
     )]
     pub usage: threadsmith_runner::ModelUsage,
+    /// A follow-up round: the earlier change the working copy holds and what is asked now.
+    #[serde(default)]
+    pub round: Option<RoundContext>,
 }
 
 impl TaskSpec {
@@ -103,6 +108,9 @@ impl TaskSpec {
                 "\n## Feedback on an earlier attempt\n\n{}\n",
                 feedback.trim()
             ));
+        }
+        if let Some(round) = &self.round {
+            md.push_str(&round.to_markdown());
         }
         md.push_str(&format!(
             "\n## Repository\n\n{} at `{}` (commit {}), checked out at /workspace.\n",
@@ -254,6 +262,7 @@ pub async fn from_thread_in_repo(
         feedback: None,
         plan: None,
         usage: Default::default(),
+        round: None,
     })
 }
 

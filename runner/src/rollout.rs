@@ -23,6 +23,8 @@ use crate::workspace::{self, CopyMark};
 
 mod diff;
 #[cfg(test)]
+mod round_tests;
+#[cfg(test)]
 mod tests;
 
 use diff::{DiffError, collect_diff};
@@ -206,6 +208,32 @@ async fn in_sandbox(
         return sandbox_failure(e);
     }
     timings.copy = clock.elapsed();
+
+    // A follow-up round starts from the earlier rollout's change: applied after the copy's
+    // mark, it is part of what the diff step finds changed, so the round's diff is the whole
+    // change against the base.
+    if let Some(patch) = plan.start_patch.as_deref().filter(|p| !p.trim().is_empty()) {
+        let mut req =
+            ExecRequest::shell("git apply --whitespace=nowarn -", settings.command_timeout);
+        req.stdin = Some(patch.as_bytes().to_vec());
+        let display = format!(
+            "apply the earlier round's change ({} lines)",
+            patch.lines().count()
+        );
+        match ctx.run(CommandKind::ApplyPatch, display, req).await {
+            Ok(o) if o.success() => {}
+            Ok(o) => {
+                return Partial::failed(
+                    Outcome::Errored,
+                    format!(
+                        "the earlier round's change did not apply to the working copy: {}",
+                        o.output.to_text().trim()
+                    ),
+                );
+            }
+            Err(e) => return sandbox_failure(e),
+        }
+    }
 
     if let Some(setup) = &settings.setup {
         ctx.phase(Phase::Setup);

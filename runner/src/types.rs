@@ -188,6 +188,10 @@ pub struct TaskPlan {
     pub seed_volume: String,
     /// The token limits the rollouts share (`None`: none).
     pub budget: Option<std::sync::Arc<dyn crate::usage::TokenBudget>>,
+    /// A follow-up round's starting point: an earlier rollout's change (a binary `git diff`
+    /// against the same base), applied to the working copy after the copy and before setup, so
+    /// that the round's diff is the whole change against the base.
+    pub start_patch: Option<String>,
 }
 
 /// Where a rollout is.

@@ -190,6 +190,7 @@ async fn prepare(env: &TestEnv, name: &str, files: usize) -> Prepared {
             settings,
             seed_volume,
             budget: None,
+            start_patch: None,
         }),
     }
 }

@@ -58,6 +58,8 @@ struct Inner {
     installation_tokens: Vec<(String, chrono::DateTime<chrono::Utc>)>,
     personal_tokens: Vec<String>,
     pulls: Vec<Pull>,
+    /// Comments on pull requests (their conversation, GitHub's issue comments).
+    comments: Vec<comments::Comment>,
     calls: Vec<Call>,
     /// Seconds an installation token lives.
     token_lifetime: i64,
@@ -160,6 +162,10 @@ impl FakeGitHub {
                 "/repos/{owner}/{repo}/pulls",
                 get(list_pulls).post(create_pull),
             )
+            .route(
+                "/repos/{owner}/{repo}/issues/{number}/comments",
+                get(comments::list).post(comments::create),
+            )
             .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found", Value::Null) })
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -199,6 +205,11 @@ impl FakeGitHub {
 
     pub fn pulls(&self) -> Vec<Pull> {
         self.lock().pulls.clone()
+    }
+
+    /// Comments made on pull requests, oldest first.
+    pub fn comments(&self) -> Vec<comments::Comment> {
+        self.lock().comments.clone()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -556,5 +567,6 @@ async fn create_pull(
         .into_response()
 }
 
+pub mod comments;
 #[cfg(test)]
 mod tests;

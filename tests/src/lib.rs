@@ -410,6 +410,7 @@ pub fn request(repo: &Path, attempts: u32, text: &str) -> TaskRequest {
         requester: Some("tester".into()),
         spec: None,
         task_id: None,
+        round: None,
     }
 }
 

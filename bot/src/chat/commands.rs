@@ -96,6 +96,9 @@ pub enum ParseError {
     /// The same option twice.
     #[error("You gave `{key}=` twice; please give it once.")]
     DuplicateOption { key: &'static str },
+    /// `from #k` whose `k` is no rollout number.
+    #[error("`from #{}` is not a rollout number: say `from #2` to start from rollout 2.", shown(.0))]
+    BadFrom(String),
     /// A slash command with options but no description or link.
     #[error("Tell me what to fix: describe the problem, or paste a link to the thread.")]
     NothingToDo,
@@ -218,7 +221,13 @@ fn range_in(text: &str, part: &str) -> Range<usize> {
 /// `<@ID|name>`.
 pub fn parse_mention(text: &str, bot_user_id: &str) -> Option<Result<Command, ParseError>> {
     let excluded = excluded(text);
-    let end = text.match_indices("<@").find_map(|(i, _)| {
+    let end = mention_end(text, bot_user_id, &excluded)?;
+    Some(parse_command(text, end, &excluded))
+}
+
+/// Where the first mention of the bot outside code and quotes ends.
+fn mention_end(text: &str, bot_user_id: &str, excluded: &Spans) -> Option<usize> {
+    text.match_indices("<@").find_map(|(i, _)| {
         let rest = text[i + 2..].trim_start_matches('!');
         let after = rest
             .strip_prefix(bot_user_id)
@@ -229,9 +238,8 @@ pub fn parse_mention(text: &str, bot_user_id: &str) -> Option<Result<Command, Pa
             0
         };
         let range = i..text.len() - after.len() + len + 1;
-        (after[len..].starts_with('>') && is_plain(&excluded, &range)).then_some(range.end)
-    })?;
-    Some(parse_command(text, end, &excluded))
+        (after[len..].starts_with('>') && is_plain(excluded, &range)).then_some(range.end)
+    })
 }
 
 fn parse_command(text: &str, from: usize, ex: &Spans) -> Result<Command, ParseError> {
@@ -537,3 +545,6 @@ pub fn help_text(bot_name: &str, slash: &str) -> String {
 mod fuzz;
 #[cfg(test)]
 mod tests;
+
+mod follow_up;
+pub use follow_up::{FollowUp, parse_follow_up};

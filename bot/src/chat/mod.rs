@@ -71,6 +71,9 @@ pub enum ChatEvent {
         task_id: String,
         user: String,
         feedback: String,
+        /// The form's "start from rollout" field as typed: empty for from scratch.
+        #[serde(default)]
+        from: String,
     },
     /// The requester answered "which repository?".
     RepoChosen {
@@ -336,6 +339,8 @@ pub struct SummaryView {
     pub retried: Option<String>,
     /// The task's total: tokens, calls, cost when priced, rollout time, limits that stopped it.
     pub cost: Option<String>,
+    /// Where this task stands among its follow-up rounds (Markdown), when it has any.
+    pub round: Option<String>,
 }
 
 /// A proposed plan, with Run it and Revise.

@@ -2,6 +2,7 @@
 
 mod approve;
 mod doctor;
+mod from;
 mod out;
 mod progress;
 pub mod show;
@@ -86,11 +87,15 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A configured repository's name, a git URL, or a local path.
-    #[arg(long)]
-    pub repo: String,
+    #[arg(long, required_unless_present = "from")]
+    pub repo: Option<String>,
     /// Branch, tag or commit to start from. Default: the repository's default branch.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from")]
     pub base: Option<String>,
+    /// The next round of a stored task: `<task>:<k>` starts from its rollout k's change, on the
+    /// same repository and base, with TEXT as what to change now.
+    #[arg(long, value_name = "TASK:K", conflicts_with = "repo")]
+    pub from: Option<String>,
     /// How many independent attempts (default 3, or `attempts` in the config).
     #[arg(long, short = 'n', env = "THREADSMITH_ATTEMPTS")]
     pub attempts: Option<u32>,
@@ -273,16 +278,40 @@ pub mod exit {
 }
 
 async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let attempts = args.attempts.unwrap_or(config.attempts());
-    let request = TaskRequest {
-        text: args.text.join(" "),
-        repo: args.repo,
-        base: args.base,
-        attempts,
-        origin: "cli".into(),
-        requester: std::env::var("USER").ok(),
-        spec: None,
-        task_id: None,
+    let (request, round) = match &args.from {
+        Some(from) => {
+            let store = crate::store::open(&config.database_url()).await?;
+            let text = args.text.join(" ");
+            match from::round_request(
+                store.as_ref(),
+                &config.database_url(),
+                from,
+                &text,
+                args.attempts,
+            )
+            .await
+            {
+                Ok((request, link)) => (request, Some((store, link))),
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return Ok(ExitCode::from(exit::FAILED));
+                }
+            }
+        }
+        None => (
+            TaskRequest {
+                text: args.text.join(" "),
+                repo: args.repo.clone().unwrap_or_default(),
+                base: args.base.clone(),
+                attempts: args.attempts.unwrap_or(config.attempts()),
+                origin: "cli".into(),
+                requester: std::env::var("USER").ok(),
+                spec: None,
+                task_id: None,
+                round: None,
+            },
+            None,
+        ),
     };
     // Bad input is refused before anything is stored or started.
     if let Err(message) = pipeline::validate(&config, &request) {
@@ -298,6 +327,17 @@ async fn run(config: Config, args: RunArgs) -> anyhow::Result<ExitCode> {
             eprintln!("cancelling: stopping the rollouts and removing their containers …");
             cancel.cancel();
         });
+    }
+    if let (Some((store, mut link)), Some(id)) = (round, &request.task_id) {
+        // Stored before the task is, as in chat.
+        link.task_id = id.to_string();
+        store.set_round(&link).await?;
+        eprintln!(
+            "round {} of task {}, from its rollout #{}",
+            link.round,
+            short_id(&link.root),
+            link.from_rollout
+        );
     }
     let progress = progress::CliProgress::new();
     let report = pipeline::run_task(&svc, request, &progress, cancel).await?;

@@ -193,6 +193,13 @@ pub async fn task_text(
     if let Some(e) = &task.error {
         outln!(out, "error: {e}");
     }
+    if store.chain(&task.id).await?.len() > 1 {
+        let place = store.place(&task.id).await?;
+        outln!(out, "round: {} — the task's rounds:", place.round);
+        for line in crate::rounds::history(store.as_ref(), &task.id).await? {
+            outln!(out, "  {line}");
+        }
+    }
     let rollouts = store.rollouts(&task.id).await?;
     if rollouts.is_empty() {
         return Ok(out);

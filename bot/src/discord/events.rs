@@ -94,13 +94,25 @@ pub struct Handler {
 }
 
 fn modal(custom_id: String, title: &str, label: &str) -> CreateInteractionResponse {
-    CreateInteractionResponse::Modal(CreateModal::new(custom_id, title).components(
-        vec![CreateActionRow::InputText(
-            CreateInputText::new(InputTextStyle::Paragraph, label, "feedback")
-                .required(false)
-                .max_length(2000),
-        )],
-    ))
+    let mut rows = vec![CreateActionRow::InputText(
+        CreateInputText::new(InputTextStyle::Paragraph, label, "feedback")
+            .required(false)
+            .max_length(2000),
+    )];
+    if custom_id.starts_with("retry:") {
+        // From scratch (empty), or the next round from one of this task's rollouts.
+        rows.push(CreateActionRow::InputText(
+            CreateInputText::new(
+                InputTextStyle::Short,
+                "Start from rollout (empty: from scratch)",
+                "from_rollout",
+            )
+            .placeholder("e.g. 2: the next round, from its change")
+            .required(false)
+            .max_length(12),
+        ));
+    }
+    CreateInteractionResponse::Modal(CreateModal::new(custom_id, title).components(rows))
 }
 
 fn refusal(text: &str) -> CreateInteractionResponse {
@@ -335,24 +347,27 @@ impl Handler {
         let actor = actor(&user, &m.channel_id.to_string(), &m.token, &roles, false);
         self.port
             .remember(&user, &m.channel_id.to_string(), &m.token, roles, false);
-        let feedback = m
-            .data
-            .components
-            .iter()
-            .flat_map(|row| row.components.iter())
-            .find_map(|c| match c {
-                ActionRowComponent::InputText(t) if t.custom_id == "feedback" => {
-                    Some(t.value.clone().unwrap_or_default())
-                }
-                _ => None,
-            })
-            .unwrap_or_default();
+        let input = |id: &str| {
+            m.data
+                .components
+                .iter()
+                .flat_map(|row| row.components.iter())
+                .find_map(|c| match c {
+                    ActionRowComponent::InputText(t) if t.custom_id == id => {
+                        Some(t.value.clone().unwrap_or_default())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let feedback = input("feedback");
         let event = match m.data.custom_id.split_once(':') {
             Some(("retry", task)) if task.chars().all(|c| c.is_ascii_hexdigit()) => {
                 ChatEvent::RetrySubmitted {
                     task_id: task.to_string(),
                     user,
                     feedback,
+                    from: input("from_rollout"),
                 }
             }
             Some(("revise_plan", plan)) if plan.chars().all(|c| c.is_ascii_hexdigit()) => {

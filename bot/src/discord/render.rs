@@ -114,6 +114,9 @@ fn status(s: &StatusView) -> Rendered {
 
 fn summary(s: &SummaryView) -> Rendered {
     let mut head = format!("**{}**", to_discord(&s.title));
+    if let Some(round) = &s.round {
+        head.push_str(&format!("\n{}", to_discord(round)));
+    }
     if let Some(prev) = &s.previous {
         head.push_str(&format!("\nA retry of [the earlier attempt]({prev})."));
     }
@@ -328,6 +331,7 @@ mod tests {
             error: None,
             retried: None,
             cost: None,
+            round: None,
         };
         let r = render(&OutMessage::Summary(view));
         assert!(r.content.chars().count() <= CONTENT_CHARS);

@@ -55,6 +55,7 @@ mod tests {
             task_id: "0a".into(),
             user: "7".into(),
             feedback: String::new(),
+            from: String::new(),
         };
         let actor = Actor {
             user: "7".into(),

@@ -105,12 +105,13 @@ impl Bot {
         user: &str,
     ) -> Result<(), HandleError> {
         let publisher = self.svc.publisher.clone();
+        let named = self.rollout_name(task_id, rollout).await?;
         if publisher.mode() == Mode::Off {
             self.post_once(
                 &EffectKey::Approved { task_id },
                 thread,
                 &OutMessage::Text(format!(
-                    "Rollout {rollout} approved by <@{user}>. {}",
+                    "{named} approved by <@{user}>. {}",
                     PublishError::Off
                 )),
             )
@@ -122,7 +123,18 @@ impl Bot {
             &EffectKey::Approved { task_id },
             thread,
             &OutMessage::Text(format!(
-                "Rollout {rollout} approved by <@{user}>. Pushing a branch and opening a pull request…"
+                "{named} approved by <@{user}>. {}",
+                if self
+                    .svc
+                    .publisher
+                    .follows_pull_request(task_id)
+                    .await?
+                    .is_some()
+                {
+                    "Updating the task's pull request…"
+                } else {
+                    "Pushing a branch and opening a pull request…"
+                }
             )),
         )
         .await?;
@@ -138,6 +150,13 @@ impl Bot {
         match publisher.publish(task_id, rollout, &ctx).await {
             Ok(p) => {
                 let what = match p.pr_number {
+                    Some(n) if p.updated => {
+                        format!(
+                            "Pull request #{n} now holds {}: {}",
+                            named.to_lowercase(),
+                            p.url
+                        )
+                    }
                     Some(n) => format!("Pull request #{n} is open: {}", p.url),
                     None => format!("Pushed branch `{}`: {}", p.branch, p.url),
                 };
@@ -213,6 +232,17 @@ impl Bot {
             }
         }
         Ok(())
+    }
+
+    /// "Rollout 2", or "Rollout 2 of round 1" once the task has follow-up rounds.
+    async fn rollout_name(&self, task_id: &str, rollout: u32) -> Result<String, HandleError> {
+        let place = self.svc.store.place(task_id).await?;
+        let rounds = self.svc.store.chain(task_id).await?.len();
+        Ok(if place.round == 1 && rounds <= 1 {
+            format!("Rollout {rollout}")
+        } else {
+            format!("Rollout {rollout} of round {}", place.round)
+        })
     }
 
     /// Edits the summary to show what the store holds now, unless it shows that already (ten

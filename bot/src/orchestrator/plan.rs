@@ -199,6 +199,7 @@ impl Bot {
                         repo: plan.repo.clone(),
                         base: plan.base_ref.clone(),
                         retry_of: None,
+                        round: None,
                     }),
                 )
                 .await?;

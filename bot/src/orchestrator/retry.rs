@@ -50,6 +50,7 @@ impl Bot {
         task_id: String,
         user: String,
         feedback: String,
+        from: String,
     ) -> Result<(), HandleError> {
         let Some(link) = self.svc.store.chat_task(&task_id).await? else {
             return Ok(());
@@ -65,6 +66,15 @@ impl Bot {
                 .await?;
             return Ok(());
         }
+        // From a rollout: the next round, or a clear word on why not (before the one retry
+        // is used up).
+        let round = match self.retry_round(&task_id, &from, &feedback).await? {
+            Ok(round) => round,
+            Err(text) => {
+                self.port.ephemeral(&thread, &user, &text).await?;
+                return Ok(());
+            }
+        };
         // One retry per task, reserved before anything starts.
         if self.svc.store.retry_of(&task_id).await?.is_some()
             || !self
@@ -84,6 +94,9 @@ impl Bot {
             .and_then(|j| serde_json::from_str(j).ok())
             .unwrap_or_else(|| TaskSpec::from_text(&task.spec));
         let feedback = feedback.trim().to_string();
+        if let Some(plan) = &round {
+            spec = plan.spec();
+        }
         spec.feedback = (!feedback.is_empty()).then_some(feedback);
         let args = FixArgs {
             attempts: Some(task.attempts),
@@ -99,8 +112,37 @@ impl Bot {
                 repo: task.repo.clone(),
                 base: task.base_ref.clone(),
                 retry_of: Some(task_id),
+                round,
             }),
         )
         .await
+    }
+}
+
+impl Bot {
+    /// The round a Retry asks for: `None` from scratch (an empty "from" field), the next round
+    /// from rollout k, or the user's message when that cannot be.
+    async fn retry_round(
+        &self,
+        task_id: &str,
+        from: &str,
+        feedback: &str,
+    ) -> Result<Result<Option<crate::rounds::RoundPlan>, String>, HandleError> {
+        let from = from.trim();
+        if from.is_empty() {
+            return Ok(Ok(None));
+        }
+        let number = from
+            .trim_start_matches(|c: char| c.is_alphabetic() || c.is_whitespace())
+            .trim_start_matches('#');
+        let Some(k) = number.parse::<u32>().ok().filter(|k| *k >= 1) else {
+            return Ok(Err(format!(
+                "`{}` is not a rollout number: leave \"Start from rollout\" empty to retry from scratch, or give a number such as 2.",
+                super::inert(&from.replace('`', "'"))
+            )));
+        };
+        let plan =
+            crate::rounds::plan_round(self.svc.store.as_ref(), task_id, Some(k), feedback).await?;
+        Ok(plan.map(Some))
     }
 }

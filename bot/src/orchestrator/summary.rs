@@ -144,6 +144,7 @@ impl Bot {
             error: report.task.error.clone(),
             retried: self.svc.store.retry_of(task_id).await?.map(|l| l.task_id),
             cost: crate::cost::task_line(&report.task, &report.rollouts, price),
+            round: crate::rounds::summary_line(self.svc.store.as_ref(), task_id).await?,
         })
     }
 }

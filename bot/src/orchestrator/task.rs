@@ -104,12 +104,22 @@ impl Bot {
             repo,
             base,
             retry_of,
+            round,
         } = match prepared {
-            Some(p) => {
+            Some(mut p) => {
                 // A stored task's or plan's repository is checked again: the allow-list may
                 // have changed since, and a stored row is no licence.
                 match self.check_repo(p.repo.clone()) {
-                    Ok(_) => p,
+                    Ok(_) => {
+                        if let Some(plan) = &p.round
+                            && trigger_ts.is_some()
+                        {
+                            // A follow-up: the whole thread so far, and the new request.
+                            p.spec = self.read_spec(&thread, &args, &anchor, &p.repo).await?;
+                            p.spec.round = Some(plan.context.clone());
+                        }
+                        p
+                    }
                     Err(text) => {
                         return self
                             .refuse_in_status(&thread, &status_ts, trigger_ts.as_deref(), text)
@@ -134,6 +144,7 @@ impl Bot {
                     repo,
                     base: args.base.clone(),
                     retry_of: None,
+                    round: None,
                 },
                 None => return Ok(()),
             },
@@ -166,6 +177,17 @@ impl Bot {
             retry_of: retry_of.clone(),
             feedback: feedback.clone(),
         };
+        // The round is stored before the task is: its pages and summary show it from the start.
+        let round_start = match round {
+            Some(plan) => {
+                let mut link = plan.link;
+                link.task_id = task_id.to_string();
+                self.svc.store.set_round(&link).await?;
+                self.show_later_round(&link.task_id).await?;
+                Some(plan.start)
+            }
+            None => None,
+        };
         let (sink, editor) =
             self.status_editor(thread.clone(), status_ts.clone(), link, spec.title.clone());
         let request = TaskRequest {
@@ -177,6 +199,7 @@ impl Bot {
             requester: Some(user.clone()),
             spec: Some(spec),
             task_id: Some(task_id.clone()),
+            round: round_start,
         };
         let report = pipeline::run_task(&self.svc, request, &sink, cancel).await;
         drop(sink);

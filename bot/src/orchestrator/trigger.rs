@@ -14,6 +14,14 @@ impl Bot {
         if user == self.settings.bot_user_id {
             return Ok(());
         }
+        // After a task in this thread: the next round of it (`follow_up.rs`).
+        if matches!(via, Via::Mention)
+            && self
+                .try_follow_up(&thread, &message_ts, &user, &text)
+                .await?
+        {
+            return Ok(());
+        }
         let parsed = match via {
             Via::Mention => commands::parse_mention(&text, &self.settings.bot_user_id),
             Via::Phrase => commands::parse_phrase(&text, &self.settings.trigger_phrases).map(Ok),

@@ -20,18 +20,7 @@ impl Bot {
         requester: &str,
         kind: &str,
     ) -> Result<Option<(TaskSpec, String)>, HandleError> {
-        let messages = self.port.read_thread(thread).await?;
-        let (pairs, withheld) = thread_read::transcript_pairs(&messages);
-        if withheld {
-            let key = EffectKey::Withheld {
-                channel: &thread.channel,
-                anchor,
-            };
-            let text = self.port.hidden_messages_notice();
-            self.post_once(&key, thread, &OutMessage::Text(text))
-                .await?;
-        }
-        let transcript = spec::transcript(&pairs, 60_000);
+        let transcript = self.transcript(thread, anchor).await?;
         // The repository first: the spec step reads its instructions for agents.
         let repo = match self
             .resolve_repo(args.repo.as_deref(), thread, &transcript)
@@ -94,20 +83,72 @@ impl Bot {
                 return Ok(None);
             }
         };
-        // The spec call's tokens go with the spec, to the task that runs it.
+        let spec = self
+            .spec_of(thread, &transcript, args, anchor, Some(&repo))
+            .await?;
+        Ok(Some((spec, repo)))
+    }
+
+    /// The thread as the model reads it (saying once when the platform withheld messages).
+    async fn transcript(&self, thread: &ThreadRef, anchor: &str) -> Result<String, HandleError> {
+        let messages = self.port.read_thread(thread).await?;
+        let (pairs, withheld) = thread_read::transcript_pairs(&messages);
+        if withheld {
+            let key = EffectKey::Withheld {
+                channel: &thread.channel,
+                anchor,
+            };
+            let text = self.port.hidden_messages_notice();
+            self.post_once(&key, thread, &OutMessage::Text(text))
+                .await?;
+        }
+        let transcript = spec::transcript(&pairs, 60_000);
+        Ok(transcript)
+    }
+
+    /// The spec of the thread so far: the model's, or the plain thread when the model fails
+    /// (saying so).
+    pub(super) async fn read_spec(
+        &self,
+        thread: &ThreadRef,
+        args: &FixArgs,
+        anchor: &str,
+        repo: &str,
+    ) -> Result<TaskSpec, HandleError> {
+        let transcript = self.transcript(thread, anchor).await?;
+        self.spec_of(thread, &transcript, args, anchor, Some(repo))
+            .await
+    }
+
+    /// The spec: the model's (told the repository's instructions for agents, when the
+    /// repository is known), or the plain thread when the model fails (saying so). The spec
+    /// call's tokens go with the spec, to the task that runs it.
+    async fn spec_of(
+        &self,
+        thread: &ThreadRef,
+        transcript: &str,
+        args: &FixArgs,
+        anchor: &str,
+        repo: Option<&str>,
+    ) -> Result<TaskSpec, HandleError> {
         let meter = threadsmith_runner::UsageMeter::default();
         let mut spec = match self.model().map(|m| m.with_meter(meter.clone())) {
             Some(model) => {
-                let notes = crate::instructions::load::for_spec_step(
-                    &self.svc.repos,
-                    &self.svc.config,
-                    &repo,
-                    args.base.as_deref(),
-                )
-                .await;
+                let notes = match repo {
+                    Some(repo) => {
+                        crate::instructions::load::for_spec_step(
+                            &self.svc.repos,
+                            &self.svc.config,
+                            repo,
+                            args.base.as_deref(),
+                        )
+                        .await
+                    }
+                    None => None,
+                };
                 match spec::from_thread_in_repo(
                     &model,
-                    &transcript,
+                    transcript,
                     args.instructions.as_deref(),
                     notes.as_deref(),
                 )
@@ -126,7 +167,7 @@ impl Bot {
                             .await?;
                         let title = self.port.thread_title(thread).await;
                         spec::plain_from_thread(
-                            &transcript,
+                            transcript,
                             args.instructions.as_deref(),
                             title.as_deref(),
                         )
@@ -135,11 +176,11 @@ impl Bot {
             }
             None => {
                 let title = self.port.thread_title(thread).await;
-                spec::plain_from_thread(&transcript, args.instructions.as_deref(), title.as_deref())
+                spec::plain_from_thread(transcript, args.instructions.as_deref(), title.as_deref())
             }
         };
         spec.usage.add(&meter.get());
-        Ok(Some((spec, repo)))
+        Ok(spec)
     }
 
     pub(super) fn model(&self) -> Option<threadsmith_runner::ModelClient> {

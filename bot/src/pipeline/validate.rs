@@ -34,6 +34,7 @@ mod tests {
             requester: None,
             spec: None,
             task_id: None,
+            round: None,
         }
     }
 

@@ -27,7 +27,7 @@ fn lease_until() -> i64 {
     chrono::Utc::now().timestamp_millis() + LEASE.as_millis() as i64
 }
 
-fn published(row: Publication, reused: bool) -> Result<Published, PublishError> {
+fn published(row: Publication, reused: bool, updated: bool) -> Result<Published, PublishError> {
     match (row.url, row.commit) {
         (Some(url), Some(commit)) => Ok(Published {
             rollout: row.rollout,
@@ -36,6 +36,7 @@ fn published(row: Publication, reused: bool) -> Result<Published, PublishError> 
             url,
             pr_number: row.pr_number,
             reused,
+            updated,
         }),
         _ => Err(PublishError::Store(StoreError::Corrupt(format!(
             "the publication of {} has no address",
@@ -74,7 +75,12 @@ impl Publisher {
                 rollout,
             })?;
         let attempt = uuid::Uuid::new_v4().simple().to_string();
-        let branch = self.branch_name(task_id, rollout);
+        // A later round of a task whose pull request is open updates that one.
+        let follows = self.follows_pull_request(task_id).await?;
+        let branch = match &follows {
+            Some(earlier) => earlier.branch.clone(),
+            None => self.branch_name(task_id, rollout),
+        };
         let deadline = tokio::time::Instant::now() + MAX_WAIT;
         let mut waited = false;
         let row = loop {
@@ -93,7 +99,7 @@ impl Publisher {
                 .await?
                 .ok_or(PublishError::NotApproved { rollout })?;
             match row.state {
-                PublicationState::Published => return published(row, true),
+                PublicationState::Published => return published(row, true, follows.is_some()),
                 PublicationState::Publishing
                     if row.attempt.as_deref() == Some(attempt.as_str()) =>
                 {
@@ -122,7 +128,8 @@ impl Publisher {
         };
         // An unfinished claim (a holder that died) is finished as claimed: its rollout's
         // approval is the one in force.
-        let work = self.publish_claimed(&task, row.rollout, &row.branch, mode, ctx);
+        let work =
+            self.publish_claimed(&task, row.rollout, &row.branch, mode, ctx, follows.as_ref());
         let renew = self.renew(task_id, &attempt);
         let outcome = tokio::select! {
             r = work => r,
@@ -135,7 +142,7 @@ impl Publisher {
                     .complete_publication(task_id, &p.commit, &p.url, p.pr_number)
                     .await?;
                 tracing::info!(task = task_id, rollout = row.rollout, branch = %row.branch, url = ?row.url, reused = p.reused, "published a rollout");
-                published(row, p.reused)
+                published(row, p.reused, p.updated)
             }
             Err(e) => {
                 // The pull request may exist when GitHub's answer could not be read: the

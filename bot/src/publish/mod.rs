@@ -16,8 +16,10 @@ pub mod body;
 mod commit;
 mod git;
 pub mod github;
+mod update;
 
-use git::{Git, adopt_branch};
+use git::Git;
+use update::BranchStep;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,7 +35,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{Config, parse_repo_file};
 use crate::spec::TaskSpec;
-use crate::store::{Store, StoreError};
+use crate::store::{Publication, Store, StoreError};
 use body::BodyInput;
 use github::GitHub;
 
@@ -111,6 +113,8 @@ pub struct Published {
     pub pr_number: Option<u64>,
     /// It existed before this call (a second approval, a replay).
     pub reused: bool,
+    /// A later round's approval updated an earlier round's pull request (or branch).
+    pub updated: bool,
 }
 
 /// Who asked, and where to link back to.
@@ -223,6 +227,7 @@ impl Publisher {
         branch: &str,
         mode: Mode,
         ctx: &Context,
+        follows: Option<&Publication>,
     ) -> Result<Published, PublishError> {
         let task_id = task.id.as_str();
         let no_such = || PublishError::NoSuchRollout {
@@ -340,51 +345,21 @@ impl Publisher {
             approved_by: ctx.approved_by.as_deref(),
         };
 
-        let remote = git.remote_branch(&dir, &target.push_url, branch).await?;
-        let (commit, reused_branch) = match remote {
-            Some(_) => (
-                adopt_branch(&git, &dir, &target.push_url, branch, task_id).await?,
-                true,
-            ),
-            None => {
-                let commit = self
-                    .commit(
-                        &git,
-                        &dir,
-                        work.path(),
-                        &prepared.base_commit,
-                        &diff.patch,
-                        &input,
-                        &base,
-                    )
-                    .await?;
-                let pushed = git
-                    .run(
-                        Some(&dir),
-                        &[
-                            "push",
-                            "--quiet",
-                            "--porcelain",
-                            &target.push_url,
-                            &format!("{commit}:refs/heads/{branch}"),
-                        ],
-                        "pushing the branch",
-                        true,
-                    )
-                    .await;
-                match pushed {
-                    Ok(_) => (commit, false),
-                    // Another attempt (a process that took over, a replay) pushed the same
-                    // branch a moment ago: its commit carries this task's trailer, use it.
-                    Err(e) => match git.remote_branch(&dir, &target.push_url, branch).await? {
-                        Some(_) => (
-                            adopt_branch(&git, &dir, &target.push_url, branch, task_id).await?,
-                            true,
-                        ),
-                        None => return Err(e),
-                    },
-                }
-            }
+        let step = BranchStep {
+            git: &git,
+            dir: &dir,
+            scratch: work.path(),
+            base_commit: &prepared.base_commit,
+            patch: &diff.patch,
+            input: &input,
+            base: &base,
+            push_url: &target.push_url,
+            branch,
+            task_id,
+        };
+        let (commit, reused_branch) = match follows {
+            Some(_) => self.update_branch(&step).await?,
+            None => self.push_branch(&step).await?,
         };
 
         let (url, pr_number, reused_pr) = match (mode, client) {
@@ -408,6 +383,11 @@ impl Publisher {
                     },
                 )
                 .await?;
+                if let Some(earlier) = follows {
+                    let round = self.store.place(task_id).await?.round;
+                    let text = update::update_comment(&input, round, earlier);
+                    update::comment_once(&client, &owner, &name, pr.number, task_id, &text).await?;
+                }
                 (pr.url, Some(pr.number), pr.reused)
             }
             _ => {
@@ -425,6 +405,7 @@ impl Publisher {
             url,
             pr_number,
             reused: reused_branch && reused_pr,
+            updated: follows.is_some(),
         })
     }
 }

@@ -180,6 +180,9 @@ fn status(s: &StatusView) -> (String, Vec<Value>) {
 fn summary(s: &SummaryView) -> (String, Vec<Value>) {
     let mut blocks = Vec::new();
     let mut head = format!("*{}*", to_slack_mrkdwn(&s.title));
+    if let Some(round) = &s.round {
+        head.push_str(&format!("\n{}", to_slack_mrkdwn(round)));
+    }
     if let Some(prev) = &s.previous {
         head.push_str(&format!("\nA retry of <{prev}|the earlier attempt>."));
     }
@@ -284,7 +287,11 @@ fn summary(s: &SummaryView) -> (String, Vec<Value>) {
     (format!("{} — {best}", to_slack_mrkdwn(&s.title)), blocks)
 }
 
-/// The Retry and Revise forms: optional feedback.
+/// The Retry form's choice: from scratch, or from one of the task's rollouts.
+pub const RETRY_FROM_LABEL: &str = "Start from rollout (optional)";
+pub const RETRY_FROM_HINT: &str = "Empty: from scratch, on the base. A rollout's number (e.g. 2): the next round, starting from its change.";
+
+/// The Retry and Revise forms: optional feedback (and, for Retry, where to start from).
 pub fn form(form: &Form) -> Value {
     let (callback, id, title, submit, label) = match form {
         Form::Retry { task_id } => (
@@ -302,6 +309,24 @@ pub fn form(form: &Form) -> Value {
             "What should change?",
         ),
     };
+    let mut blocks = vec![json!({
+        "type": "input",
+        "block_id": FEEDBACK_BLOCK,
+        "optional": true,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
+    })];
+    if let Form::Retry { .. } = form {
+        // From scratch (empty), or the next round from one of this task's rollouts.
+        blocks.push(json!({
+            "type": "input",
+            "block_id": super::events::FROM_BLOCK,
+            "optional": true,
+            "label": {"type": "plain_text", "text": RETRY_FROM_LABEL},
+            "hint": {"type": "plain_text", "text": RETRY_FROM_HINT},
+            "element": {"type": "plain_text_input", "action_id": super::events::FROM_ACTION, "max_length": 12}
+        }));
+    }
     json!({
         "type": "modal",
         "callback_id": callback,
@@ -309,13 +334,7 @@ pub fn form(form: &Form) -> Value {
         "title": {"type": "plain_text", "text": title},
         "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [{
-            "type": "input",
-            "block_id": FEEDBACK_BLOCK,
-            "optional": true,
-            "label": {"type": "plain_text", "text": label},
-            "element": {"type": "plain_text_input", "action_id": FEEDBACK_ACTION, "multiline": true}
-        }]
+        "blocks": blocks
     })
 }
 
@@ -419,6 +438,7 @@ mod tests {
             error: None,
             retried: None,
             cost: None,
+            round: None,
         };
         let (text, blocks) = render(&OutMessage::Summary(view));
         assert!(!text.is_empty());
@@ -454,6 +474,7 @@ mod tests {
             error: None,
             retried: None,
             cost: None,
+            round: None,
         };
         let (_, blocks) = render(&OutMessage::Summary(view));
         let all = serde_json::to_string(&blocks).unwrap();

@@ -22,6 +22,9 @@ pub const RETRY_CALLBACK: &str = "retry";
 pub const REVISE_CALLBACK: &str = "revise_plan";
 pub const FEEDBACK_BLOCK: &str = "feedback";
 pub const FEEDBACK_ACTION: &str = "feedback";
+/// The Retry form's "start from rollout" input (its block and action ids).
+pub const FROM_BLOCK: &str = "from_rollout";
+pub const FROM_ACTION: &str = "from_rollout";
 
 fn thread(team: &str, channel: &str, thread_ts: &str) -> ThreadRef {
     ThreadRef {
@@ -174,15 +177,18 @@ pub fn from_interaction(
             };
             let callback = modal.callback_id.as_ref()?.to_string();
             let id = modal.private_metadata.clone()?;
-            let feedback = v
-                .view
-                .state_params
-                .state
-                .as_ref()
-                .and_then(|st| st.values.get(&FEEDBACK_BLOCK.into()))
-                .and_then(|b| b.get(&FEEDBACK_ACTION.into()))
-                .and_then(|v| v.value.clone())
-                .unwrap_or_default();
+            let input = |block: &str, action: &str| {
+                v.view
+                    .state_params
+                    .state
+                    .as_ref()
+                    .and_then(|st| st.values.get(&block.into()))
+                    .and_then(|b| b.get(&action.into()))
+                    .and_then(|v| v.value.clone())
+                    .unwrap_or_default()
+            };
+            let feedback = input(FEEDBACK_BLOCK, FEEDBACK_ACTION);
+            let from = input(FROM_BLOCK, FROM_ACTION);
             let _ = s;
             let user = v.user.id.to_string();
             let event = match callback.as_str() {
@@ -190,6 +196,7 @@ pub fn from_interaction(
                     task_id: id,
                     user,
                     feedback,
+                    from,
                 },
                 REVISE_CALLBACK => ChatEvent::PlanRevision {
                     plan_id: id,

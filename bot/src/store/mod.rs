@@ -10,6 +10,7 @@
 mod changes;
 pub mod inbox_writer;
 mod publication_state;
+mod rounds;
 mod rows;
 pub mod sql;
 mod stage;
@@ -17,6 +18,7 @@ mod traits;
 
 pub use changes::Changes;
 pub use publication_state::PublicationState;
+pub use rounds::{RoundLink, RoundPlace, RoundStore};
 pub use rows::*;
 pub use stage::{Stage, TaskState, stage};
 pub use traits::{

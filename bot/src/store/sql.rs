@@ -31,6 +31,7 @@ mod questions;
 mod queue;
 mod rollouts;
 mod task_instructions;
+mod rounds;
 mod task_tests;
 mod tasks;
 mod thread_claims;

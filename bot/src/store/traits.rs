@@ -30,6 +30,7 @@ pub trait Store:
     + QuestionStore
     + PlanStore
     + JudgementStore
+    + super::RoundStore
 {
 }
 
@@ -46,6 +47,7 @@ impl<T> Store for T where
         + QuestionStore
         + PlanStore
         + JudgementStore
+        + super::RoundStore
 {
 }
 

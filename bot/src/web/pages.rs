@@ -131,6 +131,8 @@ pub struct TaskData {
     pub thread_link: Option<String>,
     /// The reproduction tests' cross-checks, when they were stored.
     pub crosschecks: Option<threadsmith_runner::crosscheck::Matrix>,
+    /// The chain's rounds, when it has follow-ups (`crate::rounds::history`).
+    pub rounds: Vec<String>,
 }
 
 impl TaskData {
@@ -151,6 +153,10 @@ impl TaskData {
                 .effect(&format!("permalink:{}", task.id))
                 .await?
                 .filter(|l| l.starts_with("https://")),
+            rounds: match store.chain(&task.id).await?.len() {
+                0 | 1 => Vec::new(),
+                _ => crate::rounds::history(store, &task.id).await?,
+            },
             token: token.to_string(),
             task,
         })
@@ -206,6 +212,9 @@ pub fn task(d: &TaskData) -> Markup {
             @if let Some(total) = crate::cost::task_line(t, &d.rollouts, None) {
                 p.meta { (total) " · spec and plan: " (crate::cost::usage_details(&t.spec_usage)) }
             }
+            @if !d.rounds.is_empty() {
+                div.card { "Rounds of this task:" ul { @for line in &d.rounds { li { (line) } } } }
+            }
             (publication_card(d))
             h2 { "Rollouts" }
             @if d.rollouts.is_empty() { p { "No rollouts yet." } }
@@ -245,6 +254,8 @@ pub struct RolloutData {
     pub row: RolloutRow,
     pub diff: Option<Diff>,
     pub commands: Vec<CommandRecord>,
+    /// A follow-up round's own increment over the change it started from, file by file.
+    pub increment: Option<(String, Vec<String>)>,
 }
 
 impl RolloutData {
@@ -262,8 +273,22 @@ impl RolloutData {
         else {
             return Ok(None);
         };
+        let diff = store.diff(&task.id, k).await?;
+        let increment = match store.round_of(&task.id).await? {
+            Some(l) => {
+                let start = store.diff(&l.from_task, l.from_rollout).await?;
+                let from = format!(
+                    "round {}, from rollout #{} of the round before",
+                    l.round, l.from_rollout
+                );
+                let whole = diff.as_ref().map_or("", |d| d.patch.as_str());
+                start.map(|s| (from, crate::rounds::increment(&s.patch, whole)))
+            }
+            None => None,
+        };
         Ok(Some(Self {
-            diff: store.diff(&task.id, k).await?,
+            increment,
+            diff,
             commands: store.commands(&task.id, k).await?,
             spec: spec_of(&task),
             token: token.to_string(),
@@ -384,6 +409,13 @@ pub fn rollout(d: &RolloutData) -> Markup {
                     p { a.button href={ "/t/" (d.token) "/rollouts/" (r.index) "/patch" } download={ "rollout-" (r.index) ".patch" } { "Download .patch" } }
                 }
             }
+            @if let Some((from, lines)) = &d.increment {
+                h2 { "This round's own change" }
+                div.card {
+                    p.meta { "This is " (from) ". The diff below is the whole change against the base, as a pull request would hold it; against the change it started from:" }
+                    ul { @for line in lines { li { (line) } } }
+                }
+            }
             @if let Some(s) = r.summary.as_deref().filter(|s| !s.trim().is_empty()) {
                 h2 { "Summary" }
                 div.card { (PreEscaped(to_safe_html(s))) }
@@ -463,6 +495,7 @@ mod publication_tests {
             spec: TaskSpec::default(),
             token: "tok".into(),
             rollouts: Vec::new(),
+            rounds: Vec::new(),
             approval: Some(Approval {
                 task_id: "0123456789abcdef".into(),
                 rollout: 2,

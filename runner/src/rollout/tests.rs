@@ -19,6 +19,7 @@ fn plan(settings: RepoSettings) -> TaskPlan {
         settings,
         seed_volume: "seed-1".into(),
         budget: None,
+        start_patch: None,
     }
 }
 

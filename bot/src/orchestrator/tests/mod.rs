@@ -11,6 +11,7 @@ mod plan;
 mod questions;
 mod recovery;
 mod retry;
+mod rounds;
 mod slash;
 mod status;
 mod supervise;

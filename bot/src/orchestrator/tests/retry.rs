@@ -7,6 +7,7 @@ fn submitted(task_id: &str, user: &str, feedback: &str) -> ChatEvent {
         task_id: task_id.into(),
         user: user.into(),
         feedback: feedback.into(),
+        from: String::new(),
     }
 }
 
