@@ -296,6 +296,7 @@ mod tests {
             started_at: None,
             finished_at: None,
             agent_duration: None,
+            cost: Default::default(),
         }
     }
 

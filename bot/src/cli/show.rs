@@ -196,7 +196,7 @@ pub async fn task_text(
     if store.chain(&task.id).await?.len() > 1 {
         let place = store.place(&task.id).await?;
         outln!(out, "round: {} — the task's rounds:", place.round);
-        for line in crate::rounds::history(store.as_ref(), &task.id).await? {
+        for line in crate::rounds::history(store, &task.id).await? {
             outln!(out, "  {line}");
         }
     }

@@ -16,6 +16,7 @@ fn plan() -> TaskPlan {
         settings: RepoSettings::default(),
         seed_volume: "seed-1".into(),
         start_patch: Some(PATCH.into()),
+        budget: None,
     }
 }
 
