@@ -21,6 +21,7 @@ use crate::task_id::TaskId;
 
 mod admit;
 mod detect;
+mod environment;
 mod model_check;
 mod retire;
 mod tasks;
@@ -422,11 +423,8 @@ async fn prepare_and_run(
         None => SandboxSection::default(),
     };
     let operator = configured.map(|r| r.settings.clone()).unwrap_or_default();
-    let mut settings = operator
-        .or(&repo_file)
-        .or(&config.sandbox)
-        .resolve(&config.image())
-        .map_err(user)?;
+    let section = operator.or(&repo_file).or(&config.sandbox);
+    let mut settings = section.resolve(&config.image()).map_err(user)?;
     detect::detect_tests(&svc.repos, &prepared, &mut settings).await;
     if let Some(tests) = detect::task_tests(&settings) {
         svc.store.set_task_tests(task_id, &tests).await?;
@@ -495,11 +493,13 @@ async fn prepare_and_run(
         tests: &tests,
     });
 
+    let environment = environment::plan(svc, &section, &settings, &prepared).await?;
     let plan = Arc::new(TaskPlan {
         task_id: task_id.to_string(),
         instructions,
         settings,
         seed_volume,
+        environment,
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let runner = runner.clone();

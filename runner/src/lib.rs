@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod context;
+pub mod environment;
 pub mod image;
 pub mod metrics;
 pub mod oom;
@@ -152,6 +153,7 @@ impl Runner {
                     finished_at: now,
                     agent_duration: std::time::Duration::ZERO,
                     timings: PhaseTimings::default(),
+                    environment: None,
                 });
             }
         }

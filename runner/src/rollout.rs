@@ -21,10 +21,12 @@ use crate::types::{
 use crate::workspace::{self, CopyMark};
 
 mod diff;
+mod environment;
 #[cfg(test)]
 mod tests;
 
 use diff::{DiffError, collect_diff};
+use environment::EnvStart;
 
 /// The largest diff a rollout may produce.
 pub const MAX_DIFF_BYTES: usize = 20 << 20;
@@ -94,13 +96,16 @@ pub async fn run_rollout(
     send_phase(Phase::Starting);
     let settings = &plan.settings;
     let external_network = matches!(settings.agent, AgentKind::External { network: true, .. });
+    let mut env = environment::start(backend, plan, cancel).await;
     let spec = SandboxSpec {
-        image: settings.image.clone(),
+        image: env.image.clone(),
         limits: settings.limits.clone(),
         task_id: plan.task_id.clone(),
         rollout: index,
         seed_volume: Some(plan.seed_volume.clone()),
-        start_with_network: (settings.setup.is_some() && settings.setup_network)
+        start_with_network: (settings.setup.is_some()
+            && settings.setup_network
+            && !env.from_snapshot)
             || external_network,
         lifetime: sandbox_lifetime(settings),
     };
@@ -125,13 +130,14 @@ pub async fn run_rollout(
                 command_timeout: settings.command_timeout,
                 commands: Vec::new(),
             };
-            let mut partial = in_sandbox(&mut ctx, model, plan, sampling).await;
+            let mut partial = in_sandbox(&mut ctx, model, plan, sampling, backend, &mut env).await;
             let commands = std::mem::take(&mut ctx.commands);
             removals.start(&plan.task_id, sandbox);
             partial.timings.sandbox = sandbox_time;
             (partial, commands)
         }
     };
+    env.release(backend).await;
     let result = RolloutResult {
         index,
         outcome: partial.outcome,
@@ -147,6 +153,7 @@ pub async fn run_rollout(
         finished_at: Utc::now(),
         agent_duration: partial.agent_duration,
         timings: partial.timings,
+        environment: env.used,
     };
     let _ = events.send(RolloutEvent::Finished {
         result: Box::new(result.clone()),
@@ -159,6 +166,8 @@ async fn in_sandbox(
     model: Option<&dyn ChatModel>,
     plan: &TaskPlan,
     sampling: Sampling,
+    backend: &dyn SandboxBackend,
+    env: &mut EnvStart,
 ) -> Partial {
     let settings = &plan.settings;
     let mut network = None;
@@ -166,7 +175,12 @@ async fn in_sandbox(
 
     // The working copy: the seed's checkout, extracted into the sandbox's own workspace.
     let clock = Instant::now();
-    let mut copy = ExecRequest::shell(workspace::copy_script(), settings.command_timeout);
+    let script = if env.from_snapshot {
+        workspace::copy_script_restoring()
+    } else {
+        workspace::copy_script()
+    };
+    let mut copy = ExecRequest::shell(script, settings.command_timeout);
     copy.reap = false;
     copy.keep_stdout = Some(256);
     let mark = match ctx.sandbox.exec(copy, ctx.cancel).await {
@@ -189,7 +203,7 @@ async fn in_sandbox(
     }
     timings.copy = clock.elapsed();
 
-    if let Some(setup) = &settings.setup {
+    if let Some(setup) = settings.setup.as_ref().filter(|_| !env.from_snapshot) {
         ctx.phase(Phase::Setup);
         let req = ExecRequest::shell(setup.clone(), settings.command_timeout);
         match ctx.run(CommandKind::Setup, setup.clone(), req).await {
@@ -213,6 +227,7 @@ async fn in_sandbox(
                 return sandbox_failure(e);
             }
         }
+        env.save(backend, plan, ctx.sandbox, ctx.cancel).await;
     }
 
     let agent_started = Instant::now();

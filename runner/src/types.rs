@@ -177,6 +177,8 @@ pub struct TaskPlan {
     pub settings: RepoSettings,
     /// The seed volume made by [`crate::Runner::prepare_seed`].
     pub seed_volume: String,
+    /// How the rollouts may start from an environment snapshot (none: the setup always runs).
+    pub environment: Option<crate::environment::EnvironmentPlan>,
 }
 
 /// Where a rollout is.
@@ -281,6 +283,8 @@ pub struct RolloutResult {
     pub agent_duration: Duration,
     /// Where the rollout's time went.
     pub timings: PhaseTimings,
+    /// Whether it started from an environment snapshot, or saved one, and which.
+    pub environment: Option<crate::environment::EnvironmentUse>,
 }
 
 /// Where a rollout's wall time went, phase by phase (zero for a phase it did not reach).

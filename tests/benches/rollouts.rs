@@ -189,6 +189,7 @@ async fn prepare(env: &TestEnv, name: &str, files: usize) -> Prepared {
             instructions: "bench".into(),
             settings,
             seed_volume,
+            environment: None,
         }),
     }
 }

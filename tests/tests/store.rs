@@ -93,6 +93,7 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
         finished_at: now,
         agent_duration: Duration::from_secs(3),
         timings: Default::default(),
+        environment: None,
     };
     s.finish_rollout("a_1", &result).await.unwrap();
     s.finish_rollout("a_1", &result).await.unwrap();

@@ -26,6 +26,7 @@ fn result(index: u32, confidence: Option<f64>, sampling: Option<Sampling>) -> Ro
         finished_at: now,
         agent_duration: Duration::from_secs(1),
         timings: Default::default(),
+        environment: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn finished(index: u32) -> RolloutResult {
         finished_at: now,
         agent_duration: Duration::from_secs(1),
         timings: Default::default(),
+        environment: None,
     }
 }
 

@@ -195,6 +195,9 @@ pub async fn show(config: Config, args: ShowArgs) -> anyhow::Result<ExitCode> {
         if let Some(detail) = &r.detail {
             outln!(out, "outcome: {}", detail);
         }
+        if let Some(env) = &r.environment {
+            outln!(out, "environment: {env}");
+        }
         if let Some(net) = &r.network {
             outln!(out, "network: {net}");
         }

@@ -105,6 +105,7 @@ fn result(index: u32, outcome: Outcome) -> RolloutResult {
         finished_at: Utc::now(),
         agent_duration: Duration::from_millis(10),
         timings: Default::default(),
+        environment: None,
     }
 }
 

@@ -365,6 +365,7 @@ pub fn rollout(d: &RolloutData) -> Markup {
                 " in " (r.files_changed) " file" @if r.files_changed != 1 { "s" }
                 @if let Some(reason) = &r.rank_reason { div.meta { (reason) } }
                 @if let Some(net) = &r.network { div.meta { "Network: " (net) } }
+                @if let Some(env) = &r.environment { div.meta { "Environment: " (env) } }
                 @if let Some(detail) = &r.detail { div.meta { (detail) } }
                 @if d.diff.as_ref().is_some_and(|x| !x.patch.is_empty()) {
                     p { a.button href={ "/t/" (d.token) "/rollouts/" (r.index) "/patch" } download={ "rollout-" (r.index) ".patch" } { "Download .patch" } }

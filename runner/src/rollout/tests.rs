@@ -18,6 +18,7 @@ fn plan(settings: RepoSettings) -> TaskPlan {
         instructions: "Make the answer 42.".into(),
         settings,
         seed_volume: "seed-1".into(),
+        environment: None,
     }
 }
 
