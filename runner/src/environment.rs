@@ -295,9 +295,9 @@ mod tests {
 
     #[test]
     fn inputs_are_found_anywhere_by_name_or_by_path() {
-        let listing = b"100644 blob aaa\tCargo.lock\0100644 blob bbb\tweb/package-lock.json\0\
-            100644 blob ccc\tsrc/main.rs\0100644 blob ddd\tpy/requirements-dev.txt\0\
-            040000 tree eee\tCargo.lock.d\0160000 commit fff\tvendor/go.sum";
+        let listing = b"100644 blob aaa\tCargo.lock\x00100644 blob bbb\tweb/package-lock.json\0\
+            100644 blob ccc\tsrc/main.rs\x00100644 blob ddd\tpy/requirements-dev.txt\0\
+            040000 tree eee\tCargo.lock.d\x00160000 commit fff\tvendor/go.sum";
         let found = inputs_from_tree(listing, &defaults());
         assert_eq!(
             found,

@@ -116,7 +116,7 @@ mod tests {
             setup: Some("make deps".into()),
             ..RepoSettings::default()
         };
-        let listing = b"100644 blob aaa\tCargo.lock\0100644 blob bbb\tsrc/lib.rs";
+        let listing = b"100644 blob aaa\tCargo.lock\x00100644 blob bbb\tsrc/lib.rs";
         let section = SandboxSection::default();
         let plan = environment_plan(&config, &section, &settings, "acme/api", listing)
             .unwrap()
