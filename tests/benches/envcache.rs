@@ -68,7 +68,13 @@ async fn plan(env: &TestEnv, repo: &Path, name: &str, with_setup: Option<&str>) 
     let task_id = format!("bench{}", uuid::Uuid::new_v4().simple());
     let seed = env
         .runner
-        .prepare_seed(&task_id, &svc.repos, &prepared, DEFAULT_IMAGE, &CancellationToken::new())
+        .prepare_seed(
+            &task_id,
+            &svc.repos,
+            &prepared,
+            DEFAULT_IMAGE,
+            &CancellationToken::new(),
+        )
         .await
         .unwrap();
     let section = SandboxSection {
@@ -104,7 +110,13 @@ async fn start_to_agent(env: &TestEnv, plan: Arc<TaskPlan>) -> (RolloutResult, D
         let mut at = None;
         while let Some(event) = rx.recv().await {
             if at.is_none()
-                && matches!(event, RolloutEvent::Phase { phase: Phase::Agent { .. }, .. })
+                && matches!(
+                    event,
+                    RolloutEvent::Phase {
+                        phase: Phase::Agent { .. },
+                        ..
+                    }
+                )
             {
                 at = Some(t.elapsed());
             }
@@ -114,7 +126,12 @@ async fn start_to_agent(env: &TestEnv, plan: Arc<TaskPlan>) -> (RolloutResult, D
     let task_id = plan.task_id.clone();
     let mut results = env
         .runner
-        .run_rollouts(plan, vec![(1, sampling_for(1, &[0.5], 1))], tx, CancellationToken::new())
+        .run_rollouts(
+            plan,
+            vec![(1, sampling_for(1, &[0.5], 1))],
+            tx,
+            CancellationToken::new(),
+        )
         .await;
     let at = watch.await.unwrap().expect("the agent started");
     env.runner.release_task(&task_id).await;
@@ -142,7 +159,11 @@ async fn main() {
 
     let mut plain = Vec::new();
     for _ in 0..samples {
-        plain.push(start_to_agent(&env, plan(&env, &repo, &name, None).await).await.1);
+        plain.push(
+            start_to_agent(&env, plan(&env, &repo, &name, None).await)
+                .await
+                .1,
+        );
     }
     let (cold_result, cold) =
         start_to_agent(&env, plan(&env, &repo, &name, Some(&script)).await).await;
@@ -150,7 +171,11 @@ async fn main() {
     let mut warm = Vec::new();
     for _ in 0..samples {
         let (r, t) = start_to_agent(&env, plan(&env, &repo, &name, Some(&script)).await).await;
-        assert!(r.environment.is_some_and(|e| e.from_snapshot), "{}", r.detail);
+        assert!(
+            r.environment.is_some_and(|e| e.from_snapshot),
+            "{}",
+            r.detail
+        );
         warm.push(t);
     }
     let (plain_m, warm_m) = (median(plain.clone()), median(warm.clone()));
@@ -166,7 +191,11 @@ async fn main() {
     );
     println!(
         "| all samples | {} | {} | {} | |\n",
-        plain.iter().map(|d| secs(*d)).collect::<Vec<_>>().join(", "),
+        plain
+            .iter()
+            .map(|d| secs(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
         secs(cold),
         warm.iter().map(|d| secs(*d)).collect::<Vec<_>>().join(", ")
     );
@@ -178,7 +207,8 @@ async fn main() {
         plans.push(plan(&env, &repo, &fresh, Some(&script)).await);
     }
     let t = Instant::now();
-    let runs = futures_util::future::join_all(plans.into_iter().map(|p| start_to_agent(&env, p))).await;
+    let runs =
+        futures_util::future::join_all(plans.into_iter().map(|p| start_to_agent(&env, p))).await;
     let wall = t.elapsed();
     let setups = runs
         .iter()
@@ -193,7 +223,10 @@ async fn main() {
     println!("|---|---|---|---|");
     println!(
         "| {setups} | {from_snapshot} | {} | {} |",
-        runs.iter().map(|(_, d)| secs(*d)).collect::<Vec<_>>().join(", "),
+        runs.iter()
+            .map(|(_, d)| secs(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
         secs(wall)
     );
 
