@@ -97,7 +97,7 @@ pub async fn run_rollout(
     let settings = &plan.settings;
     let external_network = matches!(settings.agent, AgentKind::External { network: true, .. });
     let mut env = environment::start(backend, plan, cancel).await;
-    let spec = SandboxSpec {
+    let mut spec = SandboxSpec {
         image: env.image.clone(),
         limits: settings.limits.clone(),
         task_id: plan.task_id.clone(),
@@ -110,7 +110,15 @@ pub async fn run_rollout(
         lifetime: sandbox_lifetime(settings),
     };
     let clock = Instant::now();
-    let created = backend.create_sandbox(&spec).await;
+    let mut created = backend.create_sandbox(&spec).await;
+    if env.from_snapshot && matches!(created, Err(SandboxError::ImageMissing(_))) {
+        // Pruned between the look-up and now: the setup runs after all.
+        env = EnvStart::plain(settings);
+        spec.image = env.image.clone();
+        spec.start_with_network =
+            (settings.setup.is_some() && settings.setup_network) || external_network;
+        created = backend.create_sandbox(&spec).await;
+    }
     crate::metrics::sandbox_start(backend.name(), clock.elapsed(), created.is_ok());
     let (partial, commands) = match created {
         Err(e) => (

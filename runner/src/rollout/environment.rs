@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::environment::{self, Acquired, BuildLease, EnvironmentUse};
 use crate::sandbox::{Sandbox, SandboxBackend};
-use crate::types::TaskPlan;
+use crate::types::{RepoSettings, TaskPlan};
 
 /// How a rollout's sandbox starts.
 pub(super) struct EnvStart {
@@ -35,12 +35,7 @@ pub(super) async fn start(
     cancel: &CancellationToken,
 ) -> EnvStart {
     let settings = &plan.settings;
-    let plain = EnvStart {
-        image: settings.image.clone(),
-        from_snapshot: false,
-        lease: None,
-        used: None,
-    };
+    let plain = EnvStart::plain(settings);
     let (Some(env), Some(cache), Some(_)) =
         (&plan.environment, backend.environments(), &settings.setup)
     else {
@@ -80,6 +75,16 @@ pub(super) async fn start(
 }
 
 impl EnvStart {
+    /// From the rollout image, the setup run, nothing saved.
+    pub(super) fn plain(settings: &RepoSettings) -> Self {
+        Self {
+            image: settings.image.clone(),
+            from_snapshot: false,
+            lease: None,
+            used: None,
+        }
+    }
+
     /// After a successful setup: saves the snapshot when this rollout holds the lease, then
     /// prunes the cache to its budget. A failure is logged: the rollout goes on.
     pub(super) async fn save(
