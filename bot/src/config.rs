@@ -11,11 +11,13 @@ use serde::Deserialize;
 use threadsmith_runner::{AgentKind, Limits, ModelConfig, RepoSettings, secret::Secret};
 
 mod check;
+mod environment;
 mod kubernetes;
 pub mod prices;
 mod ranking;
 pub mod repo_file;
 
+pub use environment::{environment_plan, parse_duration};
 pub use kubernetes::{Backend, KubernetesSection};
 pub use prices::{ModelPrice, TokenLimits};
 pub use ranking::RankingSection;
@@ -279,6 +281,11 @@ pub struct SandboxSection {
     /// Where rollouts run (the bot's `[sandbox]` only; see `config/kubernetes.rs`).
     pub backend: Option<String>,
     pub kubernetes: Option<KubernetesSection>,
+    /// The files the setup depends on (see `config/environment.rs`).
+    pub setup_inputs: Option<Vec<String>>,
+    pub environment_ttl: Option<String>,
+    /// The bot's `[sandbox]` only.
+    pub environment_cache_size: Option<String>,
 }
 
 /// A repository the bot knows by name.
@@ -328,6 +335,18 @@ impl SandboxSection {
             external_network: self.external_network.or(other.external_network),
             backend: self.backend.clone().or_else(|| other.backend.clone()),
             kubernetes: self.kubernetes.clone().or_else(|| other.kubernetes.clone()),
+            setup_inputs: self
+                .setup_inputs
+                .clone()
+                .or_else(|| other.setup_inputs.clone()),
+            environment_ttl: self
+                .environment_ttl
+                .clone()
+                .or_else(|| other.environment_ttl.clone()),
+            environment_cache_size: self
+                .environment_cache_size
+                .clone()
+                .or_else(|| other.environment_cache_size.clone()),
         }
     }
 

@@ -23,6 +23,7 @@ use crate::task_id::TaskId;
 mod admit;
 mod budget;
 mod detect;
+mod environment;
 mod model_check;
 pub mod ranking;
 pub mod reproduce;
@@ -469,11 +470,8 @@ async fn prepare_and_run(
         None => RepoFile::default(),
     };
     let operator = configured.map(|r| r.settings.clone()).unwrap_or_default();
-    let mut settings = operator
-        .or(&repo_file.sandbox)
-        .or(&config.sandbox)
-        .resolve(&config.image())
-        .map_err(user)?;
+    let section = operator.or(&repo_file.sandbox).or(&config.sandbox);
+    let mut settings = section.resolve(&config.image()).map_err(user)?;
     detect::detect_tests(&svc.repos, &prepared, &mut settings).await;
     if let Some(tests) = detect::task_tests(&settings) {
         svc.store.set_task_tests(task_id, &tests).await?;
@@ -550,6 +548,7 @@ async fn prepare_and_run(
         tests: &tests,
     });
 
+    let environment = environment::plan(svc, &section, &settings, &prepared).await?;
     let plan = Arc::new(TaskPlan {
         task_id: task_id.to_string(),
         instructions,
@@ -557,6 +556,7 @@ async fn prepare_and_run(
         seed_volume,
         budget: budget.map(|b| b as Arc<dyn threadsmith_runner::TokenBudget>),
         start_patch: req.round.as_ref().map(|r| r.patch.clone()),
+        environment,
     });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = tokio::spawn({

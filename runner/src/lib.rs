@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod context;
 pub mod crosscheck;
+pub mod environment;
 pub mod image;
 pub mod metrics;
 pub mod oom;
@@ -157,6 +158,7 @@ impl Runner {
                     agent_duration: std::time::Duration::ZERO,
                     timings: PhaseTimings::default(),
                     cost: Default::default(),
+                    environment: None,
                 });
             }
         }

@@ -315,6 +315,16 @@ impl RepoCache {
             .sum())
     }
 
+    /// The base commit's `git ls-tree -r -z` (what the environment cache's key is made from:
+    /// see [`crate::environment::inputs_from_tree`]).
+    pub async fn tree_listing(&self, repo: &PreparedRepo) -> Result<Vec<u8>, RepoError> {
+        let never = CancellationToken::new();
+        let args = ["ls-tree", "-r", "-z", repo.base_commit.as_str()];
+        self.host(&never)
+            .git(Some(&repo.mirror), &args, "listing the repository")
+            .await
+    }
+
     /// Builds the task's seed archive (see the module docs).
     pub async fn seed_archive(
         &self,

@@ -22,12 +22,14 @@ use crate::usage::RolloutCost;
 use crate::workspace::{self, CopyMark};
 
 mod diff;
+mod environment;
 #[cfg(test)]
 mod round_tests;
 #[cfg(test)]
 mod tests;
 
 use diff::{DiffError, collect_diff};
+use environment::EnvStart;
 
 /// The largest diff a rollout may produce.
 pub const MAX_DIFF_BYTES: usize = 20 << 20;
@@ -99,18 +101,29 @@ pub async fn run_rollout(
     send_phase(Phase::Starting);
     let settings = &plan.settings;
     let external_network = matches!(settings.agent, AgentKind::External { network: true, .. });
-    let spec = SandboxSpec {
-        image: settings.image.clone(),
+    let mut env = environment::start(backend, plan, cancel).await;
+    let mut spec = SandboxSpec {
+        image: env.image.clone(),
         limits: settings.limits.clone(),
         task_id: plan.task_id.clone(),
         rollout: index,
         seed_volume: Some(plan.seed_volume.clone()),
-        start_with_network: (settings.setup.is_some() && settings.setup_network)
+        start_with_network: (settings.setup.is_some()
+            && settings.setup_network
+            && !env.from_snapshot)
             || external_network,
         lifetime: sandbox_lifetime(settings),
     };
     let clock = Instant::now();
-    let created = backend.create_sandbox(&spec).await;
+    let mut created = backend.create_sandbox(&spec).await;
+    if env.from_snapshot && matches!(created, Err(SandboxError::ImageMissing(_))) {
+        // Pruned between the look-up and now: the setup runs after all.
+        env = EnvStart::plain(settings);
+        spec.image = env.image.clone();
+        spec.start_with_network =
+            (settings.setup.is_some() && settings.setup_network) || external_network;
+        created = backend.create_sandbox(&spec).await;
+    }
     crate::metrics::sandbox_start(backend.name(), clock.elapsed(), created.is_ok());
     let (partial, commands) = match created {
         Err(e) => (
@@ -133,7 +146,7 @@ pub async fn run_rollout(
                 usage: Default::default(),
                 model_time: Duration::ZERO,
             };
-            let mut partial = in_sandbox(&mut ctx, model, plan, sampling).await;
+            let mut partial = in_sandbox(&mut ctx, model, plan, sampling, backend, &mut env).await;
             let commands = std::mem::take(&mut ctx.commands);
             let (usage, model_time) = (ctx.usage, ctx.model_time);
             drop(ctx);
@@ -151,6 +164,7 @@ pub async fn run_rollout(
             (partial, commands)
         }
     };
+    env.release(backend).await;
     let result = RolloutResult {
         index,
         outcome: partial.outcome,
@@ -167,6 +181,7 @@ pub async fn run_rollout(
         agent_duration: partial.agent_duration,
         timings: partial.timings,
         cost: partial.cost,
+        environment: env.used,
     };
     let _ = events.send(RolloutEvent::Finished {
         result: Box::new(result.clone()),
@@ -179,6 +194,8 @@ async fn in_sandbox(
     model: Option<&dyn ChatModel>,
     plan: &TaskPlan,
     sampling: Sampling,
+    backend: &dyn SandboxBackend,
+    env: &mut EnvStart,
 ) -> Partial {
     let settings = &plan.settings;
     let mut network = None;
@@ -186,7 +203,12 @@ async fn in_sandbox(
 
     // The working copy: the seed's checkout, extracted into the sandbox's own workspace.
     let clock = Instant::now();
-    let mut copy = ExecRequest::shell(workspace::copy_script(), settings.command_timeout);
+    let script = if env.from_snapshot {
+        workspace::copy_script_restoring()
+    } else {
+        workspace::copy_script()
+    };
+    let mut copy = ExecRequest::shell(script, settings.command_timeout);
     copy.reap = false;
     copy.keep_stdout = Some(256);
     let mark = match ctx.sandbox.exec(copy, ctx.cancel).await {
@@ -235,7 +257,7 @@ async fn in_sandbox(
         }
     }
 
-    if let Some(setup) = &settings.setup {
+    if let Some(setup) = settings.setup.as_ref().filter(|_| !env.from_snapshot) {
         ctx.phase(Phase::Setup);
         let req = ExecRequest::shell(setup.clone(), settings.command_timeout);
         match ctx.run(CommandKind::Setup, setup.clone(), req).await {
@@ -259,6 +281,7 @@ async fn in_sandbox(
                 return sandbox_failure(e);
             }
         }
+        env.save(backend, plan, ctx.sandbox, ctx.cancel).await;
     }
 
     let agent_started = Instant::now();

@@ -192,6 +192,8 @@ pub struct TaskPlan {
     /// against the same base), applied to the working copy after the copy and before setup, so
     /// that the round's diff is the whole change against the base.
     pub start_patch: Option<String>,
+    /// How the rollouts may start from an environment snapshot (none: the setup always runs).
+    pub environment: Option<crate::environment::EnvironmentPlan>,
 }
 
 /// Where a rollout is.
@@ -301,6 +303,8 @@ pub struct RolloutResult {
     pub timings: PhaseTimings,
     /// The model's tokens and calls, and the time spent in the model and in the sandbox.
     pub cost: crate::usage::RolloutCost,
+    /// Whether it started from an environment snapshot, or saved one, and which.
+    pub environment: Option<crate::environment::EnvironmentUse>,
 }
 
 /// Where a rollout's wall time went, phase by phase (zero for a phase it did not reach).

@@ -45,6 +45,16 @@ pub fn copy_script() -> String {
     )
 }
 
+/// [`copy_script`] for a sandbox made from an environment snapshot: the snapshot's files are put
+/// back beside the checkout (see [`crate::environment`]).
+pub fn copy_script_restoring() -> String {
+    format!(
+        "ts_env={}\n{}",
+        crate::environment::SNAPSHOT_DIR,
+        copy_script()
+    )
+}
+
 /// The kernel's clock once the working copy was in place, as a file's ctime: later than every
 /// ctime the copy itself left (see `workspace/copy.sh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -191,6 +191,7 @@ async fn prepare(env: &TestEnv, name: &str, files: usize) -> Prepared {
             seed_volume,
             budget: None,
             start_patch: None,
+            environment: None,
         }),
     }
 }

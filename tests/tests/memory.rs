@@ -63,6 +63,7 @@ async fn a_sandbox_whose_memory_is_full_ends_its_rollout_at_once_with_the_reason
         seed_volume: seed,
         budget: None,
         start_patch: None,
+        environment: None,
     });
     let sampling = sampling_for(1, &[0.5], 100);
     env.model.script(sampling.seed, fill_workspace("400M"));

@@ -100,6 +100,10 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
         agent_duration: Duration::from_secs(3),
         timings: Default::default(),
         cost: Default::default(),
+        environment: Some(threadsmith_runner::environment::EnvironmentUse {
+            snapshot: "threadsmith-env:0123abcd".into(),
+            from_snapshot: true,
+        }),
     };
     s.finish_rollout("a_1", &result).await.unwrap();
     s.finish_rollout("a_1", &result).await.unwrap();
@@ -165,6 +169,10 @@ async fn tasks_and_rollouts(s: Arc<dyn Store>) {
     let rows = s.rollouts("a_1").await.unwrap();
     assert_eq!(rows.iter().map(|r| r.index).collect::<Vec<_>>(), vec![2, 1]);
     assert_eq!(rows[0].outcome, Some(Outcome::Succeeded));
+    assert_eq!(
+        rows[0].environment.as_deref(),
+        Some("started from environment snapshot threadsmith-env:0123abcd (the setup did not run)")
+    );
     assert_eq!(rows[0].confidence, Some(0.9));
     assert_eq!(rows[0].lines_added, 1);
     assert_eq!(rows[0].summary.as_deref(), Some("fixed it"));

@@ -27,6 +27,7 @@ fn result(index: u32, confidence: Option<f64>, sampling: Option<Sampling>) -> Ro
         agent_duration: Duration::from_secs(1),
         timings: Default::default(),
         cost: Default::default(),
+        environment: None,
     }
 }
 

@@ -25,6 +25,7 @@ fn finished(index: u32) -> RolloutResult {
         agent_duration: Duration::from_secs(1),
         timings: Default::default(),
         cost: Default::default(),
+        environment: None,
     }
 }
 

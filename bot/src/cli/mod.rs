@@ -3,6 +3,7 @@
 mod approve;
 mod doctor;
 mod from;
+mod env;
 mod out;
 mod progress;
 pub mod show;
@@ -78,8 +79,14 @@ pub enum Command {
         /// The rollout to approve.
         rollout: u32,
     },
-    /// Remove containers and volumes left behind by threadsmith processes that died.
+    /// Remove containers and volumes left behind by threadsmith processes that died, and the
+    /// environment snapshots that expired or do not fit the cache's size.
     Cleanup,
+    /// The environment snapshots rollouts start from (the setup's result, kept).
+    Env {
+        #[command(subcommand)]
+        command: env::EnvCommand,
+    },
     /// Run the bot: Slack (Socket Mode, or HTTP Events API) when its tokens are set.
     Serve,
 }
@@ -249,6 +256,7 @@ async fn command(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Image { command } => image_command(config, command).await,
         Command::Serve => crate::serve::serve(config, CancellationToken::new()).await,
         Command::Approve { task, rollout } => approve::approve(config, &task, rollout).await,
+        Command::Env { command } => env::env_command(config, command).await,
         Command::Cleanup => {
             let backend = crate::wiring::backend(&config).await?;
             // On a cluster, the store says which bot processes are alive.
@@ -260,6 +268,8 @@ async fn command(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let n = pipeline::remove_orphans(backend.as_ref(), &live).await?;
             println!("removed {n} orphaned container(s)");
+            let pruned = env::prune_to_settings(&config, backend.as_ref()).await?;
+            println!("removed {pruned} environment snapshot(s)");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -234,6 +234,9 @@ pub async fn task_text(
         if let Some(detail) = &r.detail {
             outln!(out, "outcome: {}", detail);
         }
+        if let Some(env) = &r.environment {
+            outln!(out, "environment: {env}");
+        }
         if let Some(net) = &r.network {
             outln!(out, "network: {net}");
         }

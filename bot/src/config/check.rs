@@ -14,9 +14,12 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("[sandbox]: {e}")))?;
         self.backend()?;
         self.check_costs().map_err(ConfigError::Invalid)?;
+        self.environment_ttl()?;
+        self.environment_cache_size()?;
         for repo in &self.repos {
             repo.settings
                 .refuse_bot_only(&format!("the settings of repository `{}`", repo.name))?;
+            repo.settings.environment_ttl()?;
             let settings = repo.settings.or(&self.sandbox).resolve(&image)?;
             check_memory_budget(&settings.limits).map_err(|e| {
                 ConfigError::Invalid(format!("the settings of repository `{}`: {e}", repo.name))

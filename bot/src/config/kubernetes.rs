@@ -178,6 +178,11 @@ impl super::SandboxSection {
                 "{where_}: `backend` and `kubernetes` are the bot's settings (its [sandbox] section), not a repository's"
             )));
         }
+        if self.environment_cache_size.is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "{where_}: `environment_cache_size` is the bot's setting (its [sandbox] section), not a repository's: the cache is shared"
+            )));
+        }
         Ok(())
     }
 }

@@ -57,6 +57,7 @@ mod tests {
             rank: None,
             rank_reason: None,
             rank_headline: None,
+            environment: None,
             rank_reasons: Vec::new(),
             network: None,
             started_at: None,

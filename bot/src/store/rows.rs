@@ -106,6 +106,8 @@ pub struct RolloutRow {
     /// All the ranking's evidence, one line each (the pages show it).
     pub rank_reasons: Vec<String>,
     pub network: Option<String>,
+    /// Whether it started from an environment snapshot, or saved one, and which (words).
+    pub environment: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub agent_duration: Option<Duration>,

@@ -108,6 +108,7 @@ fn result(index: u32, outcome: Outcome) -> RolloutResult {
         agent_duration: Duration::from_millis(10),
         timings: Default::default(),
         cost: Default::default(),
+        environment: None,
     }
 }
 

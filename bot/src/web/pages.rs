@@ -401,6 +401,7 @@ pub fn rollout(d: &RolloutData) -> Markup {
                 @if let Some(reason) = &r.rank_reason { div.meta { (reason) } }
                 (evidence(r))
                 @if let Some(net) = &r.network { div.meta { "Network: " (net) } }
+                @if let Some(env) = &r.environment { div.meta { "Environment: " (env) } }
                 @if let Some(detail) = &r.detail { div.meta { (detail) } }
                 @if r.outcome.is_some() {
                     @for line in crate::cost::rollout_details(r, None) { div.meta { (line) } }

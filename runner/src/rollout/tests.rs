@@ -20,6 +20,7 @@ fn plan(settings: RepoSettings) -> TaskPlan {
         seed_volume: "seed-1".into(),
         budget: None,
         start_patch: None,
+        environment: None,
     }
 }
 

@@ -271,6 +271,10 @@ impl SandboxBackend for Docker {
         "docker"
     }
 
+    fn environments(&self) -> Option<&dyn crate::environment::EnvironmentCache> {
+        Some(self)
+    }
+
     async fn reachable(&self) -> Result<(), SandboxError> {
         match tokio::time::timeout(PING_TIMEOUT, self.inner.ping()).await {
             Ok(Ok(_)) => Ok(()),

@@ -32,11 +32,13 @@ use tokio_util::sync::CancellationToken;
 use crate::output::{CappedBuffer, CappedOutput, OutputCap};
 
 mod docker;
+mod environments;
 mod exec;
 pub mod kubernetes;
 mod owners;
 
 pub use docker::Docker;
+pub use environments::{LABEL_ENVIRONMENT, SNAPSHOT_REPO};
 pub use exec::DockerSandbox;
 use owners::is_not_found;
 pub use owners::{owner_is_dead, owner_label};
@@ -101,6 +103,12 @@ pub trait SandboxBackend: Send + Sync {
     /// process table ([`owner_is_dead`]). See [`SandboxBackend::remove_orphans`].
     fn owners_span_machines(&self) -> bool {
         false
+    }
+
+    /// Where the backend keeps environment snapshots (see [`crate::environment`]); `None` when
+    /// it keeps none (the setup then runs in every rollout).
+    fn environments(&self) -> Option<&dyn crate::environment::EnvironmentCache> {
+        None
     }
 
     /// Whether the backend can be reached now (Docker: ping; Kubernetes: the API server and the namespace).

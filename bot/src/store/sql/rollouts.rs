@@ -67,6 +67,7 @@ pub(super) fn rollout_row(r: &AnyRow) -> Result<RolloutRow, StoreError> {
             .and_then(|j| serde_json::from_str(&j).ok())
             .unwrap_or_default(),
         network: r.try_get("network")?,
+        environment: r.try_get("environment")?,
         started_at: time(r.try_get("started_at")?)?,
         finished_at: time(r.try_get("finished_at")?)?,
         agent_duration: r
@@ -214,7 +215,7 @@ impl RolloutStore for SqlStore {
         sqlx::query(
             "UPDATE rollouts SET phase = 'done', outcome = $1, detail = $2, summary = $3, confidence = CAST($4 AS DOUBLE PRECISION),
                 tests_passed = $5, test_exit_code = $6, test_timed_out = $7, test_output = $8, test_ms = $9,
-                lines_added = $10, lines_removed = $11, files_changed = $12, network = $13,
+                lines_added = $10, lines_removed = $11, files_changed = $12, network = $13, environment = $21,
                 started_at = $14, finished_at = $15, agent_ms = $16,
                 temperature = COALESCE(CAST($17 AS DOUBLE PRECISION), temperature), seed = COALESCE($18, seed)
              WHERE task_id = $19 AND idx = $20",
@@ -239,6 +240,7 @@ impl RolloutStore for SqlStore {
         .bind(r.sampling.map(|s| s.seed as i64))
         .bind(task_id)
         .bind(r.index as i64)
+        .bind(r.environment.as_ref().map(|e| e.words()))
         .execute(&mut *tx)
         .await?;
         super::usage::write_rollout(&mut *tx, task_id, r.index, &r.cost).await?;
