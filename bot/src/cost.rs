@@ -153,6 +153,7 @@ mod tests {
                 model_time: Duration::from_secs(60),
                 sandbox_time: Duration::from_secs(100),
             },
+            environment: None,
         }
     }
 

@@ -297,6 +297,7 @@ mod tests {
             finished_at: None,
             agent_duration: None,
             cost: Default::default(),
+            environment: None,
         }
     }
 

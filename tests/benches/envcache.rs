@@ -99,6 +99,8 @@ async fn plan(env: &TestEnv, repo: &Path, name: &str, with_setup: Option<&str>) 
         settings,
         seed_volume: seed,
         environment,
+        budget: None,
+        start_patch: None,
     })
 }
 

@@ -118,6 +118,7 @@ async fn plan(env: &TestEnv, name: &str) -> Arc<TaskPlan> {
         settings,
         seed_volume,
         budget: None,
+        environment: None,
         start_patch: None,
     })
 }

@@ -106,6 +106,8 @@ impl World {
             settings,
             seed_volume: seed,
             environment: Some(environment),
+            budget: None,
+            start_patch: None,
         })
     }
 

@@ -26,6 +26,7 @@ fn finished(index: u32, cost: RolloutCost) -> RolloutResult {
         agent_duration: Duration::from_secs(1),
         timings: Default::default(),
         cost,
+        environment: None,
     }
 }
 

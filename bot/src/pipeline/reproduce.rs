@@ -109,6 +109,7 @@ mod tests {
             agent_duration: Duration::ZERO,
             timings: PhaseTimings::default(),
             cost: Default::default(),
+            environment: None,
         }
     }
 

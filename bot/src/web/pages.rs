@@ -540,6 +540,7 @@ mod publication_tests {
             finished_at: None,
             agent_duration: None,
             cost: Default::default(),
+            environment: None,
         });
         let page = task(&d).into_string();
         assert!(

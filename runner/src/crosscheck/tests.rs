@@ -23,6 +23,7 @@ fn plan(test: Option<&str>) -> TaskPlan {
         },
         seed_volume: "seed-1".into(),
         budget: None,
+        environment: None,
         start_patch: None,
     }
 }

@@ -17,6 +17,7 @@ fn plan() -> TaskPlan {
         seed_volume: "seed-1".into(),
         start_patch: Some(PATCH.into()),
         budget: None,
+        environment: None,
     }
 }
 

@@ -46,6 +46,7 @@ fn result(index: u32, outcome: Outcome, confidence: f64) -> RolloutResult {
         agent_duration: Duration::from_millis(5),
         timings: Default::default(),
         cost: Default::default(),
+        environment: None,
     }
 }
 
