@@ -2,8 +2,8 @@
 
 mod approve;
 mod doctor;
-mod from;
 mod env;
+mod from;
 mod out;
 mod progress;
 pub mod show;
