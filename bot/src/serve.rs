@@ -110,6 +110,7 @@ pub async fn start(svc: Services, shutdown: CancellationToken) -> anyhow::Result
         app = Some(crate::web::router_publishing(
             svc.store.clone(),
             svc.publisher.mode() != crate::publish::Mode::Off,
+            config.prices.clone(),
         ));
     }
     if config.discord.token.is_some() {

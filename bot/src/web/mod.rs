@@ -15,6 +15,7 @@ mod instruction_files;
 pub mod markdown;
 mod pages;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -23,6 +24,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::config::ModelPrice;
 use crate::store::{Store, TaskRow};
 
 /// The task page's address.
@@ -35,6 +37,8 @@ struct WebState {
     store: Arc<dyn Store>,
     /// Whether approvals are published (`None`: not known).
     publishing: Option<bool>,
+    /// `[prices]`: what the pages show attempts cost in money (none: tokens only).
+    prices: Arc<BTreeMap<String, ModelPrice>>,
 }
 
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -44,16 +48,29 @@ pub fn router(store: Arc<dyn Store>) -> Router {
     routes(WebState {
         store,
         publishing: None,
+        prices: Arc::default(),
     })
 }
 
 /// The pages' routes, saying whether approvals are published (pushed and opened as pull
-/// requests) or only recorded.
-pub fn router_publishing(store: Arc<dyn Store>, publishing: bool) -> Router {
+/// requests) or only recorded, with the operator's price table.
+pub fn router_publishing(
+    store: Arc<dyn Store>,
+    publishing: bool,
+    prices: BTreeMap<String, ModelPrice>,
+) -> Router {
     routes(WebState {
         store,
         publishing: Some(publishing),
+        prices: Arc::new(prices),
     })
+}
+
+impl WebState {
+    /// The price of the model the task's calls used, when the table has it.
+    fn price(&self, task: &TaskRow) -> Option<ModelPrice> {
+        self.prices.get(task.model.as_deref()?).copied()
+    }
 }
 
 fn routes(state: WebState) -> Router {
@@ -139,6 +156,7 @@ async fn task_page(State(state): State<WebState>, Path(token): Path<String>) -> 
     match pages::TaskData::load(state.store.as_ref(), task, &token).await {
         Ok(mut data) => {
             data.publishing = state.publishing;
+            data.price = state.price(&data.task);
             page(StatusCode::OK, pages::task(&data))
         }
         Err(e) => internal(e),
@@ -154,7 +172,10 @@ async fn rollout_page(
         Err(r) => return r,
     };
     match pages::RolloutData::load(state.store.as_ref(), task, &token, k).await {
-        Ok(Some(data)) => page(StatusCode::OK, pages::rollout(&data)),
+        Ok(Some(mut data)) => {
+            data.price = state.price(&data.task);
+            page(StatusCode::OK, pages::rollout(&data))
+        }
         Ok(None) => not_found(),
         Err(e) => internal(e),
     }

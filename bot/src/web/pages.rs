@@ -6,6 +6,7 @@ use threadsmith_runner::{CommandRecord, Diff, Outcome};
 
 use super::diff::{self, FileDiff, Highlighter, LineKind};
 use super::markdown::{plain, to_safe_html};
+use crate::config::ModelPrice;
 use crate::spec::TaskSpec;
 use crate::store::{
     Approval, Publication, PublicationState, RolloutRow, Store, StoreError, TaskRow,
@@ -133,6 +134,8 @@ pub struct TaskData {
     pub crosschecks: Option<threadsmith_runner::crosscheck::Matrix>,
     /// The chain's rounds, when it has follow-ups (`crate::rounds::history`).
     pub rounds: Vec<String>,
+    /// The model's price, when the operator priced it: costs in money too.
+    pub price: Option<ModelPrice>,
 }
 
 impl TaskData {
@@ -142,6 +145,7 @@ impl TaskData {
             other => (None, other),
         };
         Ok(Self {
+            price: None,
             spec: spec_of(&task),
             rollouts: store.rollouts(&task.id).await?,
             crosschecks: store.crosschecks(&task.id).await?,
@@ -209,7 +213,7 @@ pub fn task(d: &TaskData) -> Markup {
                 @if let Some(link) = &d.thread_link { " · " a rel="noreferrer" href=(link) { "chat thread" } }
             }
             @if let Some(e) = &t.error { div.card { strong { "Error: " } (e) } }
-            @if let Some(total) = crate::cost::task_line(t, &d.rollouts, None) {
+            @if let Some(total) = crate::cost::task_line(t, &d.rollouts, d.price) {
                 p.meta { (total) " · spec and plan: " (crate::cost::usage_details(&t.spec_usage)) }
             }
             @if !d.rounds.is_empty() {
@@ -230,7 +234,7 @@ pub fn task(d: &TaskData) -> Markup {
                         span.add { "+" (r.lines_added) } " " span.del { "−" (r.lines_removed) }
                         " in " (r.files_changed) " file" @if r.files_changed != 1 { "s" }
                         @if let Some(reason) = &r.rank_reason { " · " (reason) }
-                        @if let Some(cost) = crate::cost::rollout_line(r, None) { " · " (cost) }
+                        @if let Some(cost) = crate::cost::rollout_line(r, d.price) { " · " (cost) }
                     }
                     (evidence(r))
                     @if let Some(s) = r.summary.as_deref().filter(|s| !s.trim().is_empty()) {
@@ -256,6 +260,8 @@ pub struct RolloutData {
     pub commands: Vec<CommandRecord>,
     /// A follow-up round's own increment over the change it started from, file by file.
     pub increment: Option<(String, Vec<String>)>,
+    /// The model's price, when the operator priced it: costs in money too.
+    pub price: Option<ModelPrice>,
 }
 
 impl RolloutData {
@@ -287,6 +293,7 @@ impl RolloutData {
             None => None,
         };
         Ok(Some(Self {
+            price: None,
             increment,
             diff,
             commands: store.commands(&task.id, k).await?,
@@ -404,7 +411,7 @@ pub fn rollout(d: &RolloutData) -> Markup {
                 @if let Some(env) = &r.environment { div.meta { "Environment: " (env) } }
                 @if let Some(detail) = &r.detail { div.meta { (detail) } }
                 @if r.outcome.is_some() {
-                    @for line in crate::cost::rollout_details(r, None) { div.meta { (line) } }
+                    @for line in crate::cost::rollout_details(r, d.price) { div.meta { (line) } }
                 }
                 @if d.diff.as_ref().is_some_and(|x| !x.patch.is_empty()) {
                     p { a.button href={ "/t/" (d.token) "/rollouts/" (r.index) "/patch" } download={ "rollout-" (r.index) ".patch" } { "Download .patch" } }
@@ -472,6 +479,7 @@ mod publication_tests {
 
     fn data(publishing: Option<bool>, pending: Option<Publication>) -> TaskData {
         TaskData {
+            price: None,
             task: TaskRow {
                 id: "0123456789abcdef".into(),
                 created_at: chrono::Utc::now(),
