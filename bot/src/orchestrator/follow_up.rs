@@ -1,7 +1,7 @@
 //! A mention in a thread whose task has ended: the next round of that task, from the chosen
 //! rollout's change on the same base (see `crate::rounds`). A round still running queues the
-//! follow-up behind it (the thread queue); a thread whose tasks all failed starts afresh, and
-//! says so.
+//! follow-up behind it (the thread queue); a thread whose tasks all failed, or whose last round
+//! changed nothing, starts afresh, and says so.
 
 use super::*;
 use crate::chat::commands::FollowUp;
@@ -68,18 +68,36 @@ impl Bot {
             Ok::<bool, HandleError>(true)
         };
         let request = args.instructions.clone().unwrap_or_default();
-        let Some((target, _)) = tasks.iter().find(|(_, s)| *s == TaskState::Done) else {
-            // Nothing ended with rollouts to build on: a new task from the base, with the whole
-            // thread (which says what went wrong), rather than a refusal.
-            let (_, state) = &tasks[0];
-            let what = if *state == TaskState::Cancelled {
-                "was cancelled"
-            } else {
-                "failed"
-            };
-            let note = format!(
-                "The last task in this thread {what}, so there is no rollout to build on: I am starting a new task from the base, with the whole thread."
-            );
+        // Nothing ended with a change to build on (every task failed or was cancelled, or no
+        // rollout of the last finished round changed anything, and no `from #k` was asked for):
+        // a new task from the base, with the whole thread (which says what went wrong), rather
+        // than a refusal.
+        let done = tasks.iter().find(|(_, s)| *s == TaskState::Done);
+        let afresh = match done {
+            None => {
+                let what = if tasks[0].1 == TaskState::Cancelled {
+                    "was cancelled"
+                } else {
+                    "failed"
+                };
+                Some(format!(
+                    "The last task in this thread {what}, so there is no rollout to build on: I am starting a new task from the base, with the whole thread."
+                ))
+            }
+            Some((target, _))
+                if from.is_none()
+                    && !store
+                        .rollouts(target)
+                        .await?
+                        .iter()
+                        .any(|r| r.files_changed > 0) =>
+            {
+                Some("No rollout of the last round here changed anything, so there is nothing to build on: I am starting a new task from the base, with the whole thread.".to_string())
+            }
+            Some(_) => None,
+        };
+        let Some((target, _)) = done.filter(|_| afresh.is_none()) else {
+            let note = afresh.unwrap_or_default();
             self.post_once(&reply_key, thread, &OutMessage::Text(note))
                 .await?;
             self.start_task(
