@@ -153,7 +153,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 async fn main() {
     let samples = setting("THREADSMITH_BENCH_SAMPLES", 5).max(1);
     let setup_secs = setting("THREADSMITH_BENCH_SETUP_SECS", 20);
-    let env = env(|c| c.sandbox.command_timeout_secs = Some(setup_secs + 120)).await;
+    let env = env(|c| {
+        c.sandbox.command_timeout_secs = Some(setup_secs + 120);
+        c.sandbox.environment_ttl = Some("12h".into());
+    })
+    .await;
     let repo = env.dir.path().join("deps-project");
     project(&repo);
     let script = setup(setup_secs);

@@ -169,6 +169,10 @@ pub async fn env_on(backend: Backend, customize: impl FnOnce(&mut Config)) -> Te
     config.sandbox.tmp_size = Some("256m".into());
     config.sandbox.command_timeout_secs = Some(120);
     config.sandbox.rollout_timeout_secs = Some(300);
+    // No environment cache unless a test turns it on (tests/tests/envcache.rs): tests share
+    // one Docker engine, within a run and across runs, and a snapshot another test saved would
+    // skip the setup this test is about.
+    config.sandbox.environment_ttl = Some("0".into());
     if backend == Backend::Cluster
         && let Ok(image) = std::env::var("THREADSMITH_TEST_IMAGE")
     {

@@ -55,7 +55,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let env = env(|c| c.sandbox.command_timeout_secs = Some(60)).await;
+    let env = env(|c| {
+        c.sandbox.command_timeout_secs = Some(60);
+        c.sandbox.environment_ttl = Some("12h".into());
+    })
+    .await;
     let repo = project(&env.dir.path().join("app"));
     let name = format!("envtest-{}", uuid::Uuid::new_v4().simple());
     World { env, repo, name }
