@@ -72,15 +72,14 @@ impl Bot {
         // rollout of the last finished round changed anything, and no `from #k` was asked for):
         // a new task from the base, with the whole thread (which says what went wrong), rather
         // than a refusal.
-        let done = tasks.iter().find(|(_, s)| *s == TaskState::Done);
-        let afresh = match done {
+        let target = match tasks.iter().find(|(_, s)| *s == TaskState::Done) {
             None => {
                 let what = if tasks[0].1 == TaskState::Cancelled {
                     "was cancelled"
                 } else {
                     "failed"
                 };
-                Some(format!(
+                Err(format!(
                     "The last task in this thread {what}, so there is no rollout to build on: I am starting a new task from the base, with the whole thread."
                 ))
             }
@@ -92,23 +91,25 @@ impl Bot {
                         .iter()
                         .any(|r| r.files_changed > 0) =>
             {
-                Some("No rollout of the last round here changed anything, so there is nothing to build on: I am starting a new task from the base, with the whole thread.".to_string())
+                Err("No rollout of the last round here changed anything, so there is nothing to build on: I am starting a new task from the base, with the whole thread.".to_string())
             }
-            Some(_) => None,
+            Some((target, _)) => Ok(target),
         };
-        let Some((target, _)) = done.filter(|_| afresh.is_none()) else {
-            let note = afresh.unwrap_or_default();
-            self.post_once(&reply_key, thread, &OutMessage::Text(note))
+        let target = match target {
+            Ok(target) => target,
+            Err(note) => {
+                self.post_once(&reply_key, thread, &OutMessage::Text(note))
+                    .await?;
+                self.start_task(
+                    thread.clone(),
+                    Some(message_ts.to_string()),
+                    user.to_string(),
+                    args,
+                    None,
+                )
                 .await?;
-            self.start_task(
-                thread.clone(),
-                Some(message_ts.to_string()),
-                user.to_string(),
-                args,
-                None,
-            )
-            .await?;
-            return Ok(true);
+                return Ok(true);
+            }
         };
         let plan = match crate::rounds::plan_round(store.as_ref(), target, from, &request).await {
             Ok(Ok(plan)) => plan,

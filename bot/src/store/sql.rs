@@ -26,6 +26,8 @@ mod inbox;
 mod judgements;
 mod notices;
 mod plans;
+#[cfg(test)]
+mod previous_schema;
 mod publish;
 mod questions;
 mod queue;

@@ -42,36 +42,13 @@ pub(super) fn read(r: &AnyRow) -> Result<Vec<InstructionFile>, StoreError> {
 mod tests {
     use std::path::Path;
 
-    use sqlx::any::AnyPoolOptions;
-    use sqlx::migrate::Migrator;
-
     use crate::store::InstructionFile;
 
     /// The schema as the previous version left it: every SQLite migration before this one.
     async fn previous_version(db: &Path) -> sqlx::AnyPool {
-        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-        let old = db.with_file_name("previous-migrations");
-        std::fs::create_dir(&old).unwrap();
-        for entry in std::fs::read_dir(&all).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            if !name.contains("instruction_files") {
-                std::fs::copy(entry.path(), old.join(&name)).unwrap();
-            }
-        }
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        super::super::previous_schema::migrated_with(db, |name| !name.contains("instruction_files"))
             .await
-            .unwrap();
-        Migrator::new(old.as_path())
-            .await
-            .unwrap()
-            .run(&pool)
-            .await
-            .unwrap();
-        pool
+            .0
     }
 
     /// A task stored by the previous version reads as one given no instruction files; the

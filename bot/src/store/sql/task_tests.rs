@@ -35,36 +35,13 @@ pub(super) fn read(r: &AnyRow) -> Result<Option<TaskTests>, StoreError> {
 mod tests {
     use std::path::Path;
 
-    use sqlx::any::AnyPoolOptions;
-    use sqlx::migrate::Migrator;
-
     use crate::store::TaskTests;
 
     /// The schema as the previous version left it: every SQLite migration before this one.
     async fn previous_version(db: &Path) -> sqlx::AnyPool {
-        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
-        let old = db.with_file_name("previous-migrations");
-        std::fs::create_dir(&old).unwrap();
-        for entry in std::fs::read_dir(&all).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            if name.as_str() < "0009" {
-                std::fs::copy(entry.path(), old.join(&name)).unwrap();
-            }
-        }
-        sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("sqlite://{}?mode=rwc", db.display()))
-            .await
-            .unwrap();
-        let migrator = Migrator::new(old.as_path()).await.unwrap();
-        assert_eq!(
-            migrator.iter().count(),
-            8,
-            "the previous version's migrations"
-        );
-        migrator.run(&pool).await.unwrap();
+        let (pool, count) =
+            super::super::previous_schema::migrated_with(db, |name| name < "0009").await;
+        assert_eq!(count, 8, "the previous version's migrations");
         pool
     }
 
