@@ -36,7 +36,9 @@ pub fn judge_client(config: &Config) -> Option<ModelClient> {
 }
 
 /// The rollouts tied on test evidence with the first-ranked one that changed something, in
-/// rollout order; fewer than two: nothing to judge.
+/// rollout order. Nothing to judge (empty) when fewer than two are tied, or when all of them
+/// made the very same change: no verdict could tell them apart, and the judge would only add
+/// its latency and cost to the task (agents given one clear bug often agree to the byte).
 pub fn tied_at_the_top(inputs: &[RankInput], results: &[RolloutResult]) -> Vec<u32> {
     let ranked = rank::rank(inputs);
     let Some(top) = ranked
@@ -52,7 +54,20 @@ pub fn tied_at_the_top(inputs: &[RankInput], results: &[RolloutResult]) -> Vec<u
         .map(|i| i.index)
         .collect();
     tied.sort_unstable();
-    if tied.len() < 2 { Vec::new() } else { tied }
+    let patch = |k: &u32| {
+        results
+            .iter()
+            .find(|r| r.index == *k)
+            .map(|r| r.diff.patch.as_str())
+    };
+    let one_change = tied
+        .iter()
+        .all(|k| patch(k) == tied.first().and_then(patch));
+    if tied.len() < 2 || one_change {
+        Vec::new()
+    } else {
+        tied
+    }
 }
 
 /// Ranks the rollouts, with the judge's verdicts when they are tied on test evidence (see the

@@ -184,6 +184,32 @@ async fn a_tie_asks_the_judge_once_and_its_verdicts_decide() {
 }
 
 #[tokio::test]
+async fn tied_rollouts_that_made_the_same_change_are_not_judged() {
+    let b = Bench::new(true).await;
+    let mut same = tied_pair();
+    same[1].diff.patch = same[0].diff.patch.clone();
+    let ranked = b.rank(&same, SECOND).await;
+    assert_eq!(order(&ranked), vec![1, 2, 3], "confidence decides");
+    assert!(
+        b.judge_requests().is_empty(),
+        "no verdict could tell them apart"
+    );
+    assert!(
+        ranked
+            .iter()
+            .all(|r| r.reasons.iter().all(|l| !l.contains("judge")))
+    );
+    // One different change among them, and the judge is asked.
+    b.model.push_judge(JudgeReply::Call(json!({"verdicts": [
+        verdict(1, "acceptable", "fine"),
+        verdict(2, "best", "better"),
+    ]})));
+    let ranked = b.rank(&tied_pair(), SECOND).await;
+    assert_eq!(order(&ranked), vec![2, 1, 3]);
+    assert_eq!(b.judge_requests().len(), 1);
+}
+
+#[tokio::test]
 async fn no_tie_or_judge_off_asks_nothing() {
     let b = Bench::new(true).await;
     let ranked = b
@@ -317,7 +343,8 @@ async fn huge_diffs_are_capped_in_what_the_judge_is_shown() {
     let results: Vec<RolloutResult> = (1..=6)
         .map(|k| {
             let mut r = result(k, Outcome::Succeeded, 0.5);
-            r.diff.patch = format!("+{}\n", "x".repeat(99)).repeat(2_000);
+            // Six different changes (the same ones would not be judged).
+            r.diff.patch = format!("+{k}{}\n", "x".repeat(98)).repeat(2_000);
             r.summary = Some("s\n".repeat(25_000));
             r
         })
