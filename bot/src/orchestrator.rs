@@ -67,6 +67,10 @@ use repos::RepoChoice;
 #[cfg(test)]
 mod tests;
 
+/// How long the loop lets a burst of events be stored (and acknowledged) before it takes them
+/// (see [`InboxWriter::settled`]).
+const ACKS_FIRST: Duration = Duration::from_millis(25);
+
 /// What the orchestrator needs to know about its chat platform.
 #[derive(Debug, Clone, Default)]
 pub struct ChatSettings {
@@ -186,6 +190,8 @@ impl Bot {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
+            // Acknowledgements first: events still being stored are a burst under way.
+            self.inbox.settled(ACKS_FIRST).await;
             let free = slots.available_permits().min(100) as u32;
             let claimed = if free == 0 {
                 Ok(Vec::new())

@@ -26,7 +26,15 @@ use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use tokio_util::sync::CancellationToken;
 
 const BURST: usize = 100;
-const ROUNDS: usize = 5;
+
+/// Bursts per client (`THREADSMITH_BENCH_BURSTS`, default 20). A p99 over few bursts is the
+/// one slowest burst's tail: 20 make it the typical burst's.
+fn rounds() -> usize {
+    std::env::var("THREADSMITH_BENCH_BURSTS")
+        .ok()
+        .map(|n| n.parse().expect("THREADSMITH_BENCH_BURSTS is a number"))
+        .unwrap_or(20)
+}
 
 fn connections() -> u32 {
     std::env::var("THREADSMITH_BENCH_CONNECTIONS")
@@ -183,7 +191,8 @@ async fn main() {
 
     // Rounds alternate between the clients, so that all see the same machine.
     let (mut ours, mut theirs, mut library) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
+    let rounds = rounds();
+    for _ in 0..rounds {
         theirs.extend(burst(&base_slack).await);
         library.extend(burst(&lib_slack).await);
         ours.extend(burst(&slack).await);
@@ -192,7 +201,7 @@ async fn main() {
     theirs.sort();
     library.sort();
     println!(
-        "### Ack latency (Socket Mode, {n} connection(s) each, {ROUNDS} bursts of {BURST} events on loopback)\n"
+        "### Ack latency (Socket Mode, {n} connection(s) each, {rounds} bursts of {BURST} events on loopback)\n"
     );
     println!("| client | p50 | p99 | max |\n|---|---|---|---|");
     println!("{}", row("threadsmith (stores each event first)", &ours));
@@ -218,7 +227,7 @@ async fn main() {
     }
     assert_eq!(
         env.svc.store.inbox_len().await.unwrap(),
-        (ROUNDS * BURST) as u64 + 1
+        (rounds * BURST) as u64 + 1
     );
     running.stop(&shutdown).await;
     base.shutdown().await;

@@ -36,8 +36,8 @@ async fn inbox_deduplicates_and_leases(s: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
-    // A heartbeat renews A's lease: B still finds nothing once the first lease would have
-    // ended.
+    // A's heartbeat keeps its lease: B still finds nothing once the lease given at the claim
+    // has ended.
     s.heartbeat(&a, Duration::from_secs(60)).await.unwrap();
     tokio::time::sleep(lease * 2).await;
     assert!(
@@ -56,8 +56,8 @@ async fn inbox_deduplicates_and_leases(s: Arc<dyn Store>) {
     assert_eq!(s.inbox_pending().await.unwrap(), 2);
     s.finish_inbox(again[0].id, None).await.unwrap();
     assert_eq!(s.inbox_pending().await.unwrap(), 1);
-    // A lease that simply runs out without a heartbeat is taken again too.
-    s.heartbeat(&b, Duration::from_secs(60)).await.unwrap();
+    // A lease whose worker's heartbeat lapsed is taken again too.
+    s.heartbeat(&b, lease).await.unwrap();
     let d = s.claim_inbox("discord", "B", lease, 10).await.unwrap();
     assert_eq!(d.len(), 1);
     let later = tokio::time::Instant::now() + lease + Duration::from_millis(50);

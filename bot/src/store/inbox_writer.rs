@@ -4,8 +4,10 @@
 //! durably stored (or found to be a duplicate): acknowledging stays after storing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{NewEvent, Store, StoreError};
 
@@ -19,6 +21,33 @@ type Reply = oneshot::Sender<Result<Option<i64>, StoreError>>;
 pub struct InboxWriter {
     store: Arc<dyn Store>,
     tx: mpsc::Sender<(NewEvent, Reply)>,
+    storing: Arc<Storing>,
+}
+
+/// How many events are being stored (not yet answered), and a wake-up for when none is.
+#[derive(Default)]
+struct Storing {
+    count: AtomicUsize,
+    none: Notify,
+}
+
+/// Counts one event as being stored for as long as it lives (a caller that gives up waiting
+/// drops it too).
+struct StoringGuard(Arc<Storing>);
+
+impl StoringGuard {
+    fn new(storing: &Arc<Storing>) -> Self {
+        storing.count.fetch_add(1, Ordering::AcqRel);
+        Self(storing.clone())
+    }
+}
+
+impl Drop for StoringGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none.notify_waiters();
+        }
+    }
 }
 
 impl InboxWriter {
@@ -26,12 +55,40 @@ impl InboxWriter {
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(write_batches(store.clone(), rx));
-        Self { store, tx }
+        Self {
+            store,
+            tx,
+            storing: Arc::default(),
+        }
+    }
+
+    /// Waits until no event is being stored, or `at_most`. The loop that handles stored events
+    /// calls it before it takes them, so that a burst's acknowledgements (each waiting for its
+    /// event to be stored) do not queue behind the handling of the burst's first events on the
+    /// store's connection and the CPUs: handling can wait a few milliseconds, an ack should not.
+    pub async fn settled(&self, at_most: Duration) {
+        let wait = async {
+            loop {
+                let none = self.storing.none.notified();
+                tokio::pin!(none);
+                none.as_mut().enable();
+                if self.storing.count.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                none.await;
+            }
+        };
+        // Past the bound the events are taken all the same: under a steady stream of events
+        // the writer is never idle.
+        if tokio::time::timeout(at_most, wait).await.is_err() {
+            tracing::debug!("taking events while others are still being stored");
+        }
     }
 
     /// Stores an event unless one with the same key was stored before; `None` means a duplicate.
     /// Should the writer task be gone (it panicked), the event is stored directly.
     pub async fn enqueue(&self, event: NewEvent) -> Result<Option<i64>, StoreError> {
+        let _storing = StoringGuard::new(&self.storing);
         let (reply, answer) = oneshot::channel();
         let event = match self.tx.send((event, reply)).await {
             Ok(()) => match answer.await {
@@ -74,5 +131,60 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<(NewEvent, 
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `settled` returns at once when nothing is being stored, waits while an event is, and
+    /// returns the moment the last one is answered — not at its bound (an hour).
+    #[tokio::test]
+    async fn settled_waits_for_events_being_stored_and_no_longer() {
+        let services = crate::testing::TestServices::new(crate::testing::config()).await;
+        let writer = InboxWriter::start(services.svc.store.clone());
+        let hour = Duration::from_secs(3600);
+        let start = tokio::time::Instant::now();
+        writer.settled(hour).await;
+        assert!(start.elapsed() < Duration::from_secs(60), "idle: at once");
+
+        let storing = StoringGuard::new(&writer.storing);
+        let waiting = tokio::spawn({
+            let writer = writer.clone();
+            async move {
+                let start = tokio::time::Instant::now();
+                writer.settled(hour).await;
+                start.elapsed()
+            }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "an event is being stored");
+        drop(storing);
+        let waited = tokio::time::timeout(Duration::from_secs(60), waiting)
+            .await
+            .expect("woken when the last event is answered, not at the bound")
+            .unwrap();
+        assert!(waited < Duration::from_secs(60), "{waited:?}");
+
+        // A real event: counted while stored, and the count is back to none after.
+        let stored = writer
+            .enqueue(NewEvent {
+                dedupe_key: "k1".into(),
+                platform: "slack".into(),
+                event: "{}".into(),
+            })
+            .await
+            .unwrap();
+        assert!(stored.is_some());
+        assert_eq!(writer.storing.count.load(Ordering::Acquire), 0);
+
+        // Past its bound it returns all the same.
+        let _stuck = StoringGuard::new(&writer.storing);
+        let start = tokio::time::Instant::now();
+        writer.settled(Duration::from_millis(25)).await;
+        assert!(start.elapsed() >= Duration::from_millis(25));
     }
 }

@@ -19,6 +19,7 @@ use super::{Changes, StoreError};
 
 mod approvals;
 mod chat_links;
+mod checkpoint;
 mod effects;
 mod gauges;
 mod housekeeping;
@@ -68,6 +69,10 @@ pub struct SqlStore {
     /// This process's writes, and on PostgreSQL every process's (see `notices.rs`).
     changes: Arc<Changes>,
     stop_listening: CancellationToken,
+    /// SQLite's checkpoints, run beside the writers (see `checkpoint.rs`); `None` elsewhere.
+    /// Watched by the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    checkpoints: Option<tokio::sync::watch::Receiver<checkpoint::Checkpointed>>,
 }
 
 impl Drop for SqlStore {
@@ -129,6 +134,10 @@ impl SqlStore {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
+            // sqlx pings a connection before every statement by default (a round trip to the
+            // connection's worker thread, half of a one-row insert's time on SQLite); a file
+            // does not hang up. A PostgreSQL server can, between statements: pinged.
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -139,6 +148,15 @@ impl SqlStore {
                         conn.execute(
                             "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;
                              PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        // Checkpoints run beside the writers, not inside a commit.
+                        conn.execute(
+                            format!(
+                                "PRAGMA wal_autocheckpoint = {}",
+                                checkpoint::SAFETY_NET_PAGES
+                            )
+                            .as_str(),
                         )
                         .await?;
                     }
@@ -159,11 +177,14 @@ impl SqlStore {
                 .await
                 .map_err(open_err)?;
         }
+        let checkpoints = (backend == Backend::Sqlite && !url.contains(":memory:"))
+            .then(|| checkpoint::start(connect_url.clone(), stop.clone()));
         Ok(Self {
             pool,
             backend,
             changes,
             stop_listening: stop,
+            checkpoints,
         })
     }
 

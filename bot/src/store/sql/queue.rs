@@ -55,8 +55,12 @@ impl InboxStore for SqlStore {
         limit: u32,
     ) -> Result<Vec<InboxItem>, StoreError> {
         let now = now_ms();
-        // SQLite has one writer at a time, so the UPDATE is atomic as it stands; PostgreSQL
-        // locks the rows it picks and skips those another worker is picking.
+        // An event taken by a worker stays its own while the worker is alive: its lease runs
+        // out only when both the lease given at the claim and the worker's heartbeat have
+        // lapsed (a heartbeat renews one row, not every event the worker holds, so that it
+        // never holds up the inbox's writes for long). SQLite has one writer at a time, so the
+        // UPDATE is atomic as it stands; PostgreSQL locks the rows it picks and skips those
+        // another worker is picking.
         let lock = match self.backend {
             Backend::Sqlite => "",
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
@@ -65,7 +69,9 @@ impl InboxStore for SqlStore {
             "UPDATE inbox SET state = 'taken', leased_by = $1, lease_until = $2, attempts = attempts + 1
              WHERE id IN (
                 SELECT id FROM inbox
-                WHERE platform = $3 AND (state = 'queued' OR (state = 'taken' AND lease_until < $4))
+                WHERE platform = $3 AND (state = 'queued' OR (state = 'taken' AND lease_until < $4
+                    AND NOT EXISTS (SELECT 1 FROM workers w
+                                    WHERE w.id = inbox.leased_by AND w.alive_until > $4)))
                 ORDER BY id LIMIT $5 {lock})
              RETURNING id, event, attempts"
         );

@@ -12,9 +12,10 @@ use crate::store::{Load, RolloutLimits, StoreError, TaskRow, Worker, WorkerStore
 
 #[async_trait]
 impl WorkerStore for SqlStore {
+    /// Keeps the worker alive, and with it the lease of every event it holds (see
+    /// `claim_inbox`): one row, however many events it is handling.
     async fn heartbeat(&self, worker: &Worker, ttl: Duration) -> Result<(), StoreError> {
         let until = now_ms() + ms(ttl);
-        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO workers (id, host, pid, started_at, alive_until) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO UPDATE SET alive_until = excluded.alive_until",
@@ -24,14 +25,8 @@ impl WorkerStore for SqlStore {
         .bind(i64::from(worker.pid))
         .bind(now())
         .bind(until)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        sqlx::query("UPDATE inbox SET lease_until = $1 WHERE leased_by = $2 AND state = 'taken'")
-            .bind(until)
-            .bind(&worker.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         Ok(())
     }
 
