@@ -204,18 +204,38 @@ pub trait EnvironmentCache: Send + Sync {
     async fn remove(&self, snapshot: &Snapshot) -> Result<bool, SandboxError>;
 }
 
-/// The snapshots to remove: the expired and the untagged (replaced), then the oldest until the
-/// rest fit `budget_bytes`.
+/// How long an untagged snapshot with no newer tagged one of its key is left alone: Docker's
+/// commit makes the image and then tags it, so a save under way elsewhere (another task or
+/// process) shows one for a moment. Older, it is what a failed save left.
+pub const UNTAGGED_GRACE: Duration = Duration::from_secs(60 * 60);
+
+/// The snapshots to remove: the expired, the untagged that were replaced (a newer snapshot of
+/// the same key is tagged) or left by a failed save, then the oldest until the rest fit
+/// `budget_bytes`. An untagged snapshot that may be a save under way is never taken.
 pub fn to_prune(
     snapshots: &[Snapshot],
     ttl: Duration,
     budget_bytes: u64,
     now: DateTime<Utc>,
 ) -> Vec<Snapshot> {
-    let (mut gone, mut kept): (Vec<Snapshot>, Vec<Snapshot>) = snapshots
-        .iter()
-        .cloned()
-        .partition(|s| s.name.is_empty() || s.expired(ttl, now));
+    let replaced = |s: &Snapshot| {
+        snapshots
+            .iter()
+            .any(|t| !t.name.is_empty() && t.digest == s.digest && t.created >= s.created)
+    };
+    let mut gone = Vec::new();
+    let mut kept = Vec::new();
+    for s in snapshots {
+        if s.name.is_empty() {
+            if replaced(s) || s.expired(UNTAGGED_GRACE, now) {
+                gone.push(s.clone());
+            }
+        } else if s.expired(ttl, now) {
+            gone.push(s.clone());
+        } else {
+            kept.push(s.clone());
+        }
+    }
     kept.sort_by_key(|s| std::cmp::Reverse(s.created));
     let mut total: u64 = kept.iter().map(|s| s.bytes).sum();
     while total > budget_bytes {
@@ -361,22 +381,42 @@ mod tests {
     }
 
     #[test]
-    fn pruning_takes_the_expired_the_replaced_then_the_oldest_over_budget() {
+    fn pruning_takes_the_expired_the_replaced_then_the_oldest_over_budget_never_a_save_under_way() {
         let now = Utc::now();
+        let untagged = |digest: &str, age_mins| Snapshot {
+            name: String::new(),
+            digest: digest.into(),
+            ..snap("", age_mins, 1, now)
+        };
         let all = vec![
             snap("new", 1, 40, now),
             snap("mid", 10, 40, now),
             snap("old", 20, 40, now),
             snap("expired", 200, 1, now),
-            snap("", 2, 1, now),
+            // Replaced by "new" (the tag moved on).
+            untagged("new", 2),
+            // A save under way elsewhere (made, not yet tagged): never taken, not counted.
+            untagged("saving", 0),
+            // Left by a save that failed hours ago.
+            untagged("failed", 180),
         ];
-        let names = |v: Vec<Snapshot>| v.into_iter().map(|s| s.name).collect::<Vec<_>>();
+        let names = |v: Vec<Snapshot>| {
+            v.into_iter()
+                .map(|s| if s.name.is_empty() { s.digest } else { s.name })
+                .collect::<Vec<_>>()
+        };
         let ttl = Duration::from_secs(60 * 60);
-        assert_eq!(names(to_prune(&all, ttl, 1000, now)), ["expired", ""]);
-        assert_eq!(names(to_prune(&all, ttl, 80, now)), ["expired", "", "old"]);
+        assert_eq!(
+            names(to_prune(&all, ttl, 1000, now)),
+            ["expired", "new", "failed"]
+        );
+        assert_eq!(
+            names(to_prune(&all, ttl, 80, now)),
+            ["expired", "new", "failed", "old"]
+        );
         assert_eq!(
             names(to_prune(&all, ttl, 0, now)),
-            ["expired", "", "old", "mid", "new"]
+            ["expired", "new", "failed", "old", "mid", "new"]
         );
     }
 
