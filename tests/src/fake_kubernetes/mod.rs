@@ -208,6 +208,36 @@ impl FakeKubernetes {
 impl Drop for FakeKubernetes {
     fn drop(&mut self) {
         self.ctx.shutdown.cancel();
+        // On a multi-threaded runtime, the pods' workers go on running on the other threads:
+        // one may be creating a volume right now, after which it removes what it made once it
+        // sees the shutdown. They are given that time (bounded) before the sweep, so that the
+        // runtime's end does not drop a worker between the two and leave its volume behind.
+        // (A current-thread runtime runs nothing while this blocks: swept at once.)
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            let tasks = self.ctx.tasks.clone();
+            tasks.close();
+            tokio::task::block_in_place(|| {
+                let waited = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    if let Ok(rt) = rt {
+                        rt.block_on(async {
+                            tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await
+                        })
+                        .is_ok()
+                    } else {
+                        false
+                    }
+                })
+                .join();
+                if !matches!(waited, Ok(true)) {
+                    tracing::warn!("the fake Kubernetes server's workers did not end within 10 s");
+                }
+            });
+        }
         if let Some(k) = &self.ctx.kubelet {
             k.remove_all_blocking();
         }
