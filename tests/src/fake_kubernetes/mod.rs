@@ -215,31 +215,13 @@ impl Drop for FakeKubernetes {
         // (A current-thread runtime runs nothing while this blocks: swept at once.)
         let multi_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let Some(k) = &self.ctx.kubelet else { return };
         if multi_threaded {
-            let tasks = self.ctx.tasks.clone();
-            tasks.close();
-            tokio::task::block_in_place(|| {
-                let waited = std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    if let Ok(rt) = rt {
-                        rt.block_on(async {
-                            tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await
-                        })
-                        .is_ok()
-                    } else {
-                        false
-                    }
-                })
-                .join();
-                if !matches!(waited, Ok(true)) {
-                    tracing::warn!("the fake Kubernetes server's workers did not end within 10 s");
-                }
-            });
-        }
-        if let Some(k) = &self.ctx.kubelet {
-            k.remove_all_blocking();
+            self.ctx.tasks.close();
+            let workers = self.ctx.tasks.clone();
+            tokio::task::block_in_place(|| k.remove_all_blocking(Some(workers)));
+        } else {
+            k.remove_all_blocking(None);
         }
     }
 }

@@ -8,6 +8,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 use serde_json::Value;
@@ -196,8 +197,9 @@ impl Kubelet {
         remove_matching(&self.docker, &format!("{LABEL_INSTANCE}={}", self.instance)).await;
     }
 
-    /// [`Self::remove_all`] from a synchronous context (`Drop`), on a thread of its own.
-    pub fn remove_all_blocking(&self) {
+    /// [`Self::remove_all`] from a synchronous context (`Drop`), on a thread of its own; first
+    /// waits (at most 10 s) for `workers` to end, when given.
+    pub fn remove_all_blocking(&self, workers: Option<TaskTracker>) {
         let filter = format!("{LABEL_INSTANCE}={}", self.instance);
         let joined = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -205,6 +207,15 @@ impl Kubelet {
                 .build();
             match rt {
                 Ok(rt) => rt.block_on(async {
+                    if let Some(workers) = workers
+                        && tokio::time::timeout(Duration::from_secs(10), workers.wait())
+                            .await
+                            .is_err()
+                    {
+                        tracing::warn!(
+                            "the fake Kubernetes server's workers did not end within 10 s"
+                        );
+                    }
                     if let Ok(docker) = bollard::Docker::connect_with_defaults() {
                         remove_matching(&docker, &filter).await;
                     }
