@@ -101,6 +101,8 @@ pub struct Bot {
     hurry: CancellationToken,
     /// Whether the adapter is connected to the platform (set by the adapter).
     connection: crate::chat::Connection,
+    /// Held by the loop while it takes events from the inbox; see [`Bot::stopped_taking`].
+    taking: tokio::sync::Mutex<()>,
 }
 
 /// An error while handling an event: logged, and the event is marked failed.
@@ -128,7 +130,16 @@ impl Bot {
             busy_threads: thread_queue::BusyThreads::default(),
             hurry: CancellationToken::new(),
             connection: crate::chat::Connection::default(),
+            taking: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Returns once the loop takes no more events from the inbox, after `shutdown` (the token
+    /// given to [`Bot::run`]) was cancelled: a claim under way when it was cancelled has ended
+    /// (its events are this process's to finish or hand over), and no other starts. Then the
+    /// chat connection can close and events stored from now on are other processes'.
+    pub async fn stopped_taking(&self) {
+        drop(self.taking.lock().await);
     }
 
     pub fn settings(&self) -> &ChatSettings {
@@ -192,6 +203,10 @@ impl Bot {
             woken.as_mut().enable();
             // Acknowledgements first: events still being stored are a burst under way.
             self.inbox.settled(ACKS_FIRST).await;
+            let taking = self.taking.lock().await;
+            if shutdown.is_cancelled() {
+                break;
+            }
             let free = slots.available_permits().min(100) as u32;
             let claimed = if free == 0 {
                 Ok(Vec::new())
@@ -236,6 +251,7 @@ impl Bot {
                 }
                 Err(e) => tracing::error!(error = %e, "could not read the inbox"),
             }
+            drop(taking);
             self.cancel_requested_elsewhere().await;
             if last_reconcile.elapsed() >= lease / 3 {
                 last_reconcile = tokio::time::Instant::now();

@@ -67,6 +67,16 @@ impl Running {
 
     async fn close(mut self, shutdown: &CancellationToken) {
         shutdown.cancel();
+        // Events stored once the connection is closed are left to other processes: first
+        // wait for a claim under way to end.
+        for bot in &self.bots {
+            if tokio::time::timeout(CLOSE_BOUND, bot.stopped_taking())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the loop was still taking events when the bound ran out");
+            }
+        }
         if let Some(socket) = self.socket.take()
             && tokio::time::timeout(CLOSE_BOUND, socket.shutdown())
                 .await

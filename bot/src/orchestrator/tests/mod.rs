@@ -14,6 +14,7 @@ mod retry;
 mod rounds;
 mod slash;
 mod status;
+mod stopping;
 mod supervise;
 mod thread_claim;
 mod trigger;
