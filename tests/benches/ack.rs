@@ -170,6 +170,24 @@ fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Starts a reference client on `side` against `slack` (given its API base), and returns it
+/// once all `n` connections are open and one event went through.
+async fn reference<C, F>(
+    side: &tokio::runtime::Runtime,
+    slack: &FakeSlack,
+    n: u32,
+    start: impl FnOnce(String) -> F,
+) -> C
+where
+    F: std::future::Future<Output = C> + Send + 'static,
+    C: Send + 'static,
+{
+    let client = side.spawn(start(slack.api_base())).await.unwrap();
+    wait_all_connected(slack, n).await;
+    warm_up(slack).await;
+    client
+}
+
 #[tokio::main]
 async fn main() {
     let n = connections();
@@ -185,22 +203,16 @@ async fn main() {
     // The references first, each on its own fake Slack and its own runtime.
     let base_side = runtime("baseline", cores);
     let base_slack = start_fake().await;
-    let api = base_slack.api_base();
-    let base = base_side
-        .spawn(async move { baseline_client(&api, n).await })
-        .await
-        .unwrap();
-    wait_all_connected(&base_slack, n).await;
-    warm_up(&base_slack).await;
+    let base = reference(&base_side, &base_slack, n, |api| async move {
+        baseline_client(&api, n).await
+    })
+    .await;
     let lib_side = runtime("slack-morphism", cores);
     let lib_slack = start_fake().await;
-    let api = lib_slack.api_base();
-    let lib = lib_side
-        .spawn(async move { library_listener(&api, n).await })
-        .await
-        .unwrap();
-    wait_all_connected(&lib_slack, n).await;
-    warm_up(&lib_slack).await;
+    let lib = reference(&lib_side, &lib_slack, n, |api| async move {
+        library_listener(&api, n).await
+    })
+    .await;
 
     // The bot on this runtime.
     let slack = start_fake().await;

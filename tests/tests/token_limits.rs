@@ -37,9 +37,13 @@ async fn a_task_token_limit_reached_mid_task_stops_the_rollout_and_the_thread_sa
         c.slack.mode = Some("socket".into());
         c.default_repo = Some(repo_path);
         c.attempts = Some(2);
-        // The spec call (1,100) and one agent request per rollout (1,100 each) fit; a rollout's
-        // second request would pass 4,000.
-        c.limits.task_tokens = Some(4_000);
+        // The spec call (1,100) and one agent request per rollout (1,100 each) are made: a
+        // rollout's first request has no size to guess from, and the most spent before one is
+        // 2,200. A rollout's second request would pass 3,000 whether the other rollout's first
+        // answer came yet or not (at least 2,200 spent, and 1,100 more guessed), so the test
+        // does not depend on the two rollouts' order (with 4,000 it did: a rollout that got
+        // to its second request before the other's first answer made it).
+        c.limits.task_tokens = Some(3_000);
         c.prices.insert(
             "fake-model".into(),
             ModelPrice {
@@ -96,7 +100,7 @@ async fn a_task_token_limit_reached_mid_task_stops_the_rollout_and_the_thread_sa
         let detail = r.detail.as_deref().unwrap_or_default();
         assert!(
             detail.starts_with(
-                "the task's token limit (4k tokens, `limits.task_tokens`) was reached"
+                "the task's token limit (3k tokens, `limits.task_tokens`) was reached"
             ),
             "{detail}"
         );
@@ -124,7 +128,7 @@ async fn a_task_token_limit_reached_mid_task_stops_the_rollout_and_the_thread_sa
     // (3 calls of 1,000 + 100 tokens at $2.50 / $10 per million: $0.0105).
     let text = summary.blocks.as_ref().unwrap().to_string();
     assert!(text.contains("stopped by the token limit"), "{text}");
-    assert!(text.contains("the task's token limit (4k tokens"), "{text}");
+    assert!(text.contains("the task's token limit (3k tokens"), "{text}");
     assert!(
         text.contains("Total: 3.3k tokens in 3 model calls · $0.011"),
         "{text}"
