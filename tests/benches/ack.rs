@@ -158,9 +158,8 @@ fn row(name: &str, sorted: &[Duration]) -> String {
     )
 }
 
-/// A runtime of its own, as another process would have: the Slack side (the fakes and the
-/// bursts they send) and each reference client, so that none of them queues behind the bot's
-/// tasks in one scheduler, nor the bot behind theirs. They still share the machine's CPUs.
+/// A runtime of its own, as another process would have (see the module's doc); all still share
+/// the machine's CPUs.
 fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -236,7 +235,7 @@ async fn main() {
     );
 
     // Each burst is sent from the Slack side's runtime.
-    let burst = |slack: &FakeSlack| {
+    let send_burst = |slack: &FakeSlack| {
         let slack = slack.clone();
         let sent = on_slack_side.spawn(async move { burst(&slack).await });
         async move { sent.await.unwrap() }
@@ -245,9 +244,9 @@ async fn main() {
     let (mut ours, mut theirs, mut library) = (Vec::new(), Vec::new(), Vec::new());
     let rounds = rounds();
     for _ in 0..rounds {
-        theirs.extend(burst(&base_slack).await);
-        library.extend(burst(&lib_slack).await);
-        ours.extend(burst(&slack).await);
+        theirs.extend(send_burst(&base_slack).await);
+        library.extend(send_burst(&lib_slack).await);
+        ours.extend(send_burst(&slack).await);
     }
     ours.sort();
     theirs.sort();

@@ -11,7 +11,8 @@ async fn an_event_stored_after_the_loop_stopped_taking_is_left_queued() {
     for round in 0..50 {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let run = tokio::spawn(w.bot.clone().run(shutdown.clone()));
-        // Keep the loop busy: a burst being stored and claimed while it is told to stop.
+        // Keep the loop busy: events just stored, which it is woken to claim while it is told
+        // to stop (none in every fifth round: the loop is idle then).
         for i in 0..(round % 5) {
             let thread = w.thread(&format!("{round}-{i}"), "hello");
             w.bot
