@@ -21,6 +21,7 @@ use crate::chat::{
 use crate::pipeline::{self, ProgressSink, Services, TaskEvent, TaskRequest};
 use crate::spec::{self, TaskSpec};
 use crate::store::inbox_writer::InboxWriter;
+use crate::store::journal::Journal;
 use crate::store::{ChatTaskLink, NewEvent, StoreError};
 use crate::task_id::TaskId;
 
@@ -28,6 +29,7 @@ mod actor;
 mod direct;
 mod housekeeping;
 mod links;
+mod record;
 mod shutdown;
 mod status;
 mod supervise;
@@ -89,8 +91,9 @@ pub struct Bot {
     svc: Services,
     port: Arc<dyn ChatPort>,
     settings: ChatSettings,
-    wake: Notify,
-    /// Stores submitted events in group commits.
+    /// Woken when there may be events to take: stored here, or moved in from the journal.
+    wake: Arc<Notify>,
+    /// Stores submitted events in group commits (and on SQLite, Slack's through a journal).
     inbox: InboxWriter,
     running: running::RunningTasks,
     /// Serialises side effects with the same idempotency key, so that two handlers at once
@@ -118,13 +121,24 @@ pub enum HandleError {
 
 impl Bot {
     pub fn new(svc: Services, port: Arc<dyn ChatPort>, settings: ChatSettings) -> Arc<Self> {
-        let inbox = InboxWriter::start(svc.store.clone());
+        let wake = Arc::new(Notify::new());
+        // Slack's adapters record events (they ack whatever the answer); Discord's need to know
+        // whether an event is new, from the inbox itself.
+        let journaled = settings.platform == crate::chat::Platform::Slack;
+        let journal = svc.store.inbox_journal_dir().filter(|_| journaled).and_then(|dir| {
+            Journal::start(&dir, svc.store.clone(), wake.clone())
+                .inspect_err(|e| {
+                    tracing::error!(error = %e, dir = %dir.display(), "could not open the inbox's journal; events are committed before they are acknowledged instead");
+                })
+                .ok()
+        });
+        let inbox = InboxWriter::start(svc.store.clone(), journal);
         Arc::new(Self {
             svc,
             port,
             settings,
             inbox,
-            wake: Notify::new(),
+            wake,
             running: running::RunningTasks::default(),
             effect_locks: key_locks::KeyLocks::default(),
             busy_threads: thread_queue::BusyThreads::default(),

@@ -88,6 +88,10 @@ impl Running {
             // Closes the gateway, then waits for Discord's orchestrator to drain.
             discord.stop().await;
         }
+        // What the connections acknowledged last is in the inbox before this process goes.
+        for bot in &self.bots {
+            bot.drain_inbox(CLOSE_BOUND).await;
+        }
         for t in self.tasks {
             if let Err(e) = t.await {
                 tracing::error!(error = %e, "a loop of the bot ended abnormally");

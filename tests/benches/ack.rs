@@ -1,8 +1,9 @@
 //! `cargo bench -p threadsmith-tests --bench ack`
 //!
 //! Ack latency in Socket Mode: from an envelope leaving the fake Slack to its acknowledgement
-//! arriving back, under a burst of 100 `app_mention` events on loopback. Every event is stored
-//! (deduplicated) in the SQLite inbox before it is acknowledged; the orchestrator handles them
+//! arriving back, under a burst of 100 `app_mention` events on loopback. Every event is durably
+//! stored before it is acknowledged: appended to the SQLite inbox's journal, and moved into the
+//! inbox (deduplicated) a moment later (`bot/src/store/journal/`); the orchestrator handles them
 //! (each posts a help reply) at the same time.
 //!
 //! The baseline, measured in the same run against its own fake Slack: the same Socket Mode
@@ -276,11 +277,12 @@ async fn main() {
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         println!("Load average (1, 5, 15 min) at the end: {}", load.trim());
     }
+    // Stopping moves the last journaled events into the inbox: every event is there after.
+    running.stop(&shutdown).await;
     assert_eq!(
         env.svc.store.inbox_len().await.unwrap(),
         (rounds * BURST) as u64 + 1
     );
-    running.stop(&shutdown).await;
     base.shutdown().await;
     lib.shutdown().await;
     // Dropping a runtime inside another one's task is refused; these need no waiting for.

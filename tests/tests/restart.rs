@@ -363,9 +363,9 @@ async fn a_request_another_live_process_holds_is_left_to_it() {
         )
         .await;
     slack.ack(&e).await;
-    // Acknowledged, so stored; then handled.
-    assert_eq!(store.inbox_len().await.unwrap(), 1);
+    // Acknowledged, so stored (journaled, then moved into the inbox); then handled.
     threadsmith_tests::settle(store.as_ref(), Duration::from_secs(60)).await;
+    assert_eq!(store.inbox_len().await.unwrap(), 1);
     running.stop(&shutdown).await;
     let bots = slack
         .thread(CHANNEL, &parent)

@@ -80,7 +80,7 @@ async fn setup(connections: u32, script: Vec<Step>) -> Setup {
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = store::open(&url).await.unwrap();
     let sink = Arc::new(Sink {
-        inbox: InboxWriter::start(store.clone()),
+        inbox: InboxWriter::start(store.clone(), None),
         store,
         script: Mutex::new(script.into()),
         began: watch::channel(0).0,

@@ -42,7 +42,7 @@ async fn groups_are_deduplicated(s: Arc<dyn Store>) {
 
     // Through the writer: 200 concurrent submissions of 150 distinct keys (50 delivered twice),
     // each answered once its group is stored.
-    let writer = InboxWriter::start(s.clone());
+    let writer = InboxWriter::start(s.clone(), None);
     let mut tasks = Vec::new();
     for i in 0..200 {
         let writer = writer.clone();

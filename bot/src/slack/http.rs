@@ -128,7 +128,7 @@ fn bad(what: &str) -> Response {
 
 async fn submit(st: &HttpState, taken: Option<(String, crate::chat::ChatEvent)>) -> Response {
     if let Some((key, event)) = taken
-        && let Err(e) = st.bot.submit(&key, &event).await
+        && let Err(e) = st.bot.record(&key, &event).await
     {
         tracing::error!(error = %e, "could not queue a Slack event");
         // Not acknowledged: Slack delivers it again.

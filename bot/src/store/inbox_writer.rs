@@ -4,11 +4,12 @@
 //! durably stored (or found to be a duplicate): acknowledging stays after storing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::journal::{AppendError, Journal};
+use super::pending::{Pending, PendingGuard};
 use super::{NewEvent, Store, StoreError};
 
 /// The most events one transaction stores.
@@ -21,44 +22,23 @@ type Reply = oneshot::Sender<Result<Option<i64>, StoreError>>;
 pub struct InboxWriter {
     store: Arc<dyn Store>,
     tx: mpsc::Sender<(NewEvent, Reply)>,
-    storing: Arc<Storing>,
-}
-
-/// How many events are being stored (not yet answered), and a wake-up for when none is.
-#[derive(Default)]
-struct Storing {
-    count: AtomicUsize,
-    none: Notify,
-}
-
-/// Counts one event as being stored for as long as it lives (a caller that gives up waiting
-/// drops it too).
-struct StoringGuard(Arc<Storing>);
-
-impl StoringGuard {
-    fn new(storing: &Arc<Storing>) -> Self {
-        storing.count.fetch_add(1, Ordering::AcqRel);
-        Self(storing.clone())
-    }
-}
-
-impl Drop for StoringGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.none.notify_waiters();
-        }
-    }
+    /// Events being stored (not yet answered), whichever way.
+    storing: Arc<Pending>,
+    /// On SQLite, where [`InboxWriter::record`] journals events (see `journal/`).
+    journal: Option<Arc<Journal>>,
 }
 
 impl InboxWriter {
-    /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the writer task on the current runtime; `journal`, when given, takes the events
+    /// [`InboxWriter::record`] is given.
+    pub fn start(store: Arc<dyn Store>, journal: Option<Journal>) -> Self {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(write_batches(store.clone(), rx));
         Self {
             store,
             tx,
             storing: Arc::default(),
+            journal: journal.map(Arc::new),
         }
     }
 
@@ -67,28 +47,52 @@ impl InboxWriter {
     /// event to be stored) do not queue behind the handling of the burst's first events on the
     /// store's connection and the CPUs: handling can wait a few milliseconds, an ack should not.
     pub async fn settled(&self, at_most: Duration) {
-        let wait = async {
-            loop {
-                let none = self.storing.none.notified();
-                tokio::pin!(none);
-                none.as_mut().enable();
-                if self.storing.count.load(Ordering::Acquire) == 0 {
-                    return;
-                }
-                none.await;
-            }
-        };
         // Past the bound the events are taken all the same: under a steady stream of events
         // the writer is never idle.
-        if tokio::time::timeout(at_most, wait).await.is_err() {
+        if !self.storing.none(at_most).await {
             tracing::debug!("taking events while others are still being stored");
+        }
+    }
+
+    /// Stores an event durably, for an adapter that needs no answer about duplicates (Slack's
+    /// acknowledgements): journaled where there is a journal, the duplicate dropped as it is
+    /// moved into the inbox; elsewhere as [`InboxWriter::enqueue`]. Whether it is in the inbox
+    /// already (stored directly) rather than journaled (the journal wakes its waiter once moved).
+    pub async fn record(&self, event: NewEvent) -> Result<bool, StoreError> {
+        let event = match &self.journal {
+            Some(journal) => {
+                let _storing = PendingGuard::new(&self.storing);
+                match journal.append(event) {
+                    Ok(()) => return Ok(false),
+                    // Closed on shutdown, or full until the mover catches up: expected.
+                    Err((event, e @ (AppendError::Closed | AppendError::Full(_)))) => {
+                        tracing::debug!(reason = %e, "storing an event directly");
+                        event
+                    }
+                    Err((event, e)) => {
+                        tracing::error!(error = %e, "could not journal an event; storing it directly");
+                        event
+                    }
+                }
+            }
+            None => event,
+        };
+        self.enqueue(event).await.map(|_| true)
+    }
+
+    /// Waits (at most `at_most`) until every recorded event is in the inbox, and closes the
+    /// journal: events recorded after are stored directly. On shutdown, once the adapters
+    /// stopped taking events, so that other processes find them in the inbox.
+    pub async fn drain(&self, at_most: Duration) {
+        if let Some(journal) = &self.journal {
+            journal.drain(at_most).await;
         }
     }
 
     /// Stores an event unless one with the same key was stored before; `None` means a duplicate.
     /// Should the writer task be gone (it panicked), the event is stored directly.
     pub async fn enqueue(&self, event: NewEvent) -> Result<Option<i64>, StoreError> {
-        let _storing = StoringGuard::new(&self.storing);
+        let _storing = PendingGuard::new(&self.storing);
         let (reply, answer) = oneshot::channel();
         let event = match self.tx.send((event, reply)).await {
             Ok(()) => match answer.await {
@@ -143,13 +147,13 @@ mod tests {
     #[tokio::test]
     async fn settled_waits_for_events_being_stored_and_no_longer() {
         let services = crate::testing::TestServices::new(crate::testing::config()).await;
-        let writer = InboxWriter::start(services.svc.store.clone());
+        let writer = InboxWriter::start(services.svc.store.clone(), None);
         let hour = Duration::from_secs(3600);
         let start = tokio::time::Instant::now();
         writer.settled(hour).await;
         assert!(start.elapsed() < Duration::from_secs(60), "idle: at once");
 
-        let storing = StoringGuard::new(&writer.storing);
+        let storing = PendingGuard::new(&writer.storing);
         let waiting = tokio::spawn({
             let writer = writer.clone();
             async move {
@@ -179,10 +183,10 @@ mod tests {
             .await
             .unwrap();
         assert!(stored.is_some());
-        assert_eq!(writer.storing.count.load(Ordering::Acquire), 0);
+        assert_eq!(writer.storing.count(), 0);
 
         // Past its bound it returns all the same.
-        let _stuck = StoringGuard::new(&writer.storing);
+        let _stuck = PendingGuard::new(&writer.storing);
         let start = tokio::time::Instant::now();
         writer.settled(Duration::from_millis(25)).await;
         assert!(start.elapsed() >= Duration::from_millis(25));

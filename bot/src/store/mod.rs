@@ -9,6 +9,8 @@
 
 mod changes;
 pub mod inbox_writer;
+pub mod journal;
+mod pending;
 mod publication_state;
 mod rounds;
 mod rows;

@@ -73,6 +73,8 @@ pub struct SqlStore {
     /// Watched by the tests.
     #[cfg_attr(not(test), allow(dead_code))]
     checkpoints: Option<tokio::sync::watch::Receiver<checkpoint::Checkpointed>>,
+    /// Where the inbox's journals live (a SQLite file's; see `store/journal/`).
+    journal_dir: Option<std::path::PathBuf>,
 }
 
 impl Drop for SqlStore {
@@ -185,6 +187,7 @@ impl SqlStore {
             changes,
             stop_listening: stop,
             checkpoints,
+            journal_dir: super::journal::dir_for(url),
         })
     }
 

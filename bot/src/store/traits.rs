@@ -149,6 +149,14 @@ pub trait InboxStore: Send + Sync {
     /// Moves whenever this process stores, takes or handles an event (see [`super::Changes`]):
     /// subscribe, read, then wait for a change.
     fn inbox_changes(&self) -> watch::Receiver<u64>;
+    /// Where events are journaled on their way into the inbox (see `store/journal/`): beside a
+    /// SQLite file; `None` for other databases, where they are committed directly.
+    fn inbox_journal_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+    /// Wakes [`InboxStore::inbox_changes`]' watchers for a change outside the database: a
+    /// journal emptied once its events were moved into the inbox.
+    fn inbox_touched(&self) {}
     /// Stores an incoming event unless one with the same key was stored before; `None` means a
     /// duplicate delivery.
     async fn enqueue(

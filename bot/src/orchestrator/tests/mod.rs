@@ -5,6 +5,7 @@
 
 mod approve;
 mod cancel;
+mod journaled;
 mod judge;
 mod outcomes;
 mod plan;

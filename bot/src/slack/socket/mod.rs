@@ -60,7 +60,7 @@ pub trait EventSink: Send + Sync + 'static {
 #[async_trait]
 impl EventSink for Bot {
     async fn submit(&self, key: &str, event: &ChatEvent) -> Result<(), StoreError> {
-        Bot::submit(self, key, event).await.map(|_| ())
+        Bot::record(self, key, event).await
     }
     fn connected(&self) {
         self.connection().connected();

@@ -16,6 +16,14 @@ impl InboxStore for SqlStore {
         self.changes.inbox()
     }
 
+    fn inbox_journal_dir(&self) -> Option<std::path::PathBuf> {
+        self.journal_dir.clone()
+    }
+
+    fn inbox_touched(&self) {
+        self.changes.inbox_written();
+    }
+
     #[tracing::instrument(name = "store.enqueue", skip(self, event))]
     async fn enqueue(
         &self,

@@ -1,0 +1,108 @@
+//! Stopped processes' journals: a journal file nobody holds locked belongs to a process that
+//! ended (cleanly with events it could not move, or killed). Any live process moves its events
+//! into the inbox (duplicates are dropped there, by key) and removes the file.
+
+use std::fs::{self, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::store::{NewEvent, Store, StoreError};
+
+use super::MAX_GROUP;
+use super::file::{EXTENSION, decode};
+
+/// What one pass found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Stopped processes' files moved and removed.
+    pub files: usize,
+    /// Events read from them (stored or found to be duplicates).
+    pub events: usize,
+}
+
+/// Moves the events of every journal in `dir` that no process holds into the inbox, except
+/// `own` (this process's, which it holds). A file another process is recovering at the same
+/// time is skipped (it holds the lock).
+pub async fn recover(
+    dir: &Path,
+    own: Option<&Path>,
+    store: &dyn Store,
+) -> Result<Recovered, StoreError> {
+    let mut recovered = Recovered::default();
+    for path in journals(dir).await? {
+        if Some(path.as_path()) == own {
+            continue;
+        }
+        let taken = tokio::task::spawn_blocking(move || take(&path))
+            .await
+            .map_err(|e| StoreError::Shared(format!("reading a journal: {e}")))?;
+        let Some((file, path, events)) = taken? else {
+            continue;
+        };
+        for group in events.chunks(MAX_GROUP) {
+            store.enqueue_many(group).await?;
+        }
+        // Removed while still locked, so that nobody reads it again after.
+        fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+        drop(file);
+        tracing::info!(file = %path.display(), events = events.len(), "recovered a stopped process's journal");
+        recovered.files += 1;
+        recovered.events += events.len();
+    }
+    Ok(recovered)
+}
+
+async fn journals(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&dir, e)),
+        };
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| io_error(&dir, e))?.path();
+            if path.extension().is_some_and(|e| e == EXTENSION) {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        Ok(paths)
+    })
+    .await
+    .map_err(|e| StoreError::Shared(format!("listing journals: {e}")))?
+}
+
+type Taken = Option<(fs::File, PathBuf, Vec<NewEvent>)>;
+
+/// Locks and reads a file, unless a process holds it (or it is gone: another process recovered
+/// it first).
+fn take(path: &Path) -> Result<Taken, StoreError> {
+    let mut file = match OpenOptions::new().read(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Ok(None),
+        Err(fs::TryLockError::Error(e)) => return Err(io_error(path, e)),
+    }
+    // Locked: but the process that recovered it before may have removed it just now.
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| io_error(path, e))?;
+    let (events, unreadable) = decode(&bytes);
+    if unreadable > 0 {
+        tracing::warn!(file = %path.display(), lines = unreadable, "skipped unreadable lines of a journal (a write torn by a crash)");
+    }
+    Ok(Some((file, path.to_path_buf(), events)))
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Shared(format!("journal {}: {e}", path.display()))
+}
