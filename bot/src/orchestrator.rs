@@ -126,7 +126,7 @@ impl Bot {
         // whether an event is new, from the inbox itself.
         let journaled = settings.platform == crate::chat::Platform::Slack;
         let journal = svc.store.inbox_journal_dir().filter(|_| journaled).and_then(|dir| {
-            Journal::start(&dir, svc.store.clone(), wake.clone())
+            Journal::start(&dir, svc.store.clone(), wake.clone(), svc.config.retention())
                 .inspect_err(|e| {
                     tracing::error!(error = %e, dir = %dir.display(), "could not open the inbox's journal; events are committed before they are acknowledged instead");
                 })

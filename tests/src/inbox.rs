@@ -13,12 +13,13 @@ pub async fn settle(store: &dyn Store, limit: Duration) {
     loop {
         // Subscribed before reading, so that a change in between still wakes the wait.
         let mut changes = store.inbox_changes();
-        let pending = store.inbox_pending().await.expect("count pending events");
         // Acknowledged events may still be in the journal, on their way into the inbox: the
-        // journal wakes the watchers once it is emptied.
+        // journal wakes the watchers once it is emptied. Read before the inbox, so that an
+        // event moved in between is counted there.
         let journaled = store
             .inbox_journal_dir()
             .is_some_and(|dir| journal::holds_events(&dir));
+        let pending = store.inbox_pending().await.expect("count pending events");
         if pending == 0 && !journaled {
             return;
         }

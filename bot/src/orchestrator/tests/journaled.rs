@@ -4,7 +4,7 @@
 
 use super::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_events_are_handled_and_the_journal_removed_on_stop() {
     let w = World::new().await;
     let dir = w

@@ -1,7 +1,8 @@
-//! One process's journal file: events appended one line each, as they arrive; emptied once they
-//! are all in the inbox; removed when the process stops. The file is locked (`flock`) for as long
-//! as its process holds it open, so that a file nobody holds is a stopped process's: the kernel
-//! releases the lock however the process ended (see `recover.rs`).
+//! One process's journal file: events appended one line each, as they arrive; emptied whenever
+//! all it holds is in the inbox; removed when the process stops. The file is locked (`flock`)
+//! for as long as its process holds it open, so that a file nobody holds is a stopped process's
+//! (the kernel releases the lock however the process ended) or one its process gave up on (a
+//! shutdown that could not move everything, a mover that died): see `recover.rs`.
 
 use std::borrow::Cow;
 use std::fs::{self, File, OpenOptions};
@@ -19,6 +20,9 @@ pub(super) const EXTENSION: &str = "jsonl";
 /// One event, one line. serde_json escapes every newline inside a string, so a line is a record.
 #[derive(Serialize, Deserialize)]
 struct Line<'a> {
+    /// When it was journaled (Unix milliseconds): recovery leaves out events older than the
+    /// inbox's retention, which may have been handled and pruned since.
+    at: i64,
     key: Cow<'a, str>,
     platform: Cow<'a, str>,
     event: Cow<'a, str>,
@@ -32,7 +36,7 @@ pub enum AppendError {
     /// The file is emptied only when all it holds is moved: under a stream of events that never
     /// pauses it could grow without end, so past a size events are committed directly until
     /// the mover catches up.
-    #[error("the journal holds {0} bytes not yet moved")]
+    #[error("the journal reached {0} bytes without being emptied")]
     Full(u64),
     #[error("writing the journal: {0}")]
     Io(#[from] io::Error),
@@ -46,6 +50,9 @@ pub(super) const FULL: u64 = 64 << 20;
 pub struct JournalFile {
     path: PathBuf,
     full: u64,
+    /// Makes the next `take` panic: the tests' stand-in for a mover that dies.
+    #[cfg(test)]
+    pub(super) poisoned: std::sync::atomic::AtomicBool,
     state: Mutex<State>,
 }
 
@@ -86,6 +93,8 @@ impl JournalFile {
         Ok(Self {
             path,
             full,
+            #[cfg(test)]
+            poisoned: std::sync::atomic::AtomicBool::new(false),
             state: Mutex::new(State {
                 file: Some(file),
                 written: 0,
@@ -104,6 +113,7 @@ impl JournalFile {
     /// is left for the next one to follow; the event is handed back.
     pub fn append(&self, event: NewEvent) -> Result<(), (NewEvent, AppendError)> {
         let line = match serde_json::to_vec(&Line {
+            at: chrono::Utc::now().timestamp_millis(),
             key: Cow::Borrowed(&event.dedupe_key),
             platform: Cow::Borrowed(&event.platform),
             event: Cow::Borrowed(&event.event),
@@ -137,6 +147,10 @@ impl JournalFile {
 
     /// The events appended since the last call, in order, and the file's length after them.
     pub fn take(&self) -> (Vec<NewEvent>, u64) {
+        #[cfg(test)]
+        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            panic!("a mover that dies (a test)");
+        }
         let mut state = self.lock();
         (std::mem::take(&mut state.queued), state.written)
     }
@@ -178,17 +192,26 @@ impl JournalFile {
     }
 }
 
+/// A journaled event and when it was journaled (Unix milliseconds).
+pub(super) struct Journaled {
+    pub at: i64,
+    pub event: NewEvent,
+}
+
 /// Reads a journal's lines back. A line that cannot be read (the last one, torn by a crash or a
 /// full disk) is counted and skipped.
-pub(super) fn decode(bytes: &[u8]) -> (Vec<NewEvent>, usize) {
+pub(super) fn decode(bytes: &[u8]) -> (Vec<Journaled>, usize) {
     let mut events = Vec::new();
     let mut unreadable = 0;
     for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         match serde_json::from_slice::<Line>(line) {
-            Ok(l) => events.push(NewEvent {
-                dedupe_key: l.key.into_owned(),
-                platform: l.platform.into_owned(),
-                event: l.event.into_owned(),
+            Ok(l) => events.push(Journaled {
+                at: l.at,
+                event: NewEvent {
+                    dedupe_key: l.key.into_owned(),
+                    platform: l.platform.into_owned(),
+                    event: l.event.into_owned(),
+                },
             }),
             Err(_) => unreadable += 1,
         }

@@ -82,9 +82,14 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens a new journal file in `dir` and starts moving its events (and stopped processes')
-    /// into `store`'s inbox, waking `moved` after each move.
-    pub fn start(dir: &Path, store: Arc<dyn Store>, moved: Arc<Notify>) -> std::io::Result<Self> {
+    /// Opens a new journal file in `dir` and starts moving its events (and stopped processes',
+    /// journaled less than `max_age` ago) into `store`'s inbox, waking `moved` after each move.
+    pub fn start(
+        dir: &Path,
+        store: Arc<dyn Store>,
+        moved: Arc<Notify>,
+        max_age: Duration,
+    ) -> std::io::Result<Self> {
         let file = Arc::new(JournalFile::create(dir)?);
         let unmoved = Arc::new(Pending::default());
         let ready = Arc::new(Notify::new());
@@ -95,8 +100,9 @@ impl Journal {
             store,
             moved,
             unmoved: unmoved.clone(),
+            max_age,
         };
-        tokio::spawn(mover.run(ready.clone(), stop.clone()));
+        tokio::spawn(mover.supervised(ready.clone(), stop.clone()));
         Ok(Self {
             file,
             unmoved,
@@ -144,6 +150,11 @@ impl Journal {
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }
+
+    #[cfg(test)]
+    pub(crate) fn file(&self) -> &JournalFile {
+        &self.file
+    }
 }
 
 struct Mover {
@@ -152,10 +163,38 @@ struct Mover {
     store: Arc<dyn Store>,
     moved: Arc<Notify>,
     unmoved: Arc<Pending>,
+    max_age: Duration,
 }
 
 impl Mover {
-    async fn run(self, ready: Arc<Notify>, stop: CancellationToken) {
+    /// Runs the mover; should it panic, the journal is closed (events are committed directly
+    /// from then on) and its file, which this process no longer holds, is recovered like a
+    /// stopped process's: nothing acknowledged stays behind.
+    async fn supervised(self, ready: Arc<Notify>, stop: CancellationToken) {
+        let this = Arc::new(self);
+        let ran = tokio::spawn(this.clone().run(ready, stop)).await;
+        let Err(e) = ran else {
+            return;
+        };
+        tracing::error!(error = %e, "the journal's mover stopped; storing events directly from now on");
+        if let Err(e) = this.file.close() {
+            tracing::warn!(error = %e, "could not close the journal");
+        }
+        let mut wait = RETRY_FIRST;
+        loop {
+            match recover(&this.dir, None, this.store.as_ref(), this.max_age).await {
+                Ok(_) => break,
+                Err(e) => tracing::error!(error = %e, "could not recover the journal; retrying"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MAX);
+        }
+        // Nothing more is appended once closed: what was counted is in the inbox now.
+        this.unmoved.done(this.unmoved.count());
+        this.moved.notify_one();
+    }
+
+    async fn run(self: Arc<Self>, ready: Arc<Notify>, stop: CancellationToken) {
         let mut recovery = tokio::time::interval(RECOVER_EVERY);
         recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -189,9 +228,10 @@ impl Mover {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY_MAX);
             }
-            self.unmoved.done(group.len());
             self.moved.notify_one();
         }
+        // Emptied before the events are counted as moved, so that a drain that finds none
+        // unmoved finds the file empty (and removes it).
         match self.file.moved(upto) {
             // Watchers of the inbox learn that the journal holds nothing more (tests' `settle`).
             Ok(true) => self.store.inbox_touched(),
@@ -200,10 +240,18 @@ impl Mover {
             // duplicates.
             Err(e) => tracing::warn!(error = %e, "could not empty the journal"),
         }
+        self.unmoved.done(events.len());
     }
 
     async fn recover(&self) {
-        match recover(&self.dir, Some(self.file.path()), self.store.as_ref()).await {
+        match recover(
+            &self.dir,
+            Some(self.file.path()),
+            self.store.as_ref(),
+            self.max_age,
+        )
+        .await
+        {
             Ok(r) if r.files > 0 => self.moved.notify_one(),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not recover stopped processes' journals"),

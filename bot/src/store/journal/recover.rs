@@ -5,11 +5,12 @@
 use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::store::{NewEvent, Store, StoreError};
 
 use super::MAX_GROUP;
-use super::file::{EXTENSION, decode};
+use super::file::{EXTENSION, Journaled, decode};
 
 /// What one pass found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,35 +22,73 @@ pub struct Recovered {
 }
 
 /// Moves the events of every journal in `dir` that no process holds into the inbox, except
-/// `own` (this process's, which it holds). A file another process is recovering at the same
-/// time is skipped (it holds the lock).
+/// `own` (this process's, which it holds), leaving out events journaled more than `max_age` ago
+/// (the inbox's retention: such an event may have been handled and its row pruned since). A
+/// file another process is recovering at the same time is skipped (it holds the lock); a file
+/// that fails is left for the next pass, the others are still recovered. Wakes the inbox's
+/// watchers when a file was removed.
 pub async fn recover(
     dir: &Path,
     own: Option<&Path>,
     store: &dyn Store,
+    max_age: Duration,
 ) -> Result<Recovered, StoreError> {
+    let oldest = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
     let mut recovered = Recovered::default();
+    let mut failed = None;
     for path in journals(dir).await? {
         if Some(path.as_path()) == own {
             continue;
         }
-        let taken = tokio::task::spawn_blocking(move || take(&path))
-            .await
-            .map_err(|e| StoreError::Shared(format!("reading a journal: {e}")))?;
-        let Some((file, path, events)) = taken? else {
-            continue;
-        };
-        for group in events.chunks(MAX_GROUP) {
-            store.enqueue_many(group).await?;
+        match recover_file(path, store, oldest).await {
+            Ok(Some(events)) => {
+                recovered.files += 1;
+                recovered.events += events;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "could not recover a stopped process's journal; trying again later");
+                failed = Some(e);
+            }
         }
-        // Removed while still locked, so that nobody reads it again after.
-        fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
-        drop(file);
-        tracing::info!(file = %path.display(), events = events.len(), "recovered a stopped process's journal");
-        recovered.files += 1;
-        recovered.events += events.len();
     }
-    Ok(recovered)
+    if recovered.files > 0 {
+        store.inbox_touched();
+    }
+    match failed {
+        Some(e) if recovered.files == 0 => Err(e),
+        _ => Ok(recovered),
+    }
+}
+
+/// Moves one file's events and removes it; how many events it held, `None` when a process holds
+/// it (or it is gone).
+async fn recover_file(
+    path: PathBuf,
+    store: &dyn Store,
+    oldest: i64,
+) -> Result<Option<usize>, StoreError> {
+    let taken = tokio::task::spawn_blocking(move || take(&path))
+        .await
+        .map_err(|e| StoreError::Shared(format!("reading a journal: {e}")))?;
+    let Some((file, path, journaled)) = taken? else {
+        return Ok(None);
+    };
+    let read = journaled.len();
+    let (events, stale): (Vec<_>, Vec<_>) = journaled.into_iter().partition(|j| j.at >= oldest);
+    if !stale.is_empty() {
+        tracing::warn!(file = %path.display(), events = stale.len(), "left out journaled events older than the inbox's retention");
+    }
+    let events: Vec<NewEvent> = events.into_iter().map(|j| j.event).collect();
+    for group in events.chunks(MAX_GROUP) {
+        store.enqueue_many(group).await?;
+    }
+    // Removed while still locked, so that nobody reads it again after.
+    fs::remove_file(&path).map_err(|e| io_error(&path, e))?;
+    drop(file);
+    tracing::info!(file = %path.display(), events = read, "recovered a stopped process's journal");
+    Ok(Some(read))
 }
 
 async fn journals(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
@@ -74,7 +113,7 @@ async fn journals(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     .map_err(|e| StoreError::Shared(format!("listing journals: {e}")))?
 }
 
-type Taken = Option<(fs::File, PathBuf, Vec<NewEvent>)>;
+type Taken = Option<(fs::File, PathBuf, Vec<Journaled>)>;
 
 /// Locks and reads a file, unless a process holds it (or it is gone: another process recovered
 /// it first).

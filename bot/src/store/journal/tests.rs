@@ -10,6 +10,8 @@ use super::*;
 use crate::store::inbox_writer::InboxWriter;
 use crate::testing::{TestServices, config};
 
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 fn event(key: &str) -> NewEvent {
     NewEvent {
         dedupe_key: key.into(),
@@ -17,6 +19,10 @@ fn event(key: &str) -> NewEvent {
         // A newline inside the event: a line of the journal is still one event.
         event: format!("{{\"key\":\"{key}\",\n\"text\":\"x\"}}"),
     }
+}
+
+fn events_in(bytes: &[u8]) -> Vec<NewEvent> {
+    decode(bytes).0.into_iter().map(|j| j.event).collect()
 }
 
 fn dir_of(services: &TestServices) -> PathBuf {
@@ -88,7 +94,7 @@ fn the_journal_lives_beside_a_sqlite_file_only() {
 /// Recorded events reach the inbox in order, a duplicate (of a stored event, and within the
 /// journal) is dropped there, the waiter is woken, and the file is emptied; a clean stop
 /// removes it, and events recorded after are stored directly.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_events_are_moved_into_the_inbox_and_the_file_removed_at_the_end() {
     let services = TestServices::new(config()).await;
     let store = services.svc.store.clone();
@@ -101,7 +107,7 @@ async fn recorded_events_are_moved_into_the_inbox_and_the_file_removed_at_the_en
             .is_some()
     );
     let moved = Arc::new(Notify::new());
-    let journal = Journal::start(&dir_of(&services), store.clone(), moved.clone()).unwrap();
+    let journal = Journal::start(&dir_of(&services), store.clone(), moved.clone(), DAY).unwrap();
     let path = journal.path().to_path_buf();
     let writer = InboxWriter::start(store.clone(), Some(journal));
     for key in ["a", "b", "c", "a"] {
@@ -135,7 +141,7 @@ async fn the_file_is_emptied_only_once_all_it_holds_is_moved() {
     file.moved(upto).unwrap();
     let on_disk = std::fs::read(file.path()).unwrap();
     assert_eq!(
-        decode(&on_disk).0,
+        events_in(&on_disk),
         [event("a"), event("b")],
         "b is not moved yet"
     );
@@ -146,11 +152,12 @@ async fn the_file_is_emptied_only_once_all_it_holds_is_moved() {
     // Appends after emptying start at the beginning.
     file.append(event("c")).unwrap();
     let on_disk = std::fs::read(file.path()).unwrap();
-    assert_eq!(decode(&on_disk).0, [event("c")]);
+    assert_eq!(events_in(&on_disk), [event("c")]);
 }
 
 /// What a stopped process left in its journal (its lock gone with it) is moved into the inbox
-/// by a live one, a torn last line skipped, and the file removed; a live process's file, and a
+/// by a live one, a torn last line and an event older than the retention left out, and the
+/// file removed; a live process's file, and a
 /// file that is not a journal, are left alone.
 #[tokio::test]
 async fn a_stopped_processs_journal_is_recovered_and_a_live_ones_left_alone() {
@@ -166,26 +173,27 @@ async fn a_stopped_processs_journal_is_recovered_and_a_live_ones_left_alone() {
         .append(true)
         .open(&stopped_path)
         .unwrap();
-    torn.write_all(b"{\"key\":\"c\",\"platf").unwrap();
+    // Journaled longer ago than the retention: maybe handled and pruned since; left out.
+    torn.write_all(b"{\"at\":0,\"key\":\"old\",\"platform\":\"slack\",\"event\":\"{}\"}\n")
+        .unwrap();
+    torn.write_all(b"{\"at\":1,\"key\":\"c\",\"platf").unwrap();
     let live = JournalFile::create(&dir).unwrap();
     live.append(event("d")).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a journal").unwrap();
 
-    let recovered = recover(&dir, None, store.as_ref()).await.unwrap();
-    assert_eq!(
-        recovered,
-        Recovered {
-            files: 1,
-            events: 2
-        }
-    );
+    let recovered = recover(&dir, None, store.as_ref(), DAY).await.unwrap();
+    let read = Recovered {
+        files: 1,
+        events: 3,
+    };
+    assert_eq!(recovered, read, "a, b and the old one read");
     assert_eq!(keys(&services).await, ["a", "b"]);
     assert!(!stopped_path.exists());
     assert!(live.path().exists());
     assert_eq!(files(&dir).len(), 2, "the live journal and the other file");
 
     // Recovering again finds nothing new: the live file is still held.
-    let again = recover(&dir, None, store.as_ref()).await.unwrap();
+    let again = recover(&dir, None, store.as_ref(), DAY).await.unwrap();
     assert_eq!(again, Recovered::default());
     assert_eq!(store.inbox_len().await.unwrap(), 2);
 }
@@ -201,9 +209,23 @@ async fn a_starting_process_recovers_stopped_ones_journals_at_once() {
     stopped.append(event("left")).unwrap();
     drop(stopped);
     let moved = Arc::new(Notify::new());
-    let journal = Journal::start(&dir, store.clone(), moved.clone()).unwrap();
+    let journal = Journal::start(&dir, store.clone(), moved.clone(), DAY).unwrap();
     inbox_reaches(&services, &moved, 1).await;
-    assert_eq!(files(&dir), [journal.path().to_path_buf()]);
+    // Removed once moved (the mover wakes `moved` after the pass).
+    let own = [journal.path().to_path_buf()];
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let woken = moved.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if files(&dir) == own {
+                return;
+            }
+            woken.await;
+        }
+    })
+    .await
+    .expect("the stopped process's file is removed");
     assert!(journal.drain(Duration::from_secs(30)).await);
     assert!(files(&dir).is_empty());
 }
@@ -225,7 +247,7 @@ async fn events_stay_journaled_while_the_database_refuses_them() {
         .await
         .unwrap();
     let moved = Arc::new(Notify::new());
-    let journal = Journal::start(&dir, store.clone(), moved).unwrap();
+    let journal = Journal::start(&dir, store.clone(), moved, DAY).unwrap();
     journal.append(event("a")).unwrap();
     let path = journal.path().to_path_buf();
     assert!(!journal.drain(Duration::from_millis(300)).await);
@@ -235,7 +257,7 @@ async fn events_stay_journaled_while_the_database_refuses_them() {
         .execute(pool.pool())
         .await
         .unwrap();
-    let recovered = recover(&dir, None, store.as_ref()).await.unwrap();
+    let recovered = recover(&dir, None, store.as_ref(), DAY).await.unwrap();
     assert_eq!(
         recovered,
         Recovered {
@@ -261,4 +283,32 @@ async fn a_full_file_takes_events_again_once_emptied() {
     assert!(file.moved(upto).unwrap());
     file.append(event("c")).unwrap();
     assert_eq!(file.take().0, [event("c")]);
+}
+
+/// A mover that dies does not strand what was acknowledged: the journal closes (later events
+/// are stored directly) and its file, no longer held, is moved into the inbox at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_mover_leaves_nothing_behind() {
+    let services = TestServices::new(config()).await;
+    let store = services.svc.store.clone();
+    let dir = dir_of(&services);
+    let moved = Arc::new(Notify::new());
+    let journal = Journal::start(&dir, store.clone(), moved.clone(), DAY).unwrap();
+    journal
+        .file()
+        .poisoned
+        .store(true, std::sync::atomic::Ordering::Release);
+    let writer = InboxWriter::start(store.clone(), Some(journal));
+    assert!(!writer.record(event("a")).await.unwrap(), "journaled");
+    inbox_reaches(&services, &moved, 1).await;
+    assert_eq!(keys(&services).await, ["a"]);
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        writer.drain(Duration::from_secs(30)),
+    )
+    .await
+    .expect("nothing is left unmoved");
+    assert!(files(&dir).is_empty(), "recovered and removed");
+    assert!(writer.record(event("b")).await.unwrap(), "stored directly");
+    assert_eq!(store.inbox_len().await.unwrap(), 2);
 }
