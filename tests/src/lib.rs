@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use fake_model::{FakeModel, Turn};
 pub use inbox::settle;
-pub use serve::{ServeProcess, serve_discord_process, serve_process, serve_two};
+pub use serve::{ServeProcess, serve_discord_process, serve_env, serve_process, serve_two};
 
 /// The model key the harness configures; tests check it never leaks.
 pub const MODEL_KEY: &str = "sk-threadsmith-test-key-9f8e7d6c";

@@ -87,6 +87,18 @@ pub fn serve_process(
     spawn(dir, database_url, data_dir, model, Some(slack_api))
 }
 
+/// [`serve_process`] in a test environment's directory, on its database, data directory and
+/// model, against the fake Slack `slack`.
+pub fn serve_env(env: &crate::TestEnv, slack: &crate::fake_slack::FakeSlack) -> ServeProcess {
+    serve_process(
+        env.dir.path(),
+        &env.svc.config.database_url(),
+        &env.svc.config.data_dir(),
+        &env.model,
+        &slack.api_base(),
+    )
+}
+
 /// [`serve_process`] without Slack: `dir`'s `threadsmith.toml` names the chat (a fake Discord).
 pub fn serve_discord_process(
     dir: &Path,

@@ -9,20 +9,10 @@ use sqlx::Connection;
 use threadsmith_bot::store::journal;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
-use threadsmith_tests::{ServeProcess, TestEnv, env, serve_process};
+use threadsmith_tests::{env, serve_env};
 
 const CHANNEL: &str = "C111";
 const ALICE: &str = "U222";
-
-fn serve(env: &TestEnv, slack: &FakeSlack) -> ServeProcess {
-    serve_process(
-        env.dir.path(),
-        &env.svc.config.database_url(),
-        &env.svc.config.data_dir(),
-        &env.model,
-        &slack.api_base(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_acknowledged_by_a_killed_process_are_handled_by_the_next_once() {
@@ -41,7 +31,7 @@ async fn events_acknowledged_by_a_killed_process_are_handled_by_the_next_once() 
         .path()
         .join(journal::dir_for(&url).expect("a SQLite file"));
 
-    let first = serve(&env, &slack);
+    let first = serve_env(&env, &slack);
     slack.wait_connected().await;
     // From here on the database takes no write: SQLite's write lock is held (WAL: reads go on).
     let mut lock = sqlx::AnyConnection::connect(&url).await.unwrap();
@@ -87,7 +77,7 @@ async fn events_acknowledged_by_a_killed_process_are_handled_by_the_next_once() 
         "the killed process's journal is left"
     );
 
-    let mut second = serve(&env, &slack);
+    let mut second = serve_env(&env, &slack);
     let replies = |s: &threadsmith_tests::fake_slack::SlackState| {
         s.thread(CHANNEL, &parent)
             .iter()

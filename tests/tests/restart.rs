@@ -6,19 +6,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
-use threadsmith_tests::{ServeProcess, TestEnv, Turn, env, serve_process};
+use threadsmith_tests::{ServeProcess, TestEnv, Turn, env, serve_env};
 
 const CHANNEL: &str = "C111";
 const ALICE: &str = "U222";
 
 fn serve(env: &TestEnv, slack: &FakeSlack) -> ServeProcess {
-    serve_process(
-        env.dir.path(),
-        &env.svc.config.database_url(),
-        &env.svc.config.data_dir(),
-        &env.model,
-        &slack.api_base(),
-    )
+    serve_env(env, slack)
 }
 
 async fn containers_of(env: &TestEnv, task: &str) -> usize {

@@ -9,7 +9,7 @@ use serde_json::json;
 use threadsmith_bot::config::RepoSection;
 use threadsmith_tests::fake_slack::{FakeSlack, FakeSlackConfig};
 use threadsmith_tests::gitrepo::calc_repo;
-use threadsmith_tests::{Turn, env, serve_process};
+use threadsmith_tests::{Turn, env, serve_env};
 use tokio::sync::Notify;
 
 const CHANNEL: &str = "C111";
@@ -191,15 +191,7 @@ async fn a_queued_request_survives_a_restart() {
             Turn::Call("give_up", json!({"reason": "second"})),
         ],
     );
-    let serve = || {
-        serve_process(
-            env.dir.path(),
-            &env.svc.config.database_url(),
-            &env.svc.config.data_dir(),
-            &env.model,
-            &slack.api_base(),
-        )
-    };
+    let serve = || serve_env(&env, &slack);
     let first = serve();
     slack.wait_connected().await;
     let parent = slack.post_as_user(CHANNEL, ALICE, "add is broken", None);

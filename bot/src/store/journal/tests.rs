@@ -63,6 +63,16 @@ async fn keys(services: &TestServices) -> Vec<String> {
         .collect()
 }
 
+/// A journal holding `keys` whose process stopped; its path.
+fn left_by_a_stopped_process(dir: &Path, keys: &[&str]) -> PathBuf {
+    let stopped = JournalFile::create(dir).unwrap();
+    for key in keys {
+        stopped.append(event(key)).unwrap();
+    }
+    // As the kernel does when a process ends: the lock goes with the file's last descriptor.
+    stopped.path().to_path_buf()
+}
+
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -157,18 +167,13 @@ async fn the_file_is_emptied_only_once_all_it_holds_is_moved() {
 
 /// What a stopped process left in its journal (its lock gone with it) is moved into the inbox
 /// by a live one, a torn last line and an event older than the retention left out, and the
-/// file removed; a live process's file, and a
-/// file that is not a journal, are left alone.
+/// file removed; a live process's file, and a file that is not a journal, are left alone.
 #[tokio::test]
 async fn a_stopped_processs_journal_is_recovered_and_a_live_ones_left_alone() {
     let services = TestServices::new(config()).await;
     let store = services.svc.store.clone();
     let dir = dir_of(&services);
-    let stopped = JournalFile::create(&dir).unwrap();
-    stopped.append(event("a")).unwrap();
-    stopped.append(event("b")).unwrap();
-    let stopped_path = stopped.path().to_path_buf();
-    drop(stopped); // as the kernel does when a process ends: the lock goes
+    let stopped_path = left_by_a_stopped_process(&dir, &["a", "b"]);
     let mut torn = std::fs::OpenOptions::new()
         .append(true)
         .open(&stopped_path)
@@ -205,9 +210,7 @@ async fn a_starting_process_recovers_stopped_ones_journals_at_once() {
     let services = TestServices::new(config()).await;
     let store = services.svc.store.clone();
     let dir = dir_of(&services);
-    let stopped = JournalFile::create(&dir).unwrap();
-    stopped.append(event("left")).unwrap();
-    drop(stopped);
+    left_by_a_stopped_process(&dir, &["left"]);
     let moved = Arc::new(Notify::new());
     let journal = Journal::start(&dir, store.clone(), moved.clone(), DAY).unwrap();
     inbox_reaches(&services, &moved, 1).await;
