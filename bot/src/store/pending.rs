@@ -17,8 +17,15 @@ impl Pending {
         self.count.fetch_add(n, Ordering::AcqRel);
     }
 
+    /// `n` fewer pending (never below none: a count reset by a supervisor may meet a late `done`).
     pub(crate) fn done(&self, n: usize) {
-        if self.count.fetch_sub(n, Ordering::AcqRel) == n {
+        let before = self
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                Some(c.saturating_sub(n))
+            })
+            .unwrap_or_else(|c| c);
+        if before > 0 && before <= n {
             self.none.notify_waiters();
         }
     }
@@ -57,5 +64,27 @@ impl<'a> PendingGuard<'a> {
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         self.0.done(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A count reset while a caller still holds one (a supervisor's reset) stays at none when
+    /// that caller is done, rather than wrapping round to "almost all pending".
+    #[tokio::test]
+    async fn done_never_goes_below_none() {
+        let pending = Pending::default();
+        pending.add(2);
+        pending.done(pending.count());
+        pending.done(1);
+        assert_eq!(pending.count(), 0);
+        assert!(pending.none(Duration::from_secs(30)).await);
+        pending.add(1);
+        assert!(
+            !pending.none(Duration::from_millis(10)).await,
+            "one pending"
+        );
     }
 }

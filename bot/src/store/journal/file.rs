@@ -89,7 +89,12 @@ impl JournalFile {
             )));
         }
         let path = dir.join(format!("{name}.{EXTENSION}"));
-        fs::rename(&temporary, &path)?;
+        if let Err(e) = fs::rename(&temporary, &path) {
+            if let Err(removed) = fs::remove_file(&temporary) {
+                tracing::warn!(error = %removed, file = %temporary.display(), "could not remove a journal file that was never used");
+            }
+            return Err(e);
+        }
         Ok(Self {
             path,
             full,
@@ -143,6 +148,11 @@ impl JournalFile {
         state.written = written + line.len() as u64;
         state.queued.push(event);
         Ok(())
+    }
+
+    /// The file's length: it grows with each append (and drops to 0 when emptied).
+    pub fn written(&self) -> u64 {
+        self.lock().written
     }
 
     /// The events appended since the last call, in order, and the file's length after them.

@@ -19,6 +19,7 @@
 //! ack as before (`inbox_writer.rs`).
 
 mod file;
+mod mover;
 mod recover;
 #[cfg(test)]
 mod tests;
@@ -35,16 +36,13 @@ pub use recover::{Recovered, recover};
 
 use super::pending::Pending;
 use super::{NewEvent, Store};
+use mover::Mover;
 
 /// The most events one statement moves.
 pub(crate) const MAX_GROUP: usize = 128;
 
 /// How often a live process looks for stopped processes' journals.
 pub const RECOVER_EVERY: Duration = Duration::from_secs(10);
-
-/// Waits between attempts at a move the database refused, the first and the longest.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Whether any journal in `dir` holds events not yet moved into the inbox (by its length: a
 /// journal is emptied once all it holds is moved).
@@ -90,6 +88,17 @@ impl Journal {
         moved: Arc<Notify>,
         max_age: Duration,
     ) -> std::io::Result<Self> {
+        Self::start_recovering_every(dir, store, moved, max_age, RECOVER_EVERY)
+    }
+
+    /// [`Journal::start`], looking for stopped processes' journals every `recover_every`.
+    pub(crate) fn start_recovering_every(
+        dir: &Path,
+        store: Arc<dyn Store>,
+        moved: Arc<Notify>,
+        max_age: Duration,
+        recover_every: Duration,
+    ) -> std::io::Result<Self> {
         let file = Arc::new(JournalFile::create(dir)?);
         let unmoved = Arc::new(Pending::default());
         let ready = Arc::new(Notify::new());
@@ -101,6 +110,7 @@ impl Journal {
             moved,
             unmoved: unmoved.clone(),
             max_age,
+            recover_every,
         };
         tokio::spawn(mover.supervised(ready.clone(), stop.clone()));
         Ok(Self {
@@ -154,107 +164,5 @@ impl Journal {
     #[cfg(test)]
     pub(crate) fn file(&self) -> &JournalFile {
         &self.file
-    }
-}
-
-struct Mover {
-    file: Arc<JournalFile>,
-    dir: PathBuf,
-    store: Arc<dyn Store>,
-    moved: Arc<Notify>,
-    unmoved: Arc<Pending>,
-    max_age: Duration,
-}
-
-impl Mover {
-    /// Runs the mover; should it panic, the journal is closed (events are committed directly
-    /// from then on) and its file, which this process no longer holds, is recovered like a
-    /// stopped process's: nothing acknowledged stays behind.
-    async fn supervised(self, ready: Arc<Notify>, stop: CancellationToken) {
-        let this = Arc::new(self);
-        let ran = tokio::spawn(this.clone().run(ready, stop)).await;
-        let Err(e) = ran else {
-            return;
-        };
-        tracing::error!(error = %e, "the journal's mover stopped; storing events directly from now on");
-        if let Err(e) = this.file.close() {
-            tracing::warn!(error = %e, "could not close the journal");
-        }
-        let mut wait = RETRY_FIRST;
-        loop {
-            match recover(&this.dir, None, this.store.as_ref(), this.max_age).await {
-                Ok(_) => break,
-                Err(e) => tracing::error!(error = %e, "could not recover the journal; retrying"),
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(RETRY_MAX);
-        }
-        // Nothing more is appended once closed: what was counted is in the inbox now.
-        this.unmoved.done(this.unmoved.count());
-        this.moved.notify_one();
-    }
-
-    async fn run(self: Arc<Self>, ready: Arc<Notify>, stop: CancellationToken) {
-        let mut recovery = tokio::time::interval(RECOVER_EVERY);
-        recovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ready.notified() => self.move_queued(&stop).await,
-                // The first tick is at once: a process recovers what stopped ones left first.
-                _ = recovery.tick() => self.recover().await,
-                _ = stop.cancelled() => {
-                    self.move_queued(&stop).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Moves what was appended since the last move, retrying while the database refuses
-    /// (the events stay in the file meanwhile: durable whatever happens to this process).
-    async fn move_queued(&self, stop: &CancellationToken) {
-        let (events, upto) = self.file.take();
-        if events.is_empty() {
-            return;
-        }
-        for group in events.chunks(MAX_GROUP) {
-            let mut wait = RETRY_FIRST;
-            while let Err(e) = self.store.enqueue_many(group).await {
-                tracing::error!(error = %e, events = group.len(), "could not move journaled events into the inbox; retrying");
-                if stop.is_cancelled() {
-                    // Stopping: they stay in the file for the next process.
-                    return;
-                }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(RETRY_MAX);
-            }
-            self.moved.notify_one();
-        }
-        // Emptied before the events are counted as moved, so that a drain that finds none
-        // unmoved finds the file empty (and removes it).
-        match self.file.moved(upto) {
-            // Watchers of the inbox learn that the journal holds nothing more (tests' `settle`).
-            Ok(true) => self.store.inbox_touched(),
-            Ok(false) => {}
-            // The file keeps events already in the inbox; recovering them later finds them
-            // duplicates.
-            Err(e) => tracing::warn!(error = %e, "could not empty the journal"),
-        }
-        self.unmoved.done(events.len());
-    }
-
-    async fn recover(&self) {
-        match recover(
-            &self.dir,
-            Some(self.file.path()),
-            self.store.as_ref(),
-            self.max_age,
-        )
-        .await
-        {
-            Ok(r) if r.files > 0 => self.moved.notify_one(),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "could not recover stopped processes' journals"),
-        }
     }
 }

@@ -10,6 +10,9 @@ use std::time::Duration;
 use crate::store::{NewEvent, Store, StoreError};
 
 use super::MAX_GROUP;
+
+/// How much younger than the retention an event must be for recovery to move it.
+const PRUNE_MARGIN: Duration = Duration::from_secs(3600);
 use super::file::{EXTENSION, Journaled, decode};
 
 /// What one pass found.
@@ -33,15 +36,13 @@ pub async fn recover(
     store: &dyn Store,
     max_age: Duration,
 ) -> Result<Recovered, StoreError> {
-    let oldest = chrono::Utc::now().timestamp_millis()
-        - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
     let mut recovered = Recovered::default();
     let mut failed = None;
     for path in journals(dir).await? {
         if Some(path.as_path()) == own {
             continue;
         }
-        match recover_file(path, store, oldest).await {
+        match recover_file(path, store, max_age).await {
             Ok(Some(events)) => {
                 recovered.files += 1;
                 recovered.events += events;
@@ -62,13 +63,16 @@ pub async fn recover(
     }
 }
 
-/// Moves one file's events and removes it; how many events it held, `None` when a process holds
-/// it (or it is gone).
-async fn recover_file(
+/// Moves one file's events (those journaled less than `max_age` ago) and removes it; how many
+/// events it held, `None` when a process holds it (or it is gone).
+pub(super) async fn recover_file(
     path: PathBuf,
     store: &dyn Store,
-    oldest: i64,
+    max_age: Duration,
 ) -> Result<Option<usize>, StoreError> {
+    // An hour's margin: housekeeping may be pruning rows a retention old while this runs.
+    let oldest = chrono::Utc::now().timestamp_millis()
+        - i64::try_from(max_age.saturating_sub(PRUNE_MARGIN).as_millis()).unwrap_or(i64::MAX);
     let taken = tokio::task::spawn_blocking(move || take(&path))
         .await
         .map_err(|e| StoreError::Shared(format!("reading a journal: {e}")))?;
