@@ -10,10 +10,10 @@ use std::time::Duration;
 use crate::store::{NewEvent, Store, StoreError};
 
 use super::MAX_GROUP;
+use super::file::{EXTENSION, Journaled, decode};
 
 /// How much younger than the retention an event must be for recovery to move it.
 const PRUNE_MARGIN: Duration = Duration::from_secs(3600);
-use super::file::{EXTENSION, Journaled, decode};
 
 /// What one pass found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -73,10 +73,13 @@ pub(super) async fn recover_file(
     // An hour's margin: housekeeping may be pruning rows a retention old while this runs.
     let oldest = chrono::Utc::now().timestamp_millis()
         - i64::try_from(max_age.saturating_sub(PRUNE_MARGIN).as_millis()).unwrap_or(i64::MAX);
-    let taken = tokio::task::spawn_blocking(move || take(&path))
-        .await
-        .map_err(|e| StoreError::Shared(format!("reading a journal: {e}")))?;
-    let Some((file, path, journaled)) = taken? else {
+    let taken = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || take(&path)
+    })
+    .await
+    .map_err(|e| StoreError::Shared(format!("reading a journal: {e}")))?;
+    let Some((file, journaled)) = taken? else {
         return Ok(None);
     };
     let read = journaled.len();
@@ -117,7 +120,8 @@ async fn journals(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     .map_err(|e| StoreError::Shared(format!("listing journals: {e}")))?
 }
 
-type Taken = Option<(fs::File, PathBuf, Vec<Journaled>)>;
+/// The locked file (held until it is removed) and its events.
+type Taken = Option<(fs::File, Vec<Journaled>)>;
 
 /// Locks and reads a file, unless a process holds it (or it is gone: another process recovered
 /// it first).
@@ -143,7 +147,7 @@ fn take(path: &Path) -> Result<Taken, StoreError> {
     if unreadable > 0 {
         tracing::warn!(file = %path.display(), lines = unreadable, "skipped unreadable lines of a journal (a write torn by a crash)");
     }
-    Ok(Some((file, path.to_path_buf(), events)))
+    Ok(Some((file, events)))
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> StoreError {
